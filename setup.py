@@ -26,6 +26,7 @@ setup(
         "pyyaml>=6.0",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "tabulate>=0.9",
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={

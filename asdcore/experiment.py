@@ -1,0 +1,223 @@
+"""Run folders, configs, seeds and logging shared by both run scripts.
+
+Every run writes a new folder ``<out>/<year>/<experiment>/<timestamp>/`` holding ``config.yaml``,
+``run.log``, ``scores/<system>/`` (DCASE submission files), ``results.csv``, ``comparison.md``,
+``plots/`` and ``models/``. A folder is never reused, so nothing from an earlier run is overwritten,
+and every file is written atomically (to a temporary name, then renamed).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import logging
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from asdcore.errors import ASDError
+
+LOGGER_NAME = "asd"
+QUICK_BANNER = "QUICK MODE (reduced settings for a CPU; not the paper's settings)"
+
+
+def get_logger() -> logging.Logger:
+    """The project's logger: every module logs through it, the run folder adds a file handler."""
+    return logging.getLogger(LOGGER_NAME)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and Keras (and the back-end) from one number."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+    except ImportError:  # pragma: no cover - keras is a hard dependency, kept lazy for import speed
+        pass
+
+
+def atomic_write_text(path, text: str, overwrite: bool = False) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
+
+    Refuses to replace an existing file unless ``overwrite`` is true.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ASDError(f"{path}: exists already; refusing to overwrite an earlier result (choose a new --out)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_csv(frame, path, overwrite: bool = False, **to_csv_kwargs) -> Path:
+    """Write a DataFrame as CSV atomically (see :func:`atomic_write_text`)."""
+    to_csv_kwargs.setdefault("index", False)
+    return atomic_write_text(path, frame.to_csv(**to_csv_kwargs), overwrite=overwrite)
+
+
+def config_to_dict(config) -> dict:
+    """A dataclass config (possibly nested) as a plain dict for YAML."""
+    if dataclasses.is_dataclass(config):
+        return {k: config_to_dict(v) for k, v in dataclasses.asdict(config).items()}
+    if isinstance(config, dict):
+        return {k: config_to_dict(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [config_to_dict(v) for v in config]
+    if isinstance(config, Path):
+        return str(config)
+    if isinstance(config, np.generic):
+        return config.item()
+    return config
+
+
+def resolve_config(default, yaml_path=None, overrides: dict | None = None):
+    """Paper defaults <- optional YAML file <- command-line overrides (``None`` values are ignored).
+
+    Unknown keys raise an :class:`ASDError` naming them, so a typo never passes silently.
+    """
+    values = {}
+    if yaml_path is not None:
+        path = Path(yaml_path)
+        if not path.is_file():
+            raise ASDError(f"{path}: config file not found (give the path of a YAML file)")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ASDError(f"{path}: a config file must hold a mapping of setting: value")
+        values.update(loaded)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name for f in dataclasses.fields(default)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ASDError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    converted = {}
+    for field in dataclasses.fields(default):
+        if field.name in values:
+            value = values[field.name]
+            current = getattr(default, field.name)
+            if isinstance(current, tuple) and isinstance(value, list):
+                value = tuple(value)
+            converted[field.name] = value
+    return dataclasses.replace(default, **converted)
+
+
+class RunFolder:
+    """The folder of one run: ``<out_root>/<year>/<experiment>/<timestamp>/``.
+
+    Use :meth:`create`; the constructor only wraps an existing folder (for reading a finished run).
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, out_root, year, experiment: str, log_to_console: bool = True) -> "RunFolder":
+        base = Path(out_root) / str(year) / experiment
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        for attempt in range(1000):
+            name = stamp if attempt == 0 else f"{stamp}-{attempt}"
+            try:
+                (base / name).mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover
+            raise ASDError(f"{base}: could not create a new run folder")
+        run = cls(base / name)
+        run._attach_log(log_to_console)
+        return run
+
+    def _attach_log(self, log_to_console: bool) -> None:
+        logger = get_logger()
+        logger.setLevel(logging.INFO)
+        for handler in list(logger.handlers):
+            if getattr(handler, "_asd_run_handler", False):
+                logger.removeHandler(handler)
+                handler.close()
+        file_handler = logging.FileHandler(self.path / "run.log", encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        file_handler._asd_run_handler = True
+        logger.addHandler(file_handler)
+        if log_to_console and not any(getattr(h, "_asd_console", False) for h in logger.handlers):
+            console = logging.StreamHandler(sys.stdout)
+            console.setFormatter(logging.Formatter("%(message)s"))
+            console._asd_console = True
+            logger.addHandler(console)
+        logging.captureWarnings(True)
+        warnings_logger = logging.getLogger("py.warnings")
+        if file_handler not in warnings_logger.handlers:
+            warnings_logger.addHandler(file_handler)
+
+    def close(self) -> None:
+        """Detach this run's log file (the console handler stays)."""
+        for logger in (get_logger(), logging.getLogger("py.warnings")):
+            for handler in list(logger.handlers):
+                if getattr(handler, "_asd_run_handler", False):
+                    logger.removeHandler(handler)
+                    handler.close()
+
+    def file(self, *parts) -> Path:
+        """A path inside the run folder (parents created)."""
+        path = self.path.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def scores_dir(self, system: str) -> Path:
+        """``scores/<system>/``: one folder of DCASE submission files per evaluated system."""
+        path = self.path / "scores" / system
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_config(self, config: dict) -> Path:
+        return atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+    def write_text(self, name: str, text: str) -> Path:
+        return atomic_write_text(self.file(name), text)
+
+    def write_csv(self, name: str, frame, **kwargs) -> Path:
+        return atomic_write_csv(frame, self.file(name), **kwargs)
+
+
+# --- command-line plumbing shared by run_dcase2020.py and run_dcase2021.py ---------------------------
+
+def add_common_arguments(parser: argparse.ArgumentParser, ground_truth: bool = True) -> None:
+    """Flags every experiment takes: data, output, quick mode, seed, bad-file handling, cache."""
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="DCASE data root holding dev_data/ and/or eval_data/ (default: the built-in synthetic set)")
+    if ground_truth:
+        parser.add_argument("--ground-truth", type=Path, default=None,
+                            help="eval labels: 2020 eval_data_list.csv, 2021 folder of ground_truth_*.csv files")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="root of the run folders (default: runs)")
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced settings for a CPU (few epochs); every output says so")
+    parser.add_argument("--seed", type=int, default=0, help="one seed for Python, NumPy and Keras (default 0)")
+    parser.add_argument("--config", type=Path, default=None, help="YAML file overriding the paper's settings")
+    parser.add_argument("--skip-bad-files", action="store_true",
+                        help="skip unreadable recordings (one warning each, listed in bad_files.csv)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="feature and synthetic-data cache (default: $ASD_CACHE_DIR or ~/.cache/asd_reference)")
+    parser.add_argument("--synthetic-preset", default="quick",
+                        help="size of the generated synthetic data when no --data-root is given (default: quick)")
+
+
+def cache_root(explicit=None) -> Path:
+    """The cache folder: ``--cache-dir``, else ``$ASD_CACHE_DIR``, else ``~/.cache/asd_reference``."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get("ASD_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "asd_reference"

@@ -1,0 +1,566 @@
+"""Log-mel features, batched; on-disk cache; per-bin normalisation; crops and frame stacks.
+
+The reference front end is the one of the sub-cluster AdaCos code (REFERENCE.md section 3): 16 kHz,
+window 1024, hop 512, symmetric Hann window (``np.hanning``), centred STFT with reflect padding, power
+spectrum, 128-bin Slaney mel filterbank 0-8 kHz (``librosa.filters.mel(norm="slaney", htk=False)``),
+``10 * log10(max(S, 1e-10))``, and the last 313 frames kept for longer clips (313 x 128 for 10 s).
+Every parameter lives in :class:`LogMelConfig`, so the other front ends are one call away:
+
+- DCASE baseline / Fujimura AE: ``LogMelConfig(fmin=50, fmax=7800)`` then ``stack_frames(x, 5)``;
+- Fujimura SerialOE input: ``LogMelConfig(n_fft=2048, hop_length=256, n_mels=224, fmin=50, fmax=7800,
+  power=1.0, log=False, n_frames=None)`` (magnitude, no log, as the public SerialOE code).
+
+Computation (:func:`compute_logmel`): a batch of equal-length waves is reflect-padded, framed with a
+strided view (only the frames that are kept are materialised), windowed in float32, transformed with
+``scipy.fft.rfft`` (several workers), squared and multiplied by the mel basis.
+
+Cache layout (:func:`extract_features`)::
+
+    <cache_dir>/<prefix>-<config.key()>-ch<channel>/<h[:2]>/<h>.npy
+
+where ``h = sha1(absolute path | size | mtime_ns)`` is the file's identity, one float32 ``[frames, bins]``
+array per clip (160 KB for 313 x 128; the 40k clips of DCASE 2020 make 6.4 GB in 40k files spread over
+256 sub-folders). Files are written to a temporary name then ``os.replace``-d, so an interrupted run never
+leaves a half-written entry; a changed file (size or mtime) gets a new entry, a changed parameter a new
+folder. A second run only ``stat``-s the recordings and never opens them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from .audio import fit_length, load_audio
+from .errors import ASDError, AudioError
+
+__all__ = [
+    "LogMelConfig",
+    "FeatureSet",
+    "compute_logmel",
+    "extract_features",
+    "Normalizer",
+    "crops",
+    "segment_waveform",
+    "stack_frames",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped whenever the computation changes in a way that changes cached values.
+_ALGORITHM_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class LogMelConfig:
+    """Every parameter of the (log-)mel front end; defaults = sub-cluster AdaCos (REFERENCE.md section 3).
+
+    Attributes
+    ----------
+    sr : int
+        Sample rate the recordings are read at (resampled when different).
+    n_fft : int
+        FFT length (1024 = 64 ms at 16 kHz).
+    hop_length : int
+        Frame shift (512 = 32 ms).
+    win_length : int or None
+        Window length, centred inside ``n_fft`` as librosa does; None = ``n_fft``.
+    n_mels : int
+        Number of mel bins.
+    fmin, fmax : float
+        Mel filterbank band edges in Hz (``fmax`` None = ``sr / 2``).
+    window : str
+        ``"hann_symmetric"`` (``np.hanning``, the reference), or any ``scipy.signal.get_window`` name,
+        periodic, or ``"<name>_symmetric"`` for its symmetric form.
+    power : float
+        Exponent of the magnitude spectrum (2 = power, 1 = magnitude).
+    log : bool
+        ``10 * log10(max(S, floor))`` when True, the linear mel spectrum otherwise.
+    floor : float
+        Floor inside the log (1e-10 = -100 dB); keeps silent clips finite.
+    center : bool
+        Centre frames on ``t * hop_length`` by padding ``n_fft // 2`` on both sides.
+    pad_mode : str
+        ``numpy.pad`` mode of the centre padding ("reflect" pinned, see REFERENCE.md section 8).
+    n_frames : int or None
+        Keep the last ``n_frames`` frames (313 = 10 s); shorter clips are repeat-padded first
+        (:func:`asdcore.audio.fit_length`). None keeps all frames.
+    mel_norm : str or None
+        ``norm`` of ``librosa.filters.mel`` ("slaney" = area normalisation).
+    htk : bool
+        HTK mel scale instead of Slaney's.
+    """
+
+    sr: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 512
+    win_length: int | None = None
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = 8000.0
+    window: str = "hann_symmetric"
+    power: float = 2.0
+    log: bool = True
+    floor: float = 1e-10
+    center: bool = True
+    pad_mode: str = "reflect"
+    n_frames: int | None = 313
+    mel_norm: str | None = "slaney"
+    htk: bool = False
+
+    def __post_init__(self):
+        win = self.n_fft if self.win_length is None else self.win_length
+        if self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
+            raise ASDError("LogMelConfig: n_fft, hop_length and n_mels must be positive integers")
+        if not 0 < win <= self.n_fft:
+            raise ASDError(f"LogMelConfig: win_length {win} must be between 1 and n_fft={self.n_fft}")
+        fmax = self.sr / 2 if self.fmax is None else self.fmax
+        if not 0 <= self.fmin < fmax <= self.sr / 2:
+            raise ASDError(
+                f"LogMelConfig: need 0 <= fmin < fmax <= sr/2, got fmin={self.fmin}, fmax={self.fmax}, "
+                f"sr={self.sr}; lower fmax or raise sr"
+            )
+        if self.n_frames is not None and self.n_frames <= 0:
+            raise ASDError("LogMelConfig: n_frames must be positive or None")
+        if self.log and not self.floor > 0:
+            raise ASDError("LogMelConfig: floor must be > 0 when log=True")
+
+    def key(self) -> str:
+        """Stable 16-hex-digit hash of every field (and the algorithm version); names cache folders."""
+        fields = dataclasses.asdict(self)
+        fields["_version"] = _ALGORITHM_VERSION
+        text = json.dumps(fields, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def frames_for(self, n_samples: int) -> int:
+        """Number of STFT frames of a wave of ``n_samples`` samples (before ``n_frames`` is applied)."""
+        if self.center:
+            return 1 + n_samples // self.hop_length
+        return max(0, 1 + (n_samples - self.n_fft) // self.hop_length)
+
+    def min_samples(self) -> int | None:
+        """Fewest samples giving ``n_frames`` frames (None when ``n_frames`` is None)."""
+        if self.n_frames is None:
+            return None
+        if self.center:
+            return (self.n_frames - 1) * self.hop_length
+        return self.n_fft + (self.n_frames - 1) * self.hop_length
+
+
+@functools.lru_cache(maxsize=16)
+def _window(name: str, win_length: int, n_fft: int) -> np.ndarray:
+    if name.endswith("_symmetric"):
+        w = scipy.signal.get_window(name[: -len("_symmetric")], win_length, fftbins=False)
+    else:
+        w = scipy.signal.get_window(name, win_length, fftbins=True)
+    if win_length < n_fft:
+        left = (n_fft - win_length) // 2
+        w = np.pad(w, (left, n_fft - win_length - left))
+    w = w.astype(np.float32)
+    w.setflags(write=False)
+    return w
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_basis_t(sr, n_fft, n_mels, fmin, fmax, htk, norm) -> np.ndarray:
+    import librosa
+
+    basis = librosa.filters.mel(
+        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm, dtype=np.float32
+    )
+    basis_t = np.ascontiguousarray(basis.T)  # [1 + n_fft // 2, n_mels]
+    basis_t.setflags(write=False)
+    return basis_t
+
+
+def compute_logmel(waves: np.ndarray, config: LogMelConfig = LogMelConfig(), workers: int | None = None):
+    """(Log-)mel spectrograms of a batch of equal-length waves.
+
+    ``S[t, m] = sum_k M[m, k] |FFT(w * x_t)[k]|^power``, ``X = 10 log10(max(S, floor))`` (REFERENCE.md
+    section 3), with ``x_t`` the frame ``t`` of the (centre-padded) wave, ``w`` the window and ``M`` the
+    mel basis of ``librosa.filters.mel``; equal to ``librosa.feature.melspectrogram`` with the same
+    settings followed by the same log.
+
+    Parameters
+    ----------
+    waves : numpy.ndarray
+        ``[n, samples]`` (a 1-D wave counts as one clip).
+    config : LogMelConfig
+    workers : int, optional
+        ``scipy.fft`` workers; default ``os.cpu_count()``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[n, frames, n_mels]``; ``frames = config.n_frames`` (last frames kept; shorter waves
+        repeat-padded) or all frames when ``n_frames`` is None.
+    """
+    waves = np.asarray(waves, dtype=np.float32)
+    if waves.ndim == 1:
+        waves = waves[None]
+    if waves.ndim != 2:
+        raise ValueError(f"waves must be [n, samples], got shape {waves.shape}")
+    c = config
+    if c.n_frames is not None and waves.shape[1] < c.min_samples():
+        waves = fit_length(waves, c.min_samples())
+    if c.center:
+        pad = c.n_fft // 2
+        padded = np.pad(waves, ((0, 0), (pad, pad)), mode=c.pad_mode)
+    else:
+        padded = waves
+    total = c.frames_for(waves.shape[1])
+    if total <= 0:
+        raise ValueError(f"waves of {waves.shape[1]} samples are shorter than n_fft={c.n_fft}")
+    first = 0 if c.n_frames is None else total - c.n_frames
+    n_keep = total - first
+    frames = np.lib.stride_tricks.sliding_window_view(padded, c.n_fft, axis=1)[
+        :, first * c.hop_length :: c.hop_length
+    ][:, :n_keep]
+    window = _window(c.window, c.n_fft if c.win_length is None else c.win_length, c.n_fft)
+    spec = scipy.fft.rfft(frames * window, axis=-1, workers=workers or os.cpu_count() or 1)
+    mag2 = spec.real * spec.real
+    mag2 += spec.imag * spec.imag
+    del spec
+    if c.power == 2.0:
+        mag = mag2
+    elif c.power == 1.0:
+        mag = np.sqrt(mag2, out=mag2)
+    else:
+        mag = np.power(mag2, c.power / 2.0, out=mag2)
+    basis_t = _mel_basis_t(c.sr, c.n_fft, c.n_mels, float(c.fmin), c.fmax, c.htk, c.mel_norm)
+    mel = np.matmul(mag, basis_t)
+    if c.log:
+        np.maximum(mel, np.float32(c.floor), out=mel)
+        np.log10(mel, out=mel)
+        mel *= np.float32(10.0)
+    return mel.astype(np.float32, copy=False)
+
+
+@dataclasses.dataclass
+class FeatureSet:
+    """Result of :func:`extract_features`.
+
+    Attributes
+    ----------
+    features : numpy.ndarray
+        float32 ``[n_kept, frames, bins]``, rows in table order.
+    kept : numpy.ndarray
+        bool mask over the table rows (False = skipped bad file); ``table[kept]`` matches ``features``.
+    bad_files : list of (str, str)
+        ``(path, reason)`` of skipped files.
+    """
+
+    features: np.ndarray
+    kept: np.ndarray
+    bad_files: list
+
+
+def _identity(path: str) -> str:
+    st = os.stat(path)
+    return hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+
+
+def _atomic_save(path: str, array: np.ndarray) -> None:
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _cache_folder(cache_dir, config, channel) -> str:
+    prefix = "logmel" if config.log else "mel"
+    return os.path.join(os.path.abspath(os.fspath(cache_dir)), f"{prefix}-{config.key()}-ch{channel}")
+
+
+def _load_cached(path: str):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # damaged entry: recompute
+        return None
+
+
+def extract_features(
+    table,
+    config: LogMelConfig = LogMelConfig(),
+    cache_dir=None,
+    skip_bad_files: bool = False,
+    channel: int = 0,
+    progress: bool = True,
+    batch_size: int = 32,
+    n_threads: int | None = None,
+) -> FeatureSet:
+    """Features of every clip of a clip table, batched, optionally cached on disk.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or sequence of paths
+        The clip table (its ``path`` column is used) or the paths themselves.
+    config : LogMelConfig
+    cache_dir : str or os.PathLike, optional
+        Cache root (layout in the module docstring); None disables the cache.
+    skip_bad_files : bool
+        False: a bad recording raises :class:`asdcore.errors.AudioError`. True: it is skipped with one
+        warning line, left out of ``features`` and listed in ``bad_files``.
+    channel : int
+        Channel read from multi-channel files.
+    progress : bool
+        Show a tqdm progress bar (clips).
+    batch_size : int
+        Clips read and transformed together.
+    n_threads : int, optional
+        Threads for reading audio and cache files; default ``min(8, os.cpu_count())``.
+
+    Returns
+    -------
+    FeatureSet
+    """
+    paths = list(table["path"]) if hasattr(table, "columns") else list(table)
+    paths = [os.path.abspath(os.fspath(p)) for p in paths]
+    n = len(paths)
+    n_threads = n_threads or min(8, os.cpu_count() or 1)
+    folder = None if cache_dir is None else _cache_folder(cache_dir, config, channel)
+
+    results: list = [None] * n
+    reasons: dict[int, str] = {}
+    entries: list = [None] * n
+    todo = []
+    if folder is not None:
+        for i, p in enumerate(paths):
+            try:
+                h = _identity(p)
+            except OSError:
+                todo.append(i)  # load_audio reports the missing file
+                continue
+            entries[i] = os.path.join(folder, h[:2], h + ".npy")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="features", unit="clip")
+
+    n_padded = 0
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        if folder is not None:
+            cached_idx = [i for i in range(n) if entries[i] is not None and os.path.exists(entries[i])]
+            for i, arr in zip(cached_idx, pool.map(lambda i: _load_cached(entries[i]), cached_idx)):
+                results[i] = arr
+            todo = [i for i in range(n) if results[i] is None]
+            if bar is not None:
+                bar.update(n - len(todo))
+        else:
+            todo = list(range(n))
+
+        def _read(i):
+            try:
+                return load_audio(paths[i], sr=config.sr, channel=channel)
+            except AudioError as exc:
+                return exc
+
+        writes = []
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            waves = {}
+            for i, w in zip(chunk, pool.map(_read, chunk)):
+                if isinstance(w, AudioError):
+                    if not skip_bad_files:
+                        raise w
+                    reasons[i] = w.reason
+                    logger.warning("skipping bad file %s: %s", paths[i], w.reason)
+                else:
+                    waves[i] = w
+            by_length: dict[int, list] = {}
+            for i, w in waves.items():
+                by_length.setdefault(len(w), []).append(i)
+            for length, idx in by_length.items():
+                if config.n_frames is not None and length < config.min_samples():
+                    n_padded += len(idx)
+                feats = compute_logmel(np.stack([waves[i] for i in idx]), config)
+                for j, i in enumerate(idx):
+                    results[i] = feats[j]
+                    if entries[i] is not None:
+                        writes.append(pool.submit(_atomic_save, entries[i], feats[j]))
+            if bar is not None:
+                bar.update(len(chunk))
+        for fut in writes:
+            fut.result()
+    if bar is not None:
+        bar.close()
+    if n_padded:
+        logger.warning(
+            "%d clip(s) shorter than %d samples were repeat-padded (asdcore.audio.fit_length)",
+            n_padded,
+            config.min_samples(),
+        )
+
+    kept = np.array([i not in reasons for i in range(n)], dtype=bool)
+    arrays = [results[i] for i in range(n) if kept[i]]
+    if arrays:
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise ASDError(
+                f"clips give different frame counts {sorted(shapes)[:3]}; set LogMelConfig.n_frames "
+                "(e.g. 313) to keep the same number of frames of every clip"
+            )
+        features = np.empty((len(arrays),) + arrays[0].shape, dtype=np.float32)
+        for j, a in enumerate(arrays):
+            features[j] = a
+    else:
+        frames = config.n_frames or 0
+        features = np.empty((0, frames, config.n_mels), dtype=np.float32)
+    bad_files = [(paths[i], reasons[i]) for i in sorted(reasons)]
+    return FeatureSet(features=features, kept=kept, bad_files=bad_files)
+
+
+class Normalizer:
+    """Per-bin standardisation ``(x - mean_b) / std_b`` (REFERENCE.md section 3).
+
+    ``mean_b`` and ``std_b`` are the mean and (population) standard deviation of bin ``b`` over every
+    frame of every clip given to :meth:`fit` (sub-cluster AdaCos: all training clips of all machine
+    types). Standard deviations below ``eps`` are replaced by 1 so constant bins stay finite.
+    """
+
+    def __init__(self, mean=None, std=None, eps: float = 1e-8):
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.std = None if std is None else np.asarray(std, dtype=np.float64)
+        self.eps = float(eps)
+
+    def fit(self, features, chunk: int = 1024) -> "Normalizer":
+        """Estimate mean/std over all axes but the last (bins); float64 sums in chunks of clips."""
+        x = np.asarray(features)
+        bins = x.shape[-1]
+        x = x.reshape(x.shape[0], -1, bins) if x.ndim >= 2 else x.reshape(1, -1, 1)
+        count = x.shape[0] * x.shape[1]
+        if count == 0:
+            raise ASDError("Normalizer.fit: no frames given; check that the training table is not empty")
+        total = np.zeros(bins)
+        for s in range(0, x.shape[0], chunk):
+            total += x[s : s + chunk].sum(axis=(0, 1), dtype=np.float64)
+        mean = total / count
+        sq = np.zeros(bins)
+        for s in range(0, x.shape[0], chunk):
+            d = x[s : s + chunk].astype(np.float64) - mean
+            sq += (d * d).sum(axis=(0, 1))
+        std = np.sqrt(sq / count)
+        self.mean, self.std = mean, np.where(std < self.eps, 1.0, std)
+        return self
+
+    def transform(self, features) -> np.ndarray:
+        """Standardised float32 copy of ``features`` (last axis = bins)."""
+        if self.mean is None:
+            raise ASDError("Normalizer.transform called before fit; call fit or Normalizer.load first")
+        x = np.asarray(features, dtype=np.float32)
+        return ((x - self.mean.astype(np.float32)) / self.std.astype(np.float32)).astype(np.float32)
+
+    def fit_transform(self, features) -> np.ndarray:
+        return self.fit(features).transform(features)
+
+    def save(self, path) -> None:
+        """Write ``mean``, ``std`` and ``eps`` to an ``.npz`` file (atomically)."""
+        if self.mean is None:
+            raise ASDError("Normalizer.save called before fit")
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, mean=self.mean, std=self.std, eps=np.float64(self.eps))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "Normalizer":
+        with np.load(os.fspath(path)) as d:
+            return cls(mean=d["mean"], std=d["std"], eps=float(d["eps"]))
+
+
+def _even_starts(length: int, size: int, count: int, what: str) -> np.ndarray:
+    if length < size:
+        raise ASDError(f"{what}: input of length {length} is shorter than one crop ({size}); use shorter crops")
+    return np.round(np.linspace(0, length - size, count)).astype(np.int64)
+
+
+def crops(features, n_crops: int = 10, crop_frames: int = 256) -> np.ndarray:
+    """Evenly spaced, overlapping crops along time (Kuroyanagi et al.: 10 crops of 256 frames, scores
+    averaged; REFERENCE.md section 3).
+
+    Crop ``c`` starts at frame ``round(c * (frames - crop_frames) / (n_crops - 1))`` (first crop at the
+    start, last crop at the end; for 313 frames the starts are 0, 6, 13, ..., 57).
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        ``[n, frames, bins]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n, n_crops, crop_frames, bins]`` (a copy).
+    """
+    x = np.asarray(features)
+    starts = _even_starts(x.shape[1], crop_frames, n_crops, "crops")
+    idx = starts[:, None] + np.arange(crop_frames)[None, :]
+    return x[:, idx]
+
+
+def segment_waveform(wave, sr: int = 16000, seconds: float = 4.0, n_segments: int = 7) -> np.ndarray:
+    """Evenly spaced overlapping waveform segments (Fujimura et al.: inference on seven 4 s crops with
+    75 % overlap of a 10 s clip, scores averaged; REFERENCE.md section 3).
+
+    Segment ``s`` starts at sample ``round(s * (samples - L) / (n_segments - 1))`` with
+    ``L = round(seconds * sr)``; for 10 s at 16 kHz the starts are 0, 1, ..., 6 s (hop 1 s = 25 % of 4 s).
+
+    Parameters
+    ----------
+    wave : numpy.ndarray
+        ``[samples]`` or ``[n, samples]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n_segments, L]`` or ``[n, n_segments, L]``.
+    """
+    x = np.asarray(wave)
+    seg = int(round(seconds * sr))
+    starts = _even_starts(x.shape[-1], seg, n_segments, "segment_waveform")
+    idx = starts[:, None] + np.arange(seg)[None, :]
+    return x[..., idx]
+
+
+def stack_frames(features, context: int = 5) -> np.ndarray:
+    """Concatenate ``context`` consecutive frames (DCASE 2020/2021 baselines and Fujimura AE: 5 frames of
+    128 bins = 640 values; REFERENCE.md section 3).
+
+    Output vector ``t`` is ``[x[t], x[t+1], ..., x[t+context-1]]`` (frame-major, as the baseline's
+    ``vector_array[:, bins*k : bins*(k+1)] = log_mel[:, k : k+n_vectors].T``).
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        ``[n, frames, bins]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n, frames - context + 1, context * bins]``.
+    """
+    x = np.asarray(features)
+    n, frames, bins = x.shape
+    if frames < context:
+        raise ASDError(f"stack_frames: {frames} frames are fewer than context={context}")
+    view = np.lib.stride_tricks.sliding_window_view(x, context, axis=1)  # [n, F', bins, context]
+    return np.ascontiguousarray(view.transpose(0, 1, 3, 2)).reshape(n, frames - context + 1, context * bins)
