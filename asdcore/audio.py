@@ -45,6 +45,11 @@ logger = logging.getLogger(__name__)
 _SKIP_HINT = "re-extract or re-download it, or pass --skip-bad-files to skip such files"
 
 
+# Integer subtypes read as integers and scaled by 2**-(bits-1) here: bit-identical to libsndfile's own float
+# conversion (int16 and 24-bit values left-aligned in int32 are exact in float32; the scale is a power of 2).
+_INT_READ = {"PCM_16": ("int16", 2.0**-15), "PCM_24": ("int32", 2.0**-31)}
+
+
 class ResampleWarning(UserWarning):
     """A recording had another sample rate than requested and was resampled."""
 
@@ -138,7 +143,13 @@ def load_audio(path, sr: int = 16000, channel: int = 0) -> np.ndarray:
                 )
             if n_frames == 0:
                 raise AudioError(path, f"contains no audio samples (header only); {_SKIP_HINT}")
-            data = f.read(dtype="float32", always_2d=True)
+            if f.subtype in _INT_READ:  # exact and ~3x faster than libsndfile's float conversion
+                dtype, scale = _INT_READ[f.subtype]
+                raw = f.read(dtype=dtype, always_2d=True)[:, channel]
+                data = raw.astype(np.float32)
+                data *= np.float32(scale)
+            else:
+                data = f.read(dtype="float32", always_2d=True)[:, channel]
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
@@ -146,7 +157,7 @@ def load_audio(path, sr: int = 16000, channel: int = 0) -> np.ndarray:
         raise AudioError(path, f"not a readable audio file ({msg}); {_SKIP_HINT}") from None
     if data.shape[0] == 0:
         raise AudioError(path, f"contains no audio samples; {_SKIP_HINT}")
-    wave = np.ascontiguousarray(data[:, channel])
+    wave = np.ascontiguousarray(data)
     if not np.isfinite(wave).all():
         raise AudioError(path, f"contains NaN or infinite samples; {_SKIP_HINT}")
     if file_sr != sr:

@@ -1,8 +1,8 @@
 """The command-line front shared by ``run_dcase2020.py`` and ``run_dcase2021.py``.
 
-Each sub-command is a module with ``add_arguments(parser)`` and ``run(args) -> int``; modules import
-TensorFlow lazily, so ``--help`` stays fast. Errors of bad input (:class:`ASDError`) are printed as one
-line, never as a traceback.
+Each sub-command is a module with ``add_arguments(parser, year)`` and ``run(args) -> int``. Only the
+chosen command's module is imported, and modules import TensorFlow lazily, so ``--help`` stays fast.
+Errors of bad input (:class:`ASDError`) are printed as one line, never as a traceback.
 """
 from __future__ import annotations
 
@@ -18,22 +18,25 @@ def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description
 
     commands : name -> (module path, one-line help)
     """
-    parser = argparse.ArgumentParser(prog=f"run_dcase{year}.py", description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = {}
-    for name, (module_path, help_text) in commands.items():
-        module = importlib.import_module(module_path)
-        command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(command_parser, year)
-        modules[name] = module
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = f"run_dcase{year}.py"
+    top = argparse.ArgumentParser(prog=prog, description=description,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("command", choices=list(commands), metavar="COMMAND",
+                     help="one of: " + ", ".join(commands))
+    top.add_argument("arguments", nargs=argparse.REMAINDER, help="the command's own flags (COMMAND --help)")
+    if not argv or argv[0] not in commands:
+        top.parse_args(argv)  # prints help or the usage error and exits
         return 2
-    args.year = year
+    name = argv[0]
+    module_path, help_text = commands[name]
+    module = importlib.import_module(module_path)
+    parser = argparse.ArgumentParser(prog=f"{prog} {name}", description=help_text)
+    module.add_arguments(parser, year)
+    args = parser.parse_args(argv[1:])
+    args.command, args.year = name, year
     try:
-        return int(modules[args.command].run(args) or 0)
+        return int(module.run(args) or 0)
     except ASDError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

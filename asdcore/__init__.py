@@ -1,0 +1,1 @@
+"""Shared core of the anomalous sound detection reference implementations: data in, numbers out."""

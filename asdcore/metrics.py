@@ -1,0 +1,381 @@
+"""Evaluation as the DCASE task 2 organisers compute it: AUC, pAUC, means, confidence intervals.
+
+Conventions (REFERENCE.md section 2, and the organisers' evaluators ``dcase2020_task2_evaluator`` and
+``dcase2021_task2_evaluator``):
+
+- Positive class = anomaly; a higher score means more anomalous.
+- AUC is the ROC AUC; pAUC is scikit-learn's ``roc_auc_score(..., max_fpr=0.1)``, i.e. the partial area
+  under the ROC curve up to FPR ``p = 0.1`` standardised with McClish's correction (chance level 0.5,
+  perfect 1.0), *not* the raw partial area.
+- DCASE 2020: one AUC/pAUC per machine ID; per machine type the arithmetic mean over its IDs.
+- DCASE 2021: one AUC/pAUC per (machine type, section, domain), each computed on the test clips of that
+  section *and that domain only* (the ``anomaly_score_<type>_section_XX_<domain>_test.csv`` file against the
+  ``ground_truth_<type>_section_XX_<domain>_test.csv`` file of the same domain). Source and target AUCs are
+  therefore reported separately for every section, as the 2021 evaluator does. Per machine type the
+  harmonic mean over sections and domains; the official score is the harmonic mean of all AUC and pAUC
+  values together (Kawaguchi et al. 2021, "Description and discussion on DCASE 2021 challenge task 2").
+  Values are floored at machine epsilon before a harmonic mean, as in the 2021 evaluator.
+- Precision, recall and F1 from 0/1 decisions as the 2021 evaluator: ``tp / max(tp + fp, eps)`` etc.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+from asdcore.errors import ASDError
+
+__all__ = [
+    "EPS",
+    "auc",
+    "pauc",
+    "arithmetic_mean",
+    "harmonic_mean",
+    "hanley_mcneil_se",
+    "hanley_mcneil_ci",
+    "precision_recall_f1",
+    "evaluate_clips",
+    "summarize",
+    "official_score",
+]
+
+#: Floor applied before harmonic means and in precision/recall/F1 denominators (``sys.float_info.epsilon``,
+#: identical to ``np.finfo(float).eps``), as in the DCASE 2021 evaluator.
+EPS = sys.float_info.epsilon
+
+_UNIT_KEYS = ["part", "machine_type", "unit", "domain"]
+
+
+def _binary_labels(y_true, where: str = "") -> np.ndarray:
+    """Labels as a boolean array (True = anomaly).
+
+    Accepts "normal"/"anomaly" strings, booleans or 0/1 numbers. Raises ``ASDError`` for anything else,
+    and when only one class is present (AUC is undefined then).
+    """
+    y = np.asarray(y_true)
+    if y.ndim != 1 or y.size == 0:
+        raise ASDError(f"{where or 'labels'}: expected a non-empty 1-d list of labels, got shape {y.shape}")
+    if y.dtype.kind in "OUS":
+        values = set(np.unique(y.astype(str)).tolist())
+        bad = values - {"normal", "anomaly"}
+        if bad:
+            raise ASDError(f"{where or 'labels'}: labels must be 'normal' or 'anomaly', found {sorted(bad)[:3]}"
+                           " (clips without ground truth cannot be evaluated: pass the ground-truth files)")
+        out = y.astype(str) == "anomaly"
+    elif y.dtype.kind == "b":
+        out = y.astype(bool)
+    else:
+        yf = y.astype(float)
+        if not np.all(np.isin(yf, (0.0, 1.0))):
+            raise ASDError(f"{where or 'labels'}: numeric labels must be 0 (normal) or 1 (anomaly)")
+        out = yf == 1.0
+    if out.all() or not out.any():
+        only = "anomaly" if out.all() else "normal"
+        raise ASDError(f"{where or 'labels'}: all {out.size} clips are labelled {only}; AUC needs both normal "
+                       "and anomalous test clips (check the ground truth and the test folder)")
+    return out
+
+
+def _scores(scores, n: int, where: str = "") -> np.ndarray:
+    s = np.asarray(scores, dtype=float)
+    if s.ndim != 1 or s.size != n:
+        raise ASDError(f"{where or 'scores'}: {s.size} scores for {n} labels; give one score per clip")
+    if not np.all(np.isfinite(s)):
+        raise ASDError(f"{where or 'scores'}: {int((~np.isfinite(s)).sum())} scores are NaN or infinite; "
+                       "fix the scoring step (every test clip needs a finite anomaly score)")
+    return s
+
+
+def auc(y_true, scores) -> float:
+    """Area under the ROC curve (anomaly = positive class, higher score = more anomalous).
+
+    Parameters
+    ----------
+    y_true : array-like
+        "normal"/"anomaly" strings, booleans or 0/1 (1 = anomaly).
+    scores : array-like of float
+        Anomaly scores, one per clip.
+
+    Returns
+    -------
+    float
+        AUC in [0, 1]. Ties count one half.
+    """
+    y = _binary_labels(y_true)
+    s = _scores(scores, y.size)
+    return float(roc_auc_score(y, s))
+
+
+def pauc(y_true, scores, max_fpr: float = 0.1) -> float:
+    """Official DCASE partial AUC: McClish-standardised partial area up to ``max_fpr``.
+
+    Equals ``sklearn.metrics.roc_auc_score(y_true, scores, max_fpr=max_fpr)``: with ``A_p`` the raw area
+    under the ROC curve for FPR in [0, p] (ROC linearly interpolated at FPR = p),
+
+        pAUC = 0.5 * (1 + (A_p - p**2 / 2) / (p - p**2 / 2)),
+
+    so chance level gives 0.5 and a perfect detector 1.0 (McClish 1989; DCASE 2020/2021 task 2).
+    """
+    if not 0.0 < max_fpr <= 1.0:
+        raise ASDError(f"max_fpr={max_fpr}: must lie in (0, 1]")
+    y = _binary_labels(y_true)
+    s = _scores(scores, y.size)
+    return float(roc_auc_score(y, s, max_fpr=max_fpr))
+
+
+def _values(values, where: str) -> np.ndarray:
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size == 0:
+        raise ASDError(f"{where}: no values to average")
+    if np.isnan(v).any():
+        raise ASDError(f"{where}: {int(np.isnan(v).sum())} values are NaN; evaluate every unit first")
+    return v
+
+
+def arithmetic_mean(values) -> float:
+    """Plain mean (DCASE 2020 per-type averages, the 2021 evaluator's "arithmetic mean" rows)."""
+    return float(np.mean(_values(values, "arithmetic_mean")))
+
+
+def harmonic_mean(values) -> float:
+    """Harmonic mean ``n / sum(1 / max(v, eps))`` with values floored at machine epsilon.
+
+    The floor (``np.finfo(float).eps``) mirrors the DCASE 2021 evaluator, which calls
+    ``scipy.stats.hmean(np.maximum(values, sys.float_info.epsilon))``; a zero value therefore drives the mean
+    towards zero instead of raising.
+    """
+    v = np.maximum(_values(values, "harmonic_mean"), EPS)
+    return float(v.size / np.sum(1.0 / v))
+
+
+def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUC (Hanley & McNeil 1982, eq. 2).
+
+    With ``A`` the AUC, ``n_a = n_pos`` anomalous and ``n_n = n_neg`` normal clips,
+    ``Q1 = A / (2 - A)``, ``Q2 = 2 A**2 / (1 + A)``:
+
+        SE**2 = (A (1 - A) + (n_a - 1)(Q1 - A**2) + (n_n - 1)(Q2 - A**2)) / (n_a n_n).
+    """
+    a = float(auc)
+    if not 0.0 <= a <= 1.0:
+        raise ASDError(f"auc={a}: an AUC must lie in [0, 1]")
+    if int(n_pos) < 1 or int(n_neg) < 1:
+        raise ASDError(f"n_pos={n_pos}, n_neg={n_neg}: need at least one anomalous and one normal clip")
+    n_a, n_n = int(n_pos), int(n_neg)
+    q1 = a / (2.0 - a)
+    q2 = 2.0 * a * a / (1.0 + a)
+    var = (a * (1.0 - a) + (n_a - 1) * (q1 - a * a) + (n_n - 1) * (q2 - a * a)) / (n_a * n_n)
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def hanley_mcneil_ci(auc: float, n_pos: int, n_neg: int, z: float = 1.96) -> tuple[float, float]:
+    """Confidence interval ``A -/+ z * SE`` of an AUC (Hanley & McNeil 1982); 95 % for ``z = 1.96``.
+
+    Kuroyanagi et al. report AUCs as ``A +/- z * SE`` (their Table II). The bounds are clipped to [0, 1].
+
+    Returns
+    -------
+    (low, high) : tuple of float
+    """
+    se = hanley_mcneil_se(auc, n_pos, n_neg)
+    a = float(auc)
+    return float(max(0.0, a - z * se)), float(min(1.0, a + z * se))
+
+
+def precision_recall_f1(y_true, decisions) -> tuple[float, float, float]:
+    """Precision, recall and F1 of 0/1 decisions (1 = anomalous), as the DCASE 2021 evaluator.
+
+    ``precision = tp / max(tp + fp, eps)``, ``recall = tp / max(tp + fn, eps)``,
+    ``F1 = 2 P R / max(P + R, eps)``.
+    """
+    y = _binary_labels(y_true)
+    d = np.asarray(decisions, dtype=float)
+    if d.shape != y.shape:
+        raise ASDError(f"{d.size} decisions for {y.size} labels; give one 0/1 decision per clip")
+    if not np.all(np.isin(d, (0.0, 1.0))):
+        raise ASDError("decisions must be 0 (normal) or 1 (anomalous)")
+    tn, fp, fn, tp = confusion_matrix(y, d == 1.0, labels=[False, True]).ravel()
+    precision = tp / max(tp + fp, EPS)
+    recall = tp / max(tp + fn, EPS)
+    f1 = 2.0 * precision * recall / max(precision + recall, EPS)
+    return float(precision), float(recall), float(f1)
+
+
+def evaluate_clips(table: pd.DataFrame, score_column: str = "score", decision_column: str | None = None,
+                   max_fpr: float = 0.1, z: float = 1.96) -> pd.DataFrame:
+    """AUC, pAUC (and decisions' precision/recall/F1) per evaluation unit.
+
+    A unit is (part, machine type, unit, domain): a machine ID in 2020 (domain ""), a section and domain in
+    2021, where AUC and pAUC use only the test clips of that domain (DCASE 2021 evaluator). Only rows with
+    ``split == "test"`` are used. Units whose scores are all missing (NaN) are skipped, so a table holding
+    dev and eval clips can be evaluated when only one part was scored; a unit with some scores missing, or
+    with clips labelled "unknown", raises ``ASDError``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The clip table (``machine_type, unit, domain, split, label`` and ``score_column``; ``part`` and
+        ``file`` when present).
+    score_column : str
+        Column with anomaly scores (higher = more anomalous).
+    decision_column : str, optional
+        Column with 0/1 decisions; adds ``precision, recall, f1``.
+    max_fpr : float
+        pAUC range (0.1 in both challenges).
+    z : float
+        Normal quantile of the AUC confidence interval (1.96: 95 %).
+
+    Returns
+    -------
+    DataFrame
+        One row per unit: ``part, machine_type, unit, domain, auc, pauc, n_normal, n_anomaly, auc_ci_low,
+        auc_ci_high`` (+ ``precision, recall, f1``), values as fractions in [0, 1], sorted by
+        (part, machine_type, domain, unit) like the 2021 evaluator (all sections of the source domain, then
+        the target domain).
+    """
+    required = ["machine_type", "unit", "split", "label", score_column]
+    if decision_column is not None:
+        required.append(decision_column)
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ASDError(f"evaluate_clips: the table lacks columns {missing}; attach scores first "
+                       "(asdcore.submission.attach_scores)")
+    test = table[table["split"] == "test"].copy()
+    for column in ("part", "domain"):
+        if column not in test.columns:
+            test[column] = ""
+    test["part"] = test["part"].fillna("").astype(str)
+    test["domain"] = test["domain"].fillna("").astype(str)
+    rows = []
+    for key, unit_rows in test.groupby(_UNIT_KEYS, sort=False):
+        scores = unit_rows[score_column].to_numpy(dtype=float)
+        if np.isnan(scores).all():
+            continue
+        part, machine_type, unit, domain = key
+        where = " ".join(str(k) for k in (part, machine_type, unit, domain) if k)
+        if np.isnan(scores).any():
+            first = unit_rows.loc[np.isnan(scores), "file"].iloc[0] if "file" in unit_rows else "?"
+            raise ASDError(f"{where}: {int(np.isnan(scores).sum())} of {scores.size} test clips have no score "
+                           f"(first: {first}); score every test clip of the unit")
+        y = _binary_labels(unit_rows["label"].to_numpy(), where)
+        row = {
+            "part": part, "machine_type": machine_type, "unit": unit, "domain": domain,
+            "auc": float(roc_auc_score(y, _scores(scores, y.size, where))),
+            "pauc": float(roc_auc_score(y, scores, max_fpr=max_fpr)),
+            "n_normal": int((~y).sum()), "n_anomaly": int(y.sum()),
+        }
+        row["auc_ci_low"], row["auc_ci_high"] = hanley_mcneil_ci(row["auc"], row["n_anomaly"], row["n_normal"], z)
+        if decision_column is not None:
+            decisions = unit_rows[decision_column].to_numpy(dtype=float)
+            if np.isnan(decisions).any():
+                raise ASDError(f"{where}: {int(np.isnan(decisions).sum())} test clips have no decision; "
+                               "write a decision for every scored clip")
+            row["precision"], row["recall"], row["f1"] = precision_recall_f1(y, decisions)
+        rows.append(row)
+    if not rows:
+        raise ASDError(f"evaluate_clips: no test clip has a score in column '{score_column}'; nothing to evaluate")
+    columns = _UNIT_KEYS + ["auc", "pauc", "n_normal", "n_anomaly", "auc_ci_low", "auc_ci_high"]
+    if decision_column is not None:
+        columns += ["precision", "recall", "f1"]
+    out = pd.DataFrame(rows, columns=columns)
+    return out.sort_values(["part", "machine_type", "domain", "unit"], kind="stable").reset_index(drop=True)
+
+
+def _metric_columns(per_unit: pd.DataFrame) -> list[str]:
+    return [c for c in ("auc", "pauc", "precision", "recall", "f1") if c in per_unit.columns]
+
+
+def _summary_row(part, machine_type, domain, statistic, rows, metrics, with_score):
+    mean = harmonic_mean if statistic == "harmonic mean" else arithmetic_mean
+    out = {"part": part, "machine_type": machine_type, "domain": domain, "statistic": statistic,
+           "n_units": int(len(rows))}
+    for metric in metrics:
+        out[metric] = mean(rows[metric].to_numpy(dtype=float))
+    if with_score:
+        pooled = np.concatenate([rows["auc"].to_numpy(dtype=float), rows["pauc"].to_numpy(dtype=float)])
+        out["score"] = harmonic_mean(pooled) if statistic == "harmonic mean" else np.nan
+    return out
+
+
+def summarize(per_unit: pd.DataFrame, year: int) -> pd.DataFrame:
+    """The summary rows the organisers' evaluators print and the papers' tables use, per part (dev/eval).
+
+    DCASE 2020 (``statistic``, ``domain`` = ""):
+      - per machine type: "arithmetic mean" over its IDs (2020 evaluator "Average"; the papers' per-type
+        rows);
+      - ``machine_type = "all"``, "arithmetic mean": over all IDs of the part. This is how the "all" rows of
+        Wilkinghoff 2020 Table V (and the overall means of Tables II-IV) are computed: e.g. the dev "mean"
+        row 80.91 % is the mean over the 23 dev IDs, not over the six machine types (81.11 %);
+      - ``machine_type = "all"``, "arithmetic mean of type means": the mean of the per-type means
+        (Kuroyanagi et al. Table II "Machine Average"). On the 2020 eval set (3 IDs per type) both agree.
+
+    DCASE 2021 (harmonic means of values floored at machine epsilon):
+      - per machine type and domain ("source", "target"): "harmonic mean" over sections (Wilkinghoff 2021
+        Tables 3-5);
+      - per machine type, ``domain = "all"``: "harmonic mean" over sections and domains (Wilkinghoff 2021
+        Table 2, Fujimura Table II) and the evaluator's "arithmetic mean";
+      - ``machine_type = "all"``: the same over all machine types, sections and domains.
+      ``score`` (harmonic-mean rows only) is the harmonic mean of the pooled AUC and pAUC values of the
+      group; on the row (all, all, harmonic mean) it is the official DCASE 2021 score (Wilkinghoff 2021
+      Table 5 "all both", Fujimura Table II "All-hmean").
+
+    Parameters
+    ----------
+    per_unit : DataFrame
+        Output of :func:`evaluate_clips`.
+    year : int
+        2020 or 2021.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``part, machine_type, domain, statistic, n_units, auc, pauc`` (+ ``precision, recall, f1``
+        when present; + ``score`` in 2021), fractions in [0, 1].
+    """
+    if int(year) not in (2020, 2021):
+        raise ASDError(f"year={year}: must be 2020 or 2021")
+    if per_unit is None or len(per_unit) == 0:
+        raise ASDError("summarize: no per-unit results to summarise")
+    per_unit = per_unit.copy()
+    for column in ("part", "domain"):
+        if column not in per_unit.columns:
+            per_unit[column] = ""
+    per_unit["part"] = per_unit["part"].fillna("").astype(str)
+    per_unit["domain"] = per_unit["domain"].fillna("").astype(str)
+    metrics = _metric_columns(per_unit)
+    rows = []
+    for part, part_rows in per_unit.groupby("part", sort=True):
+        types = sorted(part_rows["machine_type"].unique())
+        if int(year) == 2020:
+            for machine_type in types:
+                r = part_rows[part_rows["machine_type"] == machine_type]
+                rows.append(_summary_row(part, machine_type, "", "arithmetic mean", r, metrics, False))
+            rows.append(_summary_row(part, "all", "", "arithmetic mean", part_rows, metrics, False))
+            type_means = pd.DataFrame([r for r in rows if r["part"] == part and r["machine_type"] != "all"])
+            row = {"part": part, "machine_type": "all", "domain": "", "statistic": "arithmetic mean of type means",
+                   "n_units": int(len(part_rows))}
+            for metric in metrics:
+                row[metric] = arithmetic_mean(type_means[metric])
+            rows.append(row)
+        else:
+            groups = [(t, part_rows[part_rows["machine_type"] == t]) for t in types] + [("all", part_rows)]
+            for machine_type, r in groups:
+                for domain in sorted(d for d in r["domain"].unique() if d):
+                    rows.append(_summary_row(part, machine_type, domain, "harmonic mean",
+                                             r[r["domain"] == domain], metrics, True))
+                rows.append(_summary_row(part, machine_type, "all", "harmonic mean", r, metrics, True))
+                rows.append(_summary_row(part, machine_type, "all", "arithmetic mean", r, metrics, True))
+    columns = ["part", "machine_type", "domain", "statistic", "n_units"] + metrics
+    if int(year) == 2021:
+        columns.append("score")
+    return pd.DataFrame(rows, columns=columns)
+
+
+def official_score(per_unit: pd.DataFrame, part: str | None = None) -> float:
+    """DCASE 2021 official score: harmonic mean of all AUC and pAUC values (of one ``part`` if given)."""
+    rows = per_unit if part is None or "part" not in per_unit else per_unit[per_unit["part"] == part]
+    if len(rows) == 0:
+        raise ASDError(f"official_score: no per-unit results for part '{part}'")
+    return harmonic_mean(np.concatenate([rows["auc"].to_numpy(dtype=float), rows["pauc"].to_numpy(dtype=float)]))

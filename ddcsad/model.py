@@ -1,0 +1,483 @@
+"""The binary classification model with class centroids (Kuroyanagi et al., Sec. III and IV-A).
+
+``DDCSADModel`` = encoder phi_z (feature extractor + global average pooling -> z) + one linear layer
+(z -> logit, p = sigmoid(logit) = posterior of "normal"), trained with any of the five losses of
+Table II (``"bce"``, ``"dsad"``, ``"ddcsad"``, ``"bce+dsad"``, ``"bce+ddcsad"``; eqs. 1-4 in
+:mod:`ddcsad.losses`).
+
+Backend
+-------
+The losses (:mod:`ddcsad.losses`) use ``keras.ops`` only, but ``train_step`` is written for the
+TensorFlow backend (``tf.GradientTape``), because Keras 3 custom training steps are backend-specific.
+
+Labels
+------
+Training batches are ``(x, y)`` with ``x`` [B, frames, mels] log-mel crops and ``y`` [B] integer codes:
+``NORMAL`` = +1 (normal clip of the target machine ID), ``OUTLIER`` = -1 (clip of another ID or machine
+type: pseudo-anomaly), ``ANOMALY`` = -2 (real anomalous clip of the target ID). Real anomalies are
+labelled members of the paper's set X~ with y~ = -1: they take the log(1 - p) BCE term like outliers,
+are weighted by eta in the DSAD/DDCSAD terms like the normal clips (eqs. 2-3 weight the whole labelled
+set) and are left out of the outlier centroid c_n ("the centroid of the ... outlier data"). Label them
+``OUTLIER`` instead to count them as plain outliers. Sample weights, if a dataset yields them, are
+ignored.
+
+Centroids
+---------
+``c_p`` (mean z of the normal clips) and ``c_n`` (mean z of the outlier clips) are non-trainable
+variables, computed by :meth:`DDCSADModel.update_centroids` over the whole training set with the network
+in inference mode (``training=False``: BN moving statistics, no dropout). They are computed first from
+the randomly initialised network (Sec. III) and then recomputed at the end of every epoch by the
+:class:`CentroidUpdate` callback, so the centroids used at inference match the final network. With the
+DSAD variants the single centroid c = c_p is, by default (``dsad_centroid="fixed"``), computed once
+from the random network and then kept, as Deep SAD does (Sec. II-B: "centroid c is not updated") and as
+Sec. IV-B implies ("... which is achieved by making the centroids updatable" — the DDCSAD novelty);
+``dsad_centroid="every_epoch"`` updates it like DDCSAD's. The BCE variant uses no centroid.
+
+Epochs
+------
+The paper counts iterations (4000, Sec. IV-A) and updates the centroids "at each epoch". Here an epoch
+is one Keras epoch of ``model.fit(..., steps_per_epoch=S, epochs=E)``; the data pipeline chooses S (one
+pass over the target ID's normal training clips at the batch's share of normal clips, e.g. about
+1000 / 32 ~ 32 iterations) and E = ceil(4000 / S).
+
+Optimisation
+------------
+Adam for the encoder (1e-4) and Adam for the linear layer (1e-3), both halved every 1000 iterations
+(``ExponentialDecay(decay_rate=0.5, staircase=True)``): two optimizers, each built on its own variable
+group in :meth:`DDCSADModel.compile`. Each optimizer's step counter counts the iterations. In the
+variants without BCE the linear layer is not in the loss and is not updated (the paper: "only varied the
+loss function and presence of the full connection layer"); ``p`` from ``predict`` is then meaningless
+and the score should use the distance only.
+
+Fine-tuning with real anomalies (Sec. IV-C): load or keep the trained model, call :meth:`compile` again
+(fresh Adam states, the schedule restarts at 1e-4 / 1e-3; the paper does not say otherwise) and train
+for 2000 iterations with batches of 32 normal : 31 outlier : 1 anomaly.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from asdcore.errors import ASDError
+from ddcsad import losses as L
+
+ENCODER_LEARNING_RATE = 1e-4
+"""Adam learning rate of the feature extractor (Sec. IV-A)."""
+HEAD_LEARNING_RATE = 1e-3
+"""Adam learning rate of the linear ("full connection") layer (Sec. IV-A)."""
+HALVE_EVERY = 1000
+"""The learning rates are multiplied by 0.5 after every 1000 iterations (Sec. IV-A)."""
+TOTAL_ITERATIONS = 4000
+"""Training iterations without anomalies (Sec. IV-A)."""
+FINETUNE_ITERATIONS = 2000
+"""Iterations when fine-tuning with real anomalies, from the model trained without them (Sec. IV-C)."""
+DSAD_CENTROID_POLICIES = ("fixed", "every_epoch")
+
+
+def halving_schedule(initial_learning_rate: float, halve_every: int = HALVE_EVERY):
+    """lr(step) = initial * 0.5 ** floor(step / halve_every), a Keras learning-rate schedule."""
+    return keras.optimizers.schedules.ExponentialDecay(
+        initial_learning_rate=float(initial_learning_rate),
+        decay_steps=int(halve_every),
+        decay_rate=0.5,
+        staircase=True,
+    )
+
+
+def epochs_for_iterations(iterations: int, steps_per_epoch: int) -> int:
+    """Number of Keras epochs of ``steps_per_epoch`` iterations that reach ``iterations`` (rounded up)."""
+    return int(math.ceil(iterations / max(1, int(steps_per_epoch))))
+
+
+@keras.saving.register_keras_serializable(package="ddcsad")
+class DDCSADModel(keras.Model):
+    """Encoder + linear layer trained with BCE, DSAD, DDCSAD or their multi-task sums (eqs. 1-4).
+
+    Parameters
+    ----------
+    encoder : keras.Model
+        Maps a batch of inputs to embeddings z [B, D] (e.g. :func:`ddcsad.backbones.build_resnet38`).
+    variant : str
+        One of ``"bce"``, ``"dsad"``, ``"ddcsad"``, ``"bce+dsad"``, ``"bce+ddcsad"`` (default, eq. 4).
+    lam : float
+        lambda of eq. (4) (default 1.0).
+    eta : float
+        Weight of the labelled set (normal clips, real anomalies) in eqs. (2)-(3) (default 2.0).
+    epsilon : float
+        Added to squared distances before inverting them (default 1e-6).
+    dsad_centroid : str
+        ``"fixed"`` (default): the DSAD centroid is computed once, from the randomly initialised
+        network, and kept. ``"every_epoch"``: recomputed every epoch like DDCSAD's.
+
+    Attributes
+    ----------
+    head : keras.layers.Dense
+        The linear layer z -> logit.
+    c_p, c_n : keras.Variable
+        Centroids of the normal and of the outlier clips (non-trainable).
+    centroid_updates : keras.Variable
+        How many times :meth:`update_centroids` has run.
+    encoder_optimizer, head_optimizer : keras.optimizers.Adam
+        Created by :meth:`compile`.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        variant: str = "bce+ddcsad",
+        lam: float = L.DEFAULT_LAMBDA,
+        eta: float = L.DEFAULT_ETA,
+        epsilon: float = L.DEFAULT_EPSILON,
+        dsad_centroid: str = "fixed",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.variant = L.check_variant(variant)
+        if dsad_centroid not in DSAD_CENTROID_POLICIES:
+            raise ASDError(
+                f"ddcsad/model.py: dsad_centroid={dsad_centroid!r} is unknown; use one of {DSAD_CENTROID_POLICIES}"
+            )
+        if not (lam > 0 and eta > 0 and epsilon >= 0):
+            raise ASDError(
+                f"ddcsad/model.py: need lam > 0, eta > 0, epsilon >= 0 (got {lam}, {eta}, {epsilon}); fix the settings"
+            )
+        self.lam = float(lam)
+        self.eta = float(eta)
+        self.epsilon = float(epsilon)
+        self.dsad_centroid = dsad_centroid
+        try:
+            out_shape = encoder.output_shape
+        except (AttributeError, ValueError) as err:
+            raise ASDError(
+                "ddcsad/model.py: the encoder must be a built keras.Model with one output z [B, D]; "
+                f"build it with keras.Input ({err})"
+            ) from err
+        if not isinstance(out_shape, tuple) or len(out_shape) != 2 or out_shape[-1] is None:
+            raise ASDError(f"ddcsad/model.py: encoder output must be [batch, D], got {out_shape}; end it with pooling")
+        self.embedding_dim = int(out_shape[-1])
+        self.encoder = encoder
+        self.head = layers.Dense(1, name="linear")
+        self.head.build((None, self.embedding_dim))
+        self.c_p = self.add_weight(
+            shape=(self.embedding_dim,), initializer="zeros", trainable=False, name="c_p"
+        )
+        self.c_n = self.add_weight(
+            shape=(self.embedding_dim,), initializer="zeros", trainable=False, name="c_n"
+        )
+        self.centroid_updates = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="centroid_updates"
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.bce_tracker = keras.metrics.Mean(name="bce")
+        self.centroid_tracker = keras.metrics.Mean(name="centroid_loss")
+        self._embed_fn = None
+        self.built = True
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def uses_bce(self) -> bool:
+        """True when the loss has the BCE term (the linear layer is trained)."""
+        return L.uses_bce(self.variant)
+
+    @property
+    def centroid_term(self):
+        """``"dsad"``, ``"ddcsad"`` or None."""
+        return L.centroid_term(self.variant)
+
+    @property
+    def refresh_centroids_each_epoch(self) -> bool:
+        """Whether :class:`CentroidUpdate` recomputes the centroids at the end of every epoch."""
+        term = self.centroid_term
+        if term == "ddcsad":
+            return True
+        if term == "dsad":
+            return self.dsad_centroid == "every_epoch"
+        return False
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.bce_tracker, self.centroid_tracker]
+
+    # ------------------------------------------------------------------ compile / fit
+    def compile(
+        self,
+        encoder_learning_rate: float = ENCODER_LEARNING_RATE,
+        head_learning_rate: float = HEAD_LEARNING_RATE,
+        halve_every: int = HALVE_EVERY,
+        **kwargs,
+    ):
+        """Create the two Adam optimizers (encoder, linear layer) with halving schedules.
+
+        Parameters
+        ----------
+        encoder_learning_rate, head_learning_rate : float
+            Initial learning rates (paper: 1e-4 and 1e-3).
+        halve_every : int
+            Both rates are halved after every ``halve_every`` iterations (paper: 1000).
+        **kwargs
+            Passed to ``keras.Model.compile`` (e.g. ``run_eagerly``, ``jit_compile``); ``optimizer``,
+            ``loss`` and ``metrics`` are not accepted (the model has its own).
+        """
+        for key in ("optimizer", "loss", "metrics"):
+            if kwargs.pop(key, None) is not None:
+                raise ASDError(
+                    f"ddcsad/model.py: DDCSADModel.compile takes no {key!r}; set the learning rates instead"
+                )
+        self.compile_settings = {
+            "encoder_learning_rate": float(encoder_learning_rate),
+            "head_learning_rate": float(head_learning_rate),
+            "halve_every": int(halve_every),
+        }
+        self.encoder_optimizer = keras.optimizers.Adam(
+            learning_rate=halving_schedule(encoder_learning_rate, halve_every), name="adam_encoder"
+        )
+        self.head_optimizer = keras.optimizers.Adam(
+            learning_rate=halving_schedule(head_learning_rate, halve_every), name="adam_linear"
+        )
+        self.encoder_optimizer.build(self.encoder.trainable_variables)
+        self.head_optimizer.build(self.head.trainable_variables)
+        # Keras keeps one optimizer in `self.optimizer` (its step counter drives callbacks); it is the
+        # encoder's, already built, so Keras does not build it again on all variables.
+        super().compile(optimizer=self.encoder_optimizer, **kwargs)
+
+    def get_compile_config(self):
+        """Not saved: recompile a loaded model (fresh optimizers)."""
+        return None
+
+    def learning_rates(self) -> dict:
+        """Current learning rates ``{"encoder": float, "linear": float}`` (after :meth:`compile`)."""
+        self._require_compiled()
+        return {
+            "encoder": float(ops.convert_to_numpy(self.encoder_optimizer.learning_rate)),
+            "linear": float(ops.convert_to_numpy(self.head_optimizer.learning_rate)),
+        }
+
+    def _require_compiled(self):
+        if getattr(self, "encoder_optimizer", None) is None:
+            raise ASDError("ddcsad/model.py: the model is not compiled; call model.compile() first")
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """``keras.Model.fit``; refuses to start with never-computed centroids when the loss needs them.
+
+        Pass ``callbacks=[CentroidUpdate(train_data)]`` (or call :meth:`update_centroids` first).
+        """
+        self._require_compiled()
+        has_updater = any(isinstance(cb, CentroidUpdate) for cb in (callbacks or []))
+        if self.centroid_term and not has_updater and int(ops.convert_to_numpy(self.centroid_updates)) == 0:
+            raise ASDError(
+                f"ddcsad/model.py: loss {self.variant!r} needs centroids; pass callbacks=[CentroidUpdate(train_data)] "
+                "or call model.update_centroids(train_data) before fit"
+            )
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    # ------------------------------------------------------------------ forward / steps
+    def call(self, x, training=False):
+        """``{"p": posterior of normal [B], "distance": ||z - c_p||^2 [B]}``."""
+        z = self.encoder(x, training=training)
+        logit = ops.reshape(self.head(z), (-1,))
+        return {"p": ops.sigmoid(logit), "distance": L.squared_distance(z, self.c_p)}
+
+    def _loss_parts(self, x, y, training):
+        z = self.encoder(x, training=training)
+        logit = ops.reshape(self.head(z), (-1,)) if self.uses_bce else None
+        parts = L.loss_components(
+            logit,
+            z,
+            y,
+            self.c_p,
+            self.c_n,
+            variant=self.variant,
+            lam=self.lam,
+            eta=self.eta,
+            epsilon=self.epsilon,
+            from_logits=True,
+        )
+        return parts
+
+    def _unpack(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ASDError("ddcsad/model.py: training data must yield (x, y) with y in {+1, -1, -2}; add the labels")
+        return x, y
+
+    def train_step(self, data):
+        """One iteration: loss of ``self.variant`` on the batch, one Adam step per variable group."""
+        x, y = self._unpack(data)
+        encoder_vars = list(self.encoder.trainable_variables)
+        head_vars = list(self.head.trainable_variables) if self.uses_bce else []
+        with tf.GradientTape() as tape:
+            parts = self._loss_parts(x, y, training=True)
+            total = parts["loss"]
+            extra = list(self.encoder.losses) + (list(self.head.losses) if self.uses_bce else [])
+            if extra:
+                total = total + tf.add_n(extra)
+        grads = tape.gradient(total, encoder_vars + head_vars)
+        self.encoder_optimizer.apply(grads[: len(encoder_vars)], encoder_vars)
+        if head_vars:
+            self.head_optimizer.apply(grads[len(encoder_vars):], head_vars)
+        return self._track(parts)
+
+    def test_step(self, data):
+        """The same loss in inference mode (no dropout, BN moving statistics), no update."""
+        x, y = self._unpack(data)
+        return self._track(self._loss_parts(x, y, training=False))
+
+    def _track(self, parts):
+        self.loss_tracker.update_state(parts["loss"])
+        self.bce_tracker.update_state(parts["bce"])
+        self.centroid_tracker.update_state(parts["centroid"])
+        return {m.name: m.result() for m in self.metrics}
+
+    # ------------------------------------------------------------------ centroids
+    def embed(self, x, batch_size: int = 64) -> np.ndarray:
+        """Embeddings z [n, D] of an array of inputs, inference mode."""
+        x = np.asarray(x)
+        out = [self._embed_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(out, axis=0) if out else np.zeros((0, self.embedding_dim), np.float32)
+
+    def _embed_batch(self, x) -> np.ndarray:
+        if self._embed_fn is None:
+            encoder = self.encoder
+            self._embed_fn = tf.function(lambda t: encoder(t, training=False), reduce_retracing=True)
+        return self._embed_fn(tf.cast(x, tf.float32)).numpy()
+
+    def _iter_batches(self, data, batch_size):
+        if isinstance(data, tf.data.Dataset):
+            for element in data:
+                if not isinstance(element, (tuple, list)) or len(element) < 2:
+                    raise ASDError("ddcsad/model.py: update_centroids needs a dataset of (x, y); add the labels")
+                yield element[0], np.asarray(element[1])
+        elif isinstance(data, (tuple, list)) and len(data) == 2:
+            x, y = np.asarray(data[0]), np.asarray(data[1])
+            if len(x) != len(y):
+                raise ASDError(
+                    f"ddcsad/model.py: update_centroids got {len(x)} inputs but {len(y)} labels; pass matching arrays"
+                )
+            for i in range(0, len(x), batch_size):
+                yield x[i : i + batch_size], y[i : i + batch_size]
+        else:
+            raise ASDError(
+                "ddcsad/model.py: update_centroids takes a finite tf.data.Dataset of (x, y) or a tuple (x, y) of arrays"
+            )
+
+    def update_centroids(self, data, batch_size: int = 64) -> dict:
+        """Recompute c_p and c_n as mean embeddings over the whole training set (Sec. III).
+
+        c_p = mean z over the clips labelled ``NORMAL`` (+1); c_n = mean z over the clips labelled
+        ``OUTLIER`` (-1). Clips labelled ``ANOMALY`` (-2) enter neither. Embeddings are computed in
+        inference mode.
+
+        Parameters
+        ----------
+        data : tf.data.Dataset or tuple
+            A **finite** dataset of ``(x, y)`` batches (one pass over the training set, not the repeated
+            balanced training stream) or a tuple ``(x, y)`` of arrays.
+        batch_size : int
+            Batch size when ``data`` is a tuple of arrays.
+
+        Returns
+        -------
+        dict
+            ``c_p``, ``c_n`` (numpy), ``n_normal``, ``n_outlier``.
+        """
+        sum_p = np.zeros(self.embedding_dim, np.float64)
+        sum_n = np.zeros(self.embedding_dim, np.float64)
+        n_p = n_n = 0
+        for x, y in self._iter_batches(data, int(batch_size)):
+            y = y.reshape(-1)
+            bad = set(np.unique(y).tolist()) - {L.NORMAL, L.OUTLIER, L.ANOMALY}
+            if bad:
+                raise ASDError(
+                    f"ddcsad/model.py: unknown label codes {sorted(bad)}; use +1 normal, -1 outlier, -2 anomaly"
+                )
+            z = self._embed_batch(x).astype(np.float64)
+            normal, outlier = y == L.NORMAL, y == L.OUTLIER
+            sum_p += z[normal].sum(axis=0)
+            sum_n += z[outlier].sum(axis=0)
+            n_p += int(normal.sum())
+            n_n += int(outlier.sum())
+        if n_p == 0:
+            raise ASDError(
+                "ddcsad/model.py: update_centroids found no normal clips (label +1); check the training data"
+            )
+        c_p = sum_p / n_p
+        self.c_p.assign(c_p.astype(np.float32))
+        if n_n:
+            c_n = sum_n / n_n
+            self.c_n.assign(c_n.astype(np.float32))
+        elif self.centroid_term == "ddcsad":
+            raise ASDError("ddcsad/model.py: DDCSAD needs outlier clips (label -1) to compute c_n; add outliers")
+        else:
+            warnings.warn("ddcsad: no outlier clips; c_n left unchanged", stacklevel=2)
+            c_n = np.asarray(ops.convert_to_numpy(self.c_n), np.float64)
+        self.centroid_updates.assign(self.centroid_updates + 1)
+        return {"c_p": c_p, "c_n": c_n, "n_normal": n_p, "n_outlier": n_n}
+
+    # ------------------------------------------------------------------ saving
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "variant": self.variant,
+            "lam": self.lam,
+            "eta": self.eta,
+            "epsilon": self.epsilon,
+            "dsad_centroid": self.dsad_centroid,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        return cls(encoder=encoder, **config)
+
+
+class CentroidUpdate(keras.callbacks.Callback):
+    """Compute the centroids before training (if never computed) and after every ``every`` epochs.
+
+    Parameters
+    ----------
+    data : tf.data.Dataset or tuple
+        The whole training set, finite, as for :meth:`DDCSADModel.update_centroids`.
+    batch_size : int
+        Batch size when ``data`` is a tuple of arrays.
+    every : int
+        Recompute after every ``every`` epochs (paper: 1). Only when the model's loss asks for it
+        (:attr:`DDCSADModel.refresh_centroids_each_epoch`).
+    """
+
+    def __init__(self, data, batch_size: int = 64, every: int = 1):
+        super().__init__()
+        self.data = data
+        self.batch_size = int(batch_size)
+        self.every = max(1, int(every))
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if model.centroid_term and int(ops.convert_to_numpy(model.centroid_updates)) == 0:
+            model.update_centroids(self.data, batch_size=self.batch_size)
+
+    def on_epoch_end(self, epoch, logs=None):
+        model = self.model
+        if model.refresh_centroids_each_epoch and (epoch + 1) % self.every == 0:
+            model.update_centroids(self.data, batch_size=self.batch_size)
+
+
+__all__ = [
+    "DDCSADModel",
+    "CentroidUpdate",
+    "halving_schedule",
+    "epochs_for_iterations",
+    "ENCODER_LEARNING_RATE",
+    "HEAD_LEARNING_RATE",
+    "HALVE_EVERY",
+    "TOTAL_ITERATIONS",
+    "FINETUNE_ITERATIONS",
+    "DSAD_CENTROID_POLICIES",
+]

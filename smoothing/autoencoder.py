@@ -1,0 +1,243 @@
+"""The generative scorer a_G of Fujimura et al.: the dense autoencoder of the DCASE baseline.
+
+Paper, section IV-A: "a ten-layer fully connected network [1]" on "the five adjacent frames of the log
+Mel power spectrogram with a window size of 64 ms, a hop size of 32 ms, and 128 Mel-spaced frequency bins
+in the range of 50 Hz to 7800 Hz", trained "for 1,500 epochs using the Adam optimizer with a fixed
+learning rate of 0.001", "the minibatch included 16 of the 4-second segments". Anomaly score: eq. (2),
+the mean squared reconstruction error; "we divided the original 10-second signal into seven 4-second
+segments with 75 % overlapping and calculated the final anomaly score by averaging the score of each
+segment".
+
+Network (DCASE 2020 and 2021 task 2 baselines, ``keras_model.py`` of
+github.com/y-kawagu/dcase2021_task2_baseline_ae, the same model as the 2020 baseline): input 640
+(5 frames x 128 mel bins), four Dense(128) + BatchNormalization + ReLU blocks, a Dense(8) + BN + ReLU
+bottleneck, four Dense(128) + BN + ReLU blocks, a linear Dense(640) output: ten Dense layers, MSE loss.
+The baseline itself trains 100 epochs with batches of 512 frame vectors (``baseline.yaml``); the paper's
+settings (1500 epochs, batches of 16 segments) are the defaults here.
+
+Data loading stays outside: the functions take arrays of stacked frames,
+``[segments, vectors, 640]`` for training and ``[clips, segments, vectors, 640]`` for scoring (made with
+``asdcore.features.segment_waveform`` and ``asdcore.features.stack_frames``).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+from keras import layers
+
+from asdcore.errors import ASDError
+
+__all__ = ["AEConfig", "build_autoencoder", "train_autoencoder", "anomaly_score_ae", "SegmentBatches"]
+
+
+def _err(message: str) -> ASDError:
+    return ASDError(f"smoothing/autoencoder.py: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AEConfig:
+    """Features and training of a_G; defaults = Fujimura et al. section IV-A.
+
+    Attributes
+    ----------
+    sr : int
+        Sample rate (DCASE 2021: 16 kHz).
+    n_fft, hop_length : int
+        64 ms window (1024) and 32 ms hop (512) at 16 kHz (paper IV-A).
+    n_mels, fmin, fmax : int, float, float
+        128 mel bins in 50-7800 Hz (paper IV-A).
+    n_frames : int
+        Frames stacked into one input vector (5: input 5 x 128 = 640; paper IV-A, DCASE baseline).
+    segment_seconds, n_segments : float, int
+        Seven 4 s crops per 10 s clip, 75 % overlap (paper IV-A).
+    hidden_units, bottleneck_units, n_hidden_layers : int
+        DCASE baseline: 128-unit layers, four on each side of an 8-unit bottleneck.
+    epochs : int
+        1500 (paper IV-A).
+    learning_rate : float
+        Adam, fixed 0.001 (paper IV-A).
+    batch_segments : int
+        16 four-second segments per batch (paper IV-A); every frame vector of those segments is in it.
+    """
+
+    sr: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 128
+    fmin: float = 50.0
+    fmax: float = 7800.0
+    n_frames: int = 5
+    segment_seconds: float = 4.0
+    n_segments: int = 7
+    hidden_units: int = 128
+    bottleneck_units: int = 8
+    n_hidden_layers: int = 4
+    epochs: int = 1500
+    learning_rate: float = 1e-3
+    batch_segments: int = 16
+
+    @property
+    def input_dim(self) -> int:
+        return self.n_frames * self.n_mels
+
+    def logmel_config(self):
+        """The matching :class:`asdcore.features.LogMelConfig` (applied to each 4 s segment).
+
+        ``10 log10`` of the mel power spectrum as the DCASE baseline computes it (librosa defaults:
+        periodic Hann window, Slaney-normalised mel filters, centred reflect-padded frames, floor at
+        machine epsilon); all frames kept (the segments are cut from the waveform first).
+        """
+        from asdcore.features import LogMelConfig
+
+        return LogMelConfig(sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
+                            fmin=self.fmin, fmax=self.fmax, window="hann", power=2.0, log=True,
+                            floor=float(np.finfo(np.float64).eps), n_frames=None)
+
+
+def build_autoencoder(input_dim: int = 640, hidden_units: int = 128, bottleneck_units: int = 8,
+                      n_hidden_layers: int = 4, learning_rate: float | None = 1e-3):
+    """The DCASE baseline dense autoencoder (ten Dense layers).
+
+    Parameters
+    ----------
+    input_dim : int
+        Size of a stacked frame vector (5 x 128 = 640).
+    hidden_units, bottleneck_units, n_hidden_layers : int
+        128, 8 and 4 in the baseline.
+    learning_rate : float or None
+        When given, the model is compiled with Adam at this rate and MSE loss (eq. 1); None leaves it
+        uncompiled.
+
+    Returns
+    -------
+    keras.Model mapping (batch, input_dim) to (batch, input_dim).
+    """
+    x = inputs = keras.Input(shape=(int(input_dim),), name="stacked_frames")
+    widths = [hidden_units] * n_hidden_layers + [bottleneck_units] + [hidden_units] * n_hidden_layers
+    for i, width in enumerate(widths):
+        x = layers.Dense(width, name=f"dense_{i}")(x)
+        x = layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = layers.Activation("relu", name=f"relu_{i}")(x)
+    outputs = layers.Dense(int(input_dim), name=f"dense_{len(widths)}")(x)
+    model = keras.Model(inputs, outputs, name="dcase_baseline_autoencoder")
+    if learning_rate is not None:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mean_squared_error")
+    return model
+
+
+def _as_segments(stacked, what):
+    """[..., vectors, dim] -> [segments, vectors, dim] float32."""
+    x = np.asarray(stacked, dtype=np.float32)
+    if x.ndim < 3:
+        raise _err(f"{what} must have shape [segments, vectors, dim] or [clips, segments, vectors, dim], got "
+                   f"{x.shape}; stack frames per 4 s segment with asdcore.features.stack_frames")
+    if x.shape[-2] == 0 or x.size == 0:
+        raise _err(f"{what} is empty (shape {x.shape}); segments shorter than 5 frames give no vectors")
+    if not np.all(np.isfinite(x)):
+        raise _err(f"{what} contains NaN or infinite values; check the log-mel floor")
+    return x.reshape((-1,) + x.shape[-2:])
+
+
+class SegmentBatches(keras.utils.PyDataset):
+    """Batches of whole 4 s segments for Keras ``fit``: each batch is every frame vector of
+    ``batch_segments`` segments, flattened to (batch_segments * vectors, dim), as input and target.
+
+    Segments are reshuffled every epoch when ``shuffle`` (a NumPy generator seeded with ``seed``).
+    """
+
+    def __init__(self, segments, batch_segments=16, shuffle=True, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.segments = _as_segments(segments, "segments")
+        self.batch_segments = int(batch_segments)
+        if self.batch_segments < 1:
+            raise _err(f"batch_segments must be >= 1, got {batch_segments}")
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self._order = np.arange(len(self.segments))
+        if shuffle:
+            self._rng.shuffle(self._order)
+
+    def __len__(self):
+        return int(np.ceil(len(self.segments) / self.batch_segments))
+
+    def __getitem__(self, index):
+        rows = self._order[index * self.batch_segments:(index + 1) * self.batch_segments]
+        x = self.segments[rows].reshape(-1, self.segments.shape[-1])
+        return x, x
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._rng.shuffle(self._order)
+
+
+def train_autoencoder(train_segments, val_segments=None, config: AEConfig = AEConfig(), model=None,
+                      epochs: int | None = None, callbacks=None, seed: int = 0, verbose="auto"):
+    """Train a_G on the stacked frames of normal training segments (eq. 1).
+
+    Parameters
+    ----------
+    train_segments : array [segments, vectors, dim] or [clips, segments, vectors, dim]
+        Stacked log-mel frames of the 4 s training segments (one machine type; paper: 85 % of the
+        source clips and two target clips per section).
+    val_segments : array, optional
+        Same layout; the validation clips (the rest), reported as ``val_loss``.
+    config : AEConfig
+        Epochs, learning rate and batch size (paper IV-A).
+    model : keras.Model, optional
+        A model from :func:`build_autoencoder` to continue; a new one otherwise.
+    epochs : int, optional
+        Overrides ``config.epochs`` (quick runs).
+    callbacks : list of keras callbacks, optional
+    seed : int
+        Seeds the segment shuffling (seed Keras itself with ``asdcore.experiment.set_seed``).
+
+    Returns
+    -------
+    (model, history)
+    """
+    train = SegmentBatches(train_segments, config.batch_segments, shuffle=True, seed=seed)
+    dim = train.segments.shape[-1]
+    if model is None:
+        model = build_autoencoder(dim, config.hidden_units, config.bottleneck_units, config.n_hidden_layers,
+                                  learning_rate=config.learning_rate)
+    elif model.input_shape[-1] != dim:
+        raise _err(f"model expects {model.input_shape[-1]}-dimensional vectors, the segments have {dim}")
+    val = None
+    if val_segments is not None:
+        val = SegmentBatches(val_segments, config.batch_segments, shuffle=False)
+    history = model.fit(train, validation_data=val, epochs=config.epochs if epochs is None else int(epochs),
+                        callbacks=callbacks, verbose=verbose)
+    return model, history
+
+
+def anomaly_score_ae(model, stacked_segments, return_segments: bool = False, batch_size: int = 8192):
+    """a_G of each clip: eq. (2) per 4 s segment, averaged over the clip's segments.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained autoencoder.
+    stacked_segments : array [clips, segments, vectors, dim]
+        Stacked frames of each clip's seven 4 s crops.
+    return_segments : bool
+        Also return the per-segment scores [clips, segments].
+
+    Returns
+    -------
+    scores : array (clips,) -- mean over segments of the mean squared error over the segment's frame
+        vectors and dimensions (eq. 2 with D = dim, averaged over vectors).
+    """
+    x = np.asarray(stacked_segments, dtype=np.float32)
+    if x.ndim != 4:
+        raise _err(f"stacked_segments must have shape [clips, segments, vectors, dim], got {x.shape}; "
+                   "add a segment axis of length 1 for unsegmented clips")
+    _as_segments(x, "stacked_segments")  # validation
+    n_clips, n_seg, n_vec, dim = x.shape
+    flat = x.reshape(-1, dim)
+    recon = np.asarray(model.predict(flat, batch_size=batch_size, verbose=0), dtype=np.float64)
+    err = np.mean((flat.astype(np.float64) - recon) ** 2, axis=1)  # per vector: (1/D)||psi - f_G(psi)||^2
+    per_segment = err.reshape(n_clips, n_seg, n_vec).mean(axis=2)
+    scores = per_segment.mean(axis=1)
+    return (scores, per_segment) if return_segments else scores

@@ -1,0 +1,495 @@
+"""The discriminative feature extractor f_D (SerialOE) of Fujimura et al., and the SerialOE comparison system.
+
+Paper, section II-B and IV-A. f_D: "EfficientNet B0, global average pooling, and two nonlinear
+transformations, and it outputted a 128-dimensional feature"; heads g_mac (target machine vs
+pseudo-anomalous sounds of other machine types) and g_id (the sections, one-vs-rest) are linear; the loss
+is eq. (3)-(6):
+
+    L = L_machine + lambda_id * L_id,   lambda_id = 5,
+    L_machine = 1/M   sum_m       BCE(t_m^mac,   sigma(g_mac(f_D(psi(x_m))))),                   (4)
+    L_id      = 1/(MC) sum_m sum_c BCE(t_m,c^id,  sigma(g_id(f_D(psi(x_m))))_c),                 (6)
+
+with BCE(p, q) = -(p log q + (1 - p) log(1 - q)) (eq. 5 is printed without the minus sign). Mixup, AdamW,
+the OneCycleLR schedule peaking at 1e-3, 150 epochs, batches of 128 four-second segments, half target
+machine and half other machine types. Input: mel spectrogram, 128 ms window, 16 ms hop, 224 bins,
+50-7800 Hz. The SerialOE comparison system scores with a GMM on f_D (Table I: clusters and data per type).
+
+Choices where the paper is silent (each an option; the public SerialOE code of Kuroyanagi et al.,
+github.com/ibkuroyagi/Serial-OE, is the nearest reference and guided the defaults):
+
+- **No pretrained weights.** The public SerialOE code starts from ImageNet weights (timm
+  ``tf_efficientnet_b0_ns``); none can be downloaded here, so EfficientNet-B0 is built with
+  ``weights=None`` (random initialisation). Expect lower numbers than the paper's.
+- **Input**: one channel (Keras' EfficientNet accepts it with ``weights=None``; the public code repeats
+  the mel spectrogram to three identical channels only to fit the pretrained stem). Keras' EfficientNet
+  rescales its input by 1/255 internally; a ``Rescaling(255)`` in front cancels it so that the stem sees
+  the features as given, like timm's model, which has no built-in preprocessing. Mel magnitude
+  (power 1), no log, HTK mel scale without filter normalisation, as torchaudio's ``MelSpectrogram`` in the
+  public code (:meth:`SerialOEConfig.logmel_config`).
+- **"Two nonlinear transformations"** = the public code's neck: Dropout(0.3), Dense(128), BatchNorm,
+  PReLU, Dense(128) (the embedding, linear).
+- **g_mac**: ``mac_head="linear"`` (default, paper: "linear transformations") = Dense(1) on the
+  embedding; ``"norm"`` = Dense(1) on the mean squared embedding, as in the public code. g_id: Dense(C)
+  without bias (public code).
+- **L_id for pseudo-anomalies**: their section target is all zeros (they belong to no section; public
+  config ``use_neg_product_as_zero``); eq. (6) is averaged over the whole batch.
+- **Mixup** (Zhang et al.): every sample mixed with a random partner of the same batch, lambda ~
+  Beta(0.2, 0.2) per sample (public config ``mixup_alpha: 0.2``), inputs and both targets mixed
+  linearly. Applied to the mel features (the public code mixes waveforms).
+- **AdamW** weight decay 0.01 (PyTorch's default; the public SerialOE config sets 0).
+- **OneCycleLR**: see :class:`OneCycleSchedule` (PyTorch defaults, which the authors' PyTorch code most
+  likely used). PyTorch also cycles Adam's beta_1 between 0.85 and 0.95 by default; Keras optimizers take
+  a fixed beta_1, so that part is not reproduced (beta_1 = 0.9).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from asdcore.errors import ASDError
+
+__all__ = [
+    "SerialOEConfig",
+    "OneCycleSchedule",
+    "SpectrogramToImage",
+    "MeanSquare",
+    "build_serial_oe",
+    "compile_serial_oe",
+    "OEBatches",
+    "train_serial_oe",
+    "embed",
+    "SerialOEScorer",
+    "BACKBONES",
+]
+
+BACKBONES = ("efficientnet_b0", "light")
+_PACKAGE = "smoothing"
+
+
+def _err(message: str) -> ASDError:
+    return ASDError(f"smoothing/serial_oe.py: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SerialOEConfig:
+    """Features, network and training of f_D; defaults = Fujimura et al. section IV-A.
+
+    Attributes
+    ----------
+    sr, n_fft, hop_length : int
+        16 kHz; 128 ms window (2048) and 16 ms hop (256) (paper IV-A).
+    n_mels, fmin, fmax : int, float, float
+        224 mel bins in 50-7800 Hz (paper IV-A).
+    segment_seconds, n_segments : float, int
+        4 s segments; seven per 10 s clip at inference (paper IV-A).
+    backbone : {"efficientnet_b0", "light"}
+        EfficientNet-B0 (paper) or a small CNN for CPU quick runs.
+    embedding_dim : int
+        128 (paper IV-A).
+    dropout : float
+        Before the neck (public SerialOE code: 0.3).
+    mac_head : {"linear", "norm"}
+        See the module notes.
+    lambda_id : float
+        5 (paper IV-A).
+    mixup_alpha : float
+        Beta(alpha, alpha) mixing weights; 0 disables mixup (public SerialOE config: 0.2).
+    epochs : int
+        150 (paper IV-A).
+    batch_size : int
+        128 segments, half target machine, half other machine types (paper IV-A).
+    max_lr, pct_start, div_factor, final_div_factor : float
+        One-cycle schedule peaking at 1e-3 (paper IV-A) with PyTorch's OneCycleLR defaults.
+    weight_decay : float
+        AdamW decoupled weight decay (PyTorch default 0.01; not stated in the paper).
+    """
+
+    sr: int = 16000
+    n_fft: int = 2048
+    hop_length: int = 256
+    n_mels: int = 224
+    fmin: float = 50.0
+    fmax: float = 7800.0
+    segment_seconds: float = 4.0
+    n_segments: int = 7
+    backbone: str = "efficientnet_b0"
+    embedding_dim: int = 128
+    dropout: float = 0.3
+    mac_head: str = "linear"
+    lambda_id: float = 5.0
+    mixup_alpha: float = 0.2
+    epochs: int = 150
+    batch_size: int = 128
+    max_lr: float = 1e-3
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    weight_decay: float = 0.01
+
+    def logmel_config(self):
+        """The matching :class:`asdcore.features.LogMelConfig` (applied to each 4 s segment): mel
+        magnitude without log, HTK mel scale, no filter normalisation, periodic Hann window, centred
+        reflect-padded frames (torchaudio ``MelSpectrogram`` as in the public SerialOE code; its
+        ``normalized=True`` only scales every value by one constant, left out)."""
+        from asdcore.features import LogMelConfig
+
+        return LogMelConfig(sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels,
+                            fmin=self.fmin, fmax=self.fmax, window="hann", power=1.0, log=False,
+                            n_frames=None, mel_norm=None, htk=True)
+
+
+# --------------------------------------------------------------------------------------------- schedule
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """One-cycle learning rate (Smith and Topin 2019), PyTorch ``OneCycleLR`` two-phase shape.
+
+    With ``initial = max_lr / div_factor``, ``final = initial / final_div_factor``,
+    ``e1 = pct_start * total_steps - 1`` and ``e2 = total_steps - 1``, the rate at optimizer step ``t``
+    (0-based, the number of updates already made) is
+
+    - ``t <= e1``: ``anneal(initial, max_lr, t / e1)`` (warm-up),
+    - ``t >  e1``: ``anneal(max_lr, final, (t - e1) / (e2 - e1))`` (annealing),
+
+    with ``anneal(a, b, p) = b + (a - b) / 2 * (1 + cos(pi p))`` ("cos") or ``a + (b - a) p`` ("linear");
+    ``t`` is clipped to ``[0, e2]``. Defaults are PyTorch's (pct_start 0.3, div_factor 25,
+    final_div_factor 1e4, cosine), so with max_lr = 1e-3 the rate starts at 4e-5, peaks at 1e-3 at step
+    0.3 T - 1 and ends at 4e-9 at step T - 1. The paper names OneCycleLR with a learning rate of 0.001 and
+    its authors' code is PyTorch, hence these defaults.
+    """
+
+    def __init__(self, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4,
+                 anneal="cos"):
+        if not max_lr > 0 or not div_factor > 0 or not final_div_factor > 0:
+            raise _err("OneCycleSchedule: max_lr, div_factor and final_div_factor must be > 0")
+        if int(total_steps) < 1:
+            raise _err(f"OneCycleSchedule: total_steps must be >= 1, got {total_steps}")
+        if not 0.0 < pct_start < 1.0:
+            raise _err(f"OneCycleSchedule: pct_start must be in (0, 1), got {pct_start}")
+        if anneal not in ("cos", "linear"):
+            raise _err(f"OneCycleSchedule: anneal must be 'cos' or 'linear', got {anneal!r}")
+        self.max_lr = float(max_lr)
+        self.total_steps = int(total_steps)
+        self.pct_start = float(pct_start)
+        self.div_factor = float(div_factor)
+        self.final_div_factor = float(final_div_factor)
+        self.anneal = anneal
+
+    @property
+    def initial_lr(self):
+        return self.max_lr / self.div_factor
+
+    @property
+    def final_lr(self):
+        return self.initial_lr / self.final_div_factor
+
+    @property
+    def peak_step(self):
+        """The (fractional) step where the rate is max_lr: pct_start * total_steps - 1 (at least 0)."""
+        return max(self.pct_start * self.total_steps - 1.0, 0.0)
+
+    def _anneal(self, start, end, pct):
+        if self.anneal == "cos":
+            return end + (start - end) / 2.0 * (1.0 + ops.cos(math.pi * pct))
+        return start + (end - start) * pct
+
+    def __call__(self, step):
+        e1 = self.peak_step
+        e2 = float(self.total_steps - 1)
+        t = ops.clip(ops.cast(step, "float32"), 0.0, e2)
+        up = self._anneal(self.initial_lr, self.max_lr, t / max(e1, 1e-12))
+        down = self._anneal(self.max_lr, self.final_lr, (t - e1) / max(e2 - e1, 1e-12))
+        return ops.where(t <= e1, up, down)
+
+    def get_config(self):
+        return {"max_lr": self.max_lr, "total_steps": self.total_steps, "pct_start": self.pct_start,
+                "div_factor": self.div_factor, "final_div_factor": self.final_div_factor, "anneal": self.anneal}
+
+
+# ------------------------------------------------------------------------------------------------ layers
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SpectrogramToImage(layers.Layer):
+    """(batch, frames, bins) -> (batch, bins, frames, channels): mel bins as image rows, frames as columns,
+    the single spectrogram repeated ``channels`` times (1 by default)."""
+
+    def __init__(self, channels=1, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+
+    def call(self, inputs):
+        x = ops.expand_dims(ops.transpose(inputs, (0, 2, 1)), -1)
+        if self.channels > 1:
+            x = ops.repeat(x, self.channels, axis=-1)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2], input_shape[1], self.channels)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MeanSquare(layers.Layer):
+    """(batch, dim) -> (batch, 1): mean of the squared entries (the public SerialOE code's g_mac input)."""
+
+    def call(self, inputs):
+        return ops.mean(ops.square(inputs), axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
+def _light_backbone(x):
+    """A small CNN for CPU quick runs: four Conv3x3-BN-ReLU-MaxPool2 blocks (16-32-64-128 filters) and
+    global average pooling. Not in the paper."""
+    for i, filters in enumerate((16, 32, 64, 128)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"light_conv{i}")(x)
+        x = layers.BatchNormalization(name=f"light_bn{i}")(x)
+        x = layers.Activation("relu", name=f"light_relu{i}")(x)
+        x = layers.MaxPooling2D(2, padding="same", name=f"light_pool{i}")(x)
+    return layers.GlobalAveragePooling2D(name="global_pool")(x)
+
+
+def build_serial_oe(n_sections, input_shape, backbone="efficientnet_b0", embedding_dim=128, dropout=0.3,
+                    mac_head="linear", channels=1):
+    """f_D with its heads g_mac and g_id.
+
+    Parameters
+    ----------
+    n_sections : int
+        C of eq. (6): sections of the target machine type (DCASE 2021: 6, or 3 on one part).
+    input_shape : tuple (frames, bins)
+        One 4 s segment of mel features in the project's layout (e.g. (251, 224)).
+    backbone : {"efficientnet_b0", "light"}
+        ``keras.applications.EfficientNetB0(include_top=False, weights=None, pooling="avg")`` (no
+        pretrained weights can be downloaded), or the small CNN of :func:`_light_backbone`.
+    embedding_dim, dropout, mac_head, channels :
+        See :class:`SerialOEConfig` and :class:`SpectrogramToImage`.
+
+    Returns
+    -------
+    keras.Model (uncompiled): input (batch, frames, bins); outputs ``{"mac": (batch, 1), "id": (batch, C)}``
+    (logits). The embedding f_D is the output of the layer named "embedding" (see :func:`embed`).
+    """
+    if backbone not in BACKBONES:
+        raise _err(f"backbone must be one of {BACKBONES}, got {backbone!r}")
+    if mac_head not in ("linear", "norm"):
+        raise _err(f"mac_head must be 'linear' or 'norm', got {mac_head!r}")
+    if int(n_sections) < 1:
+        raise _err(f"n_sections must be >= 1, got {n_sections}")
+    if len(tuple(input_shape)) != 2:
+        raise _err(f"input_shape must be (frames, bins), got {input_shape}")
+    frames, bins = tuple(input_shape)
+
+    inputs = keras.Input(shape=(frames, bins), name="mel")
+    x = SpectrogramToImage(channels=channels, name="to_image")(inputs)
+    if backbone == "efficientnet_b0":
+        x = layers.Rescaling(255.0, name="cancel_keras_rescaling")(x)
+        net = keras.applications.EfficientNetB0(include_top=False, weights=None,
+                                                input_shape=(bins, frames, channels), pooling="avg")
+        x = net(x)
+    else:
+        x = _light_backbone(x)
+    x = layers.Dropout(dropout, name="neck_dropout")(x)
+    x = layers.Dense(embedding_dim, name="neck_dense")(x)
+    x = layers.BatchNormalization(name="neck_bn")(x)
+    x = layers.PReLU(name="neck_prelu")(x)
+    emb = layers.Dense(embedding_dim, name="embedding")(x)
+    mac_in = MeanSquare(name="mean_square")(emb) if mac_head == "norm" else emb
+    mac = layers.Dense(1, name="g_mac")(mac_in)
+    ident = layers.Dense(int(n_sections), use_bias=False, name="g_id")(emb)
+    return keras.Model(inputs, {"mac": mac, "id": ident}, name=f"serial_oe_{backbone}")
+
+
+def compile_serial_oe(model, total_steps, config: SerialOEConfig = SerialOEConfig()):
+    """Compile with eq. (3): BCE(mac) + lambda_id * BCE(id) on logits, AdamW with the one-cycle schedule.
+
+    ``total_steps`` = epochs x batches per epoch (the schedule's length).
+    """
+    schedule = OneCycleSchedule(config.max_lr, total_steps, pct_start=config.pct_start,
+                                div_factor=config.div_factor, final_div_factor=config.final_div_factor)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
+        loss={"mac": keras.losses.BinaryCrossentropy(from_logits=True),
+              "id": keras.losses.BinaryCrossentropy(from_logits=True)},
+        loss_weights={"mac": 1.0, "id": float(config.lambda_id)},
+    )
+    return model
+
+
+# -------------------------------------------------------------------------------------------------- data
+class OEBatches(keras.utils.PyDataset):
+    """Outlier-exposure batches: half target-machine segments (t_mac = 1, one-hot section), half segments
+    of other machine types (t_mac = 0, all-zero section target), then mixup.
+
+    An epoch visits every target segment once (shuffled); the other half of each batch is drawn at random
+    from the other machine types (without replacement within a batch).
+
+    Parameters
+    ----------
+    x_target : array [n_t, frames, bins]
+    sections : int array [n_t], values in [0, n_sections)
+    x_other : array [n_o, frames, bins]
+    n_sections : int
+    batch_size : int
+        Total per batch; ``batch_size // 2`` target segments (the last batch of an epoch may hold fewer)
+        and as many others.
+    mixup_alpha : float
+        0 disables mixup (validation).
+    shuffle : bool, seed : int
+    """
+
+    def __init__(self, x_target, sections, x_other, n_sections, batch_size=128, mixup_alpha=0.2,
+                 shuffle=True, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.x_target = np.asarray(x_target, dtype=np.float32)
+        self.x_other = np.asarray(x_other, dtype=np.float32)
+        sections = np.asarray(sections)
+        if self.x_target.ndim != 3 or self.x_other.ndim != 3 or self.x_target.shape[1:] != self.x_other.shape[1:]:
+            raise _err(f"x_target and x_other must be [n, frames, bins] with equal frames and bins, got "
+                       f"{self.x_target.shape} and {self.x_other.shape}")
+        if len(self.x_target) == 0 or len(self.x_other) == 0:
+            raise _err("SerialOE training needs segments of the target machine type and of other machine types")
+        if sections.shape != (len(self.x_target),) or not np.issubdtype(sections.dtype, np.integer):
+            raise _err(f"sections must be integer section indices, one per target segment ({len(self.x_target)})")
+        if sections.min() < 0 or sections.max() >= int(n_sections):
+            raise _err(f"section indices must lie in [0, {n_sections}); map section names to indices first")
+        if int(batch_size) < 2:
+            raise _err(f"batch_size must be >= 2 (half target, half other), got {batch_size}")
+        self.n_sections = int(n_sections)
+        self.sections = sections.astype(np.int64)
+        self.half = int(batch_size) // 2
+        self.mixup_alpha = float(mixup_alpha)
+        self.shuffle = shuffle
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._order = np.arange(len(self.x_target))
+        if shuffle:
+            self._rng.shuffle(self._order)
+
+    def __len__(self):
+        return int(np.ceil(len(self.x_target) / self.half))
+
+    def __getitem__(self, index):
+        rows = self._order[index * self.half:(index + 1) * self.half]
+        # A fixed per-batch generator when not shuffling keeps validation batches identical every epoch.
+        rng = self._rng if self.shuffle else np.random.default_rng((self.seed, index))
+        n_other = min(len(rows), len(self.x_other))
+        other = rng.choice(len(self.x_other), size=n_other, replace=False)
+        x = np.concatenate([self.x_target[rows], self.x_other[other]])
+        t_mac = np.concatenate([np.ones(len(rows)), np.zeros(n_other)])[:, None].astype(np.float32)
+        t_id = np.zeros((len(x), self.n_sections), dtype=np.float32)
+        t_id[np.arange(len(rows)), self.sections[rows]] = 1.0
+        if self.mixup_alpha > 0:
+            lam = rng.beta(self.mixup_alpha, self.mixup_alpha, size=len(x)).astype(np.float32)
+            partner = rng.permutation(len(x))
+            x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[partner]
+            t_mac = lam[:, None] * t_mac + (1 - lam[:, None]) * t_mac[partner]
+            t_id = lam[:, None] * t_id + (1 - lam[:, None]) * t_id[partner]
+        return x, {"mac": t_mac, "id": t_id}
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._rng.shuffle(self._order)
+
+
+def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOEConfig = SerialOEConfig(),
+                    val=None, model=None, epochs=None, callbacks=None, seed=0, verbose="auto"):
+    """Train f_D with eq. (3) (outlier exposure with other machine types).
+
+    Parameters
+    ----------
+    x_target, sections, x_other, n_sections :
+        See :class:`OEBatches` (4 s mel segments of the target machine type and of the others).
+    config : SerialOEConfig
+    val : tuple (x_target, sections, x_other), optional
+        Validation segments, batched the same way without mixup.
+    model : keras.Model, optional
+        From :func:`build_serial_oe`; built from ``config`` otherwise.
+    epochs : int, optional
+        Overrides ``config.epochs`` (quick runs); the schedule spans the epochs actually run.
+    seed : int
+        Seeds batching and mixup (seed Keras with ``asdcore.experiment.set_seed``).
+
+    Returns
+    -------
+    (model, history)
+    """
+    train = OEBatches(x_target, sections, x_other, n_sections, config.batch_size, config.mixup_alpha,
+                      shuffle=True, seed=seed)
+    if model is None:
+        model = build_serial_oe(n_sections, train.x_target.shape[1:], backbone=config.backbone,
+                                embedding_dim=config.embedding_dim, dropout=config.dropout,
+                                mac_head=config.mac_head)
+    n_epochs = config.epochs if epochs is None else int(epochs)
+    compile_serial_oe(model, n_epochs * len(train), config)
+    val_data = None
+    if val is not None:
+        val_data = OEBatches(*val, n_sections, config.batch_size, mixup_alpha=0.0, shuffle=False, seed=seed)
+    history = model.fit(train, validation_data=val_data, epochs=n_epochs, callbacks=callbacks, verbose=verbose)
+    return model, history
+
+
+def embed(model, x, batch_size=64):
+    """f_D: the 128-dimensional embedding of each segment.
+
+    ``x``: [n, frames, bins] -> [n, dim]; or [clips, segments, frames, bins] -> [clips, segments, dim].
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim not in (3, 4):
+        raise _err(f"embed expects [n, frames, bins] or [clips, segments, frames, bins], got {x.shape}")
+    lead = x.shape[:-2]
+    extractor = keras.Model(model.inputs, model.get_layer("embedding").output)
+    out = extractor.predict(x.reshape((-1,) + x.shape[-2:]), batch_size=batch_size, verbose=0)
+    return np.asarray(out).reshape(lead + (out.shape[-1],))
+
+
+# ------------------------------------------------------------------------------------- SerialOE scoring
+class SerialOEScorer:
+    """The SerialOE comparison system: a GMM h on f_D of the normal training segments; anomaly score =
+    negative log-likelihood (paper II-B), averaged over a clip's segments (IV-A).
+
+    Parameters
+    ----------
+    n_components : int
+        GMM clusters (Table I: 2-32 per machine type).
+    covariance_type : str
+        "full" (not stated in the paper; scikit-learn's default).
+    reg_covar : float
+        scikit-learn's default 1e-6 (not stated in the paper).
+    normalize : bool
+        L2-normalise embeddings first (default False: the paper fits h on f_D itself).
+    random_state : int
+
+    Notes
+    -----
+    Built on :class:`asdcore.backends.GMMBackend` with ``score="loglik"`` (weighted mixture likelihood).
+    Which training clips (source only or all, Table I) is the caller's choice.
+    """
+
+    def __init__(self, n_components=1, covariance_type="full", reg_covar=1e-6, normalize=False, random_state=0):
+        from asdcore.backends import GMMBackend
+
+        self.backend = GMMBackend(n_components=n_components, covariance_type=covariance_type,
+                                  reg_covar=reg_covar, score="loglik", normalize=normalize,
+                                  random_state=random_state)
+
+    def fit(self, embeddings):
+        """Fit on training embeddings [n, dim] or [clips, segments, dim] (all segments pooled)."""
+        e = np.asarray(embeddings, dtype=np.float64)
+        if e.ndim not in (2, 3):
+            raise _err(f"training embeddings must be [n, dim] or [clips, segments, dim], got {e.shape}")
+        self.backend.fit(e.reshape(-1, e.shape[-1]))
+        return self
+
+    def score(self, embeddings):
+        """Scores: [clips, dim] -> (clips,); [clips, segments, dim] -> mean over segments, (clips,)."""
+        e = np.asarray(embeddings, dtype=np.float64)
+        if e.ndim not in (2, 3):
+            raise _err(f"test embeddings must be [clips, dim] or [clips, segments, dim], got {e.shape}")
+        s = self.backend.score(e.reshape(-1, e.shape[-1]))
+        return s.reshape(e.shape[:-1]).mean(axis=1) if e.ndim == 3 else s

@@ -1,0 +1,240 @@
+"""The modified ResNet of paper Table I and the training model around it (Wilkinghoff, 2021, Sec. IV-B).
+
+Layout (public-code details restated in REFERENCE.md Sec. 4); output sizes for a 313 x 128 log-mel input:
+
+=====================  ===========================================================  ==============
+block                  layers                                                       output
+=====================  ===========================================================  ==============
+input                  log-mel (time, mel), a channel axis is added                 313 x 128
+stem                   Conv 7x7/2 'same' (16) -> LeakyReLU(0.1) -> BN               157 x 64 x 16
+                       MaxPool 3x3/2 'valid'                                        78 x 31 x 16
+stage 1                2 residual units, 16 filters                                 78 x 31 x 16
+stage 2                down-sampling unit + plain unit, 32 filters                  39 x 16 x 32
+stage 3                down-sampling unit + plain unit, 64 filters                  20 x 8 x 64
+stage 4                down-sampling unit + plain unit, 128 filters                 10 x 4 x 128
+max pooling            MaxPool (10 x 1) 'same'                                      1 x 4 x 128
+flatten                                                                             512
+dense (representation) Dense 128, linear = the embedding                            128
+head                   sub-cluster AdaCos / AdaCos / softmax                        41
+=====================  ===========================================================  ==============
+
+A residual unit is pre-activation: ``r = conv3x3(BN(LeakyReLU(conv3x3(LeakyReLU(x)))))``; the output
+is ``BN(shortcut(x) + r)``. In a down-sampling unit the first 3x3 conv has stride 2 and the shortcut is
+MaxPool 2x2 'same' followed by a 1x1 conv; in a plain unit the shortcut is the identity. Every conv
+(including the 1x1 shortcut convs) and the embedding kernel carry an L2 penalty (1e-5 by default,
+Keras' ``L2(l) = l * sum(w**2)``); BatchNormalization uses Keras defaults (momentum 0.99, eps 1e-3).
+
+Parameter count (measured by ``tests/subcluster_adacos/test_network.py``, C = 41 classes)
+------------------------------------------------------------------------------------------
+* Embedding network: 768,896 weights in all, of which 1,952 are BatchNormalization moving means and
+  variances (non-trainable), i.e. 766,944 trainable.
+* S = 1: + 128 * 41 = 5,248 centres -> **772,192 trainable**, exactly the paper's number; 774,144 weights
+  with the BN statistics, 774,145 with the non-trainable scale.
+* S = 64: + 128 * 41 * 64 = 335,872 centres -> **1,102,816 trainable**, exactly the paper's number
+  (1,104,769 weights in all).
+
+So the paper counts trainable parameters only; the only "difference" is the 1,952 BN moving statistics
+and the scalar scale, which are not trainable. The count holds for the 313-frame input only: the
+flatten size, hence the embedding kernel, follows the input length (``input_shape``), e.g. for crops.
+
+Training model
+--------------
+:func:`build_training_model` takes ``[features, labels]`` and outputs the class probabilities. Mixup is
+applied inside the model to the features and the labels (training only, as in the public code), and
+the categorical cross-entropy against the mixed labels (optionally class-weighted by the unmixed label)
+is attached by a :class:`~subcluster_adacos.layers.SoftTargetCrossEntropy` layer. Compile it with an
+optimizer and no loss, and fit on ``[features, one_hot_labels]`` (no ``y`` needed)::
+
+    model = build_training_model(41, 16, class_weights=weights)
+    model.compile(optimizer=keras.optimizers.Adam())
+    model.fit([x, y_onehot], batch_size=64, epochs=400)
+    embed = embedding_model(model)          # the shared embedding network, features -> 128-d
+"""
+
+import keras
+from keras import layers
+
+from asdcore.errors import ASDError
+from subcluster_adacos.layers import AdaCos, Mixup, SoftTargetCrossEntropy, SubClusterAdaCos
+
+__all__ = [
+    "build_embedding_model",
+    "build_training_model",
+    "embedding_model",
+    "head_layer",
+    "LOSSES",
+]
+
+LOSSES = ("subcluster_adacos", "adacos", "softmax")
+
+EMBEDDING_MODEL_NAME = "embedding_model"
+HEAD_NAME = "head"
+
+
+def _conv(filters, kernel, strides, l2, name):
+    return layers.Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding="same",
+        kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+        name=name,
+    )
+
+
+def _residual_unit(x, filters, downsample, l2, name):
+    """Pre-activation residual unit (see the module docstring); returns its output tensor."""
+    r = layers.LeakyReLU(negative_slope=0.1, name=f"{name}_act1")(x)
+    r = _conv(filters, 3, 2 if downsample else 1, l2, f"{name}_conv1")(r)
+    r = layers.LeakyReLU(negative_slope=0.1, name=f"{name}_act2")(r)
+    r = layers.BatchNormalization(name=f"{name}_bn1")(r)
+    r = _conv(filters, 3, 1, l2, f"{name}_conv2")(r)
+    if downsample:
+        x = layers.MaxPooling2D((2, 2), padding="same", name=f"{name}_shortcut_pool")(x)
+        x = _conv(filters, 1, 1, l2, f"{name}_shortcut_conv")(x)
+    x = layers.Add(name=f"{name}_add")([x, r])
+    return layers.BatchNormalization(name=f"{name}_out")(x)
+
+
+def build_embedding_model(input_shape=(313, 128), embedding_dim=128, l2=1e-5, name=EMBEDDING_MODEL_NAME):
+    """Modified ResNet of paper Table I: log-mel features -> linear embedding.
+
+    Parameters
+    ----------
+    input_shape : tuple, default (313, 128)
+        ``(frames, mel_bins)`` (a channel axis is added) or ``(frames, mel_bins, 1)``. The number of frames
+        is a parameter so that crops can be used; it must be static.
+    embedding_dim : int, default 128
+    l2 : float, default 1e-5
+        L2 factor on every conv kernel and on the embedding kernel (0 disables it).
+    name : str
+
+    Returns
+    -------
+    keras.Model
+        Input ``features`` of shape (batch, *input_shape), output ``embedding`` (batch, embedding_dim).
+        Stage outputs are the layers ``stem_conv``, ``stem_pool``, ``stage1_unit2_out``,
+        ``stage2_unit2_out``, ``stage3_unit2_out``, ``stage4_unit2_out``, ``time_pool``, ``flatten``.
+    """
+    input_shape = tuple(int(d) if d is not None else None for d in input_shape)
+    if len(input_shape) not in (2, 3) or any(d is None or d < 1 for d in input_shape) or (
+        len(input_shape) == 3 and input_shape[2] != 1
+    ):
+        raise ASDError(
+            f"subcluster_adacos/network.py: input_shape must be (frames, mel_bins) or (frames, mel_bins, 1) "
+            f"with static sizes, got {input_shape}; e.g. (313, 128)"
+        )
+    features = keras.Input(shape=input_shape, name="features")
+    x = features
+    if len(input_shape) == 2:
+        x = layers.Reshape(input_shape + (1,), name="add_channel")(x)
+    x = _conv(16, 7, 2, l2, "stem_conv")(x)
+    x = layers.LeakyReLU(negative_slope=0.1, name="stem_act")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.MaxPooling2D((3, 3), strides=2, padding="valid", name="stem_pool")(x)
+    for stage, filters in enumerate((16, 32, 64, 128), start=1):
+        for unit in (1, 2):
+            x = _residual_unit(x, filters, downsample=(stage > 1 and unit == 1), l2=l2,
+                               name=f"stage{stage}_unit{unit}")
+    x = layers.MaxPooling2D((10, 1), padding="same", name="time_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    embedding = layers.Dense(
+        embedding_dim,
+        activation=None,
+        kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+        name="embedding",
+    )(x)
+    return keras.Model(features, embedding, name=name)
+
+
+def build_training_model(
+    n_classes,
+    n_subclusters=1,
+    loss="subcluster_adacos",
+    mixup=True,
+    angle_mode="reference",
+    input_shape=(313, 128),
+    embedding_dim=128,
+    l2=1e-5,
+    class_weights=None,
+    mixup_probability=1.0,
+    seed=None,
+    name="subcluster_adacos_training",
+):
+    """Training model ``[features, labels] -> class probabilities`` with mixup and the loss inside.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes (41 machine IDs for DCASE 2020).
+    n_subclusters : int, default 1
+        Sub-clusters per class (only for ``loss="subcluster_adacos"``; must be 1 otherwise).
+    loss : {"subcluster_adacos", "adacos", "softmax"}
+        Head: :class:`SubClusterAdaCos` (paper), standard :class:`AdaCos` (Table III), or a plain
+        ``Dense(n_classes, softmax)`` on the embedding.
+    mixup : bool, default True
+        Mix features and labels inside the model during training (:class:`Mixup`).
+    angle_mode : {"reference", "corrected"}
+        Passed to :class:`SubClusterAdaCos`.
+    input_shape, embedding_dim, l2
+        Passed to :func:`build_embedding_model`.
+    class_weights : sequence of float or None
+        Per-class loss weights applied through the unmixed label (e.g. "balanced" weights).
+    mixup_probability : float, default 1.0
+    seed : int or None
+        Seed of the mixup random generator.
+    name : str
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``features`` (batch, *input_shape) and ``labels`` (batch, n_classes) one-hot; output the
+        class probabilities (batch, n_classes). Layers: ``mixup`` (if any), ``embedding_model`` (the
+        nested network of :func:`build_embedding_model`), ``head``, ``loss``. The loss is added by the
+        ``loss`` layer: compile with an optimizer only.
+    """
+    if loss not in LOSSES:
+        raise ASDError(f"subcluster_adacos/network.py: loss must be one of {LOSSES}, got {loss!r}; "
+                       "use 'subcluster_adacos'")
+    if loss != "subcluster_adacos" and int(n_subclusters) != 1:
+        raise ASDError(f"subcluster_adacos/network.py: loss={loss!r} has no sub-clusters, got "
+                       f"n_subclusters={n_subclusters}; use n_subclusters=1 or loss='subcluster_adacos'")
+    if class_weights is not None and len(class_weights) != int(n_classes):
+        raise ASDError(f"subcluster_adacos/network.py: {len(class_weights)} class weights for {n_classes} "
+                       "classes; give one weight per class")
+    embedder = build_embedding_model(input_shape, embedding_dim=embedding_dim, l2=l2)
+    features = keras.Input(shape=embedder.input_shape[1:], name="features")
+    labels = keras.Input(shape=(int(n_classes),), name="labels")
+    x, targets = features, labels
+    if mixup:
+        x, targets = Mixup(probability=mixup_probability, seed=seed, name="mixup")([features, labels])
+    embedding = embedder(x)
+    if loss == "subcluster_adacos":
+        head = SubClusterAdaCos(n_classes, n_subclusters=n_subclusters, angle_mode=angle_mode, name=HEAD_NAME)
+        probabilities = head([embedding, targets])
+    elif loss == "adacos":
+        probabilities = AdaCos(n_classes, name=HEAD_NAME)([embedding, targets])
+    else:
+        probabilities = layers.Dense(int(n_classes), activation="softmax", name=HEAD_NAME)(embedding)
+    probabilities = SoftTargetCrossEntropy(class_weights=class_weights, name="loss")(
+        [probabilities, targets, labels]
+    )
+    return keras.Model([features, labels], probabilities, name=name)
+
+
+def embedding_model(training_model):
+    """The nested embedding network (features -> embedding) of a model from :func:`build_training_model`."""
+    try:
+        return training_model.get_layer(EMBEDDING_MODEL_NAME)
+    except ValueError:
+        raise ASDError(f"subcluster_adacos/network.py: model {training_model.name!r} has no "
+                       f"'{EMBEDDING_MODEL_NAME}' layer; pass a model built by build_training_model") from None
+
+
+def head_layer(training_model):
+    """The head layer (``SubClusterAdaCos``, ``AdaCos`` or ``Dense``) of a training model."""
+    try:
+        return training_model.get_layer(HEAD_NAME)
+    except ValueError:
+        raise ASDError(f"subcluster_adacos/network.py: model {training_model.name!r} has no '{HEAD_NAME}' "
+                       "layer; pass a model built by build_training_model") from None
