@@ -12,7 +12,8 @@ Every parameter lives in :class:`LogMelConfig`, so the other front ends are one 
 
 Computation (:func:`compute_logmel`): a batch of equal-length waves is reflect-padded, framed with a
 strided view (only the frames that are kept are materialised), windowed in float32, transformed with
-``scipy.fft.rfft`` (several workers), squared and multiplied by the mel basis.
+``scipy.fft.rfft``, squared and multiplied by the sparse mel basis; chunks of a clip or two run on
+several threads (scipy.fft and numpy release the GIL).
 
 Cache layout (:func:`extract_features`)::
 
@@ -187,8 +188,9 @@ def mel_basis(sr, n_fft, n_mels, fmin, fmax, htk, norm):
     return scipy.sparse.csr_matrix(basis)
 
 
-def _logmel_chunk(waves: np.ndarray, c: LogMelConfig, first: int, n_keep: int) -> np.ndarray:
-    """Kernel of :func:`compute_logmel` for a few clips (sized to stay in cache), one thread."""
+def _logmel_chunk(waves: np.ndarray, c: LogMelConfig, first: int, out: np.ndarray) -> None:
+    """Kernel of :func:`compute_logmel` for a few clips (sized to stay in cache); writes ``out``."""
+    n_keep = out.shape[1]
     if c.center:
         pad = c.n_fft // 2
         padded = np.pad(waves, ((0, 0), (pad, pad)), mode=c.pad_mode)
@@ -199,7 +201,7 @@ def _logmel_chunk(waves: np.ndarray, c: LogMelConfig, first: int, n_keep: int) -
     ][:, :n_keep]
     window = _window(c.window, c.n_fft if c.win_length is None else c.win_length, c.n_fft)
     spec = scipy.fft.rfft(frames * window, axis=-1, workers=1, overwrite_x=True)
-    mag = np.abs(spec)  # float32 |X|
+    mag = np.abs(spec)  # float32 |X|, [b, frames, bins]
     del spec
     if c.power == 2.0:
         np.square(mag, out=mag)
@@ -207,12 +209,12 @@ def _logmel_chunk(waves: np.ndarray, c: LogMelConfig, first: int, n_keep: int) -
         np.power(mag, np.float32(c.power), out=mag)
     basis = mel_basis(c.sr, c.n_fft, c.n_mels, float(c.fmin), c.fmax, c.htk, c.mel_norm)
     b, f, k = mag.shape
-    mel = np.ascontiguousarray((basis @ mag.reshape(b * f, k).T).T).reshape(b, f, c.n_mels)
+    mel = basis @ mag.reshape(b * f, k).T  # [n_mels, b * frames], C-contiguous
     if c.log:
         np.maximum(mel, np.float32(c.floor), out=mel)
         np.log10(mel, out=mel)
         mel *= np.float32(10.0)
-    return mel
+    out[...] = mel.reshape(c.n_mels, b, f).transpose(1, 2, 0)
 
 
 def compute_logmel(waves: np.ndarray, config: LogMelConfig = LogMelConfig(), workers: int | None = None):
@@ -260,7 +262,7 @@ def compute_logmel(waves: np.ndarray, config: LogMelConfig = LogMelConfig(), wor
     workers = workers or os.cpu_count() or 1
 
     def _run(s):
-        out[s : s + step] = _logmel_chunk(waves[s : s + step], c, first, n_keep)
+        _logmel_chunk(waves[s : s + step], c, first, out[s : s + step])
 
     if workers <= 1 or len(starts) <= 1:
         for s in starts:
@@ -350,7 +352,8 @@ def extract_features(
     batch_size : int
         Clips read and transformed together.
     n_threads : int, optional
-        Threads for reading audio and cache files; default ``min(8, os.cpu_count())``.
+        Threads for reading audio and cache files (default ``min(8, os.cpu_count())``) and for the
+        transform (default ``os.cpu_count()``).
 
     Returns
     -------
@@ -359,66 +362,81 @@ def extract_features(
     paths = list(table["path"]) if hasattr(table, "columns") else list(table)
     paths = [os.path.abspath(os.fspath(p)) for p in paths]
     n = len(paths)
-    n_threads = n_threads or min(8, os.cpu_count() or 1)
+    io_threads = n_threads or min(8, os.cpu_count() or 1)
+    workers = n_threads or os.cpu_count() or 1
     folder = None if cache_dir is None else _cache_folder(cache_dir, config, channel)
 
-    results: list = [None] * n
+    # Output rows are filled in place when the frame count is known (n_frames set): no second copy
+    # of a data set that may take several GB.
+    fixed = config.n_frames is not None
+    out = np.empty((n, config.n_frames, config.n_mels), dtype=np.float32) if fixed else None
+    rows: list = [None] * n  # only used when n_frames is None
+    done = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}
     entries: list = [None] * n
-    todo = []
     if folder is not None:
         for i, p in enumerate(paths):
             try:
                 h = _identity(p)
             except OSError:
-                todo.append(i)  # load_audio reports the missing file
-                continue
+                continue  # load_audio reports the missing file
             entries[i] = os.path.join(folder, h[:2], h + ".npy")
+
+    def _store(i, arr):
+        if fixed:
+            out[i] = arr
+        else:
+            rows[i] = arr
+        done[i] = True
+
+    def _from_cache(i):
+        arr = _load_cached(entries[i])
+        if arr is not None and (not fixed or arr.shape == out.shape[1:]):
+            _store(i, arr)
+
+    def _read(i):
+        try:
+            return load_audio(paths[i], sr=config.sr, channel=channel)
+        except AudioError as exc:
+            return exc
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, desc="features", unit="clip")
-
     n_padded = 0
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        if folder is not None:
-            cached_idx = [i for i in range(n) if entries[i] is not None and os.path.exists(entries[i])]
-            for i, arr in zip(cached_idx, pool.map(lambda i: _load_cached(entries[i]), cached_idx)):
-                results[i] = arr
-            todo = [i for i in range(n) if results[i] is None]
-            if bar is not None:
-                bar.update(n - len(todo))
-        else:
-            todo = list(range(n))
-
-        def _read(i):
-            try:
-                return load_audio(paths[i], sr=config.sr, channel=channel)
-            except AudioError as exc:
-                return exc
-
+    with ThreadPoolExecutor(max_workers=io_threads) as pool:
+        cached = [i for i in range(n) if entries[i] is not None and os.path.exists(entries[i])]
+        list(pool.map(_from_cache, cached))
+        todo = [i for i in range(n) if not done[i]]
+        if bar is not None:
+            bar.update(n - len(todo))
+        chunks = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
         writes = []
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            waves = {}
-            for i, w in zip(chunk, pool.map(_read, chunk)):
+        pending = [pool.submit(_read, i) for i in chunks[0]] if chunks else []
+        for c_idx, chunk in enumerate(chunks):
+            loaded = [f.result() for f in pending]
+            # read the next batch while this one is transformed
+            nxt = chunks[c_idx + 1] if c_idx + 1 < len(chunks) else []
+            pending = [pool.submit(_read, i) for i in nxt]
+            by_length: dict[int, list] = {}
+            for i, w in zip(chunk, loaded):
                 if isinstance(w, AudioError):
                     if not skip_bad_files:
+                        for f in pending:
+                            f.cancel()
                         raise w
                     reasons[i] = w.reason
                     logger.warning("skipping bad file %s: %s", paths[i], w.reason)
                 else:
-                    waves[i] = w
-            by_length: dict[int, list] = {}
-            for i, w in waves.items():
-                by_length.setdefault(len(w), []).append(i)
-            for length, idx in by_length.items():
-                if config.n_frames is not None and length < config.min_samples():
-                    n_padded += len(idx)
-                feats = compute_logmel(np.stack([waves[i] for i in idx]), config)
-                for j, i in enumerate(idx):
-                    results[i] = feats[j]
+                    by_length.setdefault(len(w), []).append((i, w))
+            for length, items in by_length.items():
+                if fixed and length < config.min_samples():
+                    n_padded += len(items)
+                feats = compute_logmel(np.stack([w for _, w in items]), config, workers=workers)
+                for j, (i, _) in enumerate(items):
+                    _store(i, feats[j])
                     if entries[i] is not None:
                         writes.append(pool.submit(_atomic_save, entries[i], feats[j]))
             if bar is not None:
@@ -434,21 +452,25 @@ def extract_features(
             config.min_samples(),
         )
 
-    kept = np.array([i not in reasons for i in range(n)], dtype=bool)
-    arrays = [results[i] for i in range(n) if kept[i]]
-    if arrays:
-        shapes = {a.shape for a in arrays}
+    kept = done.copy()
+    keep_idx = np.flatnonzero(kept)
+    if fixed:
+        # compact in place (rows only move up), then drop the tail: no second full-size array
+        for j, i in enumerate(keep_idx):
+            if i != j:
+                out[j] = out[i]
+        features = out[: len(keep_idx)]
+    else:
+        shapes = {rows[i].shape for i in keep_idx}
         if len(shapes) > 1:
             raise ASDError(
                 f"clips give different frame counts {sorted(shapes)[:3]}; set LogMelConfig.n_frames "
                 "(e.g. 313) to keep the same number of frames of every clip"
             )
-        features = np.empty((len(arrays),) + arrays[0].shape, dtype=np.float32)
-        for j, a in enumerate(arrays):
-            features[j] = a
-    else:
-        frames = config.n_frames or 0
-        features = np.empty((0, frames, config.n_mels), dtype=np.float32)
+        if len(keep_idx):
+            features = np.stack([rows[i] for i in keep_idx]).astype(np.float32, copy=False)
+        else:
+            features = np.empty((0, 0, config.n_mels), dtype=np.float32)
     bad_files = [(paths[i], reasons[i]) for i in sorted(reasons)]
     return FeatureSet(features=features, kept=kept, bad_files=bad_files)
 

@@ -45,7 +45,7 @@ __all__ = [
 #: identical to ``np.finfo(float).eps``), as in the DCASE 2021 evaluator.
 EPS = sys.float_info.epsilon
 
-_UNIT_KEYS = ["part", "machine_type", "unit", "domain"]
+_UNIT_KEYS = ["machine_type", "unit", "domain"]
 
 
 def _binary_labels(y_true, where: str = "") -> np.ndarray:
@@ -207,17 +207,18 @@ def evaluate_clips(table: pd.DataFrame, score_column: str = "score", decision_co
                    max_fpr: float = 0.1, z: float = 1.96) -> pd.DataFrame:
     """AUC, pAUC (and decisions' precision/recall/F1) per evaluation unit.
 
-    A unit is (part, machine type, unit, domain): a machine ID in 2020 (domain ""), a section and domain in
+    A unit is (machine type, unit, domain): a machine ID in 2020 (domain ""), a section and domain in
     2021, where AUC and pAUC use only the test clips of that domain (DCASE 2021 evaluator). Only rows with
     ``split == "test"`` are used. Units whose scores are all missing (NaN) are skipped, so a table holding
     dev and eval clips can be evaluated when only one part was scored; a unit with some scores missing, or
-    with clips labelled "unknown", raises ``ASDError``.
+    with clips labelled "unknown", raises ``ASDError``. Dev and eval units never share an ID or section, so
+    one call may hold both parts; summarise each part separately (see :func:`summarize`).
 
     Parameters
     ----------
     table : DataFrame
-        The clip table (``machine_type, unit, domain, split, label`` and ``score_column``; ``part`` and
-        ``file`` when present).
+        The clip table (``machine_type, unit, domain, split, label`` and ``score_column``; ``file`` when
+        present, for messages).
     score_column : str
         Column with anomaly scores (higher = more anomalous).
     decision_column : str, optional
@@ -230,10 +231,10 @@ def evaluate_clips(table: pd.DataFrame, score_column: str = "score", decision_co
     Returns
     -------
     DataFrame
-        One row per unit: ``part, machine_type, unit, domain, auc, pauc, n_normal, n_anomaly, auc_ci_low,
+        One row per unit: ``machine_type, unit, domain, auc, pauc, n_normal, n_anomaly, auc_ci_low,
         auc_ci_high`` (+ ``precision, recall, f1``), values as fractions in [0, 1], sorted by
-        (part, machine_type, domain, unit) like the 2021 evaluator (all sections of the source domain, then
-        the target domain).
+        (machine_type, domain, unit) like the 2021 evaluator (all sections of the source domain, then the
+        target domain).
     """
     required = ["machine_type", "unit", "split", "label", score_column]
     if decision_column is not None:
@@ -243,25 +244,26 @@ def evaluate_clips(table: pd.DataFrame, score_column: str = "score", decision_co
         raise ASDError(f"evaluate_clips: the table lacks columns {missing}; attach scores first "
                        "(asdcore.submission.attach_scores)")
     test = table[table["split"] == "test"].copy()
-    for column in ("part", "domain"):
-        if column not in test.columns:
-            test[column] = ""
-    test["part"] = test["part"].fillna("").astype(str)
+    if "domain" not in test.columns:
+        test["domain"] = ""
     test["domain"] = test["domain"].fillna("").astype(str)
     rows = []
     for key, unit_rows in test.groupby(_UNIT_KEYS, sort=False):
         scores = unit_rows[score_column].to_numpy(dtype=float)
         if np.isnan(scores).all():
             continue
-        part, machine_type, unit, domain = key
-        where = " ".join(str(k) for k in (part, machine_type, unit, domain) if k)
+        machine_type, unit, domain = key
+        where = " ".join(str(k) for k in key if k)
+        if "part" in unit_rows and unit_rows["part"].nunique() > 1:
+            raise ASDError(f"{where}: the unit appears in several parts {sorted(unit_rows['part'].unique())}; "
+                           "evaluate one part at a time")
         if np.isnan(scores).any():
             first = unit_rows.loc[np.isnan(scores), "file"].iloc[0] if "file" in unit_rows else "?"
             raise ASDError(f"{where}: {int(np.isnan(scores).sum())} of {scores.size} test clips have no score "
                            f"(first: {first}); score every test clip of the unit")
         y = _binary_labels(unit_rows["label"].to_numpy(), where)
         row = {
-            "part": part, "machine_type": machine_type, "unit": unit, "domain": domain,
+            "machine_type": machine_type, "unit": unit, "domain": domain,
             "auc": float(roc_auc_score(y, _scores(scores, y.size, where))),
             "pauc": float(roc_auc_score(y, scores, max_fpr=max_fpr)),
             "n_normal": int((~y).sum()), "n_anomaly": int(y.sum()),
@@ -280,17 +282,16 @@ def evaluate_clips(table: pd.DataFrame, score_column: str = "score", decision_co
     if decision_column is not None:
         columns += ["precision", "recall", "f1"]
     out = pd.DataFrame(rows, columns=columns)
-    return out.sort_values(["part", "machine_type", "domain", "unit"], kind="stable").reset_index(drop=True)
+    return out.sort_values(["machine_type", "domain", "unit"], kind="stable").reset_index(drop=True)
 
 
 def _metric_columns(per_unit: pd.DataFrame) -> list[str]:
     return [c for c in ("auc", "pauc", "precision", "recall", "f1") if c in per_unit.columns]
 
 
-def _summary_row(part, machine_type, domain, statistic, rows, metrics, with_score):
+def _summary_row(machine_type, domain, statistic, rows, metrics, with_score):
     mean = harmonic_mean if statistic == "harmonic mean" else arithmetic_mean
-    out = {"part": part, "machine_type": machine_type, "domain": domain, "statistic": statistic,
-           "n_units": int(len(rows))}
+    out = {"machine_type": machine_type, "domain": domain, "statistic": statistic, "n_units": int(len(rows))}
     for metric in metrics:
         out[metric] = mean(rows[metric].to_numpy(dtype=float))
     if with_score:
@@ -299,15 +300,42 @@ def _summary_row(part, machine_type, domain, statistic, rows, metrics, with_scor
     return out
 
 
-def summarize(per_unit: pd.DataFrame, year: int) -> pd.DataFrame:
-    """The summary rows the organisers' evaluators print and the papers' tables use, per part (dev/eval).
+def _summary_rows(per_unit: pd.DataFrame, year: int, metrics: list[str]) -> list[dict]:
+    rows = []
+    types = sorted(per_unit["machine_type"].unique())
+    if year == 2020:
+        for machine_type in types:
+            r = per_unit[per_unit["machine_type"] == machine_type]
+            rows.append(_summary_row(machine_type, "", "arithmetic mean", r, metrics, False))
+        type_means = pd.DataFrame(rows)
+        rows.append(_summary_row("all", "", "arithmetic mean", per_unit, metrics, False))
+        row = {"machine_type": "all", "domain": "", "statistic": "arithmetic mean of type means",
+               "n_units": int(len(per_unit))}
+        for metric in metrics:
+            row[metric] = arithmetic_mean(type_means[metric])
+        rows.append(row)
+        return rows
+    groups = [(t, per_unit[per_unit["machine_type"] == t]) for t in types] + [("all", per_unit)]
+    for machine_type, r in groups:
+        for domain in sorted(d for d in r["domain"].unique() if d):
+            rows.append(_summary_row(machine_type, domain, "harmonic mean", r[r["domain"] == domain], metrics, True))
+        rows.append(_summary_row(machine_type, "all", "harmonic mean", r, metrics, True))
+        rows.append(_summary_row(machine_type, "all", "arithmetic mean", r, metrics, True))
+    return rows
 
-    DCASE 2020 (``statistic``, ``domain`` = ""):
+
+def summarize(per_unit: pd.DataFrame, year: int) -> pd.DataFrame:
+    """The summary rows the organisers' evaluators print and the papers' tables use.
+
+    Give one part (dev or eval) at a time; if ``per_unit`` has a ``part`` column, each part is summarised
+    separately and the output keeps a leading ``part`` column.
+
+    DCASE 2020 (``domain`` = ""):
       - per machine type: "arithmetic mean" over its IDs (2020 evaluator "Average"; the papers' per-type
         rows);
-      - ``machine_type = "all"``, "arithmetic mean": over all IDs of the part. This is how the "all" rows of
-        Wilkinghoff 2020 Table V (and the overall means of Tables II-IV) are computed: e.g. the dev "mean"
-        row 80.91 % is the mean over the 23 dev IDs, not over the six machine types (81.11 %);
+      - ``machine_type = "all"``, "arithmetic mean": over all IDs. This is how the "all" rows of
+        Wilkinghoff 2020 Table V (and the overall means of its Tables II-IV) are computed: e.g. the dev
+        "mean" row 80.91 % is the mean over the 23 dev IDs, not over the six machine types (81.11 %);
       - ``machine_type = "all"``, "arithmetic mean of type means": the mean of the per-type means
         (Kuroyanagi et al. Table II "Machine Average"). On the 2020 eval set (3 IDs per type) both agree.
 
@@ -317,9 +345,9 @@ def summarize(per_unit: pd.DataFrame, year: int) -> pd.DataFrame:
       - per machine type, ``domain = "all"``: "harmonic mean" over sections and domains (Wilkinghoff 2021
         Table 2, Fujimura Table II) and the evaluator's "arithmetic mean";
       - ``machine_type = "all"``: the same over all machine types, sections and domains.
-      ``score`` (harmonic-mean rows only) is the harmonic mean of the pooled AUC and pAUC values of the
-      group; on the row (all, all, harmonic mean) it is the official DCASE 2021 score (Wilkinghoff 2021
-      Table 5 "all both", Fujimura Table II "All-hmean").
+      ``score`` (harmonic-mean rows only, NaN on arithmetic rows) is the harmonic mean of the pooled AUC and
+      pAUC values of the group; on the row (all, all, harmonic mean) it is the official DCASE 2021 score
+      (Wilkinghoff 2021 Table 5 "all both", Fujimura Table II "All-hmean").
 
     Parameters
     ----------
@@ -331,46 +359,25 @@ def summarize(per_unit: pd.DataFrame, year: int) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``part, machine_type, domain, statistic, n_units, auc, pauc`` (+ ``precision, recall, f1``
-        when present; + ``score`` in 2021), fractions in [0, 1].
+        Columns ``machine_type, domain, statistic, n_units, auc, pauc`` (+ ``precision, recall, f1`` when
+        present; + ``score`` in 2021; ``part`` first when the input has it), fractions in [0, 1].
     """
     if int(year) not in (2020, 2021):
         raise ASDError(f"year={year}: must be 2020 or 2021")
     if per_unit is None or len(per_unit) == 0:
         raise ASDError("summarize: no per-unit results to summarise")
     per_unit = per_unit.copy()
-    for column in ("part", "domain"):
-        if column not in per_unit.columns:
-            per_unit[column] = ""
-    per_unit["part"] = per_unit["part"].fillna("").astype(str)
+    if "domain" not in per_unit.columns:
+        per_unit["domain"] = ""
     per_unit["domain"] = per_unit["domain"].fillna("").astype(str)
     metrics = _metric_columns(per_unit)
+    columns = ["machine_type", "domain", "statistic", "n_units"] + metrics + (["score"] if int(year) == 2021 else [])
+    if "part" not in per_unit.columns:
+        return pd.DataFrame(_summary_rows(per_unit, int(year), metrics), columns=columns)
     rows = []
     for part, part_rows in per_unit.groupby("part", sort=True):
-        types = sorted(part_rows["machine_type"].unique())
-        if int(year) == 2020:
-            for machine_type in types:
-                r = part_rows[part_rows["machine_type"] == machine_type]
-                rows.append(_summary_row(part, machine_type, "", "arithmetic mean", r, metrics, False))
-            rows.append(_summary_row(part, "all", "", "arithmetic mean", part_rows, metrics, False))
-            type_means = pd.DataFrame([r for r in rows if r["part"] == part and r["machine_type"] != "all"])
-            row = {"part": part, "machine_type": "all", "domain": "", "statistic": "arithmetic mean of type means",
-                   "n_units": int(len(part_rows))}
-            for metric in metrics:
-                row[metric] = arithmetic_mean(type_means[metric])
-            rows.append(row)
-        else:
-            groups = [(t, part_rows[part_rows["machine_type"] == t]) for t in types] + [("all", part_rows)]
-            for machine_type, r in groups:
-                for domain in sorted(d for d in r["domain"].unique() if d):
-                    rows.append(_summary_row(part, machine_type, domain, "harmonic mean",
-                                             r[r["domain"] == domain], metrics, True))
-                rows.append(_summary_row(part, machine_type, "all", "harmonic mean", r, metrics, True))
-                rows.append(_summary_row(part, machine_type, "all", "arithmetic mean", r, metrics, True))
-    columns = ["part", "machine_type", "domain", "statistic", "n_units"] + metrics
-    if int(year) == 2021:
-        columns.append("score")
-    return pd.DataFrame(rows, columns=columns)
+        rows += [{"part": part, **row} for row in _summary_rows(part_rows, int(year), metrics)]
+    return pd.DataFrame(rows, columns=["part"] + columns)
 
 
 def official_score(per_unit: pd.DataFrame, part: str | None = None) -> float:

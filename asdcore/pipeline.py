@@ -129,10 +129,10 @@ def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.
         for part, part_rows in scored.groupby("part", sort=True):
             per_unit = metrics.evaluate_clips(part_rows, "score",
                                               decision_column="decision" if decision is not None else None)
+            per_unit.insert(0, "part", part)
             summary = metrics.summarize(per_unit, year)
-            for frame in (per_unit, summary):
-                frame.insert(0, "part", part)
-                frame.insert(0, "system", name)
+            per_unit.insert(0, "system", name)
+            summary.insert(0, "system", name)
             per_unit_all.append(per_unit)
             summary_all.append(summary)
         if plots:

@@ -110,20 +110,28 @@ def run(args) -> int:
 
 
 def table5_layout(summary: pd.DataFrame) -> pd.DataFrame:
-    """Our summary rows reshaped like Table V: one row per representation and machine type, columns
-    ``dev AUC, dev pAUC, eval AUC, eval pAUC`` in percent."""
-    rows = summary[summary["unit"].isin(["mean", "all"]) | (summary["machine_type"] == "all")].copy()
-    rows = rows.rename(columns={"system": "representation", "machine_type": "machine type"})
-    wide = rows.pivot_table(index=["representation", "machine type"], columns="part",
-                            values=["auc", "pauc"], sort=False)
-    out = pd.DataFrame(index=wide.index)
-    for part in ("dev", "eval"):
-        for metric, label in (("auc", "AUC"), ("pauc", "pAUC")):
-            column = (metric, part)
-            out[f"{part} {label}"] = 100 * wide[column] if column in wide else np.nan
-    return out.reset_index()
+    """Our summary rows shaped like Table V: one row per representation and machine type ("all" = mean
+    over all IDs of the set), columns ``dev AUC, dev pAUC, eval AUC, eval pAUC`` in percent."""
+    rows = summary[summary["statistic"] == "arithmetic mean"]
+    return _table5_wide(rows.rename(columns={"system": "representation", "machine_type": "machine type"}),
+                        lambda frame, metric: 100 * frame[metric])
 
 
 def table5_published_layout(paper: pd.DataFrame, representations) -> pd.DataFrame:
-    """The published Table V reshaped to the columns of :func:`table5_layout`."""
-    raise NotImplementedError  # filled in once the published CSV format is fixed
+    """The published Table V (tidy) reshaped to the columns of :func:`table5_layout`."""
+    rows = paper[paper["representation"].isin(list(representations))]
+    wide = rows.pivot_table(index=["representation", "machine_type", "set"], columns="metric", values="value",
+                            sort=False).reset_index()
+    wide = wide.rename(columns={"machine_type": "machine type", "set": "part"})
+    return _table5_wide(wide, lambda frame, metric: frame[metric])
+
+
+def _table5_wide(rows: pd.DataFrame, value_of) -> pd.DataFrame:
+    keys = ["representation", "machine type"]
+    out = rows[keys].drop_duplicates().reset_index(drop=True)
+    for part in ("dev", "eval"):
+        part_rows = rows[rows["part"] == part]
+        for metric, label in (("auc", "AUC"), ("pauc", "pAUC")):
+            values = part_rows[keys].assign(value=value_of(part_rows, metric).to_numpy())
+            out = out.merge(values.rename(columns={"value": f"{part} {label}"}), on=keys, how="left")
+    return out

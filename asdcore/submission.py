@@ -334,16 +334,29 @@ def attach_scores(table: pd.DataFrame, scores_df: pd.DataFrame) -> pd.DataFrame:
 def evaluate_system(system_dir, table: pd.DataFrame, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a system folder, join it onto the clip table and evaluate it as the organisers do.
 
+    Each part (dev, eval) present among the scored clips is evaluated and summarised separately.
+
     Returns
     -------
     (per_unit, summary) : tuple of DataFrame
         :func:`asdcore.metrics.evaluate_clips` (with precision/recall/F1 when decision files exist) and
-        :func:`asdcore.metrics.summarize`.
+        :func:`asdcore.metrics.summarize`, each with a leading ``part`` column when the table has one.
     """
     from asdcore.metrics import evaluate_clips, summarize
 
     scores = read_scores(system_dir, year)
     joined = attach_scores(table, scores)
     decision_column = "decision" if "decision" in scores.columns else None
-    per_unit = evaluate_clips(joined, "score", decision_column)
-    return per_unit, summarize(per_unit, year)
+    if "part" not in joined.columns:
+        per_unit = evaluate_clips(joined, "score", decision_column)
+        return per_unit, summarize(per_unit, year)
+    scored = joined[joined["score"].notna()]
+    per_units, summaries = [], []
+    for part, part_rows in scored.groupby("part", sort=True):
+        per_unit = evaluate_clips(part_rows, "score", decision_column)
+        summary = summarize(per_unit, year)
+        per_unit.insert(0, "part", part)
+        summary.insert(0, "part", part)
+        per_units.append(per_unit)
+        summaries.append(summary)
+    return pd.concat(per_units, ignore_index=True), pd.concat(summaries, ignore_index=True)

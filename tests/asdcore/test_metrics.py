@@ -191,6 +191,8 @@ def clip_table(year, units, n=12, seed=0, part="dev"):
 def test_evaluate_clips_2020_against_sklearn_and_extremes():
     table = clip_table(2020, [("fan", "id_00", ""), ("fan", "id_02", ""), ("pump", "id_00", "")])
     per_unit = metrics.evaluate_clips(table)
+    assert list(per_unit.columns) == ["machine_type", "unit", "domain", "auc", "pauc", "n_normal", "n_anomaly",
+                                      "auc_ci_low", "auc_ci_high"]
     assert list(per_unit[["machine_type", "unit"]].itertuples(index=False, name=None)) == [
         ("fan", "id_00"), ("fan", "id_02"), ("pump", "id_00")]
     for row in per_unit.itertuples():
@@ -239,6 +241,9 @@ def test_evaluate_clips_errors_and_skips():
     skipped = table.copy()
     skipped.loc[skipped.unit == "id_01", "score"] = np.nan
     assert list(metrics.evaluate_clips(skipped)["unit"]) == ["id_00"]
+    both_parts = pd.concat([table, table.assign(part="eval")])
+    with pytest.raises(ASDError, match="one part at a time"):
+        metrics.evaluate_clips(both_parts)
     partial = table.copy()
     partial.loc[partial.index[-1], "score"] = np.nan
     with pytest.raises(ASDError, match="no score"):
@@ -260,6 +265,16 @@ def test_summarize_2020_by_hand():
     assert s.loc[("pump", "arithmetic mean"), "pauc"] == pytest.approx(0.5)
     assert s.loc[("all", "arithmetic mean"), "auc"] == pytest.approx((0.9 + 0.7 + 0.6) / 3)
     assert s.loc[("all", "arithmetic mean of type means"), "auc"] == pytest.approx((0.8 + 0.6) / 2)
+
+
+def test_summarize_keeps_part_only_when_given():
+    per_unit = per_unit_frame([("dev", "fan", "id_00", "", 0.9, 0.8), ("eval", "fan", "id_01", "", 0.5, 0.5)])
+    with_part = metrics.summarize(per_unit, 2020)
+    assert list(with_part.columns) == ["part", "machine_type", "domain", "statistic", "n_units", "auc", "pauc"]
+    assert set(with_part["part"]) == {"dev", "eval"}
+    assert with_part.query("part == 'eval' and machine_type == 'fan'")["auc"].iloc[0] == 0.5
+    without = metrics.summarize(per_unit[per_unit.part == "dev"].drop(columns="part"), 2020)
+    assert list(without.columns) == ["machine_type", "domain", "statistic", "n_units", "auc", "pauc"]
 
 
 def test_summarize_2020_reproduces_table5_all_rows():

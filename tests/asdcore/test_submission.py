@@ -197,3 +197,15 @@ def test_evaluate_system_known_scores(tmp_path):
         rows = table[(table.machine_type == row.machine_type) & (table.unit == row.unit)
                      & (table.domain == row.domain) & (table.split == "test")]
         assert row.auc == pytest.approx(roc_auc_score(rows.label == "anomaly", rows.r))
+
+
+def test_evaluate_system_per_part(tmp_path):
+    table = table_2020()
+    table["score"] = np.where(table["label"] == "anomaly", 1.0, 0.0)
+    table.loc[(table.part == "eval") & (table.split == "test"), "score"] *= -1  # eval reversed
+    submission.write_scores(table, "score", tmp_path, 2020)
+    per_unit, summary = submission.evaluate_system(tmp_path, table.drop(columns="score"), 2020)
+    assert list(per_unit.columns[:4]) == ["part", "machine_type", "unit", "domain"]
+    assert per_unit.set_index("unit")["auc"].to_dict() == {"id_00": 1.0, "id_02": 1.0, "id_05": 0.0}
+    overall = summary[(summary.machine_type == "all") & (summary.statistic == "arithmetic mean")]
+    assert overall.set_index("part")["auc"].to_dict() == {"dev": 1.0, "eval": 0.0}

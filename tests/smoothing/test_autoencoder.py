@@ -65,16 +65,14 @@ def test_short_fit_lowers_reconstruction_error():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     basis = rng.normal(size=(3, 640)).astype(np.float32)
-    train = (rng.normal(size=(32, 6, 3)) @ basis).astype(np.float32)  # 32 segments of 6 vectors, rank 3
+    train = (rng.normal(size=(48, 6, 3)) @ basis).astype(np.float32)  # 48 segments of 6 vectors, rank 3
     model = build_autoencoder(640)
     before = anomaly_score_ae(model, train[None]).item()
-    cfg = AEConfig(batch_segments=8)
-    model, history = train_autoencoder(train, val_segments=train[:8], config=cfg, model=model, epochs=5,
-                                       verbose=0)
+    cfg = AEConfig(batch_segments=2)
+    model, history = train_autoencoder(train, config=cfg, model=model, epochs=3, verbose=0)
     after = anomaly_score_ae(model, train[None]).item()
-    assert after < 0.8 * before
+    assert after < 0.7 * before
     assert history.history["loss"][-1] < history.history["loss"][0]
-    assert "val_loss" in history.history
 
 
 def test_save_load_roundtrip(tmp_path):
