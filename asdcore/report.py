@@ -88,3 +88,47 @@ def plot_scores(table: pd.DataFrame, score_column: str, out_dir, title: str = ""
         plt.close(fig)
         written.append(path)
     return written
+
+
+PART_COLUMNS = ("dev AUC", "dev pAUC", "eval AUC", "eval pAUC")
+
+
+def _by_part(rows: pd.DataFrame, keys: list[str], auc, pauc) -> pd.DataFrame:
+    out = rows[keys].drop_duplicates().reset_index(drop=True)
+    for part in ("dev", "eval"):
+        part_rows = rows[rows["part"] == part]
+        for label, values in (("AUC", auc(part_rows)), ("pAUC", pauc(part_rows))):
+            column = part_rows[keys].assign(**{f"{part} {label}": np.asarray(values, dtype=float)})
+            out = out.merge(column, on=keys, how="left")
+    return out
+
+
+def ours_in_paper_layout(summary: pd.DataFrame, row_labels: dict[str, dict], machine_types=("all",),
+                         statistic: str = "arithmetic mean") -> pd.DataFrame:
+    """Our summary rows shaped like a 2020 paper table: one row per system (labelled by ``row_labels``:
+    system -> {column: value}) and machine type, columns ``dev AUC, dev pAUC, eval AUC, eval pAUC`` in %.
+
+    ``machine_types=None`` keeps every machine type. The default statistic is the mean over all IDs of a
+    set, the "all"/mean rows of Wilkinghoff 2020 Tables II-V.
+    """
+    rows = summary[(summary["statistic"] == statistic) & summary["system"].isin(list(row_labels))]
+    if machine_types is not None:
+        rows = rows[rows["machine_type"].isin(list(machine_types))]
+    label_frame = pd.DataFrame([{"system": s, **labels} for s, labels in row_labels.items()])
+    rows = rows.merge(label_frame, on="system").rename(columns={"machine_type": "machine type"})
+    keys = [c for c in label_frame.columns if c != "system"] + ["machine type"]
+    return _by_part(rows, keys, lambda r: 100 * r["auc"], lambda r: 100 * r["pauc"])
+
+
+def published_in_paper_layout(tidy: pd.DataFrame, label_columns: list[str], machine_types=("all",),
+                              rename: dict | None = None) -> pd.DataFrame:
+    """A tidy published table (:func:`asdcore.published.load_table`) in the layout of
+    :func:`ours_in_paper_layout`; ``rename`` maps published label columns to ours."""
+    rows = tidy if machine_types is None else tidy[tidy["machine_type"].isin(list(machine_types))]
+    wide = rows.pivot_table(index=label_columns + ["machine_type", "set"], columns="metric", values="value",
+                            sort=False, dropna=False).reset_index()
+    wide = wide.rename(columns={"machine_type": "machine type", "set": "part", **(rename or {})})
+    keys = [(rename or {}).get(c, c) for c in label_columns] + ["machine type"]
+    missing = lambda r: np.full(len(r), np.nan)  # noqa: E731
+    return _by_part(wide, keys, lambda r: r["auc"] if "auc" in r else missing(r),
+                    lambda r: r["pauc"] if "pauc" in r else missing(r))

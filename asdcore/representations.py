@@ -74,7 +74,8 @@ def run(args) -> int:
     from asdcore.experiment import QUICK_BANNER, RunFolder, resolve_config, set_seed
     from asdcore.features import LogMelConfig, Normalizer
     from asdcore.pipeline import evaluate_systems, load_features, open_data
-    from asdcore.report import comparison_markdown, side_by_side
+    from asdcore.report import (PART_COLUMNS, comparison_markdown, ours_in_paper_layout,
+                                published_in_paper_layout, side_by_side)
 
     set_seed(args.seed)
     run_folder = RunFolder.create(args.out, 2020, "simple-representations")
@@ -96,42 +97,15 @@ def run(args) -> int:
         notes.append(QUICK_BANNER + " (this experiment trains nothing, so --quick changes nothing here)")
     text = ["# Simple representations (Wilkinghoff 2020, Table V)", ""]
     if not summary.empty:
-        ours = table5_layout(summary)
+        labels = {statistic: {"representation": statistic} for statistic in config.statistics}
+        ours = ours_in_paper_layout(summary, labels, machine_types=None)
         paper = published.load_table("wilkinghoff2020_table5")
-        paper = table5_published_layout(paper, ours["representation"].unique())
-        combined = side_by_side(ours, paper, ["representation", "machine type"],
-                                ["dev AUC", "dev pAUC", "eval AUC", "eval pAUC"])
+        paper = published_in_paper_layout(paper[paper["representation"].isin(config.statistics)],
+                                          ["representation"], machine_types=None)
+        combined = side_by_side(ours, paper, ["representation", "machine type"], list(PART_COLUMNS))
         text.append(comparison_markdown("Mean AUC and pAUC per machine type (%)", combined, notes))
         print(combined.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     run_folder.write_text("comparison.md", "\n".join(text))
     print(f"run folder: {run_folder.path}")
     run_folder.close()
     return 0
-
-
-def table5_layout(summary: pd.DataFrame) -> pd.DataFrame:
-    """Our summary rows shaped like Table V: one row per representation and machine type ("all" = mean
-    over all IDs of the set), columns ``dev AUC, dev pAUC, eval AUC, eval pAUC`` in percent."""
-    rows = summary[summary["statistic"] == "arithmetic mean"]
-    return _table5_wide(rows.rename(columns={"system": "representation", "machine_type": "machine type"}),
-                        lambda frame, metric: 100 * frame[metric])
-
-
-def table5_published_layout(paper: pd.DataFrame, representations) -> pd.DataFrame:
-    """The published Table V (tidy) reshaped to the columns of :func:`table5_layout`."""
-    rows = paper[paper["representation"].isin(list(representations))]
-    wide = rows.pivot_table(index=["representation", "machine_type", "set"], columns="metric", values="value",
-                            sort=False).reset_index()
-    wide = wide.rename(columns={"machine_type": "machine type", "set": "part"})
-    return _table5_wide(wide, lambda frame, metric: frame[metric])
-
-
-def _table5_wide(rows: pd.DataFrame, value_of) -> pd.DataFrame:
-    keys = ["representation", "machine type"]
-    out = rows[keys].drop_duplicates().reset_index(drop=True)
-    for part in ("dev", "eval"):
-        part_rows = rows[rows["part"] == part]
-        for metric, label in (("auc", "AUC"), ("pauc", "pAUC")):
-            values = part_rows[keys].assign(value=value_of(part_rows, metric).to_numpy())
-            out = out.merge(values.rename(columns={"value": f"{part} {label}"}), on=keys, how="left")
-    return out

@@ -373,7 +373,7 @@ def _machine(mtype, p, c, kind, sev, clip):
     # natural variation of every clip: speed ~0.6 %, a small level change
     speed = speed * (1 + 0.006 * rng.standard_normal())
     if kind == "shift":
-        speed *= 1 + rng.choice([-1, 1]) * (0.015 + 0.045 * sev)
+        speed *= 1 + rng.choice([-1, 1]) * (0.008 + 0.025 * sev)
     parts = []
 
     if mtype == "fan":
@@ -383,10 +383,10 @@ def _machine(mtype, p, c, kind, sev, clip):
         amps = [p["rot_level"], p["rot_level"] / 2, p["rot_level"] / 4] + list(
             np.arange(1, p["n_bpf"] + 1) ** -p["bpf_decay"] * np.exp(0.2 * rng.standard_normal(p["n_bpf"])))
         if kind == "imbalance":  # unbalanced rotor: strong rotation harmonic and a wobble
-            amps[0] += 0.3 + 0.6 * sev
+            amps[0] += 0.08 + 0.3 * sev
         tones = clip.partials(ph, f_rot, ks, amps)
         if kind == "imbalance":
-            tones *= 1 + np.float32(0.15 + 0.25 * sev) * np.sin(ph)
+            tones *= 1 + np.float32(0.1 + 0.25 * sev) * np.sin(ph)
         fc, w = p["aero"]
         aero = clip.noise(p["aero_tilt"], 60, 7800, [(fc * speed ** 0.5, w, 4.0)])
         aero *= 1 + np.float32(0.15) * clip.slow(0.5)
@@ -417,7 +417,7 @@ def _machine(mtype, p, c, kind, sev, clip):
                                       [(rng.uniform(3000, 7000), 0.0008, 1.0)], noise_tau=0.0005,
                                       noise_weight=1.0))
         if kind == "leak":  # a leak: high-frequency hiss
-            parts.append(_db(-22 + 10 * sev) * clip.noise(0.0, 2500, 7800, [(rng.uniform(3500, 6500), 0.5, 3)]))
+            parts.append(_db(-27 + 10 * sev) * clip.noise(0.0, 2500, 7800, [(rng.uniform(3500, 6500), 0.5, 3)]))
 
     elif mtype == "slider":
         period = p["period"] / speed
@@ -428,8 +428,8 @@ def _machine(mtype, p, c, kind, sev, clip):
         fric_fc = p["fric_fc"] * (1 + 0.03 * rng.standard_normal())
         fric_db = 0.0 + 4 * load
         if kind == "friction":  # worn rail or missing grease: brighter and louder friction
-            fric_fc *= 1 + 0.12 + 0.3 * sev
-            fric_db += 1 + 3 * sev
+            fric_fc *= 1 + 0.04 + 0.12 * sev
+            fric_db += 0.5 + 1.5 * sev
         fric = clip.noise(0.5, 200, 7800, [(fric_fc, p["fric_w"], 6.0)])
         parts += [env * (_db(p["motor_db"]) * motor + _db(fric_db) * fric)]
         stop_amps = np.full(stops.size, _db(p["stop_db"] + 3 * load))
@@ -465,7 +465,7 @@ def _machine(mtype, p, c, kind, sev, clip):
             times = np.concatenate([times, times[pick] + rng.uniform(0.008, 0.03, pick.sum())])
             amps = np.concatenate([amps, amps[pick] * (0.3 + 0.4 * sev)])
         elif kind == "resonance":
-            factor = 1 + rng.choice([-1, 1]) * (0.08 + 0.2 * sev)
+            factor = 1 + rng.choice([-1, 1]) * (0.03 + 0.1 * sev)
             modes = [(f * factor, tau, w) for f, tau, w in modes]
         parts.append(clip.impacts(times, amps * _db(p["click_db"] + 3 * load), modes))
         # flow hiss while the valve is open (between the first and last click of each cycle)
@@ -551,9 +551,9 @@ def _machine(mtype, p, c, kind, sev, clip):
     machine = np.sum(parts, axis=0).astype(np.float32)
     # anomaly kinds shared by several types
     if kind == "whine":
-        machine = machine + np.float32(_db(-26 + 12 * sev)) * clip.tone(p["whine_f"] * rng.uniform(0.85, 1.15), 0.004)
+        machine = machine + np.float32(_db(-32 + 12 * sev)) * clip.tone(p["whine_f"] * rng.uniform(0.85, 1.15), 0.004)
     elif kind == "noise":
-        machine = machine + np.float32(_db(-16 + 9 * sev)) * clip.noise(
+        machine = machine + np.float32(_db(-21 + 9 * sev)) * clip.noise(
             0.3, 100, 7800, [(p["noise_fc"] * rng.uniform(0.7, 1.4), 0.8, 5.0)])
     elif kind == "am":
         machine = machine * (1 + np.float32(0.2 + 0.35 * sev) * np.sin(

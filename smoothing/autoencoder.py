@@ -236,7 +236,11 @@ def anomaly_score_ae(model, stacked_segments, return_segments: bool = False, bat
     _as_segments(x, "stacked_segments")  # validation
     n_clips, n_seg, n_vec, dim = x.shape
     flat = x.reshape(-1, dim)
-    recon = np.asarray(model.predict(flat, batch_size=batch_size, verbose=0), dtype=np.float64)
+    # Direct calls in chunks (inference mode): no tf.function tracing, so cheap for small sets too.
+    recon = np.concatenate([
+        np.asarray(keras.ops.convert_to_numpy(model(flat[i:i + batch_size], training=False)), dtype=np.float64)
+        for i in range(0, len(flat), batch_size)
+    ])
     err = np.mean((flat.astype(np.float64) - recon) ** 2, axis=1)  # per vector: (1/D)||psi - f_G(psi)||^2
     per_segment = err.reshape(n_clips, n_seg, n_vec).mean(axis=2)
     scores = per_segment.mean(axis=1)

@@ -193,7 +193,10 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def _anneal(self, start, end, pct):
         if self.anneal == "cos":
-            return end + (start - end) / 2.0 * (1.0 + ops.cos(math.pi * pct))
+            # the same as end + (start - end) (1 + cos(pi p)) / 2, written as a convex combination with
+            # weights cos^2(pi p / 2) and sin^2(pi p / 2): no cancellation in float32 at either end
+            half = 0.5 * math.pi * pct
+            return start * ops.square(ops.cos(half)) + end * ops.square(ops.sin(half))
         return start + (end - start) * pct
 
     def __call__(self, step):
@@ -443,9 +446,14 @@ def embed(model, x, batch_size=64):
     if x.ndim not in (3, 4):
         raise _err(f"embed expects [n, frames, bins] or [clips, segments, frames, bins], got {x.shape}")
     lead = x.shape[:-2]
-    extractor = keras.Model(model.inputs, model.get_layer("embedding").output)
-    out = extractor.predict(x.reshape((-1,) + x.shape[-2:]), batch_size=batch_size, verbose=0)
-    return np.asarray(out).reshape(lead + (out.shape[-1],))
+    extractor = keras.Model(model.input, model.get_layer("embedding").output)
+    flat = x.reshape((-1,) + x.shape[-2:])
+    if len(flat) == 0:
+        raise _err("embed got no segments; pass at least one [frames, bins] segment")
+    # Direct calls in inference mode (dropout off, BatchNorm moving statistics), batch by batch.
+    out = np.concatenate([keras.ops.convert_to_numpy(extractor(flat[i:i + batch_size], training=False))
+                          for i in range(0, len(flat), batch_size)])
+    return out.reshape(lead + (out.shape[-1],))
 
 
 # ------------------------------------------------------------------------------------- SerialOE scoring

@@ -19,6 +19,8 @@ def test_layers_and_shapes():
     n_bn = 4 * sum(widths[1:-1])  # gamma, beta, moving mean, moving variance
     assert model.count_params() == n_dense + n_bn
     assert dense[-1].activation is keras.activations.linear
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert np.isclose(float(model.optimizer.learning_rate), 1e-3)
 
 
 def test_config_defaults():
@@ -76,7 +78,7 @@ def test_short_fit_lowers_reconstruction_error():
 
 
 def test_save_load_roundtrip(tmp_path):
-    model = build_autoencoder(40, hidden_units=16, bottleneck_units=4)
+    model = build_autoencoder(40, hidden_units=16, bottleneck_units=4, learning_rate=None)
     x = np.random.default_rng(0).normal(size=(5, 40)).astype(np.float32)
     path = tmp_path / "ae.keras"
     model.save(path)

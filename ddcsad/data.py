@@ -1,0 +1,541 @@
+"""Training data of the BCE + DDCSAD system (Kuroyanagi et al., Sec. IV-A and IV-C): which clips a
+machine ID's model sees, the per-machine amplitude normalisation, balanced mini-batches of random crops,
+the few real anomalies of Fig. 2, and what an "epoch" is.
+
+One model per machine ID (Sec. IV-A: "We performed learning for each particular machine ID")
+-------------------------------------------------------------------------------------------
+* **normal** (label ``NORMAL`` = +1): the training clips of the target ID;
+* **outliers** (label ``OUTLIER`` = -1, pseudo-anomalies): the training clips of the other IDs of the same
+  machine type and of every ID of the other machine types *of the same source data set* -- MIMII (fan,
+  pump, slider, valve) or ToyADMOS (ToyCar, ToyConveyor) -- "the normal data of other IDs of the target
+  machine type, and the normal data of all the IDs of the other machines in the same data set, were used
+  as outlier data [12]". "All the IDs" is read literally: the training clips of the development IDs *and*
+  of the evaluation IDs (the "additional training set") are outliers for every model, whatever part the
+  target ID belongs to. Test clips are never outliers.
+* **anomalies** (label ``ANOMALY`` = -2, only for Fig. 2): real anomalous test clips of the target ID moved
+  into the training data (:func:`anomaly_pool`).
+
+Amplitude normalisation (Sec. IV-A)
+-----------------------------------
+"we calculated each machine's amplitude values, normalized them to have a mean of 0 and variance of 1,
+and then extracted 128-dimensional logarithmic Mel filter-banks". The paper calls each ID a "machine"
+("seven or eight different machines of that type, and ID information is provided to indicate exactly
+which machine the data belongs to"), so the default (``level="machine"``) standardises the waveform
+samples of each machine ID with the mean and variance of all samples of that ID's *training* clips; the
+same two numbers are applied to the ID's test clips (the ID of a test clip is known). Other levels:
+``"type"`` (statistics per machine type), ``"clip"`` (each clip by its own statistics), ``"none"``.
+
+Standardising a waveform, ``x' = (x - mu) / sigma``, and then taking ``10 log10`` of its mel power
+spectrum adds ``-10 log10(sigma^2)`` dB to every log-mel value; so the cached log-mel features of
+:func:`asdcore.pipeline.load_features` are shifted by that number instead of being computed again
+(:func:`normalise_amplitude`). Two differences from recomputing, both negligible and both documented:
+the mean ``mu`` (a DC offset; recordings are AC-coupled, ``|mu| << sigma``, see ``amplitude.csv`` of a
+run) is not removed, which would only change the lowest mel bin; and the ``1e-10`` floor of the log is
+applied before the shift, which matters only for digital silence. The statistics need the waveforms:
+:func:`waveform_statistics` reads each training clip once (``asdcore.audio.load_many``) and caches
+``(samples, sum, sum of squares)`` per clip in a small CSV file keyed by the file's path, size and
+modification time.
+
+Mini-batches (Sec. IV-A, IV-C)
+------------------------------
+:class:`BalancedBatches` draws every batch with a fixed composition: 32 normal : 32 outlier clips without
+anomalies ("balanced"; the paper gives the ratio only for Fig. 2, where one of the 64 slots holds an
+anomaly: 32 : 31 : 1 normal : outlier : anomaly, "so that there was always one anomalous data sample
+representing the outlier class in each mini-batch"; we take the same batch size of 64 without
+anomalies). Each group is drawn from its own stream that goes through the group's clips in a random
+order and reshuffles after each pass, so every clip is used equally often.
+
+Crops (open choice): the paper scores ten overlapping 256-frame crops of each clip but does not say
+how training inputs were cut. We train on one random 256-frame crop per drawn clip (start uniform over
+the 313 - 256 + 1 = 58 positions), the length the network sees at inference.
+
+Epoch (open choice)
+-------------------
+The centroids c_p and c_n "are updated at each epoch by recalculating the centroids using the entire
+training data set" while training counts iterations (4000). Here one epoch is the number of iterations
+in which the sampler draws as many clips as the unit's training set holds:
+``steps_per_epoch = ceil((normal + outlier [+ anomaly] clips) / batch size)`` (:func:`steps_per_epoch`;
+about 400 iterations for a MIMII ID of DCASE 2020, so 4000 iterations give ~10 centroid updates). The
+option ``epoch="normal"`` instead counts one pass over the target ID's normal clips at the batch's normal
+share (~1000 / 32 = 32 iterations, ~125 updates, each a pass over ~25k clips: about three times the
+cost of the training itself). The centroids are embeddings of one fixed crop per clip (the centre 256
+frames, :func:`centroid_dataset`), computed in inference mode by :class:`ddcsad.model.CentroidUpdate`.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from asdcore.errors import ASDError
+from ddcsad.losses import ANOMALY, NORMAL, OUTLIER
+
+__all__ = [
+    "SOURCE_DATASETS",
+    "source_dataset",
+    "UnitSets",
+    "select_units",
+    "unit_sets",
+    "anomaly_pool",
+    "AMPLITUDE_LEVELS",
+    "waveform_statistics",
+    "amplitude_table",
+    "amplitude_offsets_db",
+    "amplitude_normalisation",
+    "normalise_amplitude",
+    "BalancedBatches",
+    "steps_per_epoch",
+    "centroid_dataset",
+    "EPOCH_DEFINITIONS",
+]
+
+SOURCE_DATASETS = {
+    "MIMII": ("fan", "pump", "slider", "valve"),
+    "ToyADMOS": ("ToyCar", "ToyConveyor"),
+}
+"""The two source data sets of DCASE 2020 task 2 and their machine types (Sec. IV-A)."""
+
+AMPLITUDE_LEVELS = ("machine", "type", "clip", "none")
+EPOCH_DEFINITIONS = ("dataset", "normal")
+
+
+def source_dataset(machine_type: str) -> str:
+    """``"MIMII"`` or ``"ToyADMOS"``: the data set a DCASE 2020 machine type comes from."""
+    for name, types in SOURCE_DATASETS.items():
+        if machine_type in types:
+            return name
+    known = ", ".join(t for types in SOURCE_DATASETS.values() for t in types)
+    raise ASDError(f"ddcsad/data.py: machine type {machine_type!r} is not a DCASE 2020 type ({known}); "
+                   "the outlier sets are defined for DCASE 2020 only")
+
+
+# ------------------------------------------------------------------------------------------- clip sets
+
+@dataclass
+class UnitSets:
+    """Row positions (into the clip table) of the clips one machine ID's model uses.
+
+    Attributes
+    ----------
+    part, machine_type, unit : str
+    normal, outlier, anomaly : numpy.ndarray of int
+        Training clips with the labels ``NORMAL``, ``OUTLIER`` and ``ANOMALY`` (anomaly empty unless a pool
+        is given).
+    test : numpy.ndarray of int
+        The ID's test clips that are evaluated (the pooled anomalies are left out).
+    """
+
+    part: str
+    machine_type: str
+    unit: str
+    normal: np.ndarray
+    outlier: np.ndarray
+    anomaly: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    test: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def key(self) -> str:
+        """``<machine_type>/<unit>`` (as :func:`asdcore.pipeline.unit_keys`)."""
+        return f"{self.machine_type}/{self.unit}"
+
+    def train_indices_and_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """All training rows and their label codes (normal, outlier, anomaly)."""
+        idx = np.concatenate([self.normal, self.outlier, self.anomaly]).astype(np.int64)
+        y = np.concatenate([np.full(len(self.normal), NORMAL), np.full(len(self.outlier), OUTLIER),
+                            np.full(len(self.anomaly), ANOMALY)]).astype(np.int32)
+        return idx, y
+
+
+def select_units(table: pd.DataFrame, parts=("dev", "eval"), units_per_type: int | None = None,
+                 machine_types=None) -> list[tuple[str, str, str]]:
+    """The machine IDs that get a model: ``[(part, machine_type, unit), ...]`` in table order.
+
+    Only IDs with training clips are listed. ``units_per_type`` keeps the first ``n`` IDs (sorted) of
+    each machine type in each part (quick runs); None keeps all. ``machine_types`` restricts the types.
+    """
+    train = table[table["split"] == "train"]
+    rows = train[["part", "machine_type", "unit"]].drop_duplicates()
+    rows = rows[rows["part"].isin(list(parts))]
+    if machine_types:
+        rows = rows[rows["machine_type"].isin(list(machine_types))]
+    rows = rows.sort_values(["part", "machine_type", "unit"], kind="stable")
+    if units_per_type is not None:
+        rows = rows.groupby(["part", "machine_type"], sort=False).head(int(units_per_type))
+    return [tuple(r) for r in rows.itertuples(index=False, name=None)]
+
+
+def unit_sets(table: pd.DataFrame, machine_type: str, unit: str, pool: dict | None = None,
+              n_anomalies: int = 0) -> UnitSets:
+    """Normal, outlier (and anomalous) training clips and evaluated test clips of one machine ID.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The clip table (its row positions are returned).
+    machine_type, unit : str
+        The target ID, e.g. ``"fan", "id_00"``.
+    pool : dict, optional
+        ``{"<type>/<unit>": row positions}`` from :func:`anomaly_pool`; the ID's pooled clips leave the
+        evaluated test set whatever ``n_anomalies`` is.
+    n_anomalies : int
+        How many of the pooled anomalies (the first ones) join the training data (Fig. 2: 1, 2, 4, ...).
+    """
+    source = source_dataset(machine_type)
+    mtypes = table["machine_type"].to_numpy()
+    units = table["unit"].to_numpy()
+    train = (table["split"] == "train").to_numpy()
+    target = (mtypes == machine_type) & (units == unit)
+    same_source = np.isin(mtypes, SOURCE_DATASETS[source])
+    normal = np.flatnonzero(train & target)
+    outlier = np.flatnonzero(train & same_source & ~target)
+    if len(normal) == 0:
+        raise ASDError(f"ddcsad/data.py: {machine_type} {unit} has no training clips; check the data root")
+    if len(outlier) == 0:
+        raise ASDError(f"ddcsad/data.py: {machine_type} {unit} has no outlier clips (no other ID of {source} "
+                       "has training clips); the binary classifier needs other machines' clips")
+    parts = table.loc[target, "part"].unique()
+    part = str(parts[0]) if len(parts) else ""
+    pooled = np.asarray((pool or {}).get(f"{machine_type}/{unit}", np.zeros(0, np.int64)), np.int64)
+    if n_anomalies > len(pooled):
+        raise ASDError(f"ddcsad/data.py: {machine_type} {unit} has {len(pooled)} pooled anomalies, "
+                       f"{n_anomalies} asked for; use fewer")
+    test = np.setdiff1d(np.flatnonzero(~train & target), pooled)
+    return UnitSets(part, machine_type, unit, normal, outlier, pooled[: int(n_anomalies)], test)
+
+
+def anomaly_pool(table: pd.DataFrame, units, size: int = 64, max_fraction: float = 0.5,
+                 seed: int = 0) -> dict:
+    """Per machine ID a random set of labelled anomalous test clips moved to the training data (Sec. IV-C).
+
+    The paper moves 64 random anomalous clips of each ID ("from the validation and evaluation data's
+    anomalous data") to the training data; they leave the evaluation set for every model compared in
+    Fig. 2. When an ID has few anomalous clips (the synthetic sets hold 2-20), at most ``max_fraction``
+    of them are pooled so that the evaluation keeps anomalies: ``min(size, floor(max_fraction * n))``.
+
+    Parameters
+    ----------
+    units : iterable of (part, machine_type, unit)
+    size : int
+        Pool size per ID (paper: 64).
+    seed : int
+        The draw depends on the seed and the ID only.
+
+    Returns
+    -------
+    dict
+        ``"<type>/<unit>" -> row positions`` in drawing order (training with k anomalies uses the first k,
+        so the sets are nested: 1 in 2 in 4 ...).
+    """
+    pools = {}
+    test_anomaly = ((table["split"] == "test") & (table["label"] == "anomaly")).to_numpy()
+    mtypes, unit_col = table["machine_type"].to_numpy(), table["unit"].to_numpy()
+    for _part, machine_type, unit in units:
+        rows = np.flatnonzero(test_anomaly & (mtypes == machine_type) & (unit_col == unit))
+        n_pool = min(int(size), int(math.floor(max_fraction * len(rows))))
+        digest = hashlib.sha256(f"{seed}|{machine_type}|{unit}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        pools[f"{machine_type}/{unit}"] = rng.permutation(rows)[:n_pool].astype(np.int64)
+    return pools
+
+
+# ------------------------------------------------------------------------------ amplitude normalisation
+
+def _identity(path: str) -> str:
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def waveform_statistics(paths, cache_dir=None, sr: int = 16000, skip_bad_files: bool = False,
+                        chunk: int = 256) -> pd.DataFrame:
+    """Per recording: number of samples, sum and sum of squares of the waveform (float64).
+
+    Parameters
+    ----------
+    paths : sequence of str
+    cache_dir : path, optional
+        Folder of the cache file ``waveform_stats_sr<sr>.csv`` (rows ``identity, n, sum, sumsq``, the
+        identity being ``path|size|mtime_ns``); None disables it.
+    sr : int
+        Sample rate the recordings are read at (as the features).
+    skip_bad_files : bool
+        Unreadable recordings get NaN statistics instead of raising.
+
+    Returns
+    -------
+    DataFrame
+        ``path, n, sum, sumsq`` aligned with ``paths``.
+    """
+    from asdcore.audio import load_many
+    from asdcore.experiment import atomic_write_csv
+
+    paths = [os.path.abspath(os.fspath(p)) for p in paths]
+    ids = []
+    for p in paths:
+        try:
+            ids.append(_identity(p))
+        except OSError:
+            ids.append(None)
+    cache_file = None if cache_dir is None else Path(cache_dir) / f"waveform_stats_sr{int(sr)}.csv"
+    known = {}
+    if cache_file is not None and cache_file.is_file():
+        try:
+            cached = pd.read_csv(cache_file, dtype={"identity": str})
+            known = {r.identity: (r.n, r.sum, r.sumsq) for r in cached.itertuples(index=False)}
+        except (OSError, ValueError, AttributeError):
+            known = {}
+    values = [known.get(key, (np.nan,) * 3) if key is not None else (np.nan,) * 3 for key in ids]
+    todo = [i for i, key in enumerate(ids) if key is None or key not in known]
+    added = False
+    for start in range(0, len(todo), chunk):
+        part = todo[start: start + chunk]
+        waves, _bad = load_many([paths[i] for i in part], sr=sr, skip_bad_files=skip_bad_files)
+        for i, wave in zip(part, waves):
+            if wave is None:
+                continue  # skipped bad file: NaN statistics
+            w = wave.astype(np.float64)
+            values[i] = (float(w.size), float(w.sum()), float(np.dot(w, w)))
+            if ids[i] is not None:
+                known[ids[i]] = values[i]
+                added = True
+    if cache_file is not None and added:
+        rows = pd.DataFrame([(k, *v) for k, v in known.items()], columns=["identity", "n", "sum", "sumsq"])
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_csv(rows, cache_file, overwrite=True, float_format="%.17g")
+    out = pd.DataFrame(values, columns=["n", "sum", "sumsq"])
+    out.insert(0, "path", paths)
+    return out
+
+
+def _group_keys(table: pd.DataFrame, level: str) -> np.ndarray:
+    if level == "machine":
+        return (table["machine_type"].astype(str) + "/" + table["unit"].astype(str)).to_numpy()
+    if level == "type":
+        return table["machine_type"].astype(str).to_numpy()
+    if level == "clip":
+        return table["path"].astype(str).to_numpy()
+    raise ASDError(f"ddcsad/data.py: amplitude level {level!r}; use one of {', '.join(AMPLITUDE_LEVELS)}")
+
+
+def amplitude_table(table: pd.DataFrame, stats: pd.DataFrame, level: str = "machine") -> pd.DataFrame:
+    """Mean and standard deviation of the waveform samples per group (``level``), from training clips.
+
+    ``stats`` are :func:`waveform_statistics` of the rows of ``table`` (aligned). For ``level="clip"``
+    every clip is its own group (training and test clips). Returns ``group, n_clips, n_samples, mean,
+    std`` with population statistics over all samples of the group's clips.
+    """
+    if len(stats) != len(table):
+        raise ASDError("ddcsad/data.py: waveform statistics are not aligned with the clip table")
+    keys = _group_keys(table, level)
+    use = np.ones(len(table), bool) if level == "clip" else (table["split"] == "train").to_numpy()
+    frame = pd.DataFrame({"group": keys[use], "n": stats["n"].to_numpy()[use],
+                          "sum": stats["sum"].to_numpy()[use], "sumsq": stats["sumsq"].to_numpy()[use]})
+    frame = frame.dropna()
+    agg = frame.groupby("group", sort=True).agg(n_clips=("n", "size"), n_samples=("n", "sum"),
+                                                total=("sum", "sum"), total_sq=("sumsq", "sum"))
+    mean = agg["total"] / agg["n_samples"]
+    var = np.maximum(agg["total_sq"] / agg["n_samples"] - mean ** 2, 0.0)
+    out = pd.DataFrame({"group": agg.index, "n_clips": agg["n_clips"].astype(int).to_numpy(),
+                        "n_samples": agg["n_samples"].astype(np.int64).to_numpy(),
+                        "mean": mean.to_numpy(), "std": np.sqrt(var).to_numpy()})
+    return out.reset_index(drop=True)
+
+
+def amplitude_offsets_db(table: pd.DataFrame, amplitudes: pd.DataFrame | None, level: str = "machine",
+                         floor: float = 1e-12) -> np.ndarray:
+    """Per row of ``table`` the log-mel shift ``-10 log10(sigma^2)`` (dB) of its group's standardisation.
+
+    ``level="none"`` gives zeros. A group without statistics (no readable training clip) raises.
+    """
+    if level == "none":
+        return np.zeros(len(table), np.float32)
+    keys = _group_keys(table, level)
+    std = dict(zip(amplitudes["group"], amplitudes["std"]))
+    missing = sorted({k for k in keys if k not in std})
+    if missing:
+        raise ASDError(f"ddcsad/data.py: no amplitude statistics for {missing[:3]} (no readable training "
+                       "clip); check the data or use amplitude normalisation 'none'")
+    sigma = np.array([std[k] for k in keys], np.float64)
+    return (-10.0 * np.log10(np.maximum(sigma ** 2, floor))).astype(np.float32)
+
+
+def amplitude_normalisation(table: pd.DataFrame, level: str = "machine", cache_dir=None, sr: int = 16000,
+                            skip_bad_files: bool = False) -> tuple[np.ndarray, pd.DataFrame]:
+    """Log-mel offsets (dB) per row of ``table`` and the statistics they come from.
+
+    Reads the waveforms that the level needs (training clips; every clip for ``"clip"``) through
+    :func:`waveform_statistics` (cached). Returns ``(offsets_db [rows], amplitudes)`` where
+    ``amplitudes`` is :func:`amplitude_table` (empty for ``"none"``).
+    """
+    if level not in AMPLITUDE_LEVELS:
+        raise ASDError(f"ddcsad/data.py: amplitude level {level!r}; use one of {', '.join(AMPLITUDE_LEVELS)}")
+    if level == "none":
+        return np.zeros(len(table), np.float32), pd.DataFrame(columns=["group", "n_clips", "n_samples", "mean", "std"])
+    need = np.ones(len(table), bool) if level == "clip" else (table["split"] == "train").to_numpy()
+    read = waveform_statistics(table.loc[need, "path"].tolist(), cache_dir=cache_dir, sr=sr,
+                               skip_bad_files=skip_bad_files)
+    stats = pd.DataFrame({"path": table["path"].to_numpy(), "n": np.nan, "sum": np.nan, "sumsq": np.nan})
+    stats.loc[need, ["n", "sum", "sumsq"]] = read[["n", "sum", "sumsq"]].to_numpy()
+    amplitudes = amplitude_table(table, stats, level)
+    return amplitude_offsets_db(table, amplitudes, level), amplitudes
+
+
+def normalise_amplitude(features: np.ndarray, offsets_db: np.ndarray) -> np.ndarray:
+    """Add each clip's offset (dB) to all its log-mel values, in place; returns ``features``."""
+    if len(features) != len(offsets_db):
+        raise ASDError(f"ddcsad/data.py: {len(offsets_db)} offsets for {len(features)} clips")
+    features += np.asarray(offsets_db, np.float32)[:, None, None]
+    return features
+
+
+# ----------------------------------------------------------------------------------------------- batches
+
+def steps_per_epoch(sets: UnitSets, batch_size: int, epoch: str = "dataset", normal_per_batch: int | None = None,
+                    explicit: int | None = None) -> int:
+    """Iterations per epoch (module docstring): ``explicit`` if given; ``"dataset"``: ceil(training clips /
+    batch size); ``"normal"``: ceil(normal clips / normal clips per batch)."""
+    if explicit:
+        return max(1, int(explicit))
+    if epoch == "dataset":
+        n = len(sets.normal) + len(sets.outlier) + len(sets.anomaly)
+        return max(1, math.ceil(n / int(batch_size)))
+    if epoch == "normal":
+        return max(1, math.ceil(len(sets.normal) / int(normal_per_batch or batch_size)))
+    raise ASDError(f"ddcsad/data.py: epoch definition {epoch!r}; use one of {', '.join(EPOCH_DEFINITIONS)}")
+
+
+class _Stream:
+    """Row positions in random order, reshuffled after each pass (every clip used equally often)."""
+
+    def __init__(self, rows, rng):
+        self.rows = np.asarray(rows, np.int64)
+        self.rng = rng
+        self.order = np.zeros(0, np.int64)
+        self.pos = 0
+
+    def take(self, n: int) -> np.ndarray:
+        out = []
+        while n > 0:
+            if self.pos >= len(self.order):
+                self.order, self.pos = self.rng.permutation(self.rows), 0
+            k = min(n, len(self.order) - self.pos)
+            out.append(self.order[self.pos: self.pos + k])
+            self.pos += k
+            n -= k
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+class BalancedBatches:
+    """Endless mini-batches with a fixed normal : outlier (: anomaly) composition, random crops.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        ``[clips, frames, mels]`` log-mel features of the whole table (rows addressed by position).
+    sets : UnitSets
+        The unit's clips.
+    composition : tuple of int
+        ``(normal, outlier)`` or ``(normal, outlier, anomaly)`` clips per batch; paper: (32, 32) and, with
+        anomalies, (32, 31, 1). A zero anomaly share with anomalies present leaves them out.
+    crop_frames : int
+        Frames of each random crop (256).
+    seed : int
+
+    Each batch is ``(x [B, crop_frames, mels] float32, y [B] int32)`` with the label codes of
+    :mod:`ddcsad.losses`; ``anomaly_label`` chooses the code of real anomalies (``ANOMALY``: labelled
+    set, weighted by eta; ``OUTLIER``: counted as plain outliers).
+    """
+
+    def __init__(self, features, sets: UnitSets, composition=(32, 32), crop_frames: int = 256, seed: int = 0,
+                 anomaly_label: int = ANOMALY):
+        self.features = features
+        comp = tuple(int(c) for c in composition)
+        if len(comp) == 2:
+            comp = comp + (0,)
+        if len(comp) != 3 or min(comp) < 0 or comp[0] < 1 or comp[1] < 1:
+            raise ASDError(f"ddcsad/data.py: batch composition {composition}; give (normal, outlier[, anomaly]) "
+                           "with at least one normal and one outlier clip")
+        if comp[2] and len(sets.anomaly) == 0:
+            comp = (comp[0], comp[1] + comp[2], 0)  # no anomalies: the slot goes to the outliers
+        self.composition = comp
+        frames = int(features.shape[1])
+        if frames < crop_frames:
+            raise ASDError(f"ddcsad/data.py: clips have {frames} frames, crops need {crop_frames}; use shorter crops")
+        self.crop_frames = int(crop_frames)
+        self.max_start = frames - self.crop_frames
+        self.rng = np.random.default_rng(seed)
+        self.streams = [_Stream(sets.normal, self.rng), _Stream(sets.outlier, self.rng),
+                        _Stream(sets.anomaly, self.rng)]
+        self.codes = (NORMAL, OUTLIER, int(anomaly_label))
+
+    @property
+    def batch_size(self) -> int:
+        return int(sum(self.composition))
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        rows, labels = [], []
+        for stream, n, code in zip(self.streams, self.composition, self.codes):
+            if n:
+                rows.append(stream.take(n))
+                labels.append(np.full(n, code, np.int32))
+        rows = np.concatenate(rows)
+        starts = self.rng.integers(0, self.max_start + 1, size=len(rows))
+        idx = starts[:, None] + np.arange(self.crop_frames)[None, :]
+        x = self.features[rows[:, None], idx]
+        return x.astype(np.float32, copy=False), np.concatenate(labels)
+
+    def __iter__(self):
+        while True:
+            yield self.next_batch()
+
+    def dataset(self):
+        """The endless stream as a ``tf.data.Dataset`` of ``(x, y)`` batches (prefetched)."""
+        import tensorflow as tf
+
+        mels = int(self.features.shape[2])
+        spec = (tf.TensorSpec((self.batch_size, self.crop_frames, mels), tf.float32),
+                tf.TensorSpec((self.batch_size,), tf.int32))
+        return tf.data.Dataset.from_generator(self.__iter__, output_signature=spec).prefetch(2)
+
+
+def centre_crop_start(frames: int, crop_frames: int) -> int:
+    """Start of the centred crop of ``crop_frames`` frames in a clip of ``frames`` frames."""
+    if frames < crop_frames:
+        raise ASDError(f"ddcsad/data.py: clips have {frames} frames, crops need {crop_frames}")
+    return (frames - crop_frames) // 2
+
+
+def centroid_dataset(features, sets: UnitSets, crop_frames: int = 256, batch_size: int = 64,
+                     n_crops: int = 1):
+    """A finite ``tf.data.Dataset`` of ``(x, y)`` over the unit's whole training set, for the centroids.
+
+    Each normal, outlier (and anomalous, which the centroids ignore) training clip gives its centre crop
+    (``n_crops=1``) or ``n_crops`` evenly spaced crops (:func:`asdcore.features.crops`), so c_p / c_n are
+    the mean embeddings of those crops.
+    """
+    import tensorflow as tf
+
+    from asdcore.features import crops
+
+    idx, y = sets.train_indices_and_labels()
+    keep = y != ANOMALY  # they enter neither centroid
+    idx, y = idx[keep], y[keep]
+    frames, mels = int(features.shape[1]), int(features.shape[2])
+    start = centre_crop_start(frames, crop_frames)
+    per_batch = max(1, int(batch_size) // max(1, int(n_crops)))
+
+    def generate():
+        for s in range(0, len(idx), per_batch):
+            rows = idx[s: s + per_batch]
+            if n_crops == 1:
+                x = features[rows, start: start + crop_frames]
+            else:
+                x = crops(features[rows], n_crops, crop_frames).reshape(-1, crop_frames, mels)
+            yield x.astype(np.float32, copy=False), np.repeat(y[s: s + per_batch], n_crops)
+
+    spec = (tf.TensorSpec((None, crop_frames, mels), tf.float32), tf.TensorSpec((None,), tf.int32))
+    return tf.data.Dataset.from_generator(generate, output_signature=spec)

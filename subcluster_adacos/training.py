@@ -1,0 +1,202 @@
+"""Training of the sub-cluster AdaCos embedding network (Wilkinghoff 2020, Sec. IV-B; 2021, Sec. 3).
+
+Settings (``TrainingConfig``) are the paper's: all machine IDs as classes, mixup, Adam with its default
+settings, batch size 64, 400 epochs, class weights "balanced", L2 1e-5 on conv and embedding kernels.
+
+Input pipeline: the (normalised) log-mel features stay one NumPy array (or memory map); a ``tf.data``
+pipeline shuffles indices, gathers each batch from the array in a background thread and prefetches, so
+the features are never copied into one big tensor. With several GPUs visible the model is built under
+``tf.distribute.MirroredStrategy``. Training resumes from the last finished epoch
+(``keras.callbacks.BackupAndRestore``), keeps snapshots every ``checkpoint_every`` epochs and a CSV log.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from asdcore.errors import ASDError
+from asdcore.experiment import get_logger
+
+__all__ = ["TrainingConfig", "class_labels", "balanced_class_weights", "make_dataset", "train_model",
+           "ScaleMonitor", "EpochSnapshots", "distribution_strategy"]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyper-parameters of one embedding network; defaults = the paper's settings."""
+
+    loss: str = "subcluster_adacos"  # Sec. III-B; "adacos" = standard AdaCos (Table II, III)
+    n_subclusters: int = 1  # S, Table IV: 1, 2, 4, ..., 64
+    mixup: bool = True  # Sec. IV-B: mixup with lambda ~ U(0, 1)
+    angle_mode: str = "reference"  # mixed-up angle of the public code (REFERENCE.md §4)
+    epochs: int = 400  # Sec. IV-B
+    batch_size: int = 64  # Sec. IV-B
+    learning_rate: float = 1e-3  # Adam with default settings (Sec. IV-B)
+    l2: float = 1e-5  # L2 on conv and embedding kernels (public code)
+    class_weight: str = "balanced"  # public code: scikit-learn "balanced" class weights; or "none"
+    checkpoint_every: int = 100  # snapshots after every 100 epochs (2021: embeddings of each are ensembled)
+    divergence_scale: float = 1e8  # stop and report "diverges" when the adaptive scale exceeds this (Table III)
+
+    def quick(self, epochs: int = 4) -> "TrainingConfig":
+        """Reduced settings for a CPU: few epochs, snapshots every epoch; everything else unchanged."""
+        return replace(self, epochs=epochs, checkpoint_every=max(1, epochs // 2))
+
+
+def class_labels(table, class_column_values=None):
+    """Integer class per clip and the sorted class names: one class per machine type and unit
+    (41 classes for DCASE 2020: the dev and the additional training IDs)."""
+    keys = (table["machine_type"].astype(str) + "/" + table["unit"].astype(str)).to_numpy()
+    names = np.array(sorted(set(keys))) if class_column_values is None else np.asarray(class_column_values)
+    index = {name: i for i, name in enumerate(names)}
+    missing = sorted(set(keys) - set(index))
+    if missing:
+        raise ASDError(f"clips of unit(s) {missing[:3]} have no class among the training classes")
+    return np.array([index[k] for k in keys], dtype=np.int64), names
+
+
+def balanced_class_weights(labels, n_classes: int) -> np.ndarray:
+    """scikit-learn's "balanced" weights ``n_samples / (n_classes * count_j)`` for every class."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    if len(present) != n_classes:
+        raise ASDError(f"{n_classes - len(present)} class(es) have no training clip")
+    return compute_class_weight(class_weight="balanced", classes=np.arange(n_classes), y=labels)
+
+
+def make_dataset(features: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int,
+                 shuffle: bool = True, seed: int = 0):
+    """A ``tf.data`` pipeline yielding ``({"features", "labels"},)`` batches gathered from ``features``.
+
+    The array is indexed batch by batch (sorted indices, so memory maps read forward) inside
+    ``tf.numpy_function``; batches are prefetched while the model trains on the previous one.
+    """
+    import tensorflow as tf
+
+    n = len(features)
+    frame_shape = tuple(features.shape[1:])
+    one_hot = np.eye(n_classes, dtype=np.float32)[labels]
+
+    def gather(indices):
+        indices = np.sort(indices)
+        return np.asarray(features[indices], dtype=np.float32), one_hot[indices]
+
+    def load(indices):
+        x, y = tf.numpy_function(gather, [indices], [tf.float32, tf.float32], stateful=False)
+        x.set_shape((None,) + frame_shape)
+        y.set_shape((None, n_classes))
+        return {"features": x, "labels": y}
+
+    dataset = tf.data.Dataset.range(n)
+    if shuffle:
+        dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def distribution_strategy():
+    """``MirroredStrategy`` over all GPUs when more than one is visible, else the default strategy."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        get_logger().info("training on %d GPUs with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class ScaleMonitor(keras.callbacks.Callback):
+    """Logs the adaptive scale after every epoch and stops training when it leaves the finite range or
+    exceeds ``limit`` (the "diverges" entry of Table III: without mixup the modified scale grows
+    exponentially, paper appendix). ``diverged`` tells afterwards."""
+
+    def __init__(self, limit=1e8):
+        super().__init__()
+        self.limit = limit
+        self.diverged = False
+        self.history = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        head = self.model.get_layer("head")
+        if not hasattr(head, "scale"):
+            return
+        scale = float(keras.ops.convert_to_numpy(head.scale))
+        self.history.append(scale)
+        if logs is not None:
+            logs["scale"] = scale
+        loss = (logs or {}).get("loss", 0.0)
+        if not math.isfinite(scale) or scale > self.limit or not math.isfinite(loss):
+            self.diverged = True
+            self.model.stop_training = True
+            get_logger().warning("adaptive scale %.3g after epoch %d: training diverges, stopped", scale, epoch + 1)
+
+
+class EpochSnapshots(keras.callbacks.Callback):
+    """Saves ``epoch_XXXX.keras`` after every ``every`` epochs and after the last one."""
+
+    def __init__(self, folder, every, last_epoch):
+        super().__init__()
+        self.folder = Path(folder)
+        self.every = max(1, int(every))
+        self.last_epoch = last_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every == 0 or done == self.last_epoch:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.model.save(self.folder / f"epoch_{done:04d}.keras")
+
+
+def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config: TrainingConfig,
+                model_dir=None, seed: int = 0, verbose: int = 1, input_shape=None):
+    """Train one embedding network on ``features`` (clips, frames, bins) and integer ``labels``.
+
+    Parameters
+    ----------
+    model_dir : folder for ``epoch_XXXX.keras`` snapshots, ``training_log.csv`` and the resumable backup;
+        None trains without writing anything.
+
+    Returns
+    -------
+    model, info : the trained training model (inputs ``features``, ``labels``) and a dict with
+        ``diverged`` (bool), ``scales`` (adaptive scale per epoch), ``snapshots`` (epoch -> path),
+        ``history`` (Keras history dict).
+    """
+    from subcluster_adacos.network import build_training_model
+
+    if len(features) != len(labels):
+        raise ASDError(f"{len(features)} feature arrays for {len(labels)} labels")
+    weights = None
+    if config.class_weight == "balanced":
+        weights = balanced_class_weights(labels, n_classes)
+    elif config.class_weight != "none":
+        raise ASDError(f"class_weight must be 'balanced' or 'none', got {config.class_weight!r}")
+    strategy = distribution_strategy()
+    with strategy.scope():
+        model = build_training_model(n_classes, n_subclusters=config.n_subclusters, loss=config.loss,
+                                     mixup=config.mixup, angle_mode=config.angle_mode,
+                                     input_shape=input_shape or tuple(features.shape[1:]), l2=config.l2,
+                                     class_weights=weights, seed=seed)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
+    monitor = ScaleMonitor(config.divergence_scale)
+    callbacks = [monitor, keras.callbacks.TerminateOnNaN()]
+    if model_dir is not None:
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        callbacks += [keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
+                      EpochSnapshots(model_dir, config.checkpoint_every, config.epochs),
+                      keras.callbacks.CSVLogger(str(model_dir / "training_log.csv"), append=True)]
+    dataset = make_dataset(features, labels, n_classes, config.batch_size, shuffle=True, seed=seed)
+    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    snapshots = {}
+    if model_dir is not None:
+        for path in sorted(model_dir.glob("epoch_*.keras")):
+            snapshots[int(path.stem.split("_")[1])] = path
+    return model, {"diverged": monitor.diverged, "scales": monitor.history, "snapshots": snapshots,
+                   "history": dict(history.history)}

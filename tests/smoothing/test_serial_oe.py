@@ -1,0 +1,177 @@
+"""f_D (SerialOE) of Fujimura et al.: the one-cycle schedule, the network, the loss (eq. 3-6), the batches,
+and the GMM comparison scorer."""
+import math
+
+import keras
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture
+
+from asdcore.errors import ASDError
+from smoothing.serial_oe import (OEBatches, OneCycleSchedule, SerialOEConfig, SerialOEScorer, build_serial_oe,
+                                 compile_serial_oe, embed, train_serial_oe)
+
+
+def one_cycle_reference(step, max_lr, total, pct=0.3, div=25.0, final_div=1e4):
+    """PyTorch OneCycleLR (two phases, cosine), written from its documented definition."""
+    initial = max_lr / div
+    low = initial / final_div
+    e1 = pct * total - 1
+    e2 = total - 1
+    step = min(max(step, 0), e2)
+
+    def cos_anneal(a, b, p):
+        return b + (a - b) / 2 * (1 + math.cos(math.pi * p))
+
+    if step <= e1:
+        return cos_anneal(initial, max_lr, step / e1)
+    return cos_anneal(max_lr, low, (step - e1) / (e2 - e1))
+
+
+def lr_values(schedule, steps):
+    return np.array([float(schedule(s)) for s in steps])
+
+
+def test_one_cycle_shape():
+    total = 100
+    sched = OneCycleSchedule(1e-3, total)
+    steps = np.arange(total)
+    lr = lr_values(sched, steps)
+    want = np.array([one_cycle_reference(s, 1e-3, total) for s in steps])
+    np.testing.assert_allclose(lr, want, rtol=1e-5)
+    np.testing.assert_allclose(lr[0], 1e-3 / 25, rtol=1e-6)       # start
+    assert int(np.argmax(lr)) == 29                                 # peak at pct_start * T - 1
+    np.testing.assert_allclose(lr[29], 1e-3, rtol=1e-6)
+    np.testing.assert_allclose(lr[-1], 1e-3 / 25 / 1e4, rtol=1e-4)  # end
+    assert np.all(np.diff(lr[:30]) > 0) and np.all(np.diff(lr[29:]) < 0)
+    np.testing.assert_allclose(float(sched(10_000)), lr[-1], rtol=1e-6)  # clipped after the end
+
+
+def test_one_cycle_fractional_peak_and_linear():
+    sched = OneCycleSchedule(2e-3, 45, pct_start=0.25, div_factor=10, final_div_factor=100, anneal="linear")
+    e1 = 0.25 * 45 - 1  # 10.25: the peak lies between steps 10 and 11
+    for s in (0, 5, 10, 11, 30, 44):
+        if s <= e1:
+            want = 2e-4 + (2e-3 - 2e-4) * s / e1
+        else:
+            want = 2e-3 + (2e-6 - 2e-3) * (s - e1) / (44 - e1)
+        np.testing.assert_allclose(float(sched(s)), want, rtol=1e-5)
+
+
+def test_one_cycle_serialises():
+    sched = OneCycleSchedule(1e-3, 77, pct_start=0.4)
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(sched))
+    assert isinstance(again, OneCycleSchedule) and again.get_config() == sched.get_config()
+    with pytest.raises(ASDError):
+        OneCycleSchedule(1e-3, 10, pct_start=1.5)
+
+
+def test_light_backbone_shapes_and_embedding():
+    model = build_serial_oe(3, (32, 24), backbone="light")
+    x = np.random.default_rng(0).random((5, 32, 24)).astype(np.float32)
+    out = model(x, training=False)
+    assert tuple(out["mac"].shape) == (5, 1) and tuple(out["id"].shape) == (5, 3)
+    assert embed(model, x).shape == (5, 128)
+    assert embed(model, x[:4].reshape(2, 2, 32, 24)).shape == (2, 2, 128)
+    assert model.get_layer("g_id").use_bias is False
+    with pytest.raises(ASDError):
+        build_serial_oe(3, (32, 24), backbone="resnet")
+
+
+def bce(t, logit):
+    p = 1.0 / (1.0 + np.exp(-logit))
+    return -(t * np.log(p) + (1 - t) * np.log(1 - p))
+
+
+def test_loss_is_mac_plus_5_id():
+    model = build_serial_oe(4, (16, 20), backbone="light")
+    compile_serial_oe(model, total_steps=10)
+    rng = np.random.default_rng(1)
+    x = rng.random((6, 16, 20)).astype(np.float32)
+    t_mac = rng.random((6, 1)).astype(np.float32)           # soft (mixed-up) targets
+    t_id = rng.random((6, 4)).astype(np.float32)
+    pred = model(x, training=False)
+    logit_mac = np.asarray(pred["mac"], dtype=np.float64)
+    logit_id = np.asarray(pred["id"], dtype=np.float64)
+    want = bce(t_mac, logit_mac).mean() + 5.0 * bce(t_id, logit_id).mean()  # eq. (4) + 5 * eq. (6)
+    got = model.compute_loss(x=x, y={"mac": t_mac, "id": t_id}, y_pred=pred, training=False)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
+
+
+def test_oe_batches_half_and_half_with_consistent_mixup():
+    x_t = np.ones((10, 4, 3), dtype=np.float32)
+    x_o = np.zeros((7, 4, 3), dtype=np.float32)
+    sections = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    plain = OEBatches(x_t, sections, x_o, 3, batch_size=8, mixup_alpha=0.0, seed=0)
+    assert len(plain) == 3
+    x, y = plain[0]
+    assert x.shape == (8, 4, 3)
+    np.testing.assert_array_equal(y["mac"][:, 0], [1, 1, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(y["id"].sum(axis=1), y["mac"][:, 0])  # one-hot targets, zeros for others
+    mixed = OEBatches(x_t, sections, x_o, 3, batch_size=8, mixup_alpha=0.2, seed=0)
+    for i in range(len(mixed)):
+        x, y = mixed[i]
+        # inputs are 1 (target) or 0 (other): a mixed input equals its mixed machine target
+        np.testing.assert_allclose(x, np.broadcast_to(y["mac"][:, :, None], x.shape), atol=1e-6)
+        np.testing.assert_allclose(y["id"].sum(axis=1), y["mac"][:, 0], atol=1e-6)
+    with pytest.raises(ASDError):
+        OEBatches(x_t, sections + 1, x_o, 3)
+
+
+def test_efficientnet_b0_builds_without_weights():
+    model = build_serial_oe(6, (64, 64), backbone="efficientnet_b0")
+    names = [layer.name for layer in model.layers]
+    assert "efficientnetb0" in names
+    backbone = model.get_layer("efficientnetb0")
+    assert backbone.output_shape == (None, 1280) and backbone.input_shape == (None, 64, 64, 1)
+    assert tuple(model.output["id"].shape) == (None, 6) and tuple(model.output["mac"].shape) == (None, 1)
+
+
+def test_config_defaults():
+    cfg = SerialOEConfig()
+    assert (cfg.lambda_id, cfg.epochs, cfg.batch_size, cfg.max_lr, cfg.embedding_dim) == (5.0, 150, 128, 1e-3, 128)
+    mel = cfg.logmel_config()
+    assert mel.sr * 0.128 == mel.n_fft and mel.sr * 0.016 == mel.hop_length
+    assert (mel.n_mels, mel.fmin, mel.fmax) == (224, 50.0, 7800.0)
+
+
+def test_serial_oe_scorer_matches_sklearn():
+    rng = np.random.default_rng(2)
+    train = np.concatenate([rng.normal(0, 1, (60, 3)), rng.normal(5, 1, (60, 3))])
+    test = rng.normal(2, 2, (4, 7, 3))  # 4 clips x 7 segments
+    scorer = SerialOEScorer(n_components=2, random_state=0).fit(train)
+    ref = GaussianMixture(2, covariance_type="full", reg_covar=1e-6, random_state=0).fit(train)
+    want = -ref.score_samples(test.reshape(-1, 3)).reshape(4, 7).mean(axis=1)
+    np.testing.assert_allclose(scorer.score(test), want, rtol=1e-6)
+    np.testing.assert_allclose(scorer.score(test[:, 0]), -ref.score_samples(test[:, 0]), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_short_training_and_save_load(tmp_path):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x_t = rng.random((24, 32, 24)).astype(np.float32) + np.linspace(0, 1, 24)[None, None, :]
+    sections = np.arange(24) % 3
+    x_o = rng.random((30, 32, 24)).astype(np.float32)
+    cfg = SerialOEConfig(backbone="light", batch_size=16)
+    model, history = train_serial_oe(x_t, sections, x_o, 3, cfg, val=(x_t[:6], sections[:6], x_o[:6]), epochs=3,
+                                     verbose=0)
+    assert np.all(np.isfinite(history.history["loss"])) and "val_loss" in history.history
+    sched = model.optimizer._learning_rate
+    assert isinstance(sched, OneCycleSchedule) and sched.total_steps == 3 * 3
+    path = tmp_path / "serial_oe.keras"
+    model.save(path)
+    again = keras.models.load_model(path)
+    np.testing.assert_allclose(embed(again, x_t[:4]), embed(model, x_t[:4]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_efficientnet_b0_full_size_and_norm_head(tmp_path):
+    model = build_serial_oe(6, (251, 224), mac_head="norm")
+    x = np.random.default_rng(0).random((2, 251, 224)).astype(np.float32)
+    e = embed(model, x)
+    assert e.shape == (2, 128)
+    path = tmp_path / "effnet.keras"
+    model.save(path)
+    again = keras.models.load_model(path)
+    np.testing.assert_allclose(embed(again, x), e, rtol=1e-4, atol=1e-5)
