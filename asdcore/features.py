@@ -28,6 +28,7 @@ folder. A second run only ``stat``-s the recordings and never opens them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -119,6 +120,19 @@ class LogMelConfig:
     htk: bool = False
 
     def __post_init__(self):
+        # canonical types, so that e.g. fmin=0 and fmin=0.0 give the same key()
+        for name in ("sr", "n_fft", "hop_length", "n_mels"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("win_length", "n_frames"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("fmin", "power", "floor"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        if self.fmax is not None:
+            object.__setattr__(self, "fmax", float(self.fmax))
+        object.__setattr__(self, "log", bool(self.log))
+        object.__setattr__(self, "center", bool(self.center))
+        object.__setattr__(self, "htk", bool(self.htk))
         win = self.n_fft if self.win_length is None else self.win_length
         if self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
             raise ASDError("LogMelConfig: n_fft, hop_length and n_mels must be positive integers")
@@ -189,7 +203,7 @@ def mel_basis(sr, n_fft, n_mels, fmin, fmax, htk, norm):
 
 
 def _logmel_chunk(waves: np.ndarray, c: LogMelConfig, first: int, out: np.ndarray) -> None:
-    """Kernel of :func:`compute_logmel` for a few clips (sized to stay in cache); writes ``out``."""
+    """Kernel of :func:`compute_logmel`: clips ``waves [b, samples]`` into ``out [b, frames, n_mels]``."""
     n_keep = out.shape[1]
     if c.center:
         pad = c.n_fft // 2
@@ -223,9 +237,8 @@ def compute_logmel(waves: np.ndarray, config: LogMelConfig = LogMelConfig(), wor
     ``S[t, m] = sum_k M[m, k] |FFT(w * x_t)[k]|^power``, ``X = 10 log10(max(S, floor))`` (REFERENCE.md
     section 3), with ``x_t`` the frame ``t`` of the (centre-padded) wave, ``w`` the window and ``M`` the
     mel basis of ``librosa.filters.mel``; equal to ``librosa.feature.melspectrogram`` with the same
-    settings followed by the same log. Only the kept frames are transformed. The batch is cut into
-    chunks of a few clips that fit the CPU cache and the chunks run on ``workers`` threads (numpy and
-    scipy.fft release the GIL).
+    settings followed by the same log. Only the kept frames are transformed. Clips run one per task on
+    ``workers`` threads (numpy, scipy.fft and scipy.sparse release the GIL).
 
     Parameters
     ----------
@@ -246,31 +259,45 @@ def compute_logmel(waves: np.ndarray, config: LogMelConfig = LogMelConfig(), wor
         waves = waves[None]
     if waves.ndim != 2:
         raise ValueError(f"waves must be [n, samples], got shape {waves.shape}")
-    c = config
-    if c.n_frames is not None and waves.shape[1] < c.min_samples():
-        waves = fit_length(waves, c.min_samples())
-    total = c.frames_for(waves.shape[1])
+    n_keep = _frames_kept(waves.shape[1], config)
+    out = np.empty((waves.shape[0], n_keep, config.n_mels), dtype=np.float32)
+    _transform_into(list(waves), list(out), config, workers)
+    return out
+
+
+def _frames_kept(n_samples: int, c: LogMelConfig) -> int:
+    if c.n_frames is not None:
+        return c.n_frames
+    total = c.frames_for(n_samples)
     if total <= 0:
-        raise ValueError(f"waves of {waves.shape[1]} samples are shorter than n_fft={c.n_fft}")
-    first = 0 if c.n_frames is None else total - c.n_frames
-    n_keep = total - first
-    n = waves.shape[0]
-    out = np.empty((n, n_keep, c.n_mels), dtype=np.float32)
-    # about 2 MB of windowed frames per chunk
-    step = max(1, (1 << 19) // max(1, n_keep * c.n_fft))
-    starts = range(0, n, step)
+        raise ValueError(f"waves of {n_samples} samples are shorter than n_fft={c.n_fft}")
+    return total
+
+
+def _transform_into(waves: list, dests: list, c: LogMelConfig, workers: int | None) -> None:
+    """Features of each 1-D wave written into its ``[frames, n_mels]`` destination (one clip per task).
+
+    Working clip by clip into the caller's rows avoids stacking a batch into one large fresh array:
+    the per-clip temporaries (a few MB) are reused by the allocator, large fresh arrays are not.
+    """
     workers = workers or os.cpu_count() or 1
 
-    def _run(s):
-        _logmel_chunk(waves[s : s + step], c, first, out[s : s + step])
+    def _run(j):
+        wave = np.asarray(waves[j], dtype=np.float32)
+        if c.n_frames is not None and wave.shape[0] < c.min_samples():
+            wave = fit_length(wave, c.min_samples())
+        total = c.frames_for(wave.shape[0])
+        if total <= 0:
+            raise ValueError(f"waves of {wave.shape[0]} samples are shorter than n_fft={c.n_fft}")
+        first = 0 if c.n_frames is None else total - c.n_frames
+        _logmel_chunk(wave[None], c, first, dests[j][None])
 
-    if workers <= 1 or len(starts) <= 1:
-        for s in starts:
-            _run(s)
+    if workers <= 1 or len(waves) <= 1:
+        for j in range(len(waves)):
+            _run(j)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(_run, starts))
-    return out
+            list(pool.map(_run, range(len(waves))))
 
 
 @dataclasses.dataclass
@@ -316,6 +343,15 @@ def _cache_folder(cache_dir, config, channel) -> str:
     return os.path.join(os.path.abspath(os.fspath(cache_dir)), f"{prefix}-{config.key()}-ch{channel}")
 
 
+@contextlib.contextmanager
+def _closing(bar):
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _load_cached(path: str):
     try:
         return np.load(path, allow_pickle=False)
@@ -359,7 +395,14 @@ def extract_features(
     -------
     FeatureSet
     """
-    paths = list(table["path"]) if hasattr(table, "columns") else list(table)
+    if hasattr(table, "columns"):
+        if "path" not in table.columns:
+            raise ASDError(
+                "extract_features: the clip table has no 'path' column; build it with asdcore.layouts"
+            )
+        paths = list(table["path"])
+    else:
+        paths = list(table)
     paths = [os.path.abspath(os.fspath(p)) for p in paths]
     n = len(paths)
     io_threads = n_threads or min(8, os.cpu_count() or 1)
@@ -384,7 +427,8 @@ def extract_features(
 
     def _store(i, arr):
         if fixed:
-            out[i] = arr
+            if not np.may_share_memory(arr, out):
+                out[i] = arr
         else:
             rows[i] = arr
         done[i] = True
@@ -406,7 +450,7 @@ def extract_features(
 
         bar = tqdm(total=n, desc="features", unit="clip")
     n_padded = 0
-    with ThreadPoolExecutor(max_workers=io_threads) as pool:
+    with ThreadPoolExecutor(max_workers=io_threads) as pool, _closing(bar):
         cached = [i for i in range(n) if entries[i] is not None and os.path.exists(entries[i])]
         list(pool.map(_from_cache, cached))
         todo = [i for i in range(n) if not done[i]]
@@ -420,7 +464,6 @@ def extract_features(
             # read the next batch while this one is transformed
             nxt = chunks[c_idx + 1] if c_idx + 1 < len(chunks) else []
             pending = [pool.submit(_read, i) for i in nxt]
-            by_length: dict[int, list] = {}
             for i, w in zip(chunk, loaded):
                 if isinstance(w, AudioError):
                     if not skip_bad_files:
@@ -429,22 +472,23 @@ def extract_features(
                         raise w
                     reasons[i] = w.reason
                     logger.warning("skipping bad file %s: %s", paths[i], w.reason)
-                else:
-                    by_length.setdefault(len(w), []).append((i, w))
-            for length, items in by_length.items():
-                if fixed and length < config.min_samples():
-                    n_padded += len(items)
-                feats = compute_logmel(np.stack([w for _, w in items]), config, workers=workers)
-                for j, (i, _) in enumerate(items):
-                    _store(i, feats[j])
-                    if entries[i] is not None:
-                        writes.append(pool.submit(_atomic_save, entries[i], feats[j]))
+            items = [(i, w) for i, w in zip(chunk, loaded) if not isinstance(w, AudioError)]
+            if fixed:
+                n_padded += sum(len(w) < config.min_samples() for _, w in items)
+                dests = [out[i] for i, _ in items]
+            else:
+                dests = [
+                    np.empty((_frames_kept(len(w), config), config.n_mels), np.float32) for _, w in items
+                ]
+            _transform_into([w for _, w in items], dests, config, workers)
+            for (i, _), dest in zip(items, dests):
+                _store(i, dest)
+                if entries[i] is not None:
+                    writes.append(pool.submit(_atomic_save, entries[i], dest))
             if bar is not None:
                 bar.update(len(chunk))
         for fut in writes:
             fut.result()
-    if bar is not None:
-        bar.close()
     if n_padded:
         logger.warning(
             "%d clip(s) shorter than %d samples were repeat-padded (asdcore.audio.fit_length)",
@@ -538,7 +582,9 @@ class Normalizer:
 
 def _even_starts(length: int, size: int, count: int, what: str) -> np.ndarray:
     if length < size:
-        raise ASDError(f"{what}: input of length {length} is shorter than one crop ({size}); use shorter crops")
+        raise ASDError(
+            f"{what}: input of length {length} is shorter than one crop ({size}); use shorter crops"
+        )
     return np.round(np.linspace(0, length - size, count)).astype(np.int64)
 
 

@@ -60,7 +60,7 @@ Ground truth of the evaluation sets
   ``<root>/eval_data_list.csv`` then ``<root>/eval_data/eval_data_list.csv``.
 - 2021: files ``ground_truth_<type>_section_XX_<source|target>_test.csv`` with rows ``file,<0|1>``. Searched,
   when not given, in ``<root>/ground_truth/``, ``<root>/ground_truth_data/`` (the organisers' evaluator
-  repository), ``<root>/eval_data/ground_truth/`` and ``<root>`` itself. An explicit ``ground_truth`` may
+  repository) and ``<root>`` itself (not inside ``eval_data/``: every folder there is a machine type). An explicit ``ground_truth`` may
   be the folder or a single such file.
 A ground truth that labels none of the unlabelled test clips it could apply to is an error (wrong file or
 wrong year); one that leaves some unlabelled gives a warning.
@@ -466,7 +466,7 @@ def _find_ground_truth(year, root_path, ground_truth):
                 return read_eval_data_list(cand), cand, False
         return None, None, False
     for cand in (os.path.join(root_path, "ground_truth"), os.path.join(root_path, "ground_truth_data"),
-                 os.path.join(root_path, "eval_data", "ground_truth"), root_path):
+                 root_path):
         if os.path.isdir(cand):
             labels = read_ground_truth_2021(cand)
             if labels:
@@ -528,8 +528,8 @@ def read_dcase2021(root, ground_truth=None) -> pd.DataFrame:
         Folder holding ``dev_data/`` and/or ``eval_data/``.
     ground_truth : path, optional
         A folder of ``ground_truth_<type>_section_XX_<source|target>_test.csv`` files (or one such file).
-        When None they are looked for in ``<root>/ground_truth/``, ``<root>/ground_truth_data/``,
-        ``<root>/eval_data/ground_truth/`` and ``<root>``.
+        When None they are looked for in ``<root>/ground_truth/``, ``<root>/ground_truth_data/`` and
+        ``<root>``.
     """
     return _read(2021, root, ground_truth)
 

@@ -115,7 +115,6 @@ ANOMALY_KINDS = {
     "ToyTrain": ("shift", "joint", "scrape", "whine", "am"),
     "ToyConveyor": ("belt", "roller", "am", "noise", "shift"),
 }
-_GENERIC_KINDS = ("whine", "noise", "am")
 
 # 2021 operating knobs: level tables (index 0, 1 = source levels, 2 = target level)
 _SPEED = (1.0, 1.07, 0.8)
@@ -233,9 +232,10 @@ class _Clip:
         """
         mag = _shape(self.n, float(tilt), float(lo), float(hi),
                      tuple((float(2 ** (round(np.log2(fc) * 140) / 140)), float(w), float(g)) for fc, w, g in peaks))
-        spec = self.rng.standard_normal((2, mag.size), dtype=np.float32)
-        x = np.fft.irfft((spec[0] + 1j * spec[1]) * mag, self.n).astype(np.float32)
-        return x / np.float32(np.sqrt(np.mean(x * x)) + 1e-12)
+        spec = self.rng.standard_normal(2 * mag.size, dtype=np.float32).view(np.complex64)
+        spec *= mag
+        x = np.fft.irfft(spec, self.n).astype(np.float32, copy=False)
+        return x / np.float32(np.sqrt(np.dot(x, x) / x.size) + 1e-12)
 
     def impacts(self, times, amps, modes, noise_tau=0.002, noise_weight=0.3, variants=4):
         """Impacts at ``times`` (s) with peak ``amps``; each a sum of damped sines ``(freq, tau, weight)``.
@@ -383,7 +383,7 @@ def _machine(mtype, p, c, kind, sev, clip):
         amps = [p["rot_level"], p["rot_level"] / 2, p["rot_level"] / 4] + list(
             np.arange(1, p["n_bpf"] + 1) ** -p["bpf_decay"] * np.exp(0.2 * rng.standard_normal(p["n_bpf"])))
         if kind == "imbalance":  # unbalanced rotor: strong rotation harmonic and a wobble
-            amps[0] += 0.08 + 0.3 * sev
+            amps[0] += 0.03 + 0.15 * sev
         tones = clip.partials(ph, f_rot, ks, amps)
         if kind == "imbalance":
             tones *= 1 + np.float32(0.1 + 0.25 * sev) * np.sin(ph)
@@ -411,10 +411,10 @@ def _machine(mtype, p, c, kind, sev, clip):
         times = _periodic(p["pulse_div"] / f0, dur, rng, 0.0005)
         parts.append(clip.impacts(times, _db(p["pulse_db"] + 6), [(p["pulse_f"], 0.01, 1.0)], noise_weight=0.1))
         if kind == "cavitation":  # random crackle of collapsing bubbles
-            n_ev = rng.poisson((15 + 40 * sev) * dur)
+            n_ev = rng.poisson((20 + 60 * sev) * dur)
             times = rng.uniform(0, dur, n_ev)
-            parts.append(clip.impacts(times, _db(-14 + 10 * sev) * rng.uniform(0.3, 1, n_ev),
-                                      [(rng.uniform(3000, 7000), 0.0008, 1.0)], noise_tau=0.0005,
+            parts.append(clip.impacts(times, _db(-4 + 10 * sev) * rng.uniform(0.3, 1, n_ev),
+                                      [(rng.uniform(3000, 7000), 0.0015, 1.0)], noise_tau=0.001,
                                       noise_weight=1.0))
         if kind == "leak":  # a leak: high-frequency hiss
             parts.append(_db(-27 + 10 * sev) * clip.noise(0.0, 2500, 7800, [(rng.uniform(3500, 6500), 0.5, 3)]))
@@ -428,22 +428,24 @@ def _machine(mtype, p, c, kind, sev, clip):
         fric_fc = p["fric_fc"] * (1 + 0.03 * rng.standard_normal())
         fric_db = 0.0 + 4 * load
         if kind == "friction":  # worn rail or missing grease: brighter and louder friction
-            fric_fc *= 1 + 0.04 + 0.12 * sev
-            fric_db += 0.5 + 1.5 * sev
+            fric_fc *= 1 + 0.03 + 0.08 * sev
+            fric_db += 0.3 + 1.0 * sev
         fric = clip.noise(0.5, 200, 7800, [(fric_fc, p["fric_w"], 6.0)])
         parts += [env * (_db(p["motor_db"]) * motor + _db(fric_db) * fric)]
         stop_amps = np.full(stops.size, _db(p["stop_db"] + 3 * load))
         if kind == "stop":  # irregular end stops: some missing, some doubled
-            drop = rng.random(stops.size) < 0.25 + 0.35 * sev
+            drop = rng.random(stops.size) < 0.15 + 0.25 * sev
             stop_amps[drop] = 0
-            extra = stops[~drop] + rng.uniform(0.02, 0.08, (~drop).sum())
-            stops = np.concatenate([stops, extra[rng.random(extra.size) < 0.5]])
-            stop_amps = np.concatenate([stop_amps, np.full(stops.size - stop_amps.size, _db(p["stop_db"] - 4))])
+            stops = stops + rng.normal(0, 0.01 + 0.03 * sev, stops.size)
+            extra = stops[~drop] + rng.uniform(0.03, 0.08, (~drop).sum())
+            extra = extra[rng.random(extra.size) < 0.6]
+            stops = np.concatenate([stops, extra])
+            stop_amps = np.concatenate([stop_amps, np.full(extra.size, (0.5 + 0.4 * sev) * _db(p["stop_db"]))])
         parts.append(clip.impacts(stops, stop_amps, p["stop_modes"]))
         if kind == "rail":  # damaged rail: irregular clicks while moving
             n_ev = rng.poisson((3 + 8 * sev) * dur)
             times = rng.uniform(0, dur, n_ev)
-            amps_ev = _db(-2 + 8 * sev) * env[np.minimum((times * SR).astype(int), clip.n - 1)]
+            amps_ev = _db(0 + 8 * sev) * env[np.minimum((times * SR).astype(int), clip.n - 1)]
             parts.append(clip.impacts(times, amps_ev, [(rng.uniform(1500, 5000), 0.004, 1.0)]))
         if kind == "squeal":
             parts.append(env * _db(-22 + 12 * sev) * clip.tone(rng.uniform(1500, 5000), 0.004))
@@ -465,7 +467,7 @@ def _machine(mtype, p, c, kind, sev, clip):
             times = np.concatenate([times, times[pick] + rng.uniform(0.008, 0.03, pick.sum())])
             amps = np.concatenate([amps, amps[pick] * (0.3 + 0.4 * sev)])
         elif kind == "resonance":
-            factor = 1 + rng.choice([-1, 1]) * (0.03 + 0.1 * sev)
+            factor = 1 + rng.choice([-1, 1]) * (0.02 + 0.07 * sev)
             modes = [(f * factor, tau, w) for f, tau, w in modes]
         parts.append(clip.impacts(times, amps * _db(p["click_db"] + 3 * load), modes))
         # flow hiss while the valve is open (between the first and last click of each cycle)
@@ -520,13 +522,16 @@ def _machine(mtype, p, c, kind, sev, clip):
             jp = p["joint_period"] / speed
             times = _periodic(jp, dur, rng, 0.003, (0.0, p["joint_gap"] / speed))
             amps = np.exp(0.15 * rng.standard_normal(times.size))
-            if kind == "joint":  # loose rail joints: irregular, some missing, some doubled
-                times = times + rng.normal(0, 0.01 + 0.04 * sev, times.size)
-                amps = amps * np.where(rng.random(times.size) < 0.2 + 0.3 * sev, rng.uniform(0, 0.3, times.size), 1)
+            if kind == "joint":  # loose rail joints: irregular, some much louder and rattling
+                times = times + rng.normal(0, 0.005 + 0.02 * sev, times.size)
+                loose = rng.random(times.size) < 0.2 + 0.3 * sev
+                amps = amps * np.where(loose, 1.5 + 1.5 * sev, 1.0)
+                times = np.concatenate([times, times[loose] + rng.uniform(0.015, 0.04, loose.sum())])
+                amps = np.concatenate([amps, amps[loose] * 0.6])
             parts.append(clip.impacts(times, amps * _db(p["joint_db"] + 3 * load), p["joint_modes"]))
             if kind == "scrape":  # a flange scraping the rail in bursts
                 env = np.maximum(clip.slow(0.8), 0) ** 2
-                parts.append(_db(-8 + 8 * sev) * env * clip.noise(0.2, 1500, 7800, [(rng.uniform(2500, 6000), 0.5, 4)]))
+                parts.append(_db(-16 + 8 * sev) * env * clip.noise(0.2, 1500, 7800, [(rng.uniform(2500, 6000), 0.5, 4)]))
 
     elif mtype == "ToyConveyor":
         f0 = p["f0"] * speed
@@ -539,10 +544,11 @@ def _machine(mtype, p, c, kind, sev, clip):
         belt = clip.noise(0.7, 80, 7800, [(fc, w, 3.0)]) * (1 + np.float32(0.1) * clip.slow(1.0))
         times = _periodic(p["seam_period"] / speed, dur, rng, 0.004)
         seam_amps = np.full(times.size, _db(p["seam_db"] + 3 * load))
-        if kind == "belt":  # a torn belt: extra irregular thumps
-            n_ev = rng.poisson((1 + 3 * sev) * dur)
-            times = np.concatenate([times, rng.uniform(0, dur, n_ev)])
-            seam_amps = np.concatenate([seam_amps, np.full(n_ev, _db(p["seam_db"] - 4 + 6 * sev))])
+        if kind == "belt":  # a torn belt: its loose edge flaps at irregular times
+            n_ev = rng.poisson((1.5 + 3 * sev) * dur)
+            flaps = clip.impacts(rng.uniform(0, dur, n_ev), _db(p["seam_db"] + 2 + 6 * sev),
+                                 [(rng.uniform(1000, 3000), 0.015, 1.0)], noise_weight=0.5, noise_tau=0.005)
+            parts.append(flaps)
         parts += [motor, _db(p["roller_db"]) * roller, _db(p["belt_db"] + 4 * load) * belt,
                   clip.impacts(times, seam_amps, p["seam_modes"], noise_weight=0.2)]
         if kind == "roller":  # a dry bearing in a roller

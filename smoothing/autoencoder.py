@@ -97,7 +97,7 @@ class AEConfig:
 
 
 def build_autoencoder(input_dim: int = 640, hidden_units: int = 128, bottleneck_units: int = 8,
-                      n_hidden_layers: int = 4, learning_rate: float | None = 1e-3):
+                      n_hidden_layers: int = 4, learning_rate: float | None = 1e-3, jit_compile="auto"):
     """The DCASE baseline dense autoencoder (ten Dense layers).
 
     Parameters
@@ -109,6 +109,8 @@ def build_autoencoder(input_dim: int = 640, hidden_units: int = 128, bottleneck_
     learning_rate : float or None
         When given, the model is compiled with Adam at this rate and MSE loss (eq. 1); None leaves it
         uncompiled.
+    jit_compile : "auto" or bool
+        Passed to ``Model.compile`` (False skips XLA compilation: quicker start for tiny runs).
 
     Returns
     -------
@@ -123,7 +125,8 @@ def build_autoencoder(input_dim: int = 640, hidden_units: int = 128, bottleneck_
     outputs = layers.Dense(int(input_dim), name=f"dense_{len(widths)}")(x)
     model = keras.Model(inputs, outputs, name="dcase_baseline_autoencoder")
     if learning_rate is not None:
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mean_squared_error")
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mean_squared_error",
+                      jit_compile=jit_compile)
     return model
 
 
@@ -186,7 +189,8 @@ def train_autoencoder(train_segments, val_segments=None, config: AEConfig = AECo
     config : AEConfig
         Epochs, learning rate and batch size (paper IV-A).
     model : keras.Model, optional
-        A model from :func:`build_autoencoder` to continue; a new one otherwise.
+        A model from :func:`build_autoencoder` to continue (compiled with Adam and MSE from ``config``
+        when it is not compiled yet); a new one otherwise.
     epochs : int, optional
         Overrides ``config.epochs`` (quick runs).
     callbacks : list of keras callbacks, optional
@@ -204,6 +208,8 @@ def train_autoencoder(train_segments, val_segments=None, config: AEConfig = AECo
                                   learning_rate=config.learning_rate)
     elif model.input_shape[-1] != dim:
         raise _err(f"model expects {model.input_shape[-1]}-dimensional vectors, the segments have {dim}")
+    elif getattr(model, "optimizer", None) is None:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss="mean_squared_error")
     val = None
     if val_segments is not None:
         val = SegmentBatches(val_segments, config.batch_segments, shuffle=False)

@@ -154,7 +154,7 @@ class NeighbourhoodSmoother:
             return self
         self._has_domains = d is not None
         self._dim = X.shape[1]
-        self._chunks.append((self._prepare(X), s, d))
+        self._chunks.append((X, s, d))
         self._cache = None
         return self
 
@@ -166,7 +166,8 @@ class NeighbourhoodSmoother:
             s = np.concatenate([c[1] for c in self._chunks])
             d = None if not self._has_domains else np.concatenate([c[2] for c in self._chunks])
             self._chunks = [(X, s, d)]
-            self._cache = (X, s, d)
+            # Prepared from the whole array, so the result cannot depend on how clips were batched.
+            self._cache = (self._prepare(X), s, d)
         return self._cache
 
     # ------------------------------------------------------------- computing

@@ -412,7 +412,8 @@ def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOECon
     val : tuple (x_target, sections, x_other), optional
         Validation segments, batched the same way without mixup.
     model : keras.Model, optional
-        From :func:`build_serial_oe`; built from ``config`` otherwise.
+        From :func:`build_serial_oe`; built from ``config`` otherwise. It is (re)compiled here: a new
+        AdamW and a schedule spanning this call's epochs.
     epochs : int, optional
         Overrides ``config.epochs`` (quick runs); the schedule spans the epochs actually run.
     seed : int

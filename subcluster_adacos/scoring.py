@@ -51,7 +51,11 @@ def model_output_scores(training_model, features: np.ndarray, labels: np.ndarray
 
 def _gmm_factory(centres_by_class, class_of_unit, n_subclusters, score_rule):
     def make(unit):
-        means = None if centres_by_class is None else centres_by_class[class_of_unit[unit]]
+        means = None
+        if centres_by_class is not None and centres_by_class.shape[1] == n_subclusters:
+            means = centres_by_class[class_of_unit[unit]]
+        elif centres_by_class is not None and n_subclusters == 1:
+            means = centres_by_class[class_of_unit[unit]].mean(axis=0, keepdims=True)
         return GMMBackend(n_components=n_subclusters, means_init=means, reg_covar=1e-3, score=score_rule)
 
     return make

@@ -168,6 +168,8 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
         ``diverged`` (bool), ``scales`` (adaptive scale per epoch), ``snapshots`` (epoch -> path),
         ``history`` (Keras history dict).
     """
+    import tensorflow as tf
+
     from subcluster_adacos.network import build_training_model
 
     if len(features) != len(labels):
@@ -183,7 +185,9 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
                                      mixup=config.mixup, angle_mode=config.angle_mode,
                                      input_shape=input_shape or tuple(features.shape[1:]), l2=config.l2,
                                      class_weights=weights, seed=seed)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
+        # XLA compilation pays off on GPUs; on a CPU it costs more than it saves for this network.
+        on_gpu = bool(tf.config.list_logical_devices("GPU"))
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), jit_compile=on_gpu)
     monitor = ScaleMonitor(config.divergence_scale)
     callbacks = [monitor, keras.callbacks.TerminateOnNaN()]
     if model_dir is not None:

@@ -115,6 +115,7 @@ def test_silent_clip_is_finite():
 def test_config_key_changes_with_every_field():
     base = LogMelConfig()
     assert base.key() == LogMelConfig().key()
+    assert LogMelConfig(fmin=0, fmax=8000).key() == base.key()  # int vs float spelling: same features
     changed = dict(sr=22050, n_fft=2048, hop_length=256, win_length=512, n_mels=64, fmin=50.0, fmax=7800.0,
                    window="hann", power=1.0, log=False, floor=1e-12, center=False, pad_mode="constant",
                    n_frames=None, mel_norm=None, htk=True)

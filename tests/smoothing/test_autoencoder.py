@@ -54,7 +54,7 @@ def test_segment_batches_hold_whole_segments():
     for i in range(len(batches)):
         x, y = batches[i]
         np.testing.assert_array_equal(x, y)
-        assert x.shape[1] == 2 and x.shape[0] in (6, 2 * 3 // 2 * 2, 3)
+        assert x.shape[1] == 2 and x.shape[0] in (6, 3)  # 2 segments x 3 vectors; the last batch 1 segment
         for block in x.reshape(-1, 3, 2):  # consecutive vectors of one segment
             seen.append(int(block[0, 0]) // 6)
             np.testing.assert_array_equal(block, seg[int(block[0, 0]) // 6])
@@ -68,7 +68,7 @@ def test_short_fit_lowers_reconstruction_error():
     rng = np.random.default_rng(0)
     basis = rng.normal(size=(3, 640)).astype(np.float32)
     train = (rng.normal(size=(48, 6, 3)) @ basis).astype(np.float32)  # 48 segments of 6 vectors, rank 3
-    model = build_autoencoder(640)
+    model = build_autoencoder(640, jit_compile=False)  # XLA compilation would dominate such a short fit
     before = anomaly_score_ae(model, train[None]).item()
     cfg = AEConfig(batch_segments=2)
     model, history = train_autoencoder(train, config=cfg, model=model, epochs=3, verbose=0)

@@ -3,7 +3,6 @@
 Equations: paper eqs. (1)-(4) and (9); the scale rule of REFERENCE.md Sec. 4 (max-logit rescaling).
 """
 
-import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

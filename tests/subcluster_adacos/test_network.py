@@ -59,7 +59,8 @@ def test_parameter_counts_against_paper():
     assert counts[1][0] == 772_192
     assert counts[64][0] == 1_102_816
     assert counts[64][0] - counts[1][0] == 128 * 41 * 63
-    # non-trainable: BN moving mean + variance (2 * (16 + 2*(2*16 + 2*32 + 2*64 + 2*128)) / 2 ...) + scale
+    # non-trainable: moving mean and variance of every BN channel (stem 16; each of the 8 units has two BNs
+    # of its width) and the scalar scale; the paper's count is the trainable one
     bn_channels = 16 + 2 * 2 * (16 + 32 + 64 + 128)
     assert counts[1][1] == counts[64][1] == 2 * bn_channels + 1 == 1953
 
@@ -90,7 +91,12 @@ def test_training_model_structure(loss, head_type):
     assert tuple(p.shape) == (3, 5)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(p).sum(axis=1), 1.0, atol=1e-5)
     assert tuple(emb(x).shape) == (3, 8)
-    assert "mixup" not in [layer.name for layer in build_training_model(5, mixup=False, input_shape=TINY).layers]
+
+
+def test_training_model_without_mixup():
+    model = build_training_model(5, 2, mixup=False, input_shape=TINY, embedding_dim=8)
+    assert "mixup" not in [layer.name for layer in model.layers]
+    assert head_layer(model).n_subclusters == 2
 
 
 def toy_data(n=48, n_classes=3, seed=0):
@@ -125,14 +131,14 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_short_training_run_lowers_the_loss():
+    """Six Adam steps on separable toy data (eager: on CPU, tracing the train step costs more than it saves)."""
     keras.utils.set_random_seed(0)
-    x, y = toy_data()
+    x, y = toy_data(n=24)
     model = build_training_model(3, 2, input_shape=TINY, seed=1)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    before = model.evaluate([x, y], verbose=0, batch_size=48)
-    history = model.fit([x, y], batch_size=16, epochs=6, verbose=0)
-    after = model.evaluate([x, y], verbose=0, batch_size=48)
-    assert np.all(np.isfinite(history.history["loss"]))
-    assert after < 0.8 * before
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), run_eagerly=True)
+    scale0 = float(head_layer(model).scale)
+    losses = model.fit([x, y], batch_size=8, epochs=2, verbose=0).history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.9 * losses[0]
     scale = float(head_layer(model).scale)
-    assert np.isfinite(scale) and scale > 0
+    assert np.isfinite(scale) and scale > 0 and scale != scale0

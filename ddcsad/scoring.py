@@ -1,0 +1,268 @@
+"""Anomaly scores of the BCE + DDCSAD system (Kuroyanagi et al., Sec. III eq. 5, Sec. IV-A, Table I) and
+the per-machine-type AUCs with 95 % confidence intervals of Table II and Fig. 2.
+
+Crops (Sec. IV-A)
+-----------------
+"we divided the number of frames in each sample's acoustic feature series into ten sections, with overlap
+allowed so that the frame length was equal to 256. We calculated anomaly scores for each segment ... and
+these scores were then averaged": :func:`crop_outputs` runs the network on the ten evenly spaced
+256-frame crops of :func:`asdcore.features.crops` (starts 0, 6, 13, ..., 57 for 313 frames) and keeps,
+per crop, the posterior p of "normal" and the squared distance d = ||z - c_p||^2.
+
+Eq. (5)
+-------
+``s = alpha (1 - p) + (1 - alpha) d'``, with d' the distance min-max normalised "across the entire set of
+evaluation data" (to [0, 1]). Open choices, named options of :func:`eq5`:
+
+* *which set*: there is one model (and one c_p) per machine ID, so distances of different IDs are not on
+  one scale; d is normalised over the evaluated test clips of the same ID (the experiment calls
+  :func:`eq5` once per ID);
+* *crops or clips* (``minmax_over``): ``"crops"`` (default, the literal order of Sec. IV-A: a score per
+  segment, then the average) min-max normalises the distances of all crops of the evaluated clips, scores
+  each crop and averages; ``"clips"`` averages p and d over the crops first and normalises the clip means.
+
+The five losses use: BCE ``s = 1 - p`` (alpha = 1; there is no centroid); DSAD and DDCSAD ``s = d'``
+(alpha = 0; the linear layer is not trained); BCE+DSAD and BCE+DDCSAD eq. (5) with alpha per machine
+type from Table I (:func:`table1_alpha`) or chosen on the validation data (:func:`choose_alpha`, the
+paper's procedure: "The values of alpha for inference were decided using the validation data").
+
+Per-type AUC and its interval (Table II, Fig. 2)
+------------------------------------------------
+Table II prints one AUC per machine type with a Hanley & McNeil (1982) 95 % interval. An interval needs
+one AUC and its counts of normal and anomalous clips; the printed half-widths (0.9-3.0 points at AUCs of
+64-98 %) need several hundred clips of each class, i.e. a machine type's test clips of all its IDs
+together, not one ID's. :func:`type_auc` therefore pools the scores of all IDs of a type (eq. 5 puts
+each ID's scores on [0, 1]) and computes AUC, pAUC and ``AUC -/+ 1.96 SE``; "Machine Average" is the mean
+of the per-type AUCs. The organisers' per-ID AUCs and their means are in ``results.csv``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from asdcore.errors import ASDError
+from asdcore.metrics import auc as roc_auc
+from asdcore.metrics import hanley_mcneil_se, pauc
+from ddcsad.losses import centroid_term, check_variant, uses_bce
+
+__all__ = [
+    "ALPHA_GRID",
+    "MINMAX_OVER",
+    "PAPER_NAMES",
+    "crop_outputs",
+    "minmax",
+    "eq5",
+    "fixed_alpha",
+    "table1_alpha",
+    "variant_scores",
+    "choose_alpha",
+    "type_auc",
+    "machine_average",
+]
+
+ALPHA_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+"""alpha values tried on the validation data (Table I prints multiples of 0.1 between 0 and 1)."""
+MINMAX_OVER = ("crops", "clips")
+PAPER_NAMES = {"bce": "BCE", "dsad": "DSAD", "ddcsad": "DDCSAD", "bce+dsad": "BCE+DSAD",
+               "bce+ddcsad": "BCE+DDCSAD"}
+"""Our loss names -> the paper's (Tables I and II)."""
+
+
+def crop_outputs(model, features, rows=None, n_crops: int = 10, crop_frames: int = 256,
+                 batch_size: int = 64, chunk_clips: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior p and squared distance d of every crop of the clips ``rows`` of ``features``.
+
+    Parameters
+    ----------
+    model : ddcsad.model.DDCSADModel
+        Its ``predict`` gives ``{"p": [B], "distance": [B]}``.
+    features : numpy.ndarray
+        ``[clips, frames, mels]``.
+    rows : array of int, optional
+        Which clips (default all).
+    n_crops, crop_frames : int
+        Ten crops of 256 frames (Sec. IV-A).
+    batch_size : int
+        Crops per forward pass.
+    chunk_clips : int
+        Clips cropped at a time (bounds the memory).
+
+    Returns
+    -------
+    p, d : numpy.ndarray
+        ``[len(rows), n_crops]`` float64.
+    """
+    from asdcore.features import crops
+
+    rows = np.arange(len(features)) if rows is None else np.asarray(rows, np.int64)
+    p_out = np.empty((len(rows), n_crops))
+    d_out = np.empty((len(rows), n_crops))
+    for s in range(0, len(rows), chunk_clips):
+        part = rows[s: s + chunk_clips]
+        x = crops(features[part], n_crops, crop_frames)
+        x = x.reshape((-1,) + x.shape[2:]).astype(np.float32, copy=False)
+        n = len(x)
+        pad = (-n) % batch_size  # one batch shape only: no retracing of the predict function
+        if pad:
+            x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
+        out = model.predict(x, batch_size=batch_size, verbose=0)
+        p_out[s: s + len(part)] = np.asarray(out["p"], np.float64)[:n].reshape(len(part), n_crops)
+        d_out[s: s + len(part)] = np.asarray(out["distance"], np.float64)[:n].reshape(len(part), n_crops)
+    return p_out, d_out
+
+
+def minmax(values) -> np.ndarray:
+    """``(v - min) / (max - min)`` over all entries (to [0, 1]); all zeros when every value is equal."""
+    v = np.asarray(values, np.float64)
+    if v.size == 0:
+        return v
+    lo, hi = float(np.min(v)), float(np.max(v))
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        raise ASDError("ddcsad/scoring.py: distances are NaN or infinite; the model diverged (lower the learning rate)")
+    if hi == lo:
+        return np.zeros_like(v)
+    return (v - lo) / (hi - lo)
+
+
+def eq5(p, d, alpha: float, minmax_over: str = "crops") -> np.ndarray:
+    """Eq. (5): ``s = alpha (1 - p) + (1 - alpha) d'`` for the clips of one evaluated set.
+
+    Parameters
+    ----------
+    p, d : array ``[clips, crops]`` (or ``[clips]``)
+        Posteriors of "normal" and squared distances to c_p of each crop.
+    alpha : float in [0, 1]
+    minmax_over : {"crops", "clips"}
+        ``"crops"``: d' = min-max of d over all crops of all clips, a score per crop, averaged over the
+        crops of each clip. ``"clips"``: p and d averaged over the crops first, d' = min-max over clips.
+
+    Returns
+    -------
+    numpy.ndarray ``[clips]``
+    """
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise ASDError(f"ddcsad/scoring.py: alpha={alpha} must lie in [0, 1] (eq. 5)")
+    p = np.asarray(p, np.float64)
+    d = np.asarray(d, np.float64)
+    if p.shape != d.shape:
+        raise ASDError(f"ddcsad/scoring.py: p {p.shape} and d {d.shape} differ in shape")
+    if p.ndim == 1:
+        p, d = p[:, None], d[:, None]
+    if minmax_over == "crops":
+        return (alpha * (1.0 - p) + (1.0 - alpha) * minmax(d)).mean(axis=1)
+    if minmax_over == "clips":
+        return alpha * (1.0 - p.mean(axis=1)) + (1.0 - alpha) * minmax(d.mean(axis=1))
+    raise ASDError(f"ddcsad/scoring.py: minmax_over={minmax_over!r}; use one of {', '.join(MINMAX_OVER)}")
+
+
+def fixed_alpha(variant: str) -> float | None:
+    """alpha implied by a loss without both outputs: 1 for BCE (s = 1 - p), 0 for DSAD/DDCSAD (s = d');
+    None for BCE+DSAD and BCE+DDCSAD (alpha is a hyperparameter, Table I)."""
+    name = check_variant(variant)
+    if uses_bce(name) and centroid_term(name):
+        return None
+    return 1.0 if uses_bce(name) else 0.0
+
+
+def table1_alpha(variant: str, machine_type: str) -> float:
+    """alpha of Table I for BCE+DSAD / BCE+DDCSAD and a machine type (the fixed value for other losses)."""
+    fixed = fixed_alpha(variant)
+    if fixed is not None:
+        return fixed
+    from asdcore.published import load_table
+
+    table = load_table("kuroyanagi2020_table1")
+    row = table[(table["method"] == PAPER_NAMES[check_variant(variant)]) & (table["machine_type"] == machine_type)
+                & (table["metric"] == "alpha")]
+    if len(row) != 1:
+        raise ASDError(f"ddcsad/scoring.py: Table I has no alpha for {variant} and {machine_type!r}; "
+                       "choose alpha on validation data (alpha: validation) or give a number")
+    return float(row["value"].iloc[0])
+
+
+def variant_scores(variant: str, p, d, alpha: float | None = None, minmax_over: str = "crops") -> np.ndarray:
+    """Scores of one evaluated set (one machine ID) for a loss: ``1 - p``, ``d'`` or eq. (5).
+
+    ``alpha`` is used for BCE+DSAD and BCE+DDCSAD only (and must be given there).
+    """
+    fixed = fixed_alpha(variant)
+    if fixed is None and alpha is None:
+        raise ASDError(f"ddcsad/scoring.py: {variant} needs alpha (Table I or validation)")
+    return eq5(p, d, fixed if fixed is not None else alpha, minmax_over)
+
+
+def choose_alpha(sets, grid=ALPHA_GRID, minmax_over: str = "crops") -> tuple[float, pd.DataFrame]:
+    """The alpha of ``grid`` with the best AUC on validation data (one machine type).
+
+    Parameters
+    ----------
+    sets : list of (p, d, is_anomaly)
+        One entry per validation machine ID of the type: crop outputs ``[clips, crops]`` and the labels
+        (True = anomalous) of its labelled test clips. Each ID is scored with eq. (5) on its own
+        (min-max over its clips), then the scores of all IDs are pooled as in :func:`type_auc`.
+    grid : sequence of float
+    minmax_over : str
+
+    Returns
+    -------
+    alpha : float
+        Highest pooled AUC; ties go to the smallest alpha.
+    curve : DataFrame
+        ``alpha, auc`` for every grid value.
+    """
+    if not sets:
+        raise ASDError("ddcsad/scoring.py: choose_alpha needs at least one validation machine ID")
+    labels = np.concatenate([np.asarray(y, bool) for _, _, y in sets])
+    rows = []
+    for alpha in grid:
+        scores = np.concatenate([eq5(p, d, alpha, minmax_over) for p, d, _ in sets])
+        rows.append({"alpha": float(alpha), "auc": roc_auc(labels, scores)})
+    curve = pd.DataFrame(rows)
+    best = curve["auc"].to_numpy()
+    return float(curve["alpha"].iloc[int(np.argmax(best))]), curve
+
+
+def type_auc(table: pd.DataFrame, scores, z: float = 1.96) -> pd.DataFrame:
+    """Per machine type (and part) the AUC of the pooled test clips of all its IDs, with its interval.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Clip table with ``part, machine_type, split, label``; rows with a finite score and a
+        normal/anomaly label among the test clips are used.
+    scores : array ``[rows]``
+    z : float
+        1.96 for 95 %.
+
+    Returns
+    -------
+    DataFrame
+        ``part, machine_type, auc, ci95, auc_ci_low, auc_ci_high, pauc, n_normal, n_anomaly, n_units``
+        (fractions; ``ci95`` = z * SE, Hanley & McNeil 1982, the "+/-" of Table II).
+    """
+    scores = np.asarray(scores, np.float64)
+    use = ((table["split"] == "test") & table["label"].isin(["normal", "anomaly"])).to_numpy() & np.isfinite(scores)
+    rows = []
+    sub = table[use].assign(_score=scores[use])
+    for (part, machine_type), group in sub.groupby(["part", "machine_type"], sort=True):
+        y = (group["label"] == "anomaly").to_numpy()
+        if y.all() or not y.any():
+            continue
+        a = roc_auc(y, group["_score"].to_numpy())
+        half = z * hanley_mcneil_se(a, int(y.sum()), int((~y).sum()))
+        rows.append({"part": part, "machine_type": machine_type, "auc": a, "ci95": half,
+                     "auc_ci_low": max(0.0, a - half), "auc_ci_high": min(1.0, a + half),
+                     "pauc": pauc(y, group["_score"].to_numpy()), "n_normal": int((~y).sum()),
+                     "n_anomaly": int(y.sum()), "n_units": int(group["unit"].nunique())})
+    return pd.DataFrame(rows, columns=["part", "machine_type", "auc", "ci95", "auc_ci_low", "auc_ci_high",
+                                       "pauc", "n_normal", "n_anomaly", "n_units"])
+
+
+def machine_average(per_type: pd.DataFrame) -> pd.DataFrame:
+    """Table II "Machine Average": per part the mean of the per-type AUCs (and pAUCs); no interval."""
+    rows = []
+    for part, group in per_type.groupby("part", sort=True):
+        rows.append({"part": part, "machine_type": "Machine Average", "auc": group["auc"].mean(),
+                     "pauc": group["pauc"].mean(), "n_units": int(group["n_units"].sum())})
+    return pd.DataFrame(rows)
