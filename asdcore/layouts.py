@@ -60,10 +60,10 @@ Ground truth of the evaluation sets
   ``<root>/eval_data_list.csv`` then ``<root>/eval_data/eval_data_list.csv``.
 - 2021: files ``ground_truth_<type>_section_XX_<source|target>_test.csv`` with rows ``file,<0|1>``. Searched,
   when not given, in ``<root>/ground_truth/``, ``<root>/ground_truth_data/`` (the organisers' evaluator
-  repository) and ``<root>`` itself (not inside ``eval_data/``: every folder there is a machine type). An explicit ``ground_truth`` may
-  be the folder or a single such file.
-A ground truth that labels none of the unlabelled test clips it could apply to is an error (wrong file or
-wrong year); one that leaves some unlabelled gives a warning.
+  repository) and ``<root>`` itself (not inside ``eval_data/``: every folder there is a machine type). An
+  explicit ``ground_truth`` may be the folder or a single such file.
+A ground truth given explicitly that labels none of the unlabelled test clips is an error (wrong file or
+wrong year); any ground truth that leaves some unlabelled test clips gives a warning.
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ import csv
 import os
 import re
 import warnings
-from pathlib import Path
 
 import pandas as pd
 

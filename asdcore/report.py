@@ -6,7 +6,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["side_by_side", "comparison_markdown", "plot_scores"]
+__all__ = ["side_by_side", "comparison_markdown", "plot_scores", "ours_in_paper_layout",
+           "published_in_paper_layout", "in_paper_order", "PART_COLUMNS"]
+
+#: Machine types in the order of the papers' tables; "all" last.
+MACHINE_ORDER = ["fan", "gearbox", "pump", "slider", "valve", "ToyCar", "ToyConveyor", "ToyTrain", "all"]
+
+
+def in_paper_order(frame: pd.DataFrame, row_columns: list[str], column: str = "machine type") -> pd.DataFrame:
+    """Rows grouped by ``row_columns`` (first-appearance order kept) and, within, machine types in the
+    papers' order."""
+    order = {m: i for i, m in enumerate(MACHINE_ORDER)}
+    frame = frame.sort_values(column, key=lambda s: s.map(order).fillna(len(order)), kind="stable")
+    if not row_columns:
+        return frame.reset_index(drop=True)
+    firsts = {}
+    for values in frame[row_columns].astype(str).itertuples(index=False):
+        firsts.setdefault(tuple(values), len(firsts))
+    rank = [firsts[tuple(v)] for v in frame[row_columns].astype(str).itertuples(index=False)]
+    return frame.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
 
 
 def side_by_side(ours: pd.DataFrame, published: pd.DataFrame | None, keys: list[str],

@@ -74,7 +74,7 @@ def run(args) -> int:
     from asdcore.experiment import QUICK_BANNER, RunFolder, resolve_config, set_seed
     from asdcore.features import LogMelConfig, Normalizer
     from asdcore.pipeline import evaluate_systems, load_features, open_data
-    from asdcore.report import (PART_COLUMNS, comparison_markdown, ours_in_paper_layout,
+    from asdcore.report import (PART_COLUMNS, comparison_markdown, in_paper_order, ours_in_paper_layout,
                                 published_in_paper_layout, side_by_side)
 
     set_seed(args.seed)
@@ -102,7 +102,8 @@ def run(args) -> int:
         paper = published.load_table("wilkinghoff2020_table5")
         paper = published_in_paper_layout(paper[paper["representation"].isin(config.statistics)],
                                           ["representation"], machine_types=None)
-        combined = side_by_side(ours, paper, ["representation", "machine type"], list(PART_COLUMNS))
+        combined = in_paper_order(side_by_side(ours, paper, ["representation", "machine type"], list(PART_COLUMNS)),
+                                  ["representation"])
         text.append(comparison_markdown("Mean AUC and pAUC per machine type (%)", combined, notes))
         print(combined.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     run_folder.write_text("comparison.md", "\n".join(text))

@@ -306,7 +306,7 @@ def waveform_statistics(paths, cache_dir=None, sr: int = 16000, skip_bad_files: 
         rows = pd.DataFrame([(k, *v) for k, v in known.items()], columns=["identity", "n", "sum", "sumsq"])
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_csv(rows, cache_file, overwrite=True, float_format="%.17g")
-    out = pd.DataFrame(values, columns=["n", "sum", "sumsq"])
+    out = pd.DataFrame(values, columns=["n", "sum", "sumsq"], dtype=np.float64)
     out.insert(0, "path", paths)
     return out
 

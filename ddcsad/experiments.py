@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from asdcore.errors import ASDError
-from ddcsad.losses import VARIANTS, centroid_term, uses_bce
+from ddcsad.losses import VARIANTS
 
 __all__ = ["DDCSADConfig", "PAPER_CONFIG", "QUICK_CONFIG", "parse_losses", "parse_counts", "build_encoder",
            "LossTrainer", "add_arguments", "run"]
@@ -370,14 +370,16 @@ def _run(args, config, quick, why, run_folder, log):
     pool, dropped = {}, []
     if counts:
         pool = data.anomaly_pool(table, units, config.anomaly_pool, config.anomaly_pool_max_fraction, args.seed)
-        smallest = min(len(v) for v in pool.values())
+        pool = {key: rows for key, rows in pool.items() if len(rows)}  # IDs without labelled anomalies: no study
+        smallest = min((len(v) for v in pool.values()), default=0)
         dropped = [k for k in counts if k > smallest]
         counts = [k for k in counts if k <= smallest]
         if dropped:
-            log.warning("anomaly counts %s dropped: the smallest pool holds %d anomalous clips per ID (%s)",
-                        dropped, smallest, "synthetic data have few anomalies" if source.synthetic else "")
-        log.info("few-anomaly study: counts %s, pools of %d-%d clips per ID", counts, smallest,
-                 max(len(v) for v in pool.values()))
+            log.warning("anomaly counts %s dropped: the smallest pool holds %d anomalous clips per ID%s", dropped,
+                        smallest, " (the synthetic data have few anomalies)" if source.synthetic else "")
+        if counts:
+            log.info("few-anomaly study: counts %s on %d IDs, pools of %d-%d clips per ID", counts, len(pool),
+                     smallest, max(len(v) for v in pool.values()))
 
     outputs, train_rows = _train_all(config, features, table, units, pool, counts, run_folder, args.seed, log)
     run_folder.write_csv("training.csv", pd.DataFrame(train_rows).assign(mode=mode))
@@ -417,10 +419,17 @@ def _train_all(config, features, table, units, pool, counts, run_folder, seed, l
     rows_log = []
     n_models = len(config.losses) * len(units) * (1 + len(counts))
     done = 0
-    for li, loss in enumerate(config.losses):
+    for loss in config.losses:
         t0 = time.time()
-        trainer = LossTrainer(loss, config, input_shape, seed=seed + li)
+        trainer = LossTrainer(loss, config, input_shape, seed=seed)  # same initial network for every loss
         log.info("%s: model built (%s backbone) in %.1f s", loss, config.backbone, time.time() - t0)
+        if loss == config.losses[0] and config.save_models != "none":
+            from ddcsad.backbones import count_parameters
+
+            n_saved = len(config.losses) * len(units) * (1 + (len(counts) if config.save_models == "all" else 0))
+            size = 4 * count_parameters(trainer.model)["total"] / 2 ** 20
+            log.info("saving %d models of about %.1f MB each under models/ (save_models: %s)", n_saved, size,
+                     config.save_models)
         for ui, (part, machine_type, unit) in enumerate(units):
             sets = data.unit_sets(table, machine_type, unit, pool)
             t0 = time.time()
@@ -440,7 +449,7 @@ def _train_all(config, features, table, units, pool, counts, run_folder, seed, l
             log.info("[%d/%d] %s %s %s %s: %d it, loss %.4g, %d centroid updates, %.1f s", done, n_models, loss,
                      part, machine_type, unit, config.iterations, info.get("loss", float("nan")),
                      info["centroid_updates"], time.time() - t0)
-            if not counts:
+            if not counts or sets.key not in pool:
                 continue
             base = trainer.model.get_weights()
             for k in counts:
@@ -598,9 +607,10 @@ def _few_anomalies(config, table, units, outputs, alphas, pool, counts, run_fold
     from asdcore.pipeline import evaluate_systems
     from ddcsad.scoring import PAPER_NAMES, type_auc
 
-    pooled_rows = np.concatenate([v for v in pool.values()]) if pool else np.zeros(0, np.int64)
-    keep = np.ones(len(table), bool)
-    keep[pooled_rows] = False
+    units = [u for u in units if f"{u[1]}/{u[2]}" in pool]  # IDs with labelled anomalies
+    keys = {f"{t}/{u}" for _, t, u in units}
+    keep = (table["split"] == "test").to_numpy() & np.isin(pd.Series(table["machine_type"] + "/" + table["unit"]), list(keys))
+    keep[np.concatenate(list(pool.values()))] = False
     reduced = table[keep].reset_index(drop=True)
     systems, frames = {}, []
     for loss in config.losses:

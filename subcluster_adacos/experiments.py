@@ -201,13 +201,10 @@ _TABLES = {
                  "Fig. 2/3: ensemble over the number of sub-clusters (evaluation set, %)"),
 }
 
-MACHINE_ORDER = ["fan", "pump", "slider", "valve", "ToyCar", "ToyConveyor", "all"]
-
-
 def comparison(name, summary, labels, diverged, notes, config):
     """The markdown section of one experiment: our numbers beside the paper's, in the paper's rows."""
     from asdcore import published
-    from asdcore.report import (PART_COLUMNS, comparison_markdown, ours_in_paper_layout,
+    from asdcore.report import (PART_COLUMNS, comparison_markdown, in_paper_order, ours_in_paper_layout,
                                 published_in_paper_layout, side_by_side)
 
     table_name, label_columns, machine_types, title = _TABLES[name]
@@ -221,9 +218,7 @@ def comparison(name, summary, labels, diverged, notes, config):
     paper = paper[[tuple(r) in wanted for r in paper[label_columns].astype(str).itertuples(index=False)]]
     paper = published_in_paper_layout(paper, label_columns, machine_types=machine_types)
     merged = side_by_side(ours, paper, label_columns + ["machine type"], list(PART_COLUMNS))
-    order = {m: i for i, m in enumerate(MACHINE_ORDER)}
-    merged = merged.sort_values(["machine type"], key=lambda s: s.map(order).fillna(99), kind="stable")
-    merged = merged.sort_values(label_columns, kind="stable", key=lambda s: s.map(_row_order(labels, s.name)))
+    merged = in_paper_order(merged, label_columns)
     extra = []
     if name == "ensemble":
         extra.append(f"ensemble = GMM scores of the networks with S in {config.subclusters} summed; proposed "
@@ -231,12 +226,6 @@ def comparison(name, summary, labels, diverged, notes, config):
     if diverged:
         extra.append("rows without our numbers diverged: the adaptive scale exceeded the divergence limit")
     return comparison_markdown(title, merged, notes + extra), merged
-
-
-def _row_order(labels, column):
-    values = [str(v[column]) for v in labels.values() if column in v]
-    order = {v: i for i, v in enumerate(dict.fromkeys(values))}
-    return lambda value: order.get(str(value), len(order))
 
 
 # --- the command -----------------------------------------------------------------------------------------

@@ -60,8 +60,11 @@ from subcluster_adacos.layers import AdaCos, Mixup, SoftTargetCrossEntropy, SubC
 __all__ = [
     "build_embedding_model",
     "build_training_model",
+    "build_multi_head_training_model",
     "embedding_model",
     "head_layer",
+    "head_names",
+    "SplitColumns",
     "LOSSES",
 ]
 
@@ -238,3 +241,132 @@ def head_layer(training_model):
     except ValueError:
         raise ASDError(f"subcluster_adacos/network.py: model {training_model.name!r} has no '{HEAD_NAME}' "
                        "layer; pass a model built by build_training_model") from None
+
+
+# --- several sub-cluster AdaCos heads on one embedding (Wilkinghoff 2021, Sec. 2.3 and Table 1) ----------
+
+@keras.saving.register_keras_serializable(package="subcluster_adacos")
+class SplitColumns(layers.Layer):
+    """Split the last axis into consecutive blocks: ``(batch, sum(sizes)) -> [(batch, sizes[0]), ...]``.
+
+    Lets one :class:`~subcluster_adacos.layers.Mixup` layer mix several label sets with the same λ: the
+    label sets are concatenated, mixed, and split again.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Width of each block, in order.
+    """
+
+    def __init__(self, sizes, **kwargs):
+        super().__init__(**kwargs)
+        self.sizes = [int(s) for s in sizes]
+        if not self.sizes or min(self.sizes) < 1:
+            raise ASDError(f"subcluster_adacos/network.py: SplitColumns sizes must be positive, got {sizes}")
+
+    def call(self, inputs):
+        out, start = [], 0
+        for size in self.sizes:
+            out.append(inputs[..., start:start + size])
+            start += size
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return [tuple(input_shape[:-1]) + (size,) for size in self.sizes]
+
+    def get_config(self):
+        config = super().get_config()
+        config["sizes"] = list(self.sizes)
+        return config
+
+
+def head_names(n_heads):
+    """Layer names of the heads of :func:`build_multi_head_training_model`: ``head``, ``head_1``, ...
+
+    The first head keeps the name ``head`` so :func:`head_layer` and the scale monitor find it.
+    """
+    return [HEAD_NAME] + [f"{HEAD_NAME}_{i}" for i in range(1, int(n_heads))]
+
+
+def _label_input_names(n_heads):
+    return ["labels"] + [f"labels_{i}" for i in range(1, int(n_heads))]
+
+
+def build_multi_head_training_model(
+    n_classes,
+    n_subclusters=1,
+    mixup=True,
+    angle_mode="reference",
+    input_shape=(313, 128),
+    embedding_dim=128,
+    l2=1e-5,
+    class_weights=None,
+    loss_weights=None,
+    mixup_probability=1.0,
+    seed=None,
+    name="multi_head_training",
+):
+    """One embedding network with one :class:`SubClusterAdaCos` head per label set (Wilkinghoff 2021).
+
+    The 2021 system (paper Sec. 2.3, Table 1) trains the modified ResNet with two sub-cluster AdaCos
+    losses of equal weight, one over the 42 sections and one over the 199 attribute classes. One
+    :class:`Mixup` layer mixes the features and *all* label sets with the same per-sample λ (the label
+    sets are concatenated, mixed and split by :class:`SplitColumns`); each head gets the same mixed
+    embedding and its own mixed labels, and its own :class:`SoftTargetCrossEntropy` adds its loss. Keras
+    sums the added losses, so the training loss is ``Σ_h w_h * CE_h``.
+
+    Parameters
+    ----------
+    n_classes : sequence of int
+        Classes of each head, e.g. ``(42, 199)``.
+    n_subclusters : int
+        Sub-clusters per class, the same ``S`` in every head (paper Sec. 2.5).
+    mixup, angle_mode, input_shape, embedding_dim, l2, mixup_probability, seed
+        As in :func:`build_training_model`.
+    class_weights : sequence of (sequence of float or None), optional
+        Per head, per-class weights applied through the unmixed labels.
+    loss_weights : sequence of float, optional
+        Weight of each head's loss (default: all 1, the paper's equal weights). Folded into the class
+        weights of that head's :class:`SoftTargetCrossEntropy`.
+    name : str
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``features`` and ``labels``, ``labels_1``, ... (one-hot, one per head); outputs the class
+        probabilities of each head (a list). Layers: ``mixup``, ``split_labels``, ``embedding_model``,
+        ``head``, ``head_1``, ... (see :func:`head_names`), ``loss``, ``loss_1``, ... Compile with an
+        optimizer only.
+    """
+    n_classes = [int(c) for c in n_classes]
+    n_heads = len(n_classes)
+    if n_heads < 1:
+        raise ASDError("subcluster_adacos/network.py: give the number of classes of at least one head")
+    class_weights = [None] * n_heads if class_weights is None else list(class_weights)
+    loss_weights = [1.0] * n_heads if loss_weights is None else [float(w) for w in loss_weights]
+    if len(class_weights) != n_heads or len(loss_weights) != n_heads:
+        raise ASDError(f"subcluster_adacos/network.py: {n_heads} heads but {len(class_weights)} class-weight "
+                       f"sets and {len(loss_weights)} loss weights; give one of each per head")
+    embedder = build_embedding_model(input_shape, embedding_dim=embedding_dim, l2=l2)
+    features = keras.Input(shape=embedder.input_shape[1:], name="features")
+    labels = [keras.Input(shape=(c,), name=n) for c, n in zip(n_classes, _label_input_names(n_heads))]
+    x, targets = features, list(labels)
+    if mixup:
+        joined = labels[0] if n_heads == 1 else layers.Concatenate(axis=-1, name="join_labels")(labels)
+        x, mixed = Mixup(probability=mixup_probability, seed=seed, name="mixup")([features, joined])
+        targets = [mixed] if n_heads == 1 else SplitColumns(n_classes, name="split_labels")(mixed)
+    embedding = embedder(x)
+    outputs = []
+    for i, (c, head_name) in enumerate(zip(n_classes, head_names(n_heads))):
+        weights = class_weights[i]
+        if weights is not None and len(weights) != c:
+            raise ASDError(f"subcluster_adacos/network.py: head {i} has {c} classes but {len(weights)} class "
+                           "weights; give one weight per class")
+        if loss_weights[i] != 1.0:
+            weights = [loss_weights[i]] * c if weights is None else [loss_weights[i] * float(w) for w in weights]
+        head = SubClusterAdaCos(c, n_subclusters=n_subclusters, angle_mode=angle_mode, name=head_name)
+        probabilities = head([embedding, targets[i]])
+        loss_name = "loss" if i == 0 else f"loss_{i}"
+        outputs.append(SoftTargetCrossEntropy(class_weights=weights, name=loss_name)(
+            [probabilities, targets[i], labels[i]]))
+    return keras.Model([features] + labels, outputs, name=name)

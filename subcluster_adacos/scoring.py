@@ -103,6 +103,13 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
     return scores
 
 
+def _embed_directly(model, features, batch_size=64):
+    """Embeddings by calling the model in batches: no ``predict`` set-up per call, which dominates the
+    time to score a single clip."""
+    return np.concatenate([np.asarray(model(features[i:i + batch_size], training=False), dtype=np.float64)
+                           for i in range(0, len(features), batch_size)])
+
+
 class ScoringSystem:
     """Everything needed to score new recordings: feature settings, normalisation statistics, one or more
     embedding networks and their per-unit GMMs (scores of several networks are summed, as the ensemble).
@@ -136,7 +143,7 @@ class ScoringSystem:
         by_mean = np.flatnonzero(np.isin(machine_types, self.combined_mean_types))
         if len(learned):
             for model, backends in zip(self.embedding_models, self.backends):
-                embeddings = np.asarray(model.predict(features[learned], verbose=0), dtype=np.float64)
+                embeddings = _embed_directly(model, features[learned])
                 for unit in np.unique(units[learned]):
                     rows = units[learned] == unit
                     scores[learned[rows]] += backends[unit].score(embeddings[rows])

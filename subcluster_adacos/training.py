@@ -22,7 +22,8 @@ from asdcore.errors import ASDError
 from asdcore.experiment import get_logger
 
 __all__ = ["TrainingConfig", "class_labels", "balanced_class_weights", "make_dataset", "train_model",
-           "ScaleMonitor", "EpochSnapshots", "distribution_strategy"]
+           "ScaleMonitor", "EpochSnapshots", "distribution_strategy", "make_multi_label_dataset",
+           "HeadScaleMonitor", "train_multi_head_model"]
 
 
 @dataclass(frozen=True)
@@ -203,4 +204,147 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
         for path in sorted(model_dir.glob("epoch_*.keras")):
             snapshots[int(path.stem.split("_")[1])] = path
     return model, {"diverged": monitor.diverged, "scales": monitor.history, "snapshots": snapshots,
+                   "history": dict(history.history)}
+
+
+# --- several label sets, one head each (Wilkinghoff 2021: sections and attribute classes) ----------------
+
+def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_size: int,
+                             shuffle: bool = True, seed: int = 0, label_names=None):
+    """Like :func:`make_dataset` with one one-hot label input per label set.
+
+    Yields ``{"features", label_names[0], label_names[1], ...}`` batches (default names ``labels``,
+    ``labels_1``, ...: the inputs of :func:`~subcluster_adacos.network.build_multi_head_training_model`).
+    """
+    import tensorflow as tf
+
+    label_sets = [np.asarray(labels) for labels in label_sets]
+    n_classes = [int(c) for c in n_classes]
+    if label_names is None:
+        label_names = ["labels"] + [f"labels_{i}" for i in range(1, len(label_sets))]
+    if not (len(label_sets) == len(n_classes) == len(label_names)):
+        raise ASDError(f"{len(label_sets)} label sets, {len(n_classes)} class counts and {len(label_names)} "
+                       "names; give one of each per head")
+    n = len(features)
+    frame_shape = tuple(features.shape[1:])
+    one_hots = [np.eye(c, dtype=np.float32)[labels] for c, labels in zip(n_classes, label_sets)]
+
+    def gather(indices):
+        indices = np.sort(indices)
+        return (np.asarray(features[indices], dtype=np.float32),) + tuple(o[indices] for o in one_hots)
+
+    def load(indices):
+        out = tf.numpy_function(gather, [indices], [tf.float32] * (1 + len(one_hots)), stateful=False)
+        out[0].set_shape((None,) + frame_shape)
+        batch = {"features": out[0]}
+        for name, tensor, c in zip(label_names, out[1:], n_classes):
+            tensor.set_shape((None, c))
+            batch[name] = tensor
+        return batch
+
+    dataset = tf.data.Dataset.range(n)
+    if shuffle:
+        dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+class HeadScaleMonitor(ScaleMonitor):
+    """:class:`ScaleMonitor` for several heads: logs every head's adaptive scale after each epoch
+    (``scale`` for the head ``head``, ``scale_<name>`` for the others) and stops training when any of them
+    leaves the finite range or exceeds ``limit``. ``histories`` maps head name -> scales per epoch;
+    ``history`` is that of the first head."""
+
+    def __init__(self, heads, limit=1e8):
+        super().__init__(limit)
+        self.heads = list(heads)
+        self.histories = {name: [] for name in self.heads}
+
+    def on_epoch_end(self, epoch, logs=None):
+        unstable = False
+        for i, name in enumerate(self.heads):
+            head = self.model.get_layer(name)
+            if not hasattr(head, "scale"):
+                continue
+            scale = float(keras.ops.convert_to_numpy(head.scale))
+            self.histories[name].append(scale)
+            if i == 0:
+                self.history.append(scale)
+            if logs is not None:
+                logs["scale" if name == "head" else f"scale_{name}"] = scale
+            unstable |= not math.isfinite(scale) or scale > self.limit
+        loss = (logs or {}).get("loss", 0.0)
+        if unstable or not math.isfinite(loss):
+            self.diverged = True
+            self.model.stop_training = True
+            get_logger().warning("adaptive scales %s after epoch %d: training diverges, stopped",
+                                 {k: v[-1:] for k, v in self.histories.items()}, epoch + 1)
+
+
+def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: TrainingConfig,
+                           model_dir=None, seed: int = 0, verbose: int = 1, input_shape=None,
+                           loss_weights=None):
+    """Train one embedding network with one sub-cluster AdaCos head per label set (Wilkinghoff 2021).
+
+    The generalisation of :func:`train_model` to several label sets (e.g. sections and attribute
+    classes): the model of :func:`~subcluster_adacos.network.build_multi_head_training_model` (one mixup
+    for the features and all label sets, the same ``S`` in every head), class weights per head from
+    ``config.class_weight``, Adam, snapshots every ``config.checkpoint_every`` epochs, CSV log and resumable
+    backup under ``model_dir``. ``config.loss`` must be ``"subcluster_adacos"``.
+
+    Parameters
+    ----------
+    label_sets : sequence of integer arrays, one per head, aligned with ``features``.
+    n_classes : sequence of int, the classes of each head.
+    loss_weights : sequence of float or None (equal weights, the paper's choice).
+
+    Returns
+    -------
+    model, info : as :func:`train_model`; ``info["scales"]`` maps head layer name -> scale per epoch.
+    """
+    import tensorflow as tf
+
+    from subcluster_adacos.network import build_multi_head_training_model, head_names
+
+    label_sets = [np.asarray(labels) for labels in label_sets]
+    n_classes = [int(c) for c in n_classes]
+    if config.loss != "subcluster_adacos":
+        raise ASDError(f"train_multi_head_model trains sub-cluster AdaCos heads only, got loss={config.loss!r}")
+    if len(label_sets) != len(n_classes):
+        raise ASDError(f"{len(label_sets)} label sets for {len(n_classes)} class counts; give one per head")
+    for labels in label_sets:
+        if len(labels) != len(features):
+            raise ASDError(f"{len(features)} feature arrays for {len(labels)} labels")
+    if config.class_weight == "balanced":
+        weights = [balanced_class_weights(labels, c) for labels, c in zip(label_sets, n_classes)]
+    elif config.class_weight == "none":
+        weights = None
+    else:
+        raise ASDError(f"class_weight must be 'balanced' or 'none', got {config.class_weight!r}")
+    strategy = distribution_strategy()
+    with strategy.scope():
+        model = build_multi_head_training_model(n_classes, n_subclusters=config.n_subclusters, mixup=config.mixup,
+                                                angle_mode=config.angle_mode,
+                                                input_shape=input_shape or tuple(features.shape[1:]),
+                                                l2=config.l2, class_weights=weights, loss_weights=loss_weights,
+                                                seed=seed)
+        on_gpu = bool(tf.config.list_logical_devices("GPU"))
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), jit_compile=on_gpu)
+    monitor = HeadScaleMonitor(head_names(len(n_classes)), config.divergence_scale)
+    callbacks = [monitor, keras.callbacks.TerminateOnNaN()]
+    if model_dir is not None:
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        callbacks += [keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
+                      EpochSnapshots(model_dir, config.checkpoint_every, config.epochs),
+                      keras.callbacks.CSVLogger(str(model_dir / "training_log.csv"), append=True)]
+    dataset = make_multi_label_dataset(features, label_sets, n_classes, config.batch_size, shuffle=True, seed=seed)
+    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    snapshots = {}
+    if model_dir is not None:
+        for path in sorted(model_dir.glob("epoch_*.keras")):
+            snapshots[int(path.stem.split("_")[1])] = path
+    return model, {"diverged": monitor.diverged, "scales": monitor.histories, "snapshots": snapshots,
                    "history": dict(history.history)}

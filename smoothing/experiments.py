@@ -1,0 +1,893 @@
+"""The ``smoothing`` command of ``run_dcase2021.py``: the experiments of Fujimura, Imoto and Toda,
+"Discriminative neighborhood smoothing for generative anomalous sound detection" (DCASE 2021 data).
+
+``--experiment`` and what each reproduces:
+
+- ``table``: Table II (SerialOE, AE, Proposed, Proposed (Oracle): per machine type the harmonic mean of
+  AUC and pAUC over sections 03-05, All-hmean, ToyCar-5) and Table I (the hyper-parameters chosen on
+  sections 00-02: GMM clusters and data of SerialOE, K and data of the proposed method; the Oracle's on
+  sections 03-05);
+- ``fraction``: Fig. 5, the proposed method when only 5 %, 10 %, ..., 100 % of the test clips of
+  sections 03-05 are observed (20 random draws, mean and standard deviation);
+- ``all`` (default): both; the networks are trained once.
+
+Steps (paper section IV-A; :mod:`smoothing.protocol` for the protocol itself):
+
+1. Clips read at 16 kHz, amplitude standardised per clip to mean 0 and variance 1 ("we standardized its
+   amplitude"): the cached (log-)mel features are rescaled by the clip's waveform standard deviation, which
+   is exact because the mean (DC) lies outside the 50-7800 Hz band of both front ends.
+2. Per section, 85 % of the source training clips and two target training clips train the models, the rest
+   validates (:func:`smoothing.protocol.training_split`; validation losses are logged, not used to pick
+   epochs: the paper does not say it did).
+3. Per machine type: a_G = the DCASE baseline autoencoder (:mod:`smoothing.autoencoder`) and f_D = SerialOE
+   (:mod:`smoothing.serial_oe`; other machine types are the pseudo-anomalies). Training takes one random
+   4 s crop of every training clip per epoch (the batches hold 4 s segments, paper IV-A); inference uses
+   the seven evenly spaced 4 s crops of each clip (75 % overlap) and averages.
+4. Smoothing (eq. 7, :mod:`smoothing.knn`) among the test clips of the same machine type and section, for
+   every K in the power-of-two grid and both "Data" choices; per machine type the best on sections 00-02 is
+   "Proposed", the best on sections 03-05 "Proposed (Oracle)". SerialOE: a GMM per section on f_D of the
+   training clips, clusters and data chosen on sections 00-02 the same way.
+
+Outputs (in ``<out>/2021/smoothing-<experiment>[-QUICK]/<time>/``): ``scores/<system>/`` (DCASE 2021
+submission files of SerialOE, AE, Proposed, Proposed_Oracle), ``results.csv``, ``comparison.md`` (Tables I
+and II beside the paper's numbers, Fig. 5 as a table), ``selection.csv`` (every setting's score),
+``fraction.csv`` and ``plots/fig5_fraction.png`` (Fig. 5), ``models/`` (the networks, their losses and the
+training split), ``config.yaml`` and ``run.log``.
+
+``--generative subcluster-adacos`` smooths the scores of the multi-distribution system (Wilkinghoff 2021,
+``run_dcase2021.py multi-distribution``) instead of the autoencoder's: a combination the paper did not try,
+reported beside the others. Its scores are read from ``--generative-scores DIR`` (DCASE 2021 anomaly score
+files).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from asdcore.errors import ASDError
+from smoothing.protocol import FIG5_FRACTIONS
+
+__all__ = ["ProtocolConfig", "load_configs", "add_arguments", "run", "EXPERIMENTS", "GENERATIVE"]
+
+EXPERIMENTS = ("table", "fraction")
+GENERATIVE = ("ae", "subcluster-adacos")
+#: Column order of Table II.
+TABLE_TYPES = ("fan", "gearbox", "pump", "slider", "ToyCar", "ToyTrain", "valve")
+QUICK_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def _err(message: str) -> ASDError:
+    return ASDError(f"smoothing/experiments.py: {message}")
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """The protocol's settings; defaults = Fujimura et al. (section / table cited) or documented choices.
+
+    Attributes
+    ----------
+    source_fraction, n_target_fit :
+        85 % of the source training clips and two target clips train the models (IV-A).
+    standardize_amplitude :
+        Every clip scaled to zero mean and unit variance (IV-A).
+    clip_seconds :
+        Frames kept per clip (10 s clips, IV-A); longer clips keep their last 10 s, shorter ones are
+        repeat-padded (:func:`asdcore.audio.fit_length`).
+    k_min, k_max :
+        The K grid: powers of two up to 2048 (Table I), from 2 (K = 1 is a_G itself), cut at the largest
+        smoothing pool (:func:`smoothing.protocol.k_grid`).
+    datas :
+        Test clips used as neighbours: "source" or "all" (Table I, "Data").
+    metric :
+        Distance between f_D features (cosine; see :class:`smoothing.knn.NeighbourhoodSmoother`).
+    pool :
+        Clips smoothed together: "section" (the machine type's section; issue 6) or "machine_type" (all
+        sections of the type in the same part). With about 200 test clips per section, Table I's K of
+        1024 and 2048 only differ from smaller K under the second reading (or with "segment").
+    level :
+        "clip" (one f_D and a_G per clip: the mean over its seven 4 s crops, then eq. 7) or "segment"
+        (eq. 7 over the 4 s crops, then the mean per clip; not available with given generative scores).
+    gmm_clusters, gmm_datas, gmm_covariance, gmm_reg_covar :
+        SerialOE's inlier model h: a GMM per section on f_D of the training clips; clusters and data chosen
+        on sections 00-02 (Table I lists 2-32 clusters; the grid is powers of two 1-32); covariance and
+        regulariser are scikit-learn's defaults (not stated in the paper).
+    fractions, n_draws, fraction_selection :
+        Fig. 5: 5 %, 10 %, ..., 100 %, 20 draws; "per_fraction": per fraction and machine type the (data, K)
+        with the best mean over the draws ("We always gave the best hyperparameter"), or "oracle": the
+        Oracle setting of the full test set.
+    validate_every :
+        Epochs between validation losses (0: after the last epoch only).
+    jit_compile :
+        Keras ``jit_compile`` of both networks ("auto"; False saves the XLA compilation on CPU quick runs).
+    """
+
+    source_fraction: float = 0.85
+    n_target_fit: int = 2
+    standardize_amplitude: bool = True
+    clip_seconds: float = 10.0
+    k_min: int = 2
+    k_max: int = 2048
+    datas: tuple = ("source", "all")
+    metric: str = "cosine"
+    pool: str = "section"
+    level: str = "clip"
+    gmm_clusters: tuple = (1, 2, 4, 8, 16, 32)
+    gmm_datas: tuple = ("source", "all")
+    gmm_covariance: str = "full"
+    gmm_reg_covar: float = 1e-6
+    fractions: tuple = FIG5_FRACTIONS
+    n_draws: int = 20
+    fraction_selection: str = "per_fraction"
+    validate_every: int = 10
+    jit_compile: object = "auto"
+
+    def quick(self) -> "ProtocolConfig":
+        """CPU-sized: 1-4 GMM clusters, five fractions x 5 draws for Fig. 5, no XLA."""
+        return replace(self, gmm_clusters=(1, 2, 4), fractions=QUICK_FRACTIONS, n_draws=5, validate_every=0,
+                       jit_compile=False)
+
+    def check(self) -> "ProtocolConfig":
+        if self.pool not in ("section", "machine_type"):
+            raise _err(f"pool must be 'section' or 'machine_type', got {self.pool!r}")
+        if self.level not in ("clip", "segment"):
+            raise _err(f"level must be 'clip' or 'segment', got {self.level!r}")
+        if self.fraction_selection not in ("per_fraction", "oracle"):
+            raise _err(f"fraction_selection must be 'per_fraction' or 'oracle', got {self.fraction_selection!r}")
+        for name in ("datas", "gmm_datas"):
+            values = tuple(getattr(self, name))
+            if not values or any(v not in ("source", "all") for v in values):
+                raise _err(f"{name} must list 'source' and/or 'all', got {values}")
+        if not self.gmm_clusters or any(int(c) < 1 for c in self.gmm_clusters):
+            raise _err(f"gmm_clusters must be positive integers, got {self.gmm_clusters}")
+        if not self.fractions or any(not 0 < float(f) <= 1 for f in self.fractions):
+            raise _err(f"fractions must lie in (0, 1], got {self.fractions}")
+        if int(self.n_draws) < 1:
+            raise _err(f"n_draws must be >= 1, got {self.n_draws}")
+        return self
+
+
+def quick_ae(config):
+    """CPU-sized autoencoder: 20 epochs instead of 1500 (everything else as the paper)."""
+    return replace(config, epochs=20)
+
+
+def quick_serial_oe(config):
+    """CPU-sized SerialOE: the light CNN instead of EfficientNet-B0, 4 epochs, batches of 32 segments, a
+    coarser mel input (64 bins, 32 ms hop) -- each about 7x cheaper than the paper's 224 bins / 16 ms."""
+    return replace(config, backbone="light", epochs=4, batch_size=32, n_mels=64, hop_length=512)
+
+
+def load_configs(yaml_path=None, quick: bool = False):
+    """(ProtocolConfig, AEConfig, SerialOEConfig): the paper's settings, the quick ones with ``quick``, then
+    the YAML file's overrides (top-level keys ``protocol``, ``ae``, ``serial_oe``, each a mapping)."""
+    import yaml
+
+    from asdcore.experiment import resolve_config
+    from smoothing.autoencoder import AEConfig
+    from smoothing.serial_oe import SerialOEConfig
+
+    protocol, ae, oe = ProtocolConfig(), AEConfig(), SerialOEConfig()
+    if quick:
+        protocol, ae, oe = protocol.quick(), quick_ae(ae), quick_serial_oe(oe)
+    sections = {}
+    if yaml_path is not None:
+        path = Path(yaml_path)
+        if not path.is_file():
+            raise ASDError(f"{path}: config file not found (give the path of a YAML file)")
+        sections = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(sections, dict) or any(not isinstance(v, dict) for v in sections.values()):
+            raise ASDError(f"{path}: expected mappings under 'protocol', 'ae' and/or 'serial_oe'")
+        unknown = sorted(set(sections) - {"protocol", "ae", "serial_oe"})
+        if unknown:
+            raise ASDError(f"{path}: unknown section(s) {', '.join(unknown)}; use protocol, ae, serial_oe")
+    protocol = resolve_config(protocol, None, sections.get("protocol"))
+    ae = resolve_config(ae, None, sections.get("ae"))
+    oe = resolve_config(oe, None, sections.get("serial_oe"))
+    return protocol.check(), ae, oe
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _seed_for(seed: int, *keys) -> int:
+    return (int(seed) * 7919 + zlib.crc32("/".join(map(str, keys)).encode())) % (2 ** 31 - 1)
+
+
+def _frames(seconds: float, sr: int, hop: int) -> int:
+    """Frames of a centred STFT of ``seconds`` of audio."""
+    return 1 + int(round(seconds * sr)) // int(hop)
+
+
+def waveform_std(paths, cache_dir=None, sr: int = 16000, chunk: int = 256) -> np.ndarray:
+    """Standard deviation of each recording's samples (float64), cached per file identity."""
+    import os
+
+    from asdcore.audio import load_many
+    from asdcore.experiment import atomic_write_csv
+
+    paths = [os.path.abspath(os.fspath(p)) for p in paths]
+    ids = []
+    for p in paths:
+        st = os.stat(p)
+        ids.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
+    cache_file = None if cache_dir is None else Path(cache_dir) / f"waveform_std_sr{int(sr)}.csv"
+    known = {}
+    if cache_file is not None and cache_file.is_file():
+        try:
+            cached = pd.read_csv(cache_file, dtype={"identity": str})
+            known = dict(zip(cached["identity"], cached["std"].astype(float)))
+        except (OSError, ValueError, KeyError):
+            known = {}
+    todo = [i for i, key in enumerate(ids) if key not in known]
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        waves, _ = load_many([paths[i] for i in part], sr=sr)
+        for i, wave in zip(part, waves):
+            known[ids[i]] = float(np.std(wave.astype(np.float64)))
+    if cache_file is not None and todo:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame({"identity": list(known), "std": list(known.values())})
+        atomic_write_csv(frame, cache_file, overwrite=True, float_format="%.17g")
+    return np.array([known[key] for key in ids])
+
+
+def standardize_features(features: np.ndarray, std: np.ndarray, mel_config) -> np.ndarray:
+    """Features of the clips scaled to unit waveform variance (in place): the mel power scales by
+    ``std ** -power``; in dB that is a shift of ``-10 * power * log10(std)``."""
+    std = np.where(std > 0, std, 1.0)
+    if mel_config.log:
+        features -= (10.0 * mel_config.power * np.log10(std)).astype(np.float32)[:, None, None]
+    else:
+        features /= (std ** mel_config.power).astype(np.float32)[:, None, None]
+    return features
+
+
+@functools.lru_cache(maxsize=None)
+def _keras_parts():
+    """Training helpers that need Keras (imported on first use only)."""
+    import keras
+
+    from asdcore.features import stack_frames
+    from smoothing.serial_oe import OEBatches
+
+    class CropBatches(keras.utils.PyDataset):
+        """Autoencoder batches: ``batch_segments`` clips per batch, one random crop of ``crop_frames``
+        frames from each (a new crop every epoch), every stacked frame vector of those crops."""
+
+        def __init__(self, clips, crop_frames, context, batch_segments, seed=0, **kwargs):
+            super().__init__(**kwargs)
+            self.clips, self.crop, self.context = clips, int(crop_frames), int(context)
+            self.batch = int(batch_segments)
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(clips))
+
+        def __len__(self):
+            return int(np.ceil(len(self.clips) / self.batch))
+
+        def __getitem__(self, index):
+            rows = np.sort(self.order[index * self.batch:(index + 1) * self.batch])
+            starts = self.rng.integers(0, self.clips.shape[1] - self.crop + 1, size=len(rows))
+            segments = self.clips[rows[:, None], starts[:, None] + np.arange(self.crop)[None, :]]
+            x = stack_frames(segments, self.context).reshape(-1, self.context * self.clips.shape[2])
+            return x, x
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(self.clips))
+
+    class CropOEBatches(OEBatches):
+        """SerialOE batches (:class:`smoothing.serial_oe.OEBatches`: half target, half other machine types,
+        mixup) of whole clips, then one random crop of ``crop_frames`` frames per sample."""
+
+        def __init__(self, *args, crop_frames, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.crop = int(crop_frames)
+            self.crop_rng = np.random.default_rng(kwargs.get("seed", 0) + 1)
+
+        def __getitem__(self, index):
+            x, y = super().__getitem__(index)
+            starts = self.crop_rng.integers(0, x.shape[1] - self.crop + 1, size=len(x))
+            return x[np.arange(len(x))[:, None], starts[:, None] + np.arange(self.crop)[None, :]], y
+
+    class DirectValidation(keras.callbacks.Callback):
+        """A validation loss computed by direct model calls (no traced test function to compile) every
+        ``every`` epochs and after the last; kept in ``values`` and in the epoch logs as ``val_loss``."""
+
+        def __init__(self, loss_fn, every, epochs):
+            super().__init__()
+            self.loss_fn, self.every, self.epochs = loss_fn, int(every), int(epochs)
+            self.values = {}
+
+        def on_epoch_end(self, epoch, logs=None):
+            if (self.every > 0 and (epoch + 1) % self.every == 0) or epoch + 1 == self.epochs:
+                self.values[epoch + 1] = float(self.loss_fn())
+                if logs is not None:
+                    logs["val_loss"] = self.values[epoch + 1]
+
+    return CropBatches, CropOEBatches, DirectValidation
+
+
+def _history_frame(history, validation) -> pd.DataFrame:
+    frame = pd.DataFrame({k: v for k, v in history.history.items() if k != "val_loss"})
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    frame["val_loss"] = frame["epoch"].map(validation.values)
+    return frame
+
+
+def _centre_crop(clips, crop):
+    start = (clips.shape[1] - crop) // 2
+    return clips[:, start:start + crop]
+
+
+# ------------------------------------------------------------------------------------ the networks
+def train_autoencoder_for(fit_clips, val_clips, config, protocol, seed, log):
+    """a_G of one machine type: the DCASE baseline autoencoder on random 4 s crops (paper IV-A)."""
+    import keras
+
+    from asdcore.features import stack_frames
+    from smoothing.autoencoder import build_autoencoder
+
+    CropBatches, _, DirectValidation = _keras_parts()
+    crop = _frames(config.segment_seconds, config.sr, config.hop_length)
+    keras.utils.set_random_seed(seed)
+    batches = CropBatches(fit_clips, crop, config.n_frames, config.batch_segments, seed=seed)
+    model = build_autoencoder(config.input_dim, config.hidden_units, config.bottleneck_units,
+                              config.n_hidden_layers, learning_rate=config.learning_rate,
+                              jit_compile=protocol.jit_compile)
+    if len(val_clips):
+        val = stack_frames(_centre_crop(val_clips, crop), config.n_frames).reshape(-1, config.input_dim)
+
+        def val_loss():
+            recon = keras.ops.convert_to_numpy(model(val, training=False))
+            return np.mean((val - recon) ** 2)
+    else:
+        def val_loss():
+            return np.nan
+    validation = DirectValidation(val_loss, protocol.validate_every, config.epochs)
+    history = model.fit(batches, epochs=config.epochs, callbacks=[validation], verbose=0)
+    return model, _history_frame(history, validation)
+
+
+def train_serial_oe_for(fit_target, sections, n_sections, fit_other, val_target, val_sections, val_other,
+                        config, protocol, seed):
+    """f_D of one machine type: SerialOE with the other machine types as pseudo-anomalies (paper IV-A)."""
+    import keras
+
+    from smoothing.serial_oe import build_serial_oe, compile_serial_oe
+
+    _, CropOEBatches, DirectValidation = _keras_parts()
+    crop = _frames(config.segment_seconds, config.sr, config.hop_length)
+    keras.utils.set_random_seed(seed)
+    batches = CropOEBatches(fit_target, sections, fit_other, n_sections, config.batch_size, config.mixup_alpha,
+                            shuffle=True, seed=seed, crop_frames=crop)
+    model = build_serial_oe(n_sections, (crop, fit_target.shape[2]), backbone=config.backbone,
+                            embedding_dim=config.embedding_dim, dropout=config.dropout, mac_head=config.mac_head)
+    compile_serial_oe(model, config.epochs * len(batches), config)
+    if not protocol.jit_compile:
+        model.jit_compile = False
+    if len(val_target) and len(val_other):
+        rng = np.random.default_rng(seed)
+        other = val_other[np.sort(rng.choice(len(val_other), min(len(val_other), len(val_target)), replace=False))]
+        x = np.concatenate([_centre_crop(val_target, crop), _centre_crop(other, crop)])
+        t_mac = np.r_[np.ones(len(val_target)), np.zeros(len(other))][:, None]
+        t_id = np.zeros((len(x), n_sections))
+        t_id[np.arange(len(val_target)), val_sections] = 1.0
+
+        def val_loss():
+            out = model(x, training=False)
+            mac = keras.ops.convert_to_numpy(out["mac"]).astype(np.float64)
+            ident = keras.ops.convert_to_numpy(out["id"]).astype(np.float64)
+            return _bce(t_mac, mac) + config.lambda_id * _bce(t_id, ident)
+    else:
+        def val_loss():
+            return np.nan
+    validation = DirectValidation(val_loss, protocol.validate_every, config.epochs)
+    history = model.fit(batches, epochs=config.epochs, callbacks=[validation], verbose=0)
+    return model, _history_frame(history, validation)
+
+
+def _bce(target, logits) -> float:
+    """Mean binary cross-entropy on logits (eq. 5 with the sign of a loss), numerically stable."""
+    return float(np.mean(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))))
+
+
+def ae_scores(model, clips, config, chunk: int = 32):
+    """a_G of every clip (mean over the seven 4 s crops) and of every crop: ``(clips,), (clips, 7)``."""
+    from asdcore.features import crops, stack_frames
+    from smoothing.autoencoder import anomaly_score_ae
+
+    crop = _frames(config.segment_seconds, config.sr, config.hop_length)
+    per_segment = []
+    for start in range(0, len(clips), chunk):
+        segments = crops(clips[start:start + chunk], config.n_segments, crop)
+        n, s = segments.shape[:2]
+        stacked = stack_frames(segments.reshape((n * s,) + segments.shape[2:]), config.n_frames)
+        _, seg = anomaly_score_ae(model, stacked.reshape((n, s) + stacked.shape[1:]), return_segments=True)
+        per_segment.append(seg)
+    per_segment = np.concatenate(per_segment)
+    return per_segment.mean(axis=1), per_segment
+
+
+def embed_clips(model, clips, config, chunk: int = 64) -> np.ndarray:
+    """f_D of every 4 s crop of every clip: ``(clips, 7, dim)``."""
+    from asdcore.features import crops
+    from smoothing.serial_oe import embed
+
+    crop = _frames(config.segment_seconds, config.sr, config.hop_length)
+    return np.concatenate([embed(model, crops(clips[s:s + chunk], config.n_segments, crop), batch_size=256)
+                           for s in range(0, len(clips), chunk)])
+
+
+# ------------------------------------------------------------------------------------------ the command
+def add_arguments(parser, year):
+    from asdcore.experiment import add_common_arguments
+
+    parser.add_argument("--experiment", default="all", choices=list(EXPERIMENTS) + ["all"],
+                        help="table: Tables I and II; fraction: Fig. 5; all: both (default)")
+    parser.add_argument("--generative", default="ae", choices=GENERATIVE,
+                        help="a_G: the paper's autoencoder (default) or the multi-distribution sub-cluster AdaCos "
+                             "system's scores (needs --generative-scores)")
+    parser.add_argument("--generative-scores", type=Path, default=None, metavar="DIR",
+                        help="folder of DCASE 2021 anomaly_score_*.csv files of the generative system, e.g. "
+                             "scores/<system>/ of a run_dcase2021.py multi-distribution run")
+    add_common_arguments(parser)
+    parser.add_argument("--full", action="store_true",
+                        help="the paper's settings even on the synthetic data (without --data-root the default "
+                             "is --quick)")
+
+
+def _check_arguments(args):
+    if args.generative == "subcluster-adacos" and args.generative_scores is None:
+        raise ASDError("--generative subcluster-adacos needs --generative-scores DIR: run `run_dcase2021.py "
+                       "multi-distribution` first and pass its scores folder (runs/2021/.../scores/<system>/)")
+    if args.generative == "ae" and args.generative_scores is not None:
+        raise ASDError("--generative-scores is only used with --generative subcluster-adacos; drop it or add "
+                       "--generative subcluster-adacos")
+    if args.quick and args.full:
+        raise ASDError("--quick and --full contradict each other; give one of them")
+
+
+def run(args) -> int:
+    from asdcore.experiment import QUICK_BANNER, RunFolder, get_logger, set_seed
+
+    _check_arguments(args)
+    quick = bool(args.quick or (args.data_root is None and not args.full))
+    protocol, ae_config, oe_config = load_configs(args.config, quick)
+    if args.generative != "ae" and protocol.level == "segment":
+        raise ASDError("level 'segment' needs a_G of every 4 s crop; the given generative scores are per clip: "
+                       "use level 'clip' with --generative subcluster-adacos")
+    set_seed(args.seed)
+    log = get_logger()
+    experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    name = f"smoothing-{args.experiment}" + ("-QUICK" if quick else "")
+    run_folder = RunFolder.create(args.out, 2021, name)
+    started = time.perf_counter()
+    if quick:
+        log.info(QUICK_BANNER)
+    try:
+        result = _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, log)
+    finally:
+        log.info("elapsed %.1f s", time.perf_counter() - started)
+        run_folder.close()
+    print(f"run folder: {run_folder.path}")
+    return result
+
+
+def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, log) -> int:
+    from asdcore.experiment import cache_root
+    from asdcore.pipeline import load_features, open_data
+
+    source, table = open_data(args, 2021)
+    run_folder.write_config({"command": "smoothing", "experiments": experiments, "generative": args.generative,
+                             "generative_scores": args.generative_scores, "quick": quick,
+                             "data": source.description, "seed": args.seed, "protocol": protocol,
+                             "autoencoder": ae_config, "serial_oe": oe_config})
+    machine_types = sorted(table["machine_type"].unique())
+    if len(machine_types) < 2:
+        raise ASDError("SerialOE needs at least two machine types (the others are its pseudo-anomalies); "
+                       f"the data hold only {machine_types}")
+    labelled = table["label"].isin(["normal", "anomaly"]).to_numpy()
+    test = (table["split"] == "test").to_numpy()
+    parts = {p: test & labelled & (table["part"] == p).to_numpy() for p in ("dev", "eval")}
+    if not parts["dev"].any():
+        raise ASDError("no labelled development test clips (sections 00-02): the hyper-parameters are chosen "
+                       "there; give a data root with dev_data/")
+    if not parts["eval"].any():
+        log.warning("no labelled evaluation test clips: Proposed (Oracle) and Fig. 5 are skipped (give "
+                    "--ground-truth with the eval labels)")
+
+    # ---- features (cached), amplitude standardisation ------------------------------------------------
+    t0 = time.perf_counter()
+    ae_mel = replace(ae_config.logmel_config(),
+                     n_frames=_frames(protocol.clip_seconds, ae_config.sr, ae_config.hop_length))
+    oe_mel = replace(oe_config.logmel_config(),
+                     n_frames=_frames(protocol.clip_seconds, oe_config.sr, oe_config.hop_length))
+    need_ae = args.generative == "ae"
+    if need_ae:
+        table, ae_feats = load_features(table, ae_mel, args, run_folder)
+    kept, oe_feats = load_features(table, oe_mel, args, run_folder)
+    if len(kept) != len(table):  # a file skipped by the second front end only
+        keep = table["path"].isin(kept["path"]).to_numpy()
+        table, ae_feats = kept, (ae_feats[keep] if need_ae else None)
+    table = table.reset_index(drop=True)
+    if protocol.standardize_amplitude:
+        std = waveform_std(table["path"], cache_root(args.cache_dir) / "smoothing", oe_config.sr)
+        if need_ae:
+            standardize_features(ae_feats, std, ae_mel)
+        standardize_features(oe_feats, std, oe_mel)
+    log.info("features ready in %.1f s", time.perf_counter() - t0)
+    labelled = table["label"].isin(["normal", "anomaly"]).to_numpy()
+    test = (table["split"] == "test").to_numpy()
+    parts = {p: test & labelled & (table["part"] == p).to_numpy() for p in ("dev", "eval")}
+    parts = {p: rows for p, rows in parts.items() if rows.any()}
+
+    # ---- training split ------------------------------------------------------------------------------
+    from smoothing.protocol import training_split
+
+    role = training_split(table, protocol.source_fraction, protocol.n_target_fit, args.seed)
+    run_folder.write_csv("models/split.csv", table.loc[role != "", ["file", "part", "machine_type", "unit",
+                                                                     "domain"]].assign(role=role[role != ""]))
+    fit, val = role == "fit", role == "val"
+
+    # ---- a_G -----------------------------------------------------------------------------------------
+    generative_name = "AE" if need_ae else "SubclusterAdaCos"
+    n_seg = ae_config.n_segments
+    gen_clip = np.full(len(table), np.nan)
+    gen_seg = np.full((len(table), n_seg), np.nan)
+    types_col = table["machine_type"].to_numpy()
+    if need_ae:
+        for machine_type in machine_types:
+            t1 = time.perf_counter()
+            of_type = types_col == machine_type
+            model, history = train_autoencoder_for(ae_feats[fit & of_type], ae_feats[val & of_type], ae_config,
+                                                   protocol, _seed_for(args.seed, "ae", machine_type), log)
+            rows = test & of_type
+            gen_clip[rows], gen_seg[rows] = ae_scores(model, ae_feats[rows], ae_config)
+            model.save(run_folder.file("models", f"ae_{machine_type}.keras"))
+            run_folder.write_csv(f"models/ae_{machine_type}_history.csv", history)
+            log.info("AE %s: %d epochs, loss %.4g, val %.4g (%.1f s)", machine_type, ae_config.epochs,
+                     history["loss"].iloc[-1], history["val_loss"].dropna().iloc[-1]
+                     if history["val_loss"].notna().any() else np.nan, time.perf_counter() - t1)
+        del ae_feats
+    else:
+        gen_clip = _given_scores(table, args.generative_scores)
+
+    # ---- f_D -----------------------------------------------------------------------------------------
+    emb = np.full((len(table), oe_config.n_segments, oe_config.embedding_dim), np.nan, dtype=np.float32)
+    units_col = table["unit"].to_numpy()
+    for machine_type in machine_types:
+        t1 = time.perf_counter()
+        of_type = types_col == machine_type
+        sections = sorted(table.loc[of_type, "unit"].unique())
+        index = {s: i for i, s in enumerate(sections)}
+        section_ids = np.zeros(len(table), dtype=np.int64)
+        section_ids[of_type] = [index[u] for u in units_col[of_type]]
+        model, history = train_serial_oe_for(
+            oe_feats[fit & of_type], section_ids[fit & of_type], len(sections), oe_feats[fit & ~of_type],
+            oe_feats[val & of_type], section_ids[val & of_type], oe_feats[val & ~of_type], oe_config, protocol,
+            _seed_for(args.seed, "serial_oe", machine_type))
+        rows = (test | fit) & of_type
+        emb[rows] = embed_clips(model, oe_feats[rows], oe_config)
+        model.save(run_folder.file("models", f"serial_oe_{machine_type}.keras"))
+        run_folder.write_csv(f"models/serial_oe_{machine_type}_history.csv", history)
+        log.info("SerialOE %s: %d epochs, loss %.4g, val %.4g (%.1f s)", machine_type, oe_config.epochs,
+                 history["loss"].iloc[-1], history["val_loss"].dropna().iloc[-1]
+                 if history["val_loss"].notna().any() else np.nan, time.perf_counter() - t1)
+    del oe_feats
+
+    # ---- systems -------------------------------------------------------------------------------------
+    return _evaluate(args, run_folder, table, protocol, quick, experiments, log, source, parts, fit, test,
+                     gen_clip, gen_seg, emb, generative_name)
+
+
+def _given_scores(table, folder) -> np.ndarray:
+    """The generative system's scores of every test clip, read from DCASE 2021 anomaly score files."""
+    from asdcore.submission import attach_scores, read_scores
+
+    joined = attach_scores(table, read_scores(folder, 2021))
+    test = (table["split"] == "test").to_numpy()
+    missing = test & joined["score"].isna().to_numpy()
+    if missing.any():
+        first = table[missing].iloc[0]
+        raise ASDError(f"{folder}: no scores for {int(missing.sum())} test clips (first: {first['machine_type']} "
+                       f"{first['unit']} {first['domain']}); score the same data with run_dcase2021.py "
+                       "multi-distribution (same --data-root)")
+    scores = joined["score"].to_numpy(dtype=float)
+    scores[~test] = np.nan
+    return scores
+
+
+def _serial_oe_grid(table, emb, fit, test, protocol, seed, log) -> tuple[dict, list]:
+    """SerialOE scores of every test clip for every (data, clusters): a GMM per section on f_D of the
+    section's training clips (all their 4 s crops)."""
+    from smoothing.serial_oe import SerialOEScorer
+
+    source = (table["domain"] == "source").to_numpy()
+    keys = (table["machine_type"] + "/" + table["unit"]).to_numpy()
+    smallest = min(int((fit & (keys == key) & (source if data == "source" else True)).sum())
+                   for key in np.unique(keys[test]) for data in protocol.gmm_datas) * emb.shape[1]
+    clusters = [int(c) for c in protocol.gmm_clusters if int(c) <= smallest]
+    if len(clusters) < len(protocol.gmm_clusters):
+        log.warning("GMM clusters %s dropped: a section has only %d training crops",
+                    [c for c in protocol.gmm_clusters if int(c) > smallest], smallest)
+    grid = {(data, c): np.full(len(table), np.nan) for data in protocol.gmm_datas for c in clusters}
+    for key in np.unique(keys[test]):
+        rows = test & (keys == key)
+        for data in protocol.gmm_datas:
+            train = fit & (keys == key) & (source if data == "source" else True)
+            for c in clusters:
+                scorer = SerialOEScorer(n_components=c, covariance_type=protocol.gmm_covariance,
+                                        reg_covar=protocol.gmm_reg_covar, random_state=seed)
+                grid[(data, c)][rows] = scorer.fit(emb[train]).score(emb[rows])
+    return grid, clusters
+
+
+def _items(table, emb, gen_clip, gen_seg, rows, protocol):
+    """Items smoothed together (clips or 4 s crops) of the clip-table rows ``rows``."""
+    sub = table[rows]
+    n = len(sub)
+    domains = sub["domain"].astype(str).to_numpy()
+    if protocol.pool == "section":
+        pools = (sub["machine_type"] + "/" + sub["unit"]).to_numpy()
+    else:
+        pools = (sub["machine_type"] + "/" + sub["part"]).to_numpy()
+    if protocol.level == "clip":
+        return emb[rows].mean(axis=1), gen_clip[rows], domains, pools, np.arange(n)
+    s = emb.shape[1]
+    return (emb[rows].reshape(n * s, -1), gen_seg[rows].reshape(-1), np.repeat(domains, s), np.repeat(pools, s),
+            np.repeat(np.arange(n), s))
+
+
+def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source, parts, fit, test, gen_clip,
+              gen_seg, emb, generative_name) -> int:
+    from asdcore.experiment import QUICK_BANNER
+    from asdcore.pipeline import evaluate_systems
+    from smoothing import protocol as P
+
+    mode = "QUICK" if quick else "full"
+    t0 = time.perf_counter()
+    evaluators = {p: P.UnitEvaluator(table[rows]) for p, rows in parts.items()}
+    rows_of = {p: np.flatnonzero(rows) for p, rows in parts.items()}
+    types_col = table["machine_type"].to_numpy()
+
+    # Proposed: every (data, K), chosen per machine type on dev (Proposed) and eval (Oracle)
+    features, scores, domains, pools, clip_index = _items(table, emb, gen_clip, gen_seg, test, protocol)
+    largest = int(pd.Series(pools).value_counts().max())
+    ks = P.k_grid(largest, protocol.k_min, protocol.k_max)
+    smoothed = P.smooth_grid(features, scores, domains, pools, clip_index, int(test.sum()), ks, protocol.datas,
+                             protocol.metric)
+    grid_prop = {}
+    for setting, values in smoothed.items():
+        full = np.full(len(table), np.nan)
+        full[test] = values
+        grid_prop[setting] = full
+    names_prop = ("data", "k")
+    table_prop = P.grid_table(evaluators, grid_prop, names_prop, rows_of)
+    chosen = {"Proposed": P.select_best(table_prop, names_prop, "dev")}
+    if "eval" in parts:
+        chosen["Proposed_Oracle"] = P.select_best(table_prop, names_prop, "eval")
+
+    # SerialOE: GMM clusters and data chosen on dev
+    grid_oe, clusters = _serial_oe_grid(table, emb, fit, test, protocol, args.seed, log)
+    names_oe = ("data", "n_clusters")
+    table_oe = P.grid_table(evaluators, grid_oe, names_oe, rows_of)
+    chosen["SerialOE"] = P.select_best(table_oe, names_oe, "dev")
+    log.info("K grid %s, GMM clusters %s: settings scored in %.1f s", ks, clusters, time.perf_counter() - t0)
+
+    selection = pd.concat([table_prop.assign(system="Proposed", n_clusters=np.nan),
+                           table_oe.assign(system="SerialOE", k=np.nan)], ignore_index=True)
+    selection = selection[["system", "part", "data", "k", "n_clusters", "machine_type", "score"]].assign(mode=mode)
+    run_folder.write_csv("selection.csv", selection)
+
+    systems = {"SerialOE": P.compose(types_col, chosen["SerialOE"], grid_oe, names_oe),
+               generative_name: gen_clip,
+               "Proposed": P.compose(types_col, chosen["Proposed"], grid_prop, names_prop)}
+    if "Proposed_Oracle" in chosen:
+        systems["Proposed_Oracle"] = P.compose(types_col, chosen["Proposed_Oracle"], grid_prop, names_prop)
+    notes = [source.description]
+    if quick:
+        notes.append(f"{QUICK_BANNER}: AE and SerialOE epochs, backbone and input reduced (see config.yaml)")
+    notes.append("EfficientNet-B0 starts from random weights (no pretrained weights can be downloaded here)"
+                 if not quick else "SerialOE backbone: the light CNN of smoothing/serial_oe.py, random init")
+    if generative_name != "AE":
+        notes.append(f"a_G = the given scores of {args.generative_scores} (sub-cluster AdaCos, multiple "
+                     "distributions): a combination the paper did not try")
+    text = [f"# Discriminative neighbourhood smoothing (Fujimura et al.){' - ' + QUICK_BANNER if quick else ''}",
+            ""]
+    if "table" in experiments:
+        per_unit, summary = evaluate_systems(run_folder, table, systems, 2021, quick=quick)
+        text += _table_sections(summary, table, systems, chosen, generative_name, notes, parts)
+    if "fraction" in experiments:
+        if "eval" not in parts:
+            raise ASDError("Fig. 5 needs labelled evaluation test clips (sections 03-05): give --ground-truth")
+        text += _fraction_section(args, run_folder, table, emb, gen_clip, gen_seg, parts, protocol, ks,
+                                  chosen.get("Proposed_Oracle"), quick, notes, generative_name, log)
+    run_folder.write_text("comparison.md", "\n".join(text))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ the report
+_PAPER_METHOD = {"SerialOE": "SerialOE", "AE": "AE", "Proposed": "Proposed", "Proposed_Oracle": "Proposed (Oracle)"}
+
+
+def _labels(generative_name):
+    if generative_name == "AE":
+        return dict(_PAPER_METHOD)
+    return {"SerialOE": "SerialOE", generative_name: "sub-cluster AdaCos (given scores)",
+            "Proposed": "Proposed, a_G = sub-cluster AdaCos", "Proposed_Oracle": "Proposed (Oracle), a_G = sub-cluster AdaCos"}
+
+
+def _toycar5(table, scores) -> float:
+    """AUC of ToyCar section 05 (Table II "ToyCar-5"): both domains' test clips together (the paper does
+    not say whether it pooled the domains)."""
+    from asdcore.metrics import auc
+
+    rows = ((table["machine_type"] == "ToyCar") & (table["unit"] == "section_05") & (table["split"] == "test")
+            & table["label"].isin(["normal", "anomaly"])).to_numpy()
+    if not rows.any() or table.loc[rows, "label"].nunique() < 2:
+        return np.nan
+    return 100 * auc(table.loc[rows, "label"].to_numpy(), np.asarray(scores)[rows])
+
+
+def table2_frame(summary, table, systems, generative_name, part) -> pd.DataFrame:
+    """Table II's layout: one row per method and source (ours / paper), per machine type the harmonic mean
+    of AUC and pAUC over the sections (and domains) of ``part`` in %, All-hmean, ToyCar-5."""
+    from asdcore import published
+
+    labels = _labels(generative_name)
+    rows = summary[(summary["part"] == part) & (summary["domain"] == "all")
+                   & (summary["statistic"] == "harmonic mean")]
+    present = [t for t in TABLE_TYPES if t in set(rows["machine_type"])]
+    present += sorted(set(rows["machine_type"]) - set(TABLE_TYPES) - {"all"})
+    columns = present + ["All-hmean", "ToyCar-5"]
+    paper = published.load_table("fujimura2021_table2") if part == "eval" else None
+    out = []
+    for system, scores in systems.items():
+        mine = rows[rows["system"] == system].set_index("machine_type")["score"]
+        record = {"method": labels.get(system, system), "source": "ours"}
+        record.update({t: 100 * mine.get(t, np.nan) for t in present})
+        record["All-hmean"] = 100 * mine.get("all", np.nan)
+        record["ToyCar-5"] = _toycar5(table, scores) if part == "eval" else np.nan
+        out.append(record)
+        method = _PAPER_METHOD.get(system) if generative_name == "AE" or system == "SerialOE" else None
+        if paper is not None and method is not None:
+            p = paper[paper["method"] == method]
+            values = dict(zip(p.loc[p["unit"] == "all", "machine_type"], p.loc[p["unit"] == "all", "value"]))
+            record = {"method": method, "source": "paper"}
+            record.update({t: values.get(t, np.nan) for t in present})
+            record["All-hmean"] = values.get("all", np.nan)
+            toycar5 = p.loc[p["unit"] == "section_05", "value"]
+            record["ToyCar-5"] = float(toycar5.iloc[0]) if len(toycar5) else np.nan
+            out.append(record)
+    return pd.DataFrame(out, columns=["method", "source"] + columns)
+
+
+def table1_frame(chosen) -> pd.DataFrame:
+    """Table I's layout: per machine type the chosen SerialOE clusters/data, Proposed K/data and Oracle K/data,
+    ours beside the paper's."""
+    from asdcore import published
+
+    paper = published.load_table("fujimura2021_table1")
+    show = {"source": "Source", "all": "All"}
+    types = sorted(set().union(*[set(c["machine_type"]) for c in chosen.values()]),
+                   key=lambda t: (TABLE_TYPES.index(t) if t in TABLE_TYPES else 99, t))
+    records = []
+    for t in types:
+        record = {"machine type": t}
+        for system, method, value in (("SerialOE", "SerialOE", "n_clusters"), ("Proposed", "Proposed", "k"),
+                                      ("Proposed_Oracle", "Proposed (Oracle)", "k")):
+            label = "clusters" if value == "n_clusters" else "K"
+            c = chosen.get(system)
+            mine = c[c["machine_type"] == t] if c is not None else pd.DataFrame()
+            p = paper[(paper["method"] == method) & (paper["machine_type"] == t)]
+            record[f"{method} {label} (ours)"] = int(mine[value].iloc[0]) if len(mine) else None
+            record[f"{method} {label} (paper)"] = int(p["value"].iloc[0]) if len(p) else None
+            record[f"{method} Data (ours)"] = show[mine["data"].iloc[0]] if len(mine) else None
+            record[f"{method} Data (paper)"] = show[p["data"].iloc[0]] if len(p) else None
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def _table_sections(summary, table, systems, chosen, generative_name, notes, parts) -> list[str]:
+    from asdcore.report import comparison_markdown
+
+    text = []
+    if summary.empty:
+        return ["No labelled test clips: submission files only.", ""]
+    for part, title in (("eval", "Table II: harmonic mean of AUC and pAUC over sections 03-05 (%)"),
+                        ("dev", "Sections 00-02 (where the hyper-parameters are chosen; the paper prints none, %)")):
+        if part not in parts:
+            continue
+        frame = table2_frame(summary, table, systems, generative_name, part)
+        if part == "dev":
+            frame = frame.drop(columns=["ToyCar-5"])
+        extra = ["per machine type the harmonic mean of all AUC and pAUC values of its sections and domains "
+                 "(DCASE 2021: one AUC/pAUC per section and domain); All-hmean over every machine type",
+                 "ToyCar-5: AUC of ToyCar section 05, source and target test clips together"] if part == "eval" else []
+        text.append(comparison_markdown(title, frame, notes + extra))
+        print(f"\n{title}")
+        print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
+    frame = table1_frame(chosen)
+    title = "Table I: hyper-parameters chosen per machine type (SerialOE and Proposed on sections 00-02, Oracle on 03-05)"
+    text.append(comparison_markdown(title, frame, notes))
+    print(f"\n{title}")
+    print(frame.to_string(index=False, na_rep="-"))
+    return text
+
+
+def _fraction_section(args, run_folder, table, emb, gen_clip, gen_seg, parts, protocol, ks, oracle, quick,
+                      notes, generative_name, log) -> list[str]:
+    from asdcore.experiment import QUICK_BANNER
+    from asdcore.report import comparison_markdown
+    from smoothing.protocol import fraction_curve
+
+    t0 = time.perf_counter()
+    rows = parts["eval"]
+    sub = table[rows].reset_index(drop=True)
+    features, scores, domains, pools, clip_index = _items(table, emb, gen_clip, gen_seg, rows, protocol)
+    curve, draws = fraction_curve(sub, features, scores, domains, pools, clip_index, ks, protocol.datas,
+                                  fractions=protocol.fractions, n_draws=protocol.n_draws, seed=args.seed,
+                                  metric=protocol.metric, selection=protocol.fraction_selection, oracle=oracle,
+                                  generative=gen_clip[rows])
+    curve["system"] = curve["system"].replace({"generative": generative_name})
+    mode = "QUICK" if quick else "full"
+    run_folder.write_csv("fraction.csv", curve.assign(mode=mode))
+    run_folder.write_csv("fraction_draws.csv", draws.assign(mode=mode))
+    path = plot_fraction(curve, run_folder.file("plots", "fig5_fraction.png"),
+                         title="Fig. 5: smoothing with a fraction of the test clips (sections 03-05)"
+                               + (f"\n{QUICK_BANNER}" if quick else ""))
+    log.info("Fig. 5: %d fractions x %d draws in %.1f s", len(protocol.fractions), protocol.n_draws,
+             time.perf_counter() - t0)
+    all_rows = curve[curve["machine_type"] == "all"]
+    frame = all_rows.pivot(index="fraction", columns="system", values="mean").mul(100)
+    spread = all_rows.pivot(index="fraction", columns="system", values="std").mul(100)
+    table_ = pd.DataFrame({"test clips (%)": (frame.index * 100).round().astype(int)})
+    for system in frame.columns:
+        table_[f"{system} All-hmean mean"] = frame[system].to_numpy()
+        table_[f"{system} All-hmean std"] = spread[system].to_numpy()
+    title = f"Fig. 5: All-hmean with a fraction of the test clips of sections 03-05 ({protocol.n_draws} draws, %)"
+    extra = [f"hyper-parameters: {protocol.fraction_selection.replace('_', ' ')} (see smoothing/protocol.py); "
+             f"plot: {path.relative_to(run_folder.path)}; per machine type: fraction.csv"]
+    print(f"\n{title}")
+    print(table_.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return [comparison_markdown(title, table_, notes + extra)]
+
+
+def plot_fraction(curve: pd.DataFrame, path, title: str = "") -> Path:
+    """Fig. 5: mean +/- std over the draws against the share of test clips, All-hmean and per machine type."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    types = ["all"] + [t for t in TABLE_TYPES if t in set(curve["machine_type"])]
+    types += sorted(set(curve["machine_type"]) - set(types))
+    n_cols = 4
+    n_rows = int(np.ceil(len(types) / n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.4 * n_cols, 2.8 * n_rows), squeeze=False)
+    for ax, machine_type in zip(axes.ravel(), types):
+        for (system, rows), colour in zip(curve[curve["machine_type"] == machine_type].groupby("system", sort=False),
+                                          ("tab:red", "tab:blue", "tab:green")):
+            x = 100 * rows["fraction"].to_numpy()
+            mean, std = 100 * rows["mean"].to_numpy(), 100 * rows["std"].to_numpy()
+            ax.plot(x, mean, color=colour, marker="o", ms=3, lw=1.2, label=system)
+            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, lw=0)
+        ax.set_title("All-hmean" if machine_type == "all" else machine_type, fontsize=9)
+        ax.set_xlabel("test clips used (%)", fontsize=8)
+        ax.set_ylabel("hmean AUC, pAUC (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(types):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,448 @@
+"""The experimental protocol of Fujimura et al. (section IV-A, Tables I-II, Fig. 5), without any network.
+
+Everything here works on NumPy arrays and the clip table, so it is tested with hand-made scores:
+
+- :func:`training_split` -- "we used 85 % of the source domain data and two samples of the target domain
+  data. The remaining samples were treated as the validation set" (IV-A), per section, deterministic.
+- :class:`UnitEvaluator` -- AUC and pAUC per (machine type, section, domain) as the DCASE 2021 evaluator
+  (:mod:`asdcore.metrics`), fast enough to score hundreds of settings; :meth:`UnitEvaluator.type_scores`
+  is the statistic of Table II: per machine type the harmonic mean of all its AUC and pAUC values
+  ("All-hmean" over every machine type).
+- :func:`k_grid`, :func:`smooth_grid` -- a_prop (eq. 7) for every K and every "Data" choice of Table I.
+- :func:`grid_table`, :func:`select_best`, :func:`compose` -- hyper-parameters chosen per machine type on
+  sections 00-02 (``part="dev"``: Proposed, SerialOE) or on sections 03-05 (``part="eval"``: Proposed
+  (Oracle)), and the chosen scores put together into one system.
+- :func:`fraction_draw`, :func:`fraction_curve` -- Fig. 5: smoothing with a fraction of the test clips.
+
+Choices the paper leaves open (documented where they are made; each is a setting of
+:class:`smoothing.experiments.ProtocolConfig`):
+
+- **Ties** in the selection go to the setting listed first (smaller K, "source" before "all"; fewer
+  clusters): the simpler one.
+- **K grid**: powers of two from ``k_min`` (2; K = 1 is the AE itself) to 2048, cut after the first K that
+  reaches the largest smoothing pool (every larger K gives the same scores: all candidates are used).
+- **Fig. 5 hyper-parameters** ("We always gave the best hyperparameter"): per fraction and machine type
+  the setting with the best mean over the draws (``"per_fraction"``), or the Oracle setting of the full
+  test set (``"oracle"``).
+- **Fig. 5 draws**: ``max(1, round(fraction * n))`` clips of every (machine type, section, domain, label)
+  group, so every group keeps its share and at least one clip (AUC needs both labels).
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from asdcore.errors import ASDError
+from asdcore.metrics import EPS
+
+__all__ = [
+    "training_split",
+    "UnitEvaluator",
+    "k_grid",
+    "smooth_grid",
+    "grid_table",
+    "select_best",
+    "compose",
+    "fraction_draw",
+    "fraction_curve",
+    "FIG5_FRACTIONS",
+]
+
+#: Fig. 5: 5 %, 10 %, ..., 100 % of the test clips.
+FIG5_FRACTIONS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+
+def _err(message: str) -> ASDError:
+    return ASDError(f"smoothing/protocol.py: {message}")
+
+
+def _round_half_up(x: float) -> int:
+    return int(np.floor(x + 0.5))
+
+
+def _group_seed(seed: int, *keys) -> np.random.Generator:
+    """A generator that depends only on the seed and the group's name (not on the table's order)."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32("/".join(map(str, keys)).encode())])
+
+
+# ----------------------------------------------------------------------------------------- the split
+def training_split(table: pd.DataFrame, source_fraction: float = 0.85, n_target: int = 2,
+                   seed: int = 0) -> np.ndarray:
+    """Which training clips train the models ("fit") and which validate ("val"); paper IV-A.
+
+    Per (part, machine type, section): ``round(source_fraction * n)`` of the n source-domain training clips
+    (at least one) and ``min(n_target, m)`` of the m target-domain training clips are drawn at random for
+    "fit", the rest are "val". The draw depends on the seed and the section's name only (clips ordered by
+    file name first), so it is the same whatever else the table holds.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The clip table (``part, machine_type, unit, domain, split, file``).
+    source_fraction : float
+        0.85 (paper).
+    n_target : int
+        2 (paper: "two samples of the target domain data").
+    seed : int
+
+    Returns
+    -------
+    numpy array of str, one per row: "fit", "val", or "" for test clips.
+    """
+    if not 0.0 < source_fraction <= 1.0:
+        raise _err(f"source_fraction must lie in (0, 1], got {source_fraction}")
+    if int(n_target) < 0:
+        raise _err(f"n_target must be >= 0, got {n_target}")
+    out = np.full(len(table), "", dtype=object)
+    train = table[table["split"] == "train"]
+    if train.empty:
+        raise _err("the clip table has no training clips; check --data-root (dev_data/<type>/train)")
+    domain = train["domain"].fillna("").astype(str).replace("", "source")
+    for key, rows in train.groupby([train["part"], train["machine_type"], train["unit"], domain], sort=True):
+        part, machine_type, unit, dom = key
+        positions = np.flatnonzero(table.index.isin(rows.index))
+        positions = positions[np.argsort(table["file"].to_numpy()[positions], kind="stable")]
+        rng = _group_seed(seed, part, machine_type, unit, dom)
+        order = positions[rng.permutation(len(positions))]
+        if dom == "target":
+            n_fit = min(int(n_target), len(order))
+        else:
+            n_fit = min(len(order), max(1, _round_half_up(source_fraction * len(order))))
+        out[order[:n_fit]] = "fit"
+        out[order[n_fit:]] = "val"
+    return out.astype(str)
+
+
+# ------------------------------------------------------------------------------------ the evaluation
+def _roc_auc_pauc(y: np.ndarray, s: np.ndarray, max_fpr: float = 0.1) -> tuple[float, float]:
+    """AUC and McClish-standardised pAUC (= ``sklearn.metrics.roc_auc_score(y, s[, max_fpr])``).
+
+    The ROC curve's corner points: clips sorted by decreasing score, one point per distinct score (ties
+    move both rates at once, i.e. count one half). pAUC: the area up to ``max_fpr`` with the curve
+    linearly interpolated there, standardised as ``0.5 (1 + (A - p^2/2) / (p - p^2/2))``.
+    """
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s_sorted) - 1]
+    tps = np.cumsum(y_sorted)[last]
+    fps = (last + 1) - tps
+    tpr = np.r_[0.0, tps / tps[-1]]
+    fpr = np.r_[0.0, fps / fps[-1]]
+    auc = float(np.trapezoid(tpr, fpr))
+    stop = int(np.searchsorted(fpr, max_fpr, side="right"))
+    x_part = np.r_[fpr[:stop], max_fpr]
+    y_part = np.r_[tpr[:stop], np.interp(max_fpr, fpr[stop - 1:stop + 1], tpr[stop - 1:stop + 1])]
+    partial = float(np.trapezoid(y_part, x_part))
+    low, high = 0.5 * max_fpr ** 2, max_fpr
+    return auc, float(0.5 * (1.0 + (partial - low) / (high - low)))
+
+
+def _hmean(values) -> float:
+    v = np.maximum(np.asarray(values, dtype=float).ravel(), EPS)
+    return float(v.size / np.sum(1.0 / v))
+
+
+class UnitEvaluator:
+    """AUC/pAUC of many score vectors over the same labelled test clips, per DCASE 2021 unit.
+
+    Units are (machine type, section, domain) as in the DCASE 2021 evaluator
+    (:func:`asdcore.metrics.evaluate_clips` gives the same numbers, tested).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows to evaluate (all labelled "normal"/"anomaly"; e.g. the dev or eval test clips).
+    """
+
+    def __init__(self, table: pd.DataFrame):
+        labels = table["label"].astype(str).to_numpy()
+        if not np.isin(labels, ["normal", "anomaly"]).all():
+            raise _err("UnitEvaluator needs labelled test clips (normal/anomaly); give --ground-truth for eval")
+        self.y = labels == "anomaly"
+        keys = pd.DataFrame({"machine_type": table["machine_type"].astype(str).to_numpy(),
+                             "unit": table["unit"].astype(str).to_numpy(),
+                             "domain": table["domain"].fillna("").astype(str).to_numpy()})
+        groups = keys.groupby(["machine_type", "unit", "domain"], sort=True).indices
+        self.units = pd.DataFrame(list(groups.keys()), columns=["machine_type", "unit", "domain"])
+        self.rows = [np.asarray(v) for v in groups.values()]
+        for (t, u, d), r in zip(groups.keys(), self.rows):
+            if self.y[r].all() or not self.y[r].any():
+                raise _err(f"{t} {u} {d}: needs normal and anomalous test clips to compute an AUC")
+        self.machine_types = sorted(self.units["machine_type"].unique())
+        self._type_units = {t: np.flatnonzero(self.units["machine_type"].to_numpy() == t)
+                            for t in self.machine_types}
+
+    def __len__(self):
+        return len(self.y)
+
+    def unit_values(self, scores) -> np.ndarray:
+        """``[n_units, 2]``: AUC and pAUC of each unit (rows of :attr:`units`)."""
+        s = np.asarray(scores, dtype=np.float64)
+        if s.shape != self.y.shape:
+            raise _err(f"{s.shape} scores for {self.y.shape[0]} evaluated clips")
+        if not np.all(np.isfinite(s)):
+            raise _err("non-finite scores among the evaluated clips")
+        return np.array([_roc_auc_pauc(self.y[r], s[r]) for r in self.rows])
+
+    def type_scores(self, values: np.ndarray) -> dict:
+        """Table II's statistic from :meth:`unit_values`: per machine type the harmonic mean of all its
+        AUC and pAUC values (sections and domains), and under "all" the same over every unit."""
+        out = {t: _hmean(values[idx]) for t, idx in self._type_units.items()}
+        out["all"] = _hmean(values)
+        return out
+
+    def score(self, scores) -> dict:
+        return self.type_scores(self.unit_values(scores))
+
+
+# ------------------------------------------------------------------------------------ the smoothing
+def k_grid(largest_pool: int, k_min: int = 2, k_max: int = 2048) -> list[int]:
+    """Powers of two from ``k_min`` to ``k_max`` (Table I: up to 2048), cut after the first K >= the
+    largest pool (every larger K gives the same a_prop: all candidates used)."""
+    if int(k_min) < 1 or int(k_max) < int(k_min):
+        raise _err(f"need 1 <= k_min <= k_max, got k_min={k_min}, k_max={k_max}")
+    ks, k = [], 1
+    while k <= k_max:
+        if k >= k_min:
+            ks.append(k)
+            if k >= largest_pool:
+                break
+        k *= 2
+    if not ks:
+        raise _err(f"no power of two between k_min={k_min} and k_max={k_max}")
+    return ks
+
+
+def smooth_grid(features, scores, domains, pools, clip_index, n_clips, ks, datas=("source", "all"),
+                metric="cosine", clip_mask=None) -> dict:
+    """a_prop (eq. 7) for every (data, K), smoothed within each pool, averaged per clip.
+
+    Items are clips or 4 s segments (``clip_index`` maps each item to its clip).
+
+    Parameters
+    ----------
+    features : array (items, dim)
+        f_D of each item.
+    scores : array (items,)
+        a_G of each item.
+    domains : array of str (items,)
+    pools : array (items,)
+        Items smooth each other only within a pool (e.g. "fan/section_03").
+    clip_index : int array (items,), n_clips : int
+    ks : list of int
+    datas : {"source", "all"} choices (Table I, "Data").
+    metric : str
+        See :class:`smoothing.knn.NeighbourhoodSmoother`.
+    clip_mask : bool array (n_clips,), optional
+        Only these clips are observed (Fig. 5); the others get NaN.
+
+    Returns
+    -------
+    {(data, k): array (n_clips,)}: a_prop of each clip (mean over its items), NaN for clips not observed.
+    """
+    from smoothing.knn import NeighbourhoodSmoother
+
+    features = np.asarray(features, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    domains = np.asarray(domains).astype(str)
+    pools = np.asarray(pools).astype(str)
+    clip_index = np.asarray(clip_index, dtype=np.int64)
+    observed = np.ones(len(scores), bool) if clip_mask is None else np.asarray(clip_mask, bool)[clip_index]
+    sums = {(d, k): np.zeros(n_clips) for d in datas for k in ks}
+    counts = np.bincount(clip_index[observed], minlength=n_clips).astype(float)
+    for pool in np.unique(pools[observed]):
+        rows = np.flatnonzero(observed & (pools == pool))
+        for data in datas:
+            smoother = NeighbourhoodSmoother(1, metric=metric, domain=data)
+            smoother.add(features[rows], scores[rows], domains[rows])
+            for k, values in smoother.smoothed_many(ks).items():
+                sums[(data, k)] += np.bincount(clip_index[rows], weights=values, minlength=n_clips)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {key: np.where(counts > 0, total / np.maximum(counts, 1), np.nan) for key, total in sums.items()}
+
+
+# ------------------------------------------------------------------------------------- the selection
+def grid_table(evaluators: dict, scores_by_setting: dict, names: tuple, rows_of: dict) -> pd.DataFrame:
+    """Table II's statistic of every setting on every part.
+
+    Parameters
+    ----------
+    evaluators : {part: UnitEvaluator}
+    scores_by_setting : {setting tuple: scores array over the whole clip table}
+    names : tuple of str
+        Names of the setting tuple's entries (e.g. ("data", "k")).
+    rows_of : {part: int array}
+        Rows of the clip table each evaluator covers.
+
+    Returns
+    -------
+    DataFrame with columns ``part, *names, machine_type, score`` (score in [0, 1]; machine type "all" =
+    All-hmean), one row per (part, setting, machine type), settings in the given order.
+    """
+    records = []
+    for part, evaluator in evaluators.items():
+        for setting, scores in scores_by_setting.items():
+            values = evaluator.score(np.asarray(scores)[rows_of[part]])
+            for machine_type, value in values.items():
+                records.append({"part": part, **dict(zip(names, setting)), "machine_type": machine_type,
+                                "score": value})
+    return pd.DataFrame(records)
+
+
+def select_best(grid: pd.DataFrame, names: tuple, part: str) -> pd.DataFrame:
+    """Per machine type the setting with the highest score on ``part`` (ties: the one listed first).
+
+    Returns a DataFrame ``machine_type, *names, score`` (machine type "all" excluded), sorted by type.
+    """
+    rows = grid[(grid["part"] == part) & (grid["machine_type"] != "all")]
+    if rows.empty:
+        raise _err(f"no grid results on the {part} sections to select from")
+    best = rows.sort_values("score", ascending=False, kind="stable").drop_duplicates("machine_type")
+    return best[["machine_type", *names, "score"]].sort_values("machine_type").reset_index(drop=True)
+
+
+def compose(machine_types, choice: pd.DataFrame, scores_by_setting: dict, names: tuple) -> np.ndarray:
+    """One system from per-type choices: each row gets the scores of its machine type's chosen setting.
+
+    Rows of machine types without a choice get NaN.
+    """
+    machine_types = np.asarray(machine_types).astype(str)
+    first = next(iter(scores_by_setting.values()))
+    out = np.full(len(np.asarray(first)), np.nan)
+    for _, row in choice.iterrows():
+        setting = tuple(row[n] for n in names)
+        if setting not in scores_by_setting:
+            setting = tuple(_as_setting_value(v) for v in setting)
+        rows = machine_types == row["machine_type"]
+        out[rows] = np.asarray(scores_by_setting[setting])[rows]
+    return out
+
+
+def _as_setting_value(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return value
+
+
+# ------------------------------------------------------------------------------------------- Fig. 5
+def fraction_draw(strata, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A random subset keeping every stratum's share: ``max(1, round(fraction * n))`` of each stratum.
+
+    Parameters
+    ----------
+    strata : array (n,)
+        One key per clip, e.g. "fan/section_03/source/anomaly" (Fig. 5 keeps the ratio of normal to
+        anomalous and of source to target clips in each section).
+    fraction : float in (0, 1]
+    rng : numpy Generator
+
+    Returns
+    -------
+    bool mask (n,).
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise _err(f"fraction must lie in (0, 1], got {fraction}")
+    strata = np.asarray(strata).astype(str)
+    mask = np.zeros(len(strata), dtype=bool)
+    for key in np.unique(strata):
+        rows = np.flatnonzero(strata == key)
+        take = min(len(rows), max(1, _round_half_up(fraction * len(rows))))
+        mask[rng.choice(rows, size=take, replace=False)] = True
+    return mask
+
+
+def fraction_curve(table: pd.DataFrame, features, scores, domains, pools, clip_index, ks, datas,
+                   fractions=FIG5_FRACTIONS, n_draws: int = 20, seed: int = 0, metric: str = "cosine",
+                   selection: str = "per_fraction", oracle: pd.DataFrame | None = None,
+                   generative=None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fig. 5: a_prop with only a fraction of the test clips observed, ``n_draws`` random draws each.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The labelled test clips smoothed and evaluated (e.g. sections 03-05); ``clip_index`` refers to its
+        rows.
+    features, scores, domains, pools, clip_index, ks, datas, metric :
+        As :func:`smooth_grid` (items = clips or segments of ``table``'s clips).
+    fractions : floats in (0, 1]
+    n_draws : int
+        20 (Fig. 5).
+    selection : {"per_fraction", "oracle"}
+        Which (data, K) per machine type: the best mean over the draws of each fraction, or ``oracle``'s
+        (a :func:`select_best` frame, e.g. chosen on the full test set).
+    generative : array (len(table),), optional
+        a_G per clip: also evaluated on every draw (the reference line of the plot).
+
+    Returns
+    -------
+    curve : DataFrame ``fraction, system, machine_type, mean, std, n_draws`` (+ ``data, k`` of the choice):
+        Table II's statistic (harmonic mean of AUC and pAUC, in [0, 1]) per machine type and "all".
+    draws : DataFrame ``fraction, draw, data, k, machine_type, score`` for every setting (the raw runs).
+    """
+    if selection not in ("per_fraction", "oracle"):
+        raise _err(f"selection must be 'per_fraction' or 'oracle', got {selection!r}")
+    if selection == "oracle" and oracle is None:
+        raise _err("selection='oracle' needs the oracle choice (select_best on the full test set)")
+    strata = (table["machine_type"].astype(str) + "/" + table["unit"].astype(str) + "/"
+              + table["domain"].fillna("").astype(str) + "/" + table["label"].astype(str)).to_numpy()
+    n_clips = len(table)
+    settings = [(d, k) for d in datas for k in ks]
+    raw, curve = [], []
+    for f_idx, fraction in enumerate(fractions):
+        unit_values = {s: [] for s in settings}  # per draw: (evaluator units, values)
+        gen_values = []
+        evaluators = []
+        for draw in range(int(n_draws)):
+            rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, f_idx, draw])
+            mask = fraction_draw(strata, fraction, rng)
+            evaluator = UnitEvaluator(table[mask])
+            evaluators.append(evaluator)
+            smoothed = smooth_grid(features, scores, domains, pools, clip_index, n_clips, ks, datas, metric,
+                                   clip_mask=mask)
+            for setting in settings:
+                values = evaluator.unit_values(smoothed[setting][mask])
+                unit_values[setting].append(values)
+                for machine_type, value in evaluator.type_scores(values).items():
+                    raw.append({"fraction": fraction, "draw": draw, "data": setting[0], "k": setting[1],
+                                "machine_type": machine_type, "score": value})
+            if generative is not None:
+                gen_values.append(evaluator.unit_values(np.asarray(generative)[mask]))
+            if progress is not None:
+                progress(fraction, draw)
+        types = evaluators[0].machine_types
+        frame = pd.DataFrame([r for r in raw if r["fraction"] == fraction and r["machine_type"] != "all"])
+        if selection == "per_fraction":
+            means = frame.groupby(["data", "k", "machine_type"], sort=False)["score"].mean().reset_index()
+            order = {s: i for i, s in enumerate(settings)}
+            means["_order"] = [order[(d, k)] for d, k in zip(means["data"], means["k"])]
+            means = means.sort_values(["_order"], kind="stable")
+            chosen = means.sort_values("score", ascending=False, kind="stable").drop_duplicates("machine_type")
+            choice = {r.machine_type: (r.data, int(r.k)) for r in chosen.itertuples()}
+        else:
+            choice = {r.machine_type: (r.data, int(r.k)) for r in oracle.itertuples()}
+        per_draw = {t: [] for t in types + ["all"]}
+        for draw, evaluator in enumerate(evaluators):
+            combined = np.empty((len(evaluator.units), 2))
+            for t in types:
+                idx = evaluator._type_units[t]
+                combined[idx] = unit_values[choice[t]][draw][idx]
+            for t, value in evaluator.type_scores(combined).items():
+                per_draw[t].append(value)
+        for t, values in per_draw.items():
+            curve.append({"fraction": fraction, "system": "Proposed", "machine_type": t,
+                          "mean": float(np.mean(values)), "std": float(np.std(values)), "n_draws": len(values),
+                          "data": choice[t][0] if t != "all" else "", "k": choice[t][1] if t != "all" else 0})
+        if generative is not None:
+            per_draw = {t: [] for t in types + ["all"]}
+            for evaluator, values in zip(evaluators, gen_values):
+                for t, value in evaluator.type_scores(values).items():
+                    per_draw[t].append(value)
+            for t, values in per_draw.items():
+                curve.append({"fraction": fraction, "system": "generative", "machine_type": t,
+                              "mean": float(np.mean(values)), "std": float(np.std(values)),
+                              "n_draws": len(values), "data": "", "k": 1})
+    return pd.DataFrame(curve), pd.DataFrame(raw)

@@ -1,0 +1,442 @@
+"""The ``multi-distribution`` command of ``run_dcase2021.py``: the experiments of Wilkinghoff 2021.
+
+"Combining multiple distributions based on sub-cluster AdaCos for anomalous sound detection under domain
+shifted conditions" (DCASE 2021 workshop). Experiments (``--experiment``) and the paper's tables:
+
+- ``system``: Table 2 (development set, per section and domain, with the decisions' F1) and, when the
+  evaluation set has labels (``--ground-truth`` or ground-truth files inside the data root), Table 5;
+- ``distributions``: Table 3, each term of eqs. (2)-(3) alone (summed over the same networks as the
+  proposed system) and the proposed ensemble;
+- ``losses``: Table 4, the ensemble of the section-only networks, the ensemble of the two-head networks
+  and the proposed per-type combination;
+- ``all``: every one of them; each network is trained once.
+
+Every experiment trains, for each variant it needs, one network per S in ``subclusters`` and scores it
+after every ``checkpoint_every`` epochs (:mod:`subcluster_adacos.multi_distribution`). The run folder holds
+``scores/<system>/`` (DCASE 2021 ``anomaly_score_*`` and, for complete systems, ``decision_result_*``
+files), ``thresholds/<system>.csv``, ``results.csv``, ``comparison.md``, ``plots/`` and ``models/``
+(``<variant>_S<S>/epoch_XXXX.keras`` snapshots and training logs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from asdcore.errors import ASDError
+
+EXPERIMENTS = ("distributions", "losses", "system")
+
+#: system names of the run folder -> row/column labels of the paper
+DISTRIBUTION_SYSTEMS = {"distribution_section": "P(x|s,k)", "distribution_attribute": "P(x|a,k)",
+                        "distribution_target": "P(x|X_target(s),k)", "proposed": "proposed ensemble"}
+LOSS_SYSTEMS = {"loss_sections": "sections", "loss_sections_attributes": "sections and file endings",
+                "proposed": "proposed ensemble"}
+#: the domain a distribution is defined for in Table 3 (None: both)
+DISTRIBUTION_DOMAIN = {"distribution_attribute": "source", "distribution_target": "target"}
+MACHINE_ORDER = ["ToyCar", "ToyTrain", "fan", "gearbox", "pump", "slider", "valve", "all"]
+
+
+@dataclass(frozen=True)
+class MultiDistributionConfig:
+    """Settings of the Wilkinghoff 2021 experiments; defaults = the paper (section cited) or, where the
+    paper is silent, the 2020 sub-cluster AdaCos code it builds on."""
+
+    epochs: int = 400  # Sec. 2.3
+    batch_size: int = 64  # Sec. 2.3
+    learning_rate: float = 1e-3  # Adam (Sec. 2.3) with Keras' default settings
+    l2: float = 1e-5  # network of [11] (Sec. 2.3); 2020 public code
+    mixup: bool = True  # Sec. 2.3
+    angle_mode: str = "reference"  # mixed-up angle of the 2020 public code (REFERENCE.md §4)
+    class_weight: str = "balanced"  # not stated in the 2021 paper; the 2020 public code's choice
+    loss_weights: tuple = (1.0, 1.0)  # Sec. 2.3: two sub-cluster AdaCos losses with equal weights
+    subclusters: tuple = (1, 2, 4, 8, 16)  # Sec. 2.5: S = 2^0 ... 2^4, the same S in both heads
+    checkpoint_every: int = 100  # Sec. 2.5: scores after every 100 epochs (4 checkpoints x 5 S = 20 sets)
+    reg_covar: float = 1e-3  # Sec. 2.4: 1e-3 added to the covariance diagonal
+    component_weights: bool = True  # Sec. 2.4: "weighted likelihoods of component k" (False: 2020 code)
+    tmax_types: tuple = ("valve",)  # Sec. 2.4, eq. (4): temporal-maximum term for valve (source domain)
+    sections_only_types: tuple = ("fan", "gearbox", "valve")  # Sec. 2.5: section loss only for these
+    variant_choice: str = "paper"  # Sec. 2.5 the paper's per-type choice; "dev": the better on the dev set
+    threshold_percentile: float = 90.0  # Sec. 2.6
+    target_decision: str = "first_term"  # Sec. 2.6: target decisions on the first term of eq. (3)
+
+    def quick(self) -> "MultiDistributionConfig":
+        """A CPU-sized variant: 2 epochs with a checkpoint after each, S in {1, 2}; the rest as the paper."""
+        return replace(self, epochs=2, checkpoint_every=1, subclusters=(1, 2))
+
+    def check(self) -> "MultiDistributionConfig":
+        if self.variant_choice not in ("paper", "dev"):
+            raise ASDError(f"variant_choice must be 'paper' or 'dev', got {self.variant_choice!r}")
+        if self.target_decision not in ("first_term", "full"):
+            raise ASDError(f"target_decision must be 'first_term' or 'full', got {self.target_decision!r}")
+        if not self.subclusters or min(int(s) for s in self.subclusters) < 1:
+            raise ASDError(f"subclusters must be positive integers, got {self.subclusters}")
+        if self.epochs < 1 or self.checkpoint_every < 1:
+            raise ASDError(f"epochs ({self.epochs}) and checkpoint_every ({self.checkpoint_every}) must be >= 1")
+        if not 0 <= self.threshold_percentile <= 100:
+            raise ASDError(f"threshold_percentile must lie in [0, 100], got {self.threshold_percentile}")
+        return self
+
+    def training(self, n_subclusters: int):
+        from subcluster_adacos.training import TrainingConfig
+
+        return TrainingConfig(loss="subcluster_adacos", n_subclusters=int(n_subclusters), mixup=self.mixup,
+                              angle_mode=self.angle_mode, epochs=self.epochs, batch_size=self.batch_size,
+                              learning_rate=self.learning_rate, l2=self.l2, class_weight=self.class_weight,
+                              checkpoint_every=self.checkpoint_every)
+
+
+def variants_needed(experiments, config: MultiDistributionConfig, machine_types) -> list[str]:
+    """The variants to train: both for Table 4 or a choice on the dev set, else those the paper uses for
+    the machine types present."""
+    from subcluster_adacos.multi_distribution import VARIANTS, paper_variants
+
+    if "losses" in experiments or config.variant_choice == "dev":
+        return list(VARIANTS)
+    used = set(paper_variants(machine_types, config.sections_only_types).values())
+    return [v for v in VARIANTS if v in used]
+
+
+def build_ensembles(features, table, classes, config: MultiDistributionConfig, variants, run_folder, seed, log):
+    """Train every network of ``variants`` and sum its score sets: variant -> ScoreSet. Also returns a
+    DataFrame listing each score set (variant, S, epoch) and whether its network diverged."""
+    import keras
+
+    from asdcore.representations import temporal_statistic
+    from subcluster_adacos.multi_distribution import (TemporalMaxScorer, score_network, sum_score_sets,
+                                                      train_network)
+
+    tmax_term = None
+    if table["machine_type"].isin(config.tmax_types).any():
+        tmax = temporal_statistic(features, "max")
+        tmax_term = TemporalMaxScorer(config.tmax_types, config.reg_covar).fit(tmax, table).term(tmax, table)
+    train_features = features[classes.rows]
+    ensembles, listing = {}, []
+    for variant in variants:
+        sets = []
+        for n_sub in config.subclusters:
+            name = f"{variant}_S{int(n_sub):02d}"
+            log.info("training %s: %d epochs, %d clips, %d sections, %d attribute classes", name, config.epochs,
+                     len(train_features), classes.n_sections, classes.n_attributes)
+            model, info = train_network(variant, train_features, classes, config.training(n_sub),
+                                        model_dir=run_folder.path / "models" / name, seed=seed, verbose=2,
+                                        loss_weights=config.loss_weights)
+            if info["diverged"]:
+                log.warning("%s diverged: its score sets are left out of the ensemble", name)
+                listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": None, "diverged": True})
+                continue
+            for epoch, path in sorted(info["snapshots"].items()):
+                snapshot = model if epoch == config.epochs else keras.models.load_model(path)
+                sets.append(score_network(snapshot, features, table, classes, tmax_term, config.reg_covar,
+                                          config.component_weights, config.target_decision, config.batch_size))
+                listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": epoch, "diverged": False})
+            keras.backend.clear_session(free_memory=True)
+        ensembles[variant] = sum_score_sets(sets)
+        log.info("%s: ensemble of %d score sets", variant, ensembles[variant].n_sets)
+    return ensembles, pd.DataFrame(listing, columns=["variant", "n_subclusters", "epoch", "diverged"])
+
+
+def systems_for(experiments, ensembles, proposed) -> tuple[dict, dict]:
+    """Scores (and decision scores, for complete systems) of every system the experiments evaluate."""
+    from subcluster_adacos.multi_distribution import BOTH_HEADS, SECTIONS_ONLY
+
+    scores, decision_scores = {}, {}
+    if "distributions" in experiments:
+        for name in ("distribution_section", "distribution_attribute", "distribution_target"):
+            scores[name] = proposed.terms[name.split("_", 1)[1]]
+    if "losses" in experiments:
+        for name, variant in (("loss_sections", SECTIONS_ONLY), ("loss_sections_attributes", BOTH_HEADS)):
+            scores[name], decision_scores[name] = ensembles[variant].score, ensembles[variant].decision
+    scores["proposed"], decision_scores["proposed"] = proposed.score, proposed.decision
+    return scores, decision_scores
+
+
+# --- comparison tables ------------------------------------------------------------------------------------
+
+def _published(name, **filters):
+    from asdcore import published
+
+    tidy = published.load_table(name)
+    for column, value in filters.items():
+        tidy = tidy[tidy[column] == value]
+    return tidy
+
+
+def _pivot(tidy, keys, rename):
+    """Tidy published rows -> one row per ``keys``, columns AUC / pAUC (/ score) in percent."""
+    if tidy.empty:
+        return pd.DataFrame(columns=[rename.get(k, k) for k in keys] + ["AUC", "pAUC"])
+    wide = tidy.pivot(index=keys, columns="metric", values="value").reset_index()
+    wide.columns.name = None
+    wide = wide.rename(columns={"auc": "AUC", "pauc": "pAUC", "score": "score", **rename})
+    for column in ("AUC", "pAUC"):
+        if column not in wide:
+            wide[column] = np.nan
+    return wide
+
+
+def _order(frame, extra=()):
+    machine = {m: i for i, m in enumerate(MACHINE_ORDER)}
+    domain = {"source": 0, "target": 1, "": 2, "both (official score)": 3}
+    keys = frame["machine type"].map(lambda m: machine.get(m, len(machine) - 1.5))
+    frame = frame.assign(_m=keys, _d=frame["domain"].map(lambda d: domain.get(d, 2)))
+    by = ["_m", "_d"] + list(extra)
+    return frame.sort_values(by, kind="stable").drop(columns=["_m", "_d"]).reset_index(drop=True)
+
+
+def table2(per_unit, summary, notes):
+    """Table 2: AUC and pAUC per section and domain on the dev set, harmonic mean per machine type."""
+    from asdcore.report import comparison_markdown, side_by_side
+
+    rows = per_unit[(per_unit["system"] == "proposed") & (per_unit["part"] == "dev")]
+    ours = pd.DataFrame({"machine type": rows["machine_type"], "section": rows["unit"], "domain": rows["domain"],
+                         "AUC": 100 * rows["auc"], "pAUC": 100 * rows["pauc"], "F1": 100 * rows["f1"]})
+    means = summary[(summary["system"] == "proposed") & (summary["part"] == "dev") & (summary["domain"] == "all")
+                    & (summary["statistic"] == "harmonic mean")]
+    ours = pd.concat([ours, pd.DataFrame({"machine type": means["machine_type"], "section": "harmonic mean",
+                                          "domain": "", "AUC": 100 * means["auc"], "pAUC": 100 * means["pauc"],
+                                          "F1": 100 * means["f1"]})], ignore_index=True)
+    keys = ["machine type", "section", "domain"]
+    types = set(ours["machine type"])
+    papers = {}
+    for system in ("baseline autoencoder", "baseline MobileNetV2", "proposed system"):
+        tidy = _published("wilkinghoff2021_table2", system=system)
+        tidy = tidy[tidy["machine_type"].isin(types)]
+        wide = _pivot(tidy, ["machine_type", "unit", "domain"], {"machine_type": "machine type", "unit": "section"})
+        hmean = wide["section"] == "all"
+        wide.loc[hmean, "section"], wide.loc[hmean, "domain"] = "harmonic mean", ""
+        papers[system] = wide
+    merged = side_by_side(ours, papers["proposed system"], keys, ["AUC", "pAUC"])
+    for system, short in (("baseline autoencoder", "AE"), ("baseline MobileNetV2", "MobileNetV2")):
+        baseline = papers[system][keys + ["AUC", "pAUC"]].rename(
+            columns={"AUC": f"{short} AUC (paper)", "pAUC": f"{short} pAUC (paper)"})
+        merged = merged.merge(baseline, on=keys, how="left")
+    merged = merged.merge(ours[keys + ["F1"]].rename(columns={"F1": "F1 (ours)"}), on=keys, how="left")
+    merged = merged[keys + ["AE AUC (paper)", "AE pAUC (paper)", "MobileNetV2 AUC (paper)",
+                            "MobileNetV2 pAUC (paper)", "AUC (ours)", "AUC (paper)", "pAUC (ours)", "pAUC (paper)",
+                            "F1 (ours)"]]
+    machine = {m: i for i, m in enumerate(MACHINE_ORDER)}
+    merged = merged.assign(_m=merged["machine type"].map(lambda m: machine.get(m, len(machine) - 1.5)),
+                           _h=(merged["section"] == "harmonic mean").astype(int),
+                           _d=merged["domain"].map({"source": 0, "target": 1}).fillna(2))
+    merged = merged.sort_values(["_m", "_h", "_d", "section"], kind="stable").drop(columns=["_m", "_h", "_d"])
+    merged = merged.reset_index(drop=True)
+    title = "Table 2: AUC and pAUC (%) per section and domain, development set (F1 of the decisions: ours only)"
+    return comparison_markdown(title, merged, notes), merged
+
+
+def _domain_rows(summary, system, part, label, domains=("source", "target")):
+    rows = summary[(summary["system"] == system) & (summary["part"] == part)
+                   & (summary["statistic"] == "harmonic mean") & summary["domain"].isin(domains)]
+    return pd.DataFrame({"machine type": rows["machine_type"], "domain": rows["domain"],
+                         "AUC": 100 * rows["auc"], "pAUC": 100 * rows["pauc"]}).assign(label=label)
+
+
+def _wide_table(summary, systems: dict, table_name, label_column, title, notes, blank=None):
+    """Tables 3 and 4: rows (machine type, domain), for every labelled system AUC and pAUC, ours and paper."""
+    from asdcore.report import comparison_markdown, side_by_side
+
+    keys = ["machine type", "domain"]
+    merged = None
+    for system, label in systems.items():
+        ours = _domain_rows(summary, system, "dev", label)
+        if ours.empty:
+            continue
+        if blank and system in blank:
+            ours.loc[ours["domain"] != blank[system], ["AUC", "pAUC"]] = np.nan
+        types = set(ours["machine type"])
+        tidy = _published(table_name, **{label_column: label})
+        paper = _pivot(tidy[tidy["machine_type"].isin(types)], ["machine_type", "domain"],
+                       {"machine_type": "machine type"})
+        part = side_by_side(ours, paper, keys, ["AUC", "pAUC"])
+        part = part.rename(columns={c: f"{label} {c}" for c in part.columns if c not in keys})
+        merged = part if merged is None else merged.merge(part, on=keys, how="outer")
+    if merged is None:
+        return "", pd.DataFrame()
+    merged = _order(merged)
+    return comparison_markdown(title, merged, notes), merged
+
+
+def table3(summary, notes):
+    return _wide_table(summary, DISTRIBUTION_SYSTEMS, "wilkinghoff2021_table3", "distribution",
+                       "Table 3: harmonic means of AUC and pAUC (%) of the single distributions, development set",
+                       notes + ["P(x|a,k) is defined on the source domain, P(x|X_target(s),k) on the target domain "
+                                "only (other cells empty, as in the paper); each distribution is summed over the "
+                                "networks of the proposed system"], blank=DISTRIBUTION_DOMAIN)
+
+
+def table4(summary, notes):
+    return _wide_table(summary, LOSS_SYSTEMS, "wilkinghoff2021_table4", "loss",
+                       "Table 4: harmonic means of AUC and pAUC (%) of the two losses, development set", notes)
+
+
+def table5(summary, notes):
+    """Table 5: harmonic means per machine type and domain on the evaluation set, with the official score."""
+    from asdcore.report import comparison_markdown, side_by_side
+
+    ours = _domain_rows(summary, "proposed", "eval", "proposed")
+    if ours.empty:
+        return "", pd.DataFrame()
+    official = summary[(summary["system"] == "proposed") & (summary["part"] == "eval")
+                       & (summary["machine_type"] == "all") & (summary["domain"] == "all")
+                       & (summary["statistic"] == "harmonic mean")]
+    keys = ["machine type", "domain"]
+    ours = pd.concat([ours, pd.DataFrame({"machine type": ["all"], "domain": ["both (official score)"],
+                                          "AUC": 100 * official["score"].to_numpy()[:1], "pAUC": [np.nan]})],
+                     ignore_index=True)
+    types = set(ours["machine type"])
+    papers = {}
+    for system in ("baseline autoencoder", "baseline MobileNetV2", "proposed system"):
+        tidy = _published("wilkinghoff2021_table5", system=system)
+        wide = _pivot(tidy[tidy["machine_type"].isin(types)], ["machine_type", "domain"],
+                      {"machine_type": "machine type"})
+        both = wide["domain"] == "all"
+        if "score" in wide:
+            wide.loc[both, "AUC"] = wide.loc[both, "score"]
+        wide.loc[both, "domain"] = "both (official score)"
+        papers[system] = wide
+    merged = side_by_side(ours, papers["proposed system"], keys, ["AUC", "pAUC"])
+    for system, short in (("baseline autoencoder", "AE"), ("baseline MobileNetV2", "MobileNetV2")):
+        baseline = papers[system][keys + ["AUC", "pAUC"]].rename(
+            columns={"AUC": f"{short} AUC (paper)", "pAUC": f"{short} pAUC (paper)"})
+        merged = merged.merge(baseline, on=keys, how="left")
+    merged = _order(merged[keys + ["AE AUC (paper)", "AE pAUC (paper)", "MobileNetV2 AUC (paper)",
+                                   "MobileNetV2 pAUC (paper)", "AUC (ours)", "AUC (paper)", "pAUC (ours)",
+                                   "pAUC (paper)"]])
+    title = "Table 5: harmonic means of AUC and pAUC (%), evaluation set (all / both: the official score)"
+    return comparison_markdown(title, merged, notes), merged
+
+
+# --- the command -----------------------------------------------------------------------------------------
+
+def _subclusters(text):
+    try:
+        values = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ASDError(f"--subclusters {text!r}: give comma-separated integers, e.g. 1,2,4,8,16") from None
+    if not values:
+        raise ASDError("--subclusters: give at least one number of sub-clusters")
+    return values
+
+
+def add_arguments(parser, year):
+    from asdcore.experiment import add_common_arguments
+
+    parser.add_argument("--experiment", default="all", choices=list(EXPERIMENTS) + ["all"],
+                        help="which tables to reproduce: system (Tables 2, 5), distributions (Table 3), "
+                             "losses (Table 4) or all (default)")
+    add_common_arguments(parser)
+    parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    parser.add_argument("--checkpoint-every", type=int, default=None,
+                        help="score the networks after every N epochs (paper: 100)")
+    parser.add_argument("--subclusters", default=None,
+                        help="comma-separated numbers of sub-clusters S (paper: 1,2,4,8,16)")
+    parser.add_argument("--full", action="store_true",
+                        help="the paper's settings even on the synthetic data (default there: quick mode)")
+    parser.add_argument("--variant-choice", choices=("paper", "dev"), default=None,
+                        help="per machine type: the paper's choice of network variant (default) or the better "
+                             "one on the labelled development set")
+
+
+def run(args) -> int:
+    from asdcore.experiment import QUICK_BANNER, RunFolder, get_logger, resolve_config, set_seed
+    from asdcore.features import LogMelConfig, Normalizer
+    from asdcore.pipeline import evaluate_systems, load_features, open_data
+    from subcluster_adacos.multi_distribution import (TrainingClasses, choose_variants_on_dev, decide,
+                                                      decision_thresholds, paper_variants, select_by_type)
+
+    set_seed(args.seed)
+    log = get_logger()
+    quick = bool(args.quick) or (getattr(args, "data_root", None) is None and not args.full)
+    why = ("--quick" if args.quick else "no --data-root: synthetic data run in quick mode (give --full for the "
+           "paper's settings)") if quick else ""
+    default = MultiDistributionConfig()
+    if quick:
+        default = default.quick()
+    overrides = {"epochs": args.epochs, "checkpoint_every": args.checkpoint_every,
+                 "variant_choice": args.variant_choice,
+                 "subclusters": None if args.subclusters is None else _subclusters(args.subclusters)}
+    config = resolve_config(default, args.config, overrides)
+    config = replace(config, subclusters=tuple(int(s) for s in config.subclusters),
+                     loss_weights=tuple(float(w) for w in config.loss_weights)).check()
+    experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    run_folder = RunFolder.create(args.out, 2021, f"multi-distribution-{args.experiment}")
+    if quick:
+        log.info("%s (%s)", QUICK_BANNER, why)
+    feature_config = LogMelConfig()
+    source, table = open_data(args, 2021)
+    run_folder.write_config({"command": "multi-distribution", "experiments": experiments, "quick": quick,
+                             "mode": QUICK_BANNER if quick else "paper settings", "quick_reason": why,
+                             "data": source.description, "seed": args.seed, "settings": config,
+                             "features": feature_config})
+    table, features = load_features(table, feature_config, args, run_folder)
+    classes = TrainingClasses.from_table(table)
+    log.info("classes: %d sections, %d attribute classes (paper: 42 and 199)", classes.n_sections,
+             classes.n_attributes)
+    normalizer = Normalizer().fit(features[classes.rows])
+    features = normalizer.transform(features)
+    normalizer.save(run_folder.file("models", "normalizer.npz"))
+    machine_types = sorted(set(table["machine_type"]))
+    variants = variants_needed(experiments, config, machine_types)
+    ensembles, listing = build_ensembles(features, table, classes, config, variants, run_folder, args.seed, log)
+    run_folder.write_csv("models/score_sets.csv", listing)
+
+    choice = paper_variants(machine_types, config.sections_only_types)
+    choice_note = "variant per machine type: the paper's (Sec. 2.5)"
+    if config.variant_choice == "dev":
+        choice, dev_scores = choose_variants_on_dev(table, {v: s.score for v, s in ensembles.items()}, choice)
+        run_folder.write_csv("variant_choice.csv", dev_scores)
+        choice_note = "variant per machine type: the better on the development set"
+    proposed = select_by_type(table, ensembles, choice)
+    scores, decision_scores = systems_for(experiments, ensembles, proposed)
+    decisions = {}
+    for name, values in decision_scores.items():
+        thresholds = decision_thresholds(values, table, config.threshold_percentile)
+        run_folder.write_csv(f"thresholds/{name}.csv", thresholds)
+        decisions[name] = decide(values, table, thresholds)
+    per_unit, summary = evaluate_systems(run_folder, table, scores, 2021, decisions=decisions, quick=quick)
+    if quick and (run_folder.path / "results.csv").exists():
+        results = pd.read_csv(run_folder.path / "results.csv")
+        results.insert(0, "mode", "QUICK")
+        run_folder.write_csv("results.csv", results, overwrite=True)
+
+    n_sets = len(config.subclusters) * len(_checkpoints(config))
+    notes = [source.description,
+             f"{choice_note}: " + ", ".join(f"{t} = {v}" for t, v in sorted(choice.items())),
+             f"ensembles: S in {config.subclusters} x checkpoints at epochs {_checkpoints(config)} = "
+             f"{n_sets} score sets per variant"]
+    if quick:
+        notes.insert(0, f"{QUICK_BANNER} ({why}): {config.epochs} epochs, S in {config.subclusters}")
+    text = ["# Multiple distributions with sub-cluster AdaCos (Wilkinghoff 2021): " + ", ".join(experiments), ""]
+    if quick:
+        text += [f"**{QUICK_BANNER}**", ""]
+    if summary.empty:
+        text.append("No labelled test clips: submission files only.")
+    else:
+        sections = []
+        if "system" in experiments:
+            sections += [table2(per_unit, summary, notes), table5(summary, notes)]
+        if "distributions" in experiments:
+            sections.append(table3(summary, notes))
+        if "losses" in experiments:
+            sections.append(table4(summary, notes))
+        for markdown, frame in sections:
+            if not markdown:
+                continue
+            text.append(markdown)
+            print("\n" + markdown.splitlines()[0].lstrip("# ") + (f"  [{QUICK_BANNER}]" if quick else ""))
+            print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
+        official = summary[(summary["system"] == "proposed") & (summary["machine_type"] == "all")
+                           & (summary["domain"] == "all") & (summary["statistic"] == "harmonic mean")]
+        for row in official.itertuples(index=False):
+            print(f"official score (harmonic mean of all AUCs and pAUCs), {row.part}: {100 * row.score:.2f} %")
+    run_folder.write_text("comparison.md", "\n".join(text))
+    print(f"\nrun folder: {run_folder.path}")
+    run_folder.close()
+    return 0
+
+
+def _checkpoints(config) -> list[int]:
+    epochs = [e for e in range(1, config.epochs + 1) if e % config.checkpoint_every == 0]
+    return epochs if epochs and epochs[-1] == config.epochs else epochs + [config.epochs]
