@@ -97,7 +97,7 @@ def plot_scores(table: pd.DataFrame, score_column: str, out_dir, title: str = ""
             ax_hist.hist(rows.loc[rows["label"] == label, score_column], bins=bins, alpha=0.55, color=colour,
                          label=label, density=True)
         ax_hist.set(xlabel="anomaly score", ylabel="density", title=f"scores, {machine_type}")
-        ax_hist.legend()
+        ax_hist.legend(loc="upper right")  # "best" searches every histogram patch: very slow
         if title:
             fig.suptitle(title, fontsize=9)
         fig.tight_layout()

@@ -324,7 +324,39 @@ def _centre_crop(clips, crop):
 
 
 # ------------------------------------------------------------------------------------ the networks
-def train_autoencoder_for(fit_clips, val_clips, config, protocol, seed, log):
+class ModelCache:
+    """Compiled networks reused from one machine type to the next.
+
+    Tracing and compiling a Keras training step takes several seconds on a CPU, far longer than the
+    training itself in quick runs. A network of the same architecture and schedule is therefore compiled
+    once; for every later machine type its weights are replaced by a fresh random initialisation (a new
+    model built under the type's seed, exactly as a new model would start) and the optimizer's state
+    (iteration count, moments) is set back to its initial values. The result equals training a new model
+    (the tests check it).
+    """
+
+    def __init__(self):
+        self._models = {}
+
+    def get(self, key, build, compile_fn):
+        fresh = build()
+        if key not in self._models:
+            compile_fn(fresh)
+            fresh.optimizer.build(fresh.trainable_variables)
+            self._models[key] = (fresh, [np.array(v.numpy()) for v in fresh.optimizer.variables])
+            return fresh
+        model, initial = self._models[key]
+        # every variable, including the random-seed states of the dropout layers (not in get_weights)
+        if len(model.variables) != len(fresh.variables):
+            raise _err("ModelCache: a rebuilt network has other variables than the cached one")
+        for variable, value in zip(model.variables, fresh.variables):
+            variable.assign(value)
+        for variable, value in zip(model.optimizer.variables, initial):
+            variable.assign(value)
+        return model
+
+
+def train_autoencoder_for(fit_clips, val_clips, config, protocol, seed, cache=None):
     """a_G of one machine type: the DCASE baseline autoencoder on random 4 s crops (paper IV-A)."""
     import keras
 
@@ -335,9 +367,17 @@ def train_autoencoder_for(fit_clips, val_clips, config, protocol, seed, log):
     crop = _frames(config.segment_seconds, config.sr, config.hop_length)
     keras.utils.set_random_seed(seed)
     batches = CropBatches(fit_clips, crop, config.n_frames, config.batch_segments, seed=seed)
-    model = build_autoencoder(config.input_dim, config.hidden_units, config.bottleneck_units,
-                              config.n_hidden_layers, learning_rate=config.learning_rate,
-                              jit_compile=protocol.jit_compile)
+
+    def build():
+        return build_autoencoder(config.input_dim, config.hidden_units, config.bottleneck_units,
+                                 config.n_hidden_layers, learning_rate=None)
+
+    def compile_fn(model):
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                      loss="mean_squared_error", jit_compile=protocol.jit_compile)
+
+    cache = cache or ModelCache()
+    model = cache.get(("ae", config), build, compile_fn)
     if len(val_clips):
         val = stack_frames(_centre_crop(val_clips, crop), config.n_frames).reshape(-1, config.input_dim)
 
@@ -353,7 +393,7 @@ def train_autoencoder_for(fit_clips, val_clips, config, protocol, seed, log):
 
 
 def train_serial_oe_for(fit_target, sections, n_sections, fit_other, val_target, val_sections, val_other,
-                        config, protocol, seed):
+                        config, protocol, seed, cache=None):
     """f_D of one machine type: SerialOE with the other machine types as pseudo-anomalies (paper IV-A)."""
     import keras
 
@@ -364,11 +404,20 @@ def train_serial_oe_for(fit_target, sections, n_sections, fit_other, val_target,
     keras.utils.set_random_seed(seed)
     batches = CropOEBatches(fit_target, sections, fit_other, n_sections, config.batch_size, config.mixup_alpha,
                             shuffle=True, seed=seed, crop_frames=crop)
-    model = build_serial_oe(n_sections, (crop, fit_target.shape[2]), backbone=config.backbone,
-                            embedding_dim=config.embedding_dim, dropout=config.dropout, mac_head=config.mac_head)
-    compile_serial_oe(model, config.epochs * len(batches), config)
-    if not protocol.jit_compile:
-        model.jit_compile = False
+    total_steps = config.epochs * len(batches)
+
+    def build():
+        return build_serial_oe(n_sections, (crop, fit_target.shape[2]), backbone=config.backbone,
+                               embedding_dim=config.embedding_dim, dropout=config.dropout,
+                               mac_head=config.mac_head)
+
+    def compile_fn(model):
+        compile_serial_oe(model, total_steps, config)  # the one-cycle schedule spans this many steps
+        if not protocol.jit_compile:
+            model.jit_compile = False
+
+    cache = cache or ModelCache()
+    model = cache.get(("serial_oe", config, n_sections, fit_target.shape[2], total_steps), build, compile_fn)
     if len(val_target) and len(val_other):
         rng = np.random.default_rng(seed)
         other = val_other[np.sort(rng.choice(len(val_other), min(len(val_other), len(val_target)), replace=False))]
@@ -539,12 +588,13 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
     gen_clip = np.full(len(table), np.nan)
     gen_seg = np.full((len(table), n_seg), np.nan)
     types_col = table["machine_type"].to_numpy()
+    cache = ModelCache()
     if need_ae:
         for machine_type in machine_types:
             t1 = time.perf_counter()
             of_type = types_col == machine_type
             model, history = train_autoencoder_for(ae_feats[fit & of_type], ae_feats[val & of_type], ae_config,
-                                                   protocol, _seed_for(args.seed, "ae", machine_type), log)
+                                                   protocol, _seed_for(args.seed, "ae", machine_type), cache)
             rows = test & of_type
             gen_clip[rows], gen_seg[rows] = ae_scores(model, ae_feats[rows], ae_config)
             model.save(run_folder.file("models", f"ae_{machine_type}.keras"))
@@ -569,7 +619,7 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
         model, history = train_serial_oe_for(
             oe_feats[fit & of_type], section_ids[fit & of_type], len(sections), oe_feats[fit & ~of_type],
             oe_feats[val & of_type], section_ids[val & of_type], oe_feats[val & ~of_type], oe_config, protocol,
-            _seed_for(args.seed, "serial_oe", machine_type))
+            _seed_for(args.seed, "serial_oe", machine_type), cache)
         rows = (test | fit) & of_type
         emb[rows] = embed_clips(model, oe_feats[rows], oe_config)
         model.save(run_folder.file("models", f"serial_oe_{machine_type}.keras"))
@@ -580,8 +630,13 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
     del oe_feats
 
     # ---- systems -------------------------------------------------------------------------------------
-    return _evaluate(args, run_folder, table, protocol, quick, experiments, log, source, parts, fit, test,
-                     gen_clip, gen_seg, emb, generative_name)
+    # One BLAS thread for the many small GMM fits and distance matrices of quick runs: on a busy CPU,
+    # spinning BLAS threads make them tens of times slower.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1 if quick else None, user_api="blas"):
+        return _evaluate(args, run_folder, table, protocol, quick, experiments, log, source, parts, fit, test,
+                         gen_clip, gen_seg, emb, generative_name)
 
 
 def _given_scores(table, folder) -> np.ndarray:
