@@ -142,6 +142,23 @@ class RunFolder:
         run._attach_log(log_to_console)
         return run
 
+    @classmethod
+    def resume(cls, path, log_to_console: bool = True) -> "RunFolder":
+        """Continue an interrupted run in its own folder (its models and training backups are reused).
+
+        A run that already wrote ``results.csv`` finished: resuming it would overwrite its results, so
+        that is refused.
+        """
+        path = Path(path)
+        if not (path / "config.yaml").is_file():
+            raise ASDError(f"{path}: not a run folder (no config.yaml); give the folder of the interrupted run")
+        if (path / "results.csv").exists():
+            raise ASDError(f"{path}: this run finished (results.csv exists); start a new run instead of resuming")
+        run = cls(path)
+        run._attach_log(log_to_console)
+        get_logger().info("resuming the run in %s", path)
+        return run
+
     def _attach_log(self, log_to_console: bool) -> None:
         logger = get_logger()
         logger.setLevel(logging.INFO)
@@ -184,7 +201,14 @@ class RunFolder:
         return path
 
     def write_config(self, config: dict) -> Path:
-        return atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        """Write ``config.yaml``; a resumed run must have been started with the same settings."""
+        text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+        path = self.path / "config.yaml"
+        if path.exists():
+            if path.read_text(encoding="utf-8") != text:
+                raise ASDError(f"{path}: the settings differ from the interrupted run's; resume with the same flags")
+            return path
+        return atomic_write_text(path, text)
 
     def write_text(self, name: str, text: str) -> Path:
         return atomic_write_text(self.file(name), text)

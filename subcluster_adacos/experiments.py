@@ -15,6 +15,7 @@ The run folder also holds ``models/system/`` (the combined system of Table V) fo
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,11 +102,19 @@ class TrainedNetworks:
                                   angle_mode=c.angle_mode, epochs=c.epochs, batch_size=c.batch_size,
                                   learning_rate=c.learning_rate, l2=c.l2, class_weight=c.class_weight,
                                   checkpoint_every=c.checkpoint_every)
-        self.log.info("training %s (%d epochs, %d clips, %d classes)", spec.name, c.epochs,
-                      int(self.train_rows.sum()), len(self.class_names))
-        model, info = train_model(self.features[self.train_rows], self.labels[self.train_rows],
-                                  len(self.class_names), training, model_dir=self.run.path / "models" / spec.name,
-                                  seed=self.seed, verbose=2)
+        model_dir = self.run.path / "models" / spec.name
+        final = model_dir / f"epoch_{c.epochs:04d}.keras"
+        if final.is_file():  # a resumed run: this network finished before the interruption
+            import keras
+
+            self.log.info("loading the finished network %s", final)
+            model = keras.models.load_model(final)
+            info = {"diverged": False, "scales": [float(keras.ops.convert_to_numpy(head_layer(model).scale))]}
+        else:
+            self.log.info("training %s (%d epochs, %d clips, %d classes)", spec.name, c.epochs,
+                          int(self.train_rows.sum()), len(self.class_names))
+            model, info = train_model(self.features[self.train_rows], self.labels[self.train_rows],
+                                      len(self.class_names), training, model_dir=model_dir, seed=self.seed, verbose=2)
         result = {"model": model, "diverged": info["diverged"], "scales": info["scales"]}
         if info["diverged"]:
             self.log.warning("%s diverged (adaptive scale %s): reported as 'diverges', as in Table III",
@@ -237,6 +246,8 @@ def add_arguments(parser, year):
                         help="which table to reproduce (default: all)")
     add_common_arguments(parser)
     parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue an interrupted run in its folder (same flags as the interrupted run)")
     parser.add_argument("--angle-mode", choices=("reference", "corrected"), default=None,
                         help="mixed-up angle: the public code's (reference, default) or without the count factor")
 
@@ -255,7 +266,10 @@ def run(args) -> int:
         default = default.quick()
     config = resolve_config(default, args.config, {"epochs": args.epochs, "angle_mode": args.angle_mode})
     experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
-    run_folder = RunFolder.create(args.out, 2020, f"subcluster-adacos-{args.experiment}")
+    if args.resume is not None:
+        run_folder = RunFolder.resume(args.resume)
+    else:
+        run_folder = RunFolder.create(args.out, 2020, f"subcluster-adacos-{args.experiment}")
     if args.quick:
         log.info(QUICK_BANNER)
     feature_config = LogMelConfig()

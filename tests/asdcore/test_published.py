@@ -18,6 +18,7 @@ EXPECTED = {  # name: (tidy rows, label columns)
     "kuroyanagi2020_table2": (65, ["method", "machine_type", "statistic"]),
     "fujimura2021_table1": (21, ["method", "machine_type", "data"]),
     "fujimura2021_table2": (36, ["method", "machine_type", "unit", "statistic"]),
+    "wilkinghoff2020_ensemble": (6, ["system", "machine_type", "statistic"]),
 }
 PERCENT = {"auc", "pauc", "score"}
 
@@ -29,6 +30,12 @@ def value(name, **labels):
         mask &= (table[column] == wanted).to_numpy()
     assert mask.sum() == 1, (name, labels, int(mask.sum()))
     return table.loc[mask, "value"].iloc[0]
+
+
+def test_ensemble_numbers_from_the_text():
+    # Sec. IV-G: "reaches a mean AUC of 97% and a mean pAUC of 91.24%" (evaluation set).
+    assert value("wilkinghoff2020_ensemble", system="ensemble", set="eval", metric="auc") == 97.0
+    assert value("wilkinghoff2020_ensemble", system="ensemble", set="eval", metric="pauc") == 91.24
 
 
 def test_names():
