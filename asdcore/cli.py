@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from asdcore.errors import ASDError
@@ -18,6 +19,8 @@ def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description
 
     commands : name -> (module path, one-line help)
     """
+    # TensorFlow's C++ start-up INFO/WARNING lines hide the run's own output; set TF_CPP_MIN_LOG_LEVEL=0 to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = f"run_dcase{year}.py"
     top = argparse.ArgumentParser(prog=prog, description=description,

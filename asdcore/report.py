@@ -132,9 +132,10 @@ def ours_in_paper_layout(summary: pd.DataFrame, row_labels: dict[str, dict], mac
     rows = summary[(summary["statistic"] == statistic) & summary["system"].isin(list(row_labels))]
     if machine_types is not None:
         rows = rows[rows["machine_type"].isin(list(machine_types))]
-    label_frame = pd.DataFrame([{"system": s, **labels} for s, labels in row_labels.items()])
-    rows = rows.merge(label_frame, on="system").rename(columns={"machine_type": "machine type"})
-    keys = [c for c in label_frame.columns if c != "system"] + ["machine type"]
+    rows = rows.rename(columns={"system": "_system", "machine_type": "machine type"})
+    label_frame = pd.DataFrame([{"_system": s, **labels} for s, labels in row_labels.items()])
+    rows = rows.merge(label_frame, on="_system")
+    keys = [c for c in label_frame.columns if c != "_system"] + ["machine type"]
     return _by_part(rows, keys, lambda r: 100 * r["auc"], lambda r: 100 * r["pauc"])
 
 

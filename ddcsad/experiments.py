@@ -417,7 +417,7 @@ def _train_all(config, features, table, units, pool, counts, run_folder, seed, l
     input_shape = (config.crop_frames, int(features.shape[2]))
     outputs = {}  # (loss, k) -> {unit key: (rows, p, d)}
     rows_log = []
-    n_models = len(config.losses) * len(units) * (1 + len(counts))
+    n_models = len(config.losses) * (len(units) + len(counts) * sum(f'{t}/{u}' in pool for _, t, u in units))
     done = 0
     for loss in config.losses:
         t0 = time.time()
@@ -426,7 +426,7 @@ def _train_all(config, features, table, units, pool, counts, run_folder, seed, l
         if loss == config.losses[0] and config.save_models != "none":
             from ddcsad.backbones import count_parameters
 
-            n_saved = len(config.losses) * len(units) * (1 + (len(counts) if config.save_models == "all" else 0))
+            n_saved = n_models if config.save_models == "all" else len(config.losses) * len(units)
             size = 4 * count_parameters(trainer.model)["total"] / 2 ** 20
             log.info("saving %d models of about %.1f MB each under models/ (save_models: %s)", n_saved, size,
                      config.save_models)

@@ -60,7 +60,7 @@ EXPERIMENTS = ("table", "fraction")
 GENERATIVE = ("ae", "subcluster-adacos")
 #: Column order of Table II.
 TABLE_TYPES = ("fan", "gearbox", "pump", "slider", "ToyCar", "ToyTrain", "valve")
-QUICK_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
+QUICK_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
 def _err(message: str) -> ASDError:
@@ -129,7 +129,7 @@ class ProtocolConfig:
     jit_compile: object = "auto"
 
     def quick(self) -> "ProtocolConfig":
-        """CPU-sized: 1-4 GMM clusters, five fractions x 5 draws for Fig. 5, no XLA."""
+        """CPU-sized: 1-4 GMM clusters, four fractions x 5 draws for Fig. 5, no XLA."""
         return replace(self, gmm_clusters=(1, 2, 4), fractions=QUICK_FRACTIONS, n_draws=5, validate_every=0,
                        jit_compile=False)
 
@@ -154,14 +154,16 @@ class ProtocolConfig:
 
 
 def quick_ae(config):
-    """CPU-sized autoencoder: 20 epochs instead of 1500 (everything else as the paper)."""
-    return replace(config, epochs=20)
+    """CPU-sized autoencoder: 10 epochs instead of 1500 and three 4 s crops per clip at inference instead of
+    seven (0-4, 3-7, 6-10 s: the whole clip, less overlap); everything else as the paper."""
+    return replace(config, epochs=10, n_segments=3)
 
 
 def quick_serial_oe(config):
     """CPU-sized SerialOE: the light CNN instead of EfficientNet-B0, 4 epochs, batches of 32 segments, a
-    coarser mel input (64 bins, 32 ms hop) -- each about 7x cheaper than the paper's 224 bins / 16 ms."""
-    return replace(config, backbone="light", epochs=4, batch_size=32, n_mels=64, hop_length=512)
+    coarser mel input (64 bins, 32 ms hop: about 7x cheaper than the paper's 224 bins / 16 ms) and three 4 s
+    crops per clip at inference."""
+    return replace(config, backbone="light", epochs=4, batch_size=32, n_mels=64, hop_length=512, n_segments=3)
 
 
 def load_configs(yaml_path=None, quick: bool = False):
@@ -506,6 +508,10 @@ def run(args) -> int:
     _check_arguments(args)
     quick = bool(args.quick or (args.data_root is None and not args.full))
     protocol, ae_config, oe_config = load_configs(args.config, quick)
+    if protocol.level == "segment" and (ae_config.n_segments, ae_config.segment_seconds) != \
+            (oe_config.n_segments, oe_config.segment_seconds):
+        raise ASDError("level 'segment' pairs a_G and f_D crop by crop: give the autoencoder and SerialOE the same "
+                       "n_segments and segment_seconds in --config")
     if args.generative != "ae" and protocol.level == "segment":
         raise ASDError("level 'segment' needs a_G of every 4 s crop; the given generative scores are per clip: "
                        "use level 'clip' with --generative subcluster-adacos")
@@ -546,8 +552,11 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
         raise ASDError("no labelled development test clips (sections 00-02): the hyper-parameters are chosen "
                        "there; give a data root with dev_data/")
     if not parts["eval"].any():
-        log.warning("no labelled evaluation test clips: Proposed (Oracle) and Fig. 5 are skipped (give "
-                    "--ground-truth with the eval labels)")
+        if "fraction" in experiments:
+            raise ASDError("Fig. 5 (--experiment fraction/all) needs labelled evaluation test clips (sections "
+                           "03-05): give --ground-truth with the eval labels, or use --experiment table")
+        log.warning("no labelled evaluation test clips: Proposed (Oracle) is skipped (give --ground-truth with "
+                    "the eval labels)")
 
     # ---- features (cached), amplitude standardisation ------------------------------------------------
     t0 = time.perf_counter()
@@ -666,6 +675,9 @@ def _serial_oe_grid(table, emb, fit, test, protocol, seed, log) -> tuple[dict, l
     smallest = min(int((fit & (keys == key) & (source if data == "source" else True)).sum())
                    for key in np.unique(keys[test]) for data in protocol.gmm_datas) * emb.shape[1]
     clusters = [int(c) for c in protocol.gmm_clusters if int(c) <= smallest]
+    if not clusters:
+        raise ASDError(f"SerialOE's GMM: a section has only {smallest} training crops, fewer than "
+                       f"{min(protocol.gmm_clusters)} clusters; lower gmm_clusters in --config")
     if len(clusters) < len(protocol.gmm_clusters):
         log.warning("GMM clusters %s dropped: a section has only %d training crops",
                     [c for c in protocol.gmm_clusters if int(c) > smallest], smallest)
@@ -736,6 +748,7 @@ def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source
     selection = pd.concat([table_prop.assign(system="Proposed", n_clusters=np.nan),
                            table_oe.assign(system="SerialOE", k=np.nan)], ignore_index=True)
     selection = selection[["system", "part", "data", "k", "n_clusters", "machine_type", "score"]].assign(mode=mode)
+    selection[["k", "n_clusters"]] = selection[["k", "n_clusters"]].astype("Int64")
     run_folder.write_csv("selection.csv", selection)
 
     systems = {"SerialOE": P.compose(types_col, chosen["SerialOE"], grid_oe, names_oe),
@@ -754,11 +767,12 @@ def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source
     text = [f"# Discriminative neighbourhood smoothing (Fujimura et al.){' - ' + QUICK_BANNER if quick else ''}",
             ""]
     if "table" in experiments:
-        per_unit, summary = evaluate_systems(run_folder, table, systems, 2021, quick=quick)
+        t0 = time.perf_counter()
+        # quick runs skip the per-system ROC/histogram plots (tens of seconds on a busy CPU)
+        per_unit, summary = evaluate_systems(run_folder, table, systems, 2021, quick=quick, plots=not quick)
+        log.info("systems written and evaluated in %.1f s", time.perf_counter() - t0)
         text += _table_sections(summary, table, systems, chosen, generative_name, notes, parts)
     if "fraction" in experiments:
-        if "eval" not in parts:
-            raise ASDError("Fig. 5 needs labelled evaluation test clips (sections 03-05): give --ground-truth")
         text += _fraction_section(args, run_folder, table, emb, gen_clip, gen_seg, parts, protocol, ks,
                                   chosen.get("Proposed_Oracle"), quick, notes, generative_name, log)
     run_folder.write_text("comparison.md", "\n".join(text))
@@ -773,7 +787,8 @@ def _labels(generative_name):
     if generative_name == "AE":
         return dict(_PAPER_METHOD)
     return {"SerialOE": "SerialOE", generative_name: "sub-cluster AdaCos (given scores)",
-            "Proposed": "Proposed, a_G = sub-cluster AdaCos", "Proposed_Oracle": "Proposed (Oracle), a_G = sub-cluster AdaCos"}
+            "Proposed": "Proposed, a_G = sub-cluster AdaCos",
+            "Proposed_Oracle": "Proposed (Oracle), a_G = sub-cluster AdaCos"}
 
 
 def _toycar5(table, scores) -> float:
@@ -786,6 +801,18 @@ def _toycar5(table, scores) -> float:
     if not rows.any() or table.loc[rows, "label"].nunique() < 2:
         return np.nan
     return 100 * auc(table.loc[rows, "label"].to_numpy(), np.asarray(scores)[rows])
+
+
+def _paper_row(paper, method, label, present) -> dict:
+    rows = paper[paper["method"] == method]
+    overall = rows[rows["unit"] == "all"]
+    values = dict(zip(overall["machine_type"], overall["value"]))
+    record = {"method": label, "source": "paper"}
+    record.update({t: values.get(t, np.nan) for t in present})
+    record["All-hmean"] = values.get("all", np.nan)
+    toycar5 = rows.loc[rows["unit"] == "section_05", "value"]
+    record["ToyCar-5"] = float(toycar5.iloc[0]) if len(toycar5) else np.nan
+    return record
 
 
 def table2_frame(summary, table, systems, generative_name, part) -> pd.DataFrame:
@@ -808,16 +835,12 @@ def table2_frame(summary, table, systems, generative_name, part) -> pd.DataFrame
         record["All-hmean"] = 100 * mine.get("all", np.nan)
         record["ToyCar-5"] = _toycar5(table, scores) if part == "eval" else np.nan
         out.append(record)
-        method = _PAPER_METHOD.get(system) if generative_name == "AE" or system == "SerialOE" else None
-        if paper is not None and method is not None:
-            p = paper[paper["method"] == method]
-            values = dict(zip(p.loc[p["unit"] == "all", "machine_type"], p.loc[p["unit"] == "all", "value"]))
-            record = {"method": method, "source": "paper"}
-            record.update({t: values.get(t, np.nan) for t in present})
-            record["All-hmean"] = values.get("all", np.nan)
-            toycar5 = p.loc[p["unit"] == "section_05", "value"]
-            record["ToyCar-5"] = float(toycar5.iloc[0]) if len(toycar5) else np.nan
-            out.append(record)
+        same_method = generative_name == "AE" or system == "SerialOE"
+        if paper is not None and same_method and system in _PAPER_METHOD:
+            out.append(_paper_row(paper, _PAPER_METHOD[system], _PAPER_METHOD[system], present))
+    if paper is not None and generative_name != "AE":  # the paper's AE-based rows, for reference
+        for method in ("AE", "Proposed", "Proposed (Oracle)"):
+            out.append(_paper_row(paper, method, f"{method} (a_G = AE)", present))
     return pd.DataFrame(out, columns=["method", "source"] + columns)
 
 
@@ -867,7 +890,8 @@ def _table_sections(summary, table, systems, chosen, generative_name, notes, par
         print(f"\n{title}")
         print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
     frame = table1_frame(chosen)
-    title = "Table I: hyper-parameters chosen per machine type (SerialOE and Proposed on sections 00-02, Oracle on 03-05)"
+    title = ("Table I: hyper-parameters chosen per machine type (SerialOE and Proposed on sections 00-02, "
+             "Oracle on 03-05)")
     text.append(comparison_markdown(title, frame, notes))
     print(f"\n{title}")
     print(frame.to_string(index=False, na_rep="-"))

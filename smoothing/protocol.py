@@ -96,14 +96,18 @@ def training_split(table: pd.DataFrame, source_fraction: float = 0.85, n_target:
     if int(n_target) < 0:
         raise _err(f"n_target must be >= 0, got {n_target}")
     out = np.full(len(table), "", dtype=object)
-    train = table[table["split"] == "train"]
-    if train.empty:
+    train = (table["split"] == "train").to_numpy()
+    if not train.any():
         raise _err("the clip table has no training clips; check --data-root (dev_data/<type>/train)")
-    domain = train["domain"].fillna("").astype(str).replace("", "source")
-    for key, rows in train.groupby([train["part"], train["machine_type"], train["unit"], domain], sort=True):
-        part, machine_type, unit, dom = key
-        positions = np.flatnonzero(table.index.isin(rows.index))
-        positions = positions[np.argsort(table["file"].to_numpy()[positions], kind="stable")]
+    domain = table["domain"].fillna("").astype(str).replace("", "source").to_numpy()
+    columns = [table["part"].astype(str).to_numpy(), table["machine_type"].astype(str).to_numpy(),
+               table["unit"].astype(str).to_numpy(), domain]
+    files = table["file"].astype(str).to_numpy()
+    keys = sorted({tuple(c[i] for c in columns) for i in np.flatnonzero(train)})
+    for part, machine_type, unit, dom in keys:
+        in_group = train & (columns[0] == part) & (columns[1] == machine_type) & (columns[2] == unit) & (domain == dom)
+        positions = np.flatnonzero(in_group)
+        positions = positions[np.argsort(files[positions], kind="stable")]
         rng = _group_seed(seed, part, machine_type, unit, dom)
         order = positions[rng.permutation(len(positions))]
         if dom == "target":

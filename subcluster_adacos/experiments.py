@@ -44,8 +44,8 @@ class SubClusterAdaCosConfig:
     gmm_score: str = "max_component"  # public code; "loglik" = weighted mixture log-likelihood
 
     def quick(self) -> "SubClusterAdaCosConfig":
-        """A CPU-sized variant: 3 epochs, S in {1, 4}; all other settings as the paper."""
-        return replace(self, epochs=3, checkpoint_every=3, subclusters=(1, 4), representation_subclusters=4)
+        """A CPU-sized variant: 10 epochs, S in {1, 4}; all other settings as the paper."""
+        return replace(self, epochs=10, checkpoint_every=10, subclusters=(1, 4), representation_subclusters=4)
 
 
 @dataclass(frozen=True)

@@ -176,18 +176,30 @@ def _pivot(tidy, keys, rename):
     return wide
 
 
-def _order(frame, extra=()):
-    machine = {m: i for i, m in enumerate(MACHINE_ORDER)}
-    domain = {"source": 0, "target": 1, "": 2, "both (official score)": 3}
-    keys = frame["machine type"].map(lambda m: machine.get(m, len(machine) - 1.5))
-    frame = frame.assign(_m=keys, _d=frame["domain"].map(lambda d: domain.get(d, 2)))
-    by = ["_m", "_d"] + list(extra)
-    return frame.sort_values(by, kind="stable").drop(columns=["_m", "_d"]).reset_index(drop=True)
+def _markdown(title, frame, notes):
+    """:func:`asdcore.report.comparison_markdown` with empty cells as "-" (NaN turned into None first)."""
+    from asdcore.report import comparison_markdown
+
+    return comparison_markdown(title, frame.astype(object).where(frame.notna(), None), notes)
+
+
+def _machine_rank(machine_type):
+    """Position in the paper's tables (ToyCar ... valve, then other types, then "all")."""
+    order = {m: i for i, m in enumerate(MACHINE_ORDER)}
+    return order.get(machine_type, len(order) - 1.5)
+
+
+def _order(frame):
+    """Rows by machine type in the paper's order, then source before target before the official score."""
+    domain = {"source": 0, "target": 1, "both (official score)": 3}
+    frame = frame.assign(_m=frame["machine type"].map(_machine_rank),
+                         _d=frame["domain"].map(lambda d: domain.get(d, 2)))
+    return frame.sort_values(["_m", "_d"], kind="stable").drop(columns=["_m", "_d"]).reset_index(drop=True)
 
 
 def table2(per_unit, summary, notes):
     """Table 2: AUC and pAUC per section and domain on the dev set, harmonic mean per machine type."""
-    from asdcore.report import comparison_markdown, side_by_side
+    from asdcore.report import side_by_side
 
     rows = per_unit[(per_unit["system"] == "proposed") & (per_unit["part"] == "dev")]
     ours = pd.DataFrame({"machine type": rows["machine_type"], "section": rows["unit"], "domain": rows["domain"],
@@ -216,14 +228,13 @@ def table2(per_unit, summary, notes):
     merged = merged[keys + ["AE AUC (paper)", "AE pAUC (paper)", "MobileNetV2 AUC (paper)",
                             "MobileNetV2 pAUC (paper)", "AUC (ours)", "AUC (paper)", "pAUC (ours)", "pAUC (paper)",
                             "F1 (ours)"]]
-    machine = {m: i for i, m in enumerate(MACHINE_ORDER)}
-    merged = merged.assign(_m=merged["machine type"].map(lambda m: machine.get(m, len(machine) - 1.5)),
+    merged = merged.assign(_m=merged["machine type"].map(_machine_rank),
                            _h=(merged["section"] == "harmonic mean").astype(int),
                            _d=merged["domain"].map({"source": 0, "target": 1}).fillna(2))
     merged = merged.sort_values(["_m", "_h", "_d", "section"], kind="stable").drop(columns=["_m", "_h", "_d"])
     merged = merged.reset_index(drop=True)
     title = "Table 2: AUC and pAUC (%) per section and domain, development set (F1 of the decisions: ours only)"
-    return comparison_markdown(title, merged, notes), merged
+    return _markdown(title, merged, notes), merged
 
 
 def _domain_rows(summary, system, part, label, domains=("source", "target")):
@@ -235,7 +246,7 @@ def _domain_rows(summary, system, part, label, domains=("source", "target")):
 
 def _wide_table(summary, systems: dict, table_name, label_column, title, notes, blank=None):
     """Tables 3 and 4: rows (machine type, domain), for every labelled system AUC and pAUC, ours and paper."""
-    from asdcore.report import comparison_markdown, side_by_side
+    from asdcore.report import side_by_side
 
     keys = ["machine type", "domain"]
     merged = None
@@ -255,7 +266,7 @@ def _wide_table(summary, systems: dict, table_name, label_column, title, notes, 
     if merged is None:
         return "", pd.DataFrame()
     merged = _order(merged)
-    return comparison_markdown(title, merged, notes), merged
+    return _markdown(title, merged, notes), merged
 
 
 def table3(summary, notes):
@@ -273,7 +284,7 @@ def table4(summary, notes):
 
 def table5(summary, notes):
     """Table 5: harmonic means per machine type and domain on the evaluation set, with the official score."""
-    from asdcore.report import comparison_markdown, side_by_side
+    from asdcore.report import side_by_side
 
     ours = _domain_rows(summary, "proposed", "eval", "proposed")
     if ours.empty:
@@ -305,7 +316,7 @@ def table5(summary, notes):
                                    "MobileNetV2 pAUC (paper)", "AUC (ours)", "AUC (paper)", "pAUC (ours)",
                                    "pAUC (paper)"]])
     title = "Table 5: harmonic means of AUC and pAUC (%), evaluation set (all / both: the official score)"
-    return comparison_markdown(title, merged, notes), merged
+    return _markdown(title, merged, notes), merged
 
 
 # --- the command -----------------------------------------------------------------------------------------
@@ -340,11 +351,7 @@ def add_arguments(parser, year):
 
 
 def run(args) -> int:
-    from asdcore.experiment import QUICK_BANNER, RunFolder, get_logger, resolve_config, set_seed
-    from asdcore.features import LogMelConfig, Normalizer
-    from asdcore.pipeline import evaluate_systems, load_features, open_data
-    from subcluster_adacos.multi_distribution import (TrainingClasses, choose_variants_on_dev, decide,
-                                                      decision_thresholds, paper_variants, select_by_type)
+    from asdcore.experiment import RunFolder, get_logger, resolve_config, set_seed
 
     set_seed(args.seed)
     log = get_logger()
@@ -362,6 +369,19 @@ def run(args) -> int:
                      loss_weights=tuple(float(w) for w in config.loss_weights)).check()
     experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     run_folder = RunFolder.create(args.out, 2021, f"multi-distribution-{args.experiment}")
+    try:
+        return _run(args, config, quick, why, experiments, run_folder, log)
+    finally:
+        run_folder.close()
+
+
+def _run(args, config, quick, why, experiments, run_folder, log) -> int:
+    from asdcore.experiment import QUICK_BANNER
+    from asdcore.features import LogMelConfig, Normalizer
+    from asdcore.pipeline import evaluate_systems, load_features, open_data
+    from subcluster_adacos.multi_distribution import (TrainingClasses, choose_variants_on_dev, decide,
+                                                      decision_thresholds, paper_variants, select_by_type)
+
     if quick:
         log.info("%s (%s)", QUICK_BANNER, why)
     feature_config = LogMelConfig()
@@ -433,7 +453,6 @@ def run(args) -> int:
             print(f"official score (harmonic mean of all AUCs and pAUCs), {row.part}: {100 * row.score:.2f} %")
     run_folder.write_text("comparison.md", "\n".join(text))
     print(f"\nrun folder: {run_folder.path}")
-    run_folder.close()
     return 0
 
 

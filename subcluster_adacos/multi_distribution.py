@@ -50,6 +50,20 @@ is anomalous when its decision score exceeds the threshold. Decision score = ``Z
 domain and only the first term of eq. (3) on the target domain (training clips *and*, by default, test
 clips; ``target_decision="full"`` compares the full ``Z_target`` of the test clips instead).
 
+Choices the paper leaves open (defaults; options in ``MultiDistributionConfig``)
+----------------------------------------------------------------------------------
+* "weighted likelihoods of component k": the mixture weight is included (``component_weights=True``);
+  the 2020 public code scores without it (``False``).
+* The section GMM is fitted on the section's source clips only (eq. (2) and the text "normal data of the
+  source domain"); the target term has one component per target clip (three in the real data).
+* Section-only networks have no attribute centres: their attribute GMMs start from the section's centres.
+* The eq. (4) term is part of every score set (eq. (4) defines the score of one system), so a 20-set
+  ensemble holds it 20 times, in the same proportion to the embedding terms as in one set.
+* A class with one training clip (possible in small data) gets a Gaussian at that clip with covariance
+  ``reg_covar * I``; scikit-learn needs two samples, so the clip is given twice.
+* Target decisions compare the first term of eq. (3) of the test clip with the threshold from the same
+  term of the target training clips (``target_decision="first_term"``).
+
 BLAS threads
 ------------
 The GMMs are small (D = 128, a few hundred clips each) and there are many of them (sections + attribute
@@ -59,6 +73,7 @@ one), so every fit runs under ``threadpoolctl.threadpool_limits(1)``.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -237,7 +252,10 @@ class DistributionScorer:
         X = np.asarray(X, dtype=np.float64)
         if len(X) == 1:
             X = np.repeat(X, 2, axis=0)
-        with threadpool_limits(limits=1):  # see the module notes on BLAS threads
+        with threadpool_limits(limits=1), warnings.catch_warnings():  # BLAS threads: see the module notes
+            # scikit-learn's k-means start warns when a class has fewer distinct clips than components; the
+            # means come from means_init anyway
+            warnings.filterwarnings("ignore", message="Number of distinct clusters")
             return GMMBackend(n_components=len(means), means_init=means, reg_covar=self.reg_covar).fit(X)
 
     def fit(self, embeddings: np.ndarray, table: pd.DataFrame, section_centres: dict,

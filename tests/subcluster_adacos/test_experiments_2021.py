@@ -166,3 +166,4 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch):
     comparison = (run / "comparison.md").read_text()
     assert "QUICK MODE" in comparison and "SYNTHETIC" in comparison
     assert "Table 2" in comparison and "Table 5" in comparison and "75.03" in comparison
+    assert "nan" not in comparison  # empty cells are written "-"

@@ -365,7 +365,7 @@ def test_two_head_model_trains_and_both_scales_update(tmp_path):
 
 
 def test_unequal_loss_weights_scale_the_head_losses():
-    x, y1, y2 = two_label_data(n=6)
+    x, y1, y2 = two_label_data(n=12)
     losses = {}
     for weights in ((1.0, 1.0), (1.0, 0.0), (0.0, 1.0)):
         keras.utils.set_random_seed(0)
