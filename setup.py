@@ -27,6 +27,7 @@ setup(
         "matplotlib>=3.7",
         "tqdm>=4.60",
         "tabulate>=0.9",
+        "threadpoolctl>=3.1",
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={

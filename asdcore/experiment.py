@@ -57,6 +57,9 @@ def atomic_write_text(path, text: str, overwrite: bool = False) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; results are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -227,8 +230,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, ground_truth: bool = T
         parser.add_argument("--ground-truth", type=Path, default=None,
                             help="eval labels: 2020 eval_data_list.csv, 2021 folder of ground_truth_*.csv files")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="root of the run folders (default: runs)")
-    parser.add_argument("--quick", action="store_true",
-                        help="reduced settings for a CPU (few epochs); every output says so")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--quick", action="store_true",
+                       help="reduced settings for a CPU (few epochs); every output says so. The default on the "
+                            "synthetic data (no --data-root)")
+    modes.add_argument("--full", action="store_true",
+                       help="the paper's settings even on the synthetic data")
     parser.add_argument("--seed", type=int, default=0, help="one seed for Python, NumPy and Keras (default 0)")
     parser.add_argument("--config", type=Path, default=None, help="YAML file overriding the paper's settings")
     parser.add_argument("--skip-bad-files", action="store_true",
@@ -237,6 +244,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, ground_truth: bool = T
                         help="feature and synthetic-data cache (default: $ASD_CACHE_DIR or ~/.cache/asd_reference)")
     parser.add_argument("--synthetic-preset", default="quick",
                         help="size of the generated synthetic data when no --data-root is given (default: quick)")
+
+
+def resolve_quick(args) -> tuple[bool, str]:
+    """Quick mode or the paper's settings, and why: ``--quick``; or no ``--data-root`` (the synthetic data)
+    without ``--full``. Returns ``(quick, reason)``; the reason is "" in full mode."""
+    if getattr(args, "quick", False):
+        return True, "--quick"
+    if getattr(args, "data_root", None) is None and not getattr(args, "full", False):
+        return True, "no --data-root: synthetic data run in quick mode (give --full for the paper's settings)"
+    return False, ""
 
 
 def cache_root(explicit=None) -> Path:

@@ -105,7 +105,7 @@ def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.
     -------
     per_unit, summary : DataFrames with a ``system`` and a ``part`` column (percentages are *not*
         applied: AUC values are in [0, 1]). Both are also written to ``results.csv`` (per-unit rows
-        followed by the summary rows, told apart by the ``row`` column).
+        followed by the summary rows, told apart by the ``row`` column; ``mode`` says QUICK or full).
     """
     decisions = decisions or {}
     test_rows = (table["split"] == "test").to_numpy()
@@ -149,5 +149,6 @@ def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.
     per_unit = pd.concat(per_unit_all, ignore_index=True)
     summary = pd.concat(summary_all, ignore_index=True)
     results = pd.concat([per_unit.assign(row="unit"), summary.assign(row="summary")], ignore_index=True)
+    results.insert(0, "mode", "QUICK" if quick else "full")
     run.write_csv("results.csv", results)
     return per_unit, summary

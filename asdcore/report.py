@@ -58,7 +58,10 @@ def comparison_markdown(title: str, table: pd.DataFrame, notes: list[str] | None
         lines.append(f"> {note}")
     if notes:
         lines.append("")
-    lines.append(table.to_markdown(index=False, floatfmt=f".{digits}f", missingval="-"))
+    cells = table.astype(object).where(table.notna(), None)  # tabulate's missingval only replaces None
+    cells = cells.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)  # keep cells intact
+    cells.columns = [str(c).replace("|", "\\|") for c in cells.columns]
+    lines.append(cells.to_markdown(index=False, floatfmt=f".{digits}f", missingval="-"))
     lines.append("")
     return "\n".join(lines)
 
@@ -145,7 +148,7 @@ def published_in_paper_layout(tidy: pd.DataFrame, label_columns: list[str], mach
     :func:`ours_in_paper_layout`; ``rename`` maps published label columns to ours."""
     rows = tidy if machine_types is None else tidy[tidy["machine_type"].isin(list(machine_types))]
     wide = rows.pivot_table(index=label_columns + ["machine_type", "set"], columns="metric", values="value",
-                            sort=False, dropna=False).reset_index()
+                            sort=False).reset_index()
     wide = wide.rename(columns={"machine_type": "machine type", "set": "part", **(rename or {})})
     keys = [(rename or {}).get(c, c) for c in label_columns] + ["machine type"]
     missing = lambda r: np.full(len(r), np.nan)  # noqa: E731

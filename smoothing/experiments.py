@@ -660,7 +660,7 @@ def _given_scores(table, folder) -> np.ndarray:
         raise ASDError(f"{folder}: no scores for {int(missing.sum())} test clips (first: {first['machine_type']} "
                        f"{first['unit']} {first['domain']}); score the same data with run_dcase2021.py "
                        "multi-distribution (same --data-root)")
-    scores = joined["score"].to_numpy(dtype=float)
+    scores = joined["score"].to_numpy(dtype=float, copy=True)
     scores[~test] = np.nan
     return scores
 

@@ -253,7 +253,7 @@ def add_arguments(parser, year):
 
 
 def run(args) -> int:
-    from asdcore.experiment import QUICK_BANNER, RunFolder, get_logger, resolve_config, set_seed
+    from asdcore.experiment import QUICK_BANNER, RunFolder, get_logger, resolve_config, resolve_quick, set_seed
     from asdcore.features import LogMelConfig, Normalizer
     from asdcore.pipeline import evaluate_systems, load_features, open_data
     from asdcore.representations import score_simple_representation
@@ -261,8 +261,9 @@ def run(args) -> int:
 
     set_seed(args.seed)
     log = get_logger()
+    quick, why = resolve_quick(args)
     default = SubClusterAdaCosConfig()
-    if args.quick:
+    if quick:
         default = default.quick()
     config = resolve_config(default, args.config, {"epochs": args.epochs, "angle_mode": args.angle_mode})
     experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
@@ -270,11 +271,11 @@ def run(args) -> int:
         run_folder = RunFolder.resume(args.resume)
     else:
         run_folder = RunFolder.create(args.out, 2020, f"subcluster-adacos-{args.experiment}")
-    if args.quick:
-        log.info(QUICK_BANNER)
+    if quick:
+        log.info("%s (%s)", QUICK_BANNER, why)
     feature_config = LogMelConfig()
     source, table = open_data(args, 2020)
-    run_folder.write_config({"command": "subcluster-adacos", "experiments": experiments, "quick": args.quick,
+    run_folder.write_config({"command": "subcluster-adacos", "experiments": experiments, "quick": quick,
                              "data": source.description, "seed": args.seed, "settings": config,
                              "features": feature_config})
     table, features = load_features(table, feature_config, args, run_folder)
@@ -292,10 +293,10 @@ def run(args) -> int:
         systems.update(found)
         labels_by_experiment[name] = row_labels
         diverged_by_experiment[name] = diverged
-    per_unit, summary = evaluate_systems(run_folder, table, systems, 2020, quick=args.quick)
+    per_unit, summary = evaluate_systems(run_folder, table, systems, 2020, quick=quick)
     notes = [source.description]
-    if args.quick:
-        notes.append(f"{QUICK_BANNER}: {config.epochs} epochs, S in {config.subclusters}")
+    if quick:
+        notes.append(f"{QUICK_BANNER} ({why}): {config.epochs} epochs, S in {config.subclusters}")
     text = [f"# Sub-cluster AdaCos (Wilkinghoff 2020): {', '.join(experiments)}", ""]
     if summary.empty:
         text.append("No labelled test clips: submission files only.")

@@ -177,10 +177,13 @@ def _pivot(tidy, keys, rename):
 
 
 def _markdown(title, frame, notes):
-    """:func:`asdcore.report.comparison_markdown` with empty cells as "-" (NaN turned into None first)."""
+    """:func:`asdcore.report.comparison_markdown` with empty cells as "-" (NaN turned into None first) and
+    the "|" of the distributions' names escaped (it would split a markdown table cell)."""
     from asdcore.report import comparison_markdown
 
-    return comparison_markdown(title, frame.astype(object).where(frame.notna(), None), notes)
+    cells = frame.astype(object).where(frame.notna(), None)
+    cells = cells.rename(columns=lambda c: str(c).replace("|", "\\|"))
+    return comparison_markdown(title, cells, notes)
 
 
 def _machine_rank(machine_type):
@@ -343,21 +346,17 @@ def add_arguments(parser, year):
                         help="score the networks after every N epochs (paper: 100)")
     parser.add_argument("--subclusters", default=None,
                         help="comma-separated numbers of sub-clusters S (paper: 1,2,4,8,16)")
-    parser.add_argument("--full", action="store_true",
-                        help="the paper's settings even on the synthetic data (default there: quick mode)")
     parser.add_argument("--variant-choice", choices=("paper", "dev"), default=None,
                         help="per machine type: the paper's choice of network variant (default) or the better "
                              "one on the labelled development set")
 
 
 def run(args) -> int:
-    from asdcore.experiment import RunFolder, get_logger, resolve_config, set_seed
+    from asdcore.experiment import RunFolder, get_logger, resolve_config, resolve_quick, set_seed
 
     set_seed(args.seed)
     log = get_logger()
-    quick = bool(args.quick) or (getattr(args, "data_root", None) is None and not args.full)
-    why = ("--quick" if args.quick else "no --data-root: synthetic data run in quick mode (give --full for the "
-           "paper's settings)") if quick else ""
+    quick, why = resolve_quick(args)
     default = MultiDistributionConfig()
     if quick:
         default = default.quick()
@@ -416,10 +415,6 @@ def _run(args, config, quick, why, experiments, run_folder, log) -> int:
         run_folder.write_csv(f"thresholds/{name}.csv", thresholds)
         decisions[name] = decide(values, table, thresholds)
     per_unit, summary = evaluate_systems(run_folder, table, scores, 2021, decisions=decisions, quick=quick)
-    if quick and (run_folder.path / "results.csv").exists():
-        results = pd.read_csv(run_folder.path / "results.csv")
-        results.insert(0, "mode", "QUICK")
-        run_folder.write_csv("results.csv", results, overwrite=True)
 
     n_sets = len(config.subclusters) * len(_checkpoints(config))
     notes = [source.description,

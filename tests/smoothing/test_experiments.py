@@ -1,0 +1,194 @@
+"""The ``smoothing`` command of run_dcase2021.py: arguments, configs, amplitude standardisation, given
+generative scores, compiled-model reuse, and the quick run end to end on a tiny synthetic set."""
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+
+import run_dcase2021
+from asdcore.errors import ASDError
+from asdcore.features import LogMelConfig, compute_logmel
+from smoothing import experiments as E
+
+SYSTEMS = ("SerialOE", "AE", "Proposed", "Proposed_Oracle")
+
+
+# ------------------------------------------------------------------------------------------- arguments
+def test_missing_generative_scores_is_a_one_line_error(capsys, tmp_path):
+    rc = run_dcase2021.main(["smoothing", "--generative", "subcluster-adacos", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "run_dcase2021.py multi-distribution" in err and "--generative-scores" in err
+    assert not (tmp_path / "2021").exists()  # nothing started
+
+
+@pytest.mark.parametrize("argv", [["--generative-scores", "x"], ["--quick", "--full"]])
+def test_contradicting_flags(capsys, tmp_path, argv):
+    assert run_dcase2021.main(["smoothing", "--out", str(tmp_path)] + argv) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_configs_default_to_the_paper(tmp_path):
+    protocol, ae, oe = E.load_configs()
+    assert (ae.epochs, ae.batch_segments, ae.learning_rate, ae.n_segments) == (1500, 16, 1e-3, 7)  # IV-A
+    assert (oe.backbone, oe.epochs, oe.batch_size, oe.n_mels, oe.hop_length) == ("efficientnet_b0", 150, 128, 224, 256)
+    assert (protocol.source_fraction, protocol.n_target_fit, protocol.k_max, protocol.n_draws) == (0.85, 2, 2048, 20)
+    assert protocol.fractions == tuple(round(0.05 * i, 2) for i in range(1, 21))  # Fig. 5
+    assert protocol.standardize_amplitude and protocol.datas == ("source", "all")
+    q_protocol, q_ae, q_oe = E.load_configs(quick=True)
+    assert q_oe.backbone == "light" and q_ae.epochs < 1500 and q_oe.epochs < 150 and q_protocol.n_draws < 20
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"ae": {"epochs": 3}, "protocol": {"pool": "machine_type"}}))
+    protocol, ae, oe = E.load_configs(path, quick=True)
+    assert ae.epochs == 3 and protocol.pool == "machine_type" and oe.backbone == "light"
+    for bad in ({"ae": {"epoch": 3}}, {"network": {"epochs": 3}}, {"protocol": {"level": "frame"}}):
+        path.write_text(yaml.safe_dump(bad))
+        with pytest.raises(ASDError):
+            E.load_configs(path)
+
+
+# ----------------------------------------------------------------------------- amplitude standardisation
+@pytest.mark.parametrize("config", [
+    LogMelConfig(n_fft=1024, hop_length=512, n_mels=128, fmin=50, fmax=7800, window="hann",
+                 floor=float(np.finfo(float).eps), n_frames=None),          # the autoencoder's (log)
+    LogMelConfig(n_fft=2048, hop_length=256, n_mels=224, fmin=50, fmax=7800, window="hann", power=1.0,
+                 log=False, n_frames=None, mel_norm=None, htk=True),       # SerialOE's (magnitude)
+])
+def test_standardised_features_equal_features_of_the_standardised_wave(config):
+    rng = np.random.default_rng(0)
+    wave = (0.05 * rng.normal(size=16000) + 0.01 * np.sin(np.arange(16000) * 0.3) + 0.02).astype(np.float32)
+    standardised = ((wave - wave.mean()) / wave.std()).astype(np.float32)
+    want = compute_logmel(standardised, config, workers=1)
+    got = E.standardize_features(compute_logmel(wave, config, workers=1), np.array([wave.std()]), config)
+    if config.log:
+        np.testing.assert_allclose(got, want, atol=2e-3)
+    else:
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-4 * np.abs(want).max())
+
+
+def test_waveform_std_and_cache(tmp_path):
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(3):
+        wave = rng.normal(scale=0.1 * (i + 1), size=8000)
+        paths.append(tmp_path / f"c{i}.wav")
+        sf.write(paths[-1], wave, 16000, subtype="FLOAT")
+    want = [np.std(sf.read(p, dtype="float64")[0]) for p in paths]
+    got = E.waveform_std(paths, tmp_path / "cache")
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    cached = pd.read_csv(tmp_path / "cache" / "waveform_std_sr16000.csv")
+    assert len(cached) == 3
+    np.testing.assert_allclose(E.waveform_std(paths, tmp_path / "cache"), got)
+
+
+# ---------------------------------------------------------------------------------- given a_G scores
+def scored_table():
+    rows = []
+    for unit in ("section_00", "section_03"):
+        for domain in ("source", "target"):
+            for label in ("normal", "anomaly"):
+                for i in range(2):
+                    rows.append(dict(path=f"/x/{unit}_{domain}_{label}_{i}.wav", file=f"{unit}_{domain}_test_{label}_{i:04d}.wav",
+                                     year=2021, part="dev" if unit == "section_00" else "eval", machine_type="fan",
+                                     unit=unit, domain=domain, split="test", label=label, attributes="", index=f"{i:04d}"))
+    rows.append(dict(path="/x/t.wav", file="section_00_source_train_normal_0000_a_1.wav", year=2021, part="dev",
+                     machine_type="fan", unit="section_00", domain="source", split="train", label="normal",
+                     attributes="a_1", index="0000"))
+    return pd.DataFrame(rows)
+
+
+def test_given_scores_are_read_per_clip(tmp_path):
+    from asdcore.submission import write_scores
+
+    table = scored_table()
+    scores = np.where(table["split"] == "test", np.arange(len(table)) * 0.5, np.nan)
+    write_scores(table, scores, tmp_path / "given", 2021)
+    got = E._given_scores(table, tmp_path / "given")
+    test = (table["split"] == "test").to_numpy()
+    np.testing.assert_array_equal(got[test], scores[test])
+    assert np.isnan(got[~test]).all()
+    partial = tmp_path / "partial"
+    write_scores(table[table["unit"] == "section_00"], scores[(table["unit"] == "section_00").to_numpy()], partial, 2021)
+    with pytest.raises(ASDError, match="multi-distribution"):
+        E._given_scores(table, partial)
+
+
+# ------------------------------------------------------------------------------- compiled-model reuse
+@pytest.mark.slow
+def test_model_cache_reuse_equals_a_new_model():
+    from smoothing.autoencoder import AEConfig
+
+    config = AEConfig(segment_seconds=0.5, epochs=2, batch_segments=4, hidden_units=16, bottleneck_units=4)
+    protocol = E.ProtocolConfig(validate_every=0, jit_compile=False)
+    rng = np.random.default_rng(0)
+    clips_a, clips_b = rng.normal(size=(2, 10, 40, 128)).astype(np.float32)
+    cache = E.ModelCache()
+    E.train_autoencoder_for(clips_a, clips_a[:2], config, protocol, seed=1, cache=cache)
+    reused, _ = E.train_autoencoder_for(clips_b, clips_b[:2], config, protocol, seed=2, cache=cache)
+    reused_weights = [w.copy() for w in reused.get_weights()]
+    fresh, _ = E.train_autoencoder_for(clips_b, clips_b[:2], config, protocol, seed=2, cache=E.ModelCache())
+    for a, b in zip(reused_weights, fresh.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ end to end
+def tiny_run(tmp_path, extra=(), generative_scores=None):
+    from asdcore.synthetic import generate
+
+    data = tmp_path / "data"
+    if not data.exists():
+        generate(2021, data, preset="tiny", duration=5.0)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"ae": {"epochs": 1}, "serial_oe": {"epochs": 1},
+                                      "protocol": {"clip_seconds": 5.0, "n_draws": 2, "fractions": [0.5, 1.0]}}))
+    argv = ["smoothing", "--data-root", str(data), "--quick", "--config", str(config), "--out", str(tmp_path / "runs"),
+            "--cache-dir", str(tmp_path / "cache"), *extra]
+    assert run_dcase2021.main(argv) == 0
+    runs = sorted((tmp_path / "runs" / "2021").glob("*/*"))
+    return runs[-1]
+
+
+def test_quick_run_end_to_end(tmp_path, capsys):
+    run = tiny_run(tmp_path)
+    out = capsys.readouterr().out
+    assert "Table II" in out and "Table I" in out and "Fig. 5" in out
+    assert "QUICK" in run.parent.name
+    n_files = 2 * 6 * 2  # fan and ToyCar, six sections, two domains
+    for system in SYSTEMS:
+        assert len(list((run / "scores" / system).glob("anomaly_score_*_test.csv"))) == n_files
+    results = pd.read_csv(run / "results.csv")
+    assert set(results["system"]) == set(SYSTEMS)
+    summary = results[(results["row"] == "summary") & (results["domain"] == "all")
+                      & (results["statistic"] == "harmonic mean") & (results["machine_type"] == "all")]
+    assert set(summary["part"]) == {"dev", "eval"} and summary["score"].between(0, 1).all()
+    text = (run / "comparison.md").read_text()
+    assert text.count("QUICK MODE") >= 3 and "Table II" in text and "Table I" in text and "Fig. 5" in text
+    assert (run / "plots" / "fig5_fraction.png").stat().st_size > 0
+    for name in ("ae_fan.keras", "ae_ToyCar.keras", "serial_oe_fan.keras", "serial_oe_ToyCar.keras", "split.csv"):
+        assert (run / "models" / name).is_file()
+    selection = pd.read_csv(run / "selection.csv")
+    assert set(selection["mode"]) == {"QUICK"} and set(selection["system"]) == {"Proposed", "SerialOE"}
+    # Proposed uses, per machine type, the setting that is best on the dev sections
+    proposed = selection[(selection["system"] == "Proposed") & (selection["part"] == "dev")]
+    for mtype in ("fan", "ToyCar"):
+        best = proposed[proposed["machine_type"] == mtype]["score"].max()
+        dev = results[(results["row"] == "summary") & (results["system"] == "Proposed") & (results["part"] == "dev")
+                      & (results["machine_type"] == mtype) & (results["domain"] == "all")
+                      & (results["statistic"] == "harmonic mean")]
+        assert dev["score"].iloc[0] == pytest.approx(best, rel=1e-9)
+    fraction = pd.read_csv(run / "fraction.csv")
+    assert set(fraction["fraction"]) == {0.5, 1.0} and set(fraction["system"]) == {"Proposed", "AE"}
+    split = pd.read_csv(run / "models" / "split.csv")
+    assert set(split["role"]) == {"fit", "val"}
+
+
+@pytest.mark.slow
+def test_subcluster_adacos_scores_are_smoothed(tmp_path):
+    first = tiny_run(tmp_path, ["--experiment", "table"])
+    run = tiny_run(tmp_path, ["--experiment", "table", "--generative", "subcluster-adacos", "--generative-scores",
+                              str(first / "scores" / "AE")])
+    assert {p.name for p in (run / "scores").iterdir()} == {"SerialOE", "SubclusterAdaCos", "Proposed",
+                                                            "Proposed_Oracle"}
+    text = (run / "comparison.md").read_text()
+    assert "a_G = sub-cluster AdaCos" in text and "(a_G = AE)" in text
