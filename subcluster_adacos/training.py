@@ -169,7 +169,6 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
         ``diverged`` (bool), ``scales`` (adaptive scale per epoch), ``snapshots`` (epoch -> path),
         ``history`` (Keras history dict).
     """
-    import tensorflow as tf
 
     from subcluster_adacos.network import build_training_model
 
@@ -186,10 +185,23 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
                                      mixup=config.mixup, angle_mode=config.angle_mode,
                                      input_shape=input_shape or tuple(features.shape[1:]), l2=config.l2,
                                      class_weights=weights, seed=seed)
-        # XLA compilation pays off on GPUs; on a CPU it costs more than it saves for this network.
-        on_gpu = bool(tf.config.list_logical_devices("GPU"))
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), jit_compile=on_gpu)
+        _compile(model, config)
     monitor = ScaleMonitor(config.divergence_scale)
+    dataset = make_dataset(features, labels, n_classes, config.batch_size, shuffle=True, seed=seed)
+    return _fit(model, dataset, config, monitor, model_dir, verbose, scales=lambda: monitor.history)
+
+
+def _compile(model, config: TrainingConfig) -> None:
+    """Adam with the configured learning rate; XLA only on GPUs (on a CPU it costs more than it saves)."""
+    import tensorflow as tf
+
+    on_gpu = bool(tf.config.list_logical_devices("GPU"))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), jit_compile=on_gpu)
+
+
+def _fit(model, dataset, config: TrainingConfig, monitor, model_dir, verbose, scales):
+    """``model.fit`` with the scale monitor, NaN stop and, under ``model_dir``, the resumable backup,
+    snapshots every ``config.checkpoint_every`` epochs and the CSV log. Returns ``(model, info)``."""
     callbacks = [monitor, keras.callbacks.TerminateOnNaN()]
     if model_dir is not None:
         model_dir = Path(model_dir)
@@ -197,13 +209,12 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
         callbacks += [keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
                       EpochSnapshots(model_dir, config.checkpoint_every, config.epochs),
                       keras.callbacks.CSVLogger(str(model_dir / "training_log.csv"), append=True)]
-    dataset = make_dataset(features, labels, n_classes, config.batch_size, shuffle=True, seed=seed)
     history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     snapshots = {}
     if model_dir is not None:
         for path in sorted(model_dir.glob("epoch_*.keras")):
             snapshots[int(path.stem.split("_")[1])] = path
-    return model, {"diverged": monitor.diverged, "scales": monitor.history, "snapshots": snapshots,
+    return model, {"diverged": monitor.diverged, "scales": scales(), "snapshots": snapshots,
                    "history": dict(history.history)}
 
 
@@ -304,7 +315,6 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
     -------
     model, info : as :func:`train_model`; ``info["scales"]`` maps head layer name -> scale per epoch.
     """
-    import tensorflow as tf
 
     from subcluster_adacos.network import build_multi_head_training_model, head_names
 
@@ -330,21 +340,7 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
                                                 input_shape=input_shape or tuple(features.shape[1:]),
                                                 l2=config.l2, class_weights=weights, loss_weights=loss_weights,
                                                 seed=seed)
-        on_gpu = bool(tf.config.list_logical_devices("GPU"))
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), jit_compile=on_gpu)
+        _compile(model, config)
     monitor = HeadScaleMonitor(head_names(len(n_classes)), config.divergence_scale)
-    callbacks = [monitor, keras.callbacks.TerminateOnNaN()]
-    if model_dir is not None:
-        model_dir = Path(model_dir)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        callbacks += [keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
-                      EpochSnapshots(model_dir, config.checkpoint_every, config.epochs),
-                      keras.callbacks.CSVLogger(str(model_dir / "training_log.csv"), append=True)]
     dataset = make_multi_label_dataset(features, label_sets, n_classes, config.batch_size, shuffle=True, seed=seed)
-    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
-    snapshots = {}
-    if model_dir is not None:
-        for path in sorted(model_dir.glob("epoch_*.keras")):
-            snapshots[int(path.stem.split("_")[1])] = path
-    return model, {"diverged": monitor.diverged, "scales": monitor.histories, "snapshots": snapshots,
-                   "history": dict(history.history)}
+    return _fit(model, dataset, config, monitor, model_dir, verbose, scales=lambda: monitor.histories)
