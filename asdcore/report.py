@@ -46,9 +46,11 @@ def side_by_side(ours: pd.DataFrame, published: pd.DataFrame | None, keys: list[
     for key in keys:
         left[key] = left[key].astype(str)
         right[key] = right[key].astype(str)
-    merged = left.merge(right, on=keys, how="outer", sort=False)
+    left["_order"] = np.arange(len(left))
+    # An outer merge sorts its keys; keep our row order, with rows only the paper has at the end.
+    merged = left.merge(right, on=keys, how="outer").sort_values("_order", kind="stable", na_position="last")
     ordered = keys + [c for m in metrics for c in (f"{m} (ours)", f"{m} (paper)")]
-    return merged[ordered]
+    return merged[ordered].reset_index(drop=True)
 
 
 def comparison_markdown(title: str, table: pd.DataFrame, notes: list[str] | None = None, digits: int = 2) -> str:
@@ -136,9 +138,9 @@ def ours_in_paper_layout(summary: pd.DataFrame, row_labels: dict[str, dict], mac
     if machine_types is not None:
         rows = rows[rows["machine_type"].isin(list(machine_types))]
     rows = rows.rename(columns={"system": "_system", "machine_type": "machine type"})
-    label_frame = pd.DataFrame([{"_system": s, **labels} for s, labels in row_labels.items()])
-    rows = rows.merge(label_frame, on="_system")
-    keys = [c for c in label_frame.columns if c != "_system"] + ["machine type"]
+    label_frame = pd.DataFrame([{"_system": s, "_rank": i, **labels} for i, (s, labels) in enumerate(row_labels.items())])
+    rows = rows.merge(label_frame, on="_system").sort_values("_rank", kind="stable")  # the order of row_labels
+    keys = [c for c in label_frame.columns if c not in ("_system", "_rank")] + ["machine type"]
     return _by_part(rows, keys, lambda r: 100 * r["auc"], lambda r: 100 * r["pauc"])
 
 

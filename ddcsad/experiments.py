@@ -96,7 +96,7 @@ QUICK_CONFIG = dataclasses.replace(
     PAPER_CONFIG,
     units_per_type=1,  # the first ID of each machine type in each part: 12 models per loss
     backbone="light",
-    light_channels=(16, 32, 64),
+    light_channels=(8, 16, 32),
     light_input_pool=2,
     iterations=40,
     finetune_iterations=20,
@@ -169,8 +169,6 @@ def add_arguments(parser, year):
                         help="real anomalies per ID for Fig. 2, e.g. 0,1,2,4,...,64 or 'paper' (default 0: Table II only)")
     parser.add_argument("--backbone", choices=("resnet38", "light"), default=None,
                         help="feature extractor: resnet38 (paper) or light (CPU); default resnet38, quick: light")
-    parser.add_argument("--full", action="store_true",
-                        help="the paper's settings even on the synthetic data (default there: quick mode)")
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -274,12 +272,9 @@ class LossTrainer:
 # ------------------------------------------------------------------------------------------ the run
 
 def _config_from_args(args) -> tuple[DDCSADConfig, bool, str]:
-    from asdcore.experiment import resolve_config
+    from asdcore.experiment import resolve_config, resolve_quick
 
-    synthetic = getattr(args, "data_root", None) is None
-    quick = bool(args.quick) or (synthetic and not args.full)
-    why = ("--quick" if args.quick else "no --data-root: synthetic data run in quick mode (give --full for the "
-           "paper's settings)") if quick else ""
+    quick, why = resolve_quick(args)
     overrides = {}
     if args.losses is not None:
         overrides["losses"] = parse_losses(args.losses)
@@ -338,7 +333,7 @@ def _run(args, config, quick, why, run_folder, log):
     from ddcsad import data
 
     t_start = time.time()
-    mode = "QUICK" if quick else "paper"
+    mode = "QUICK" if quick else "full"  # the `mode` column of every CSV (as results.csv)
     if quick:
         log.info("%s [%s]", QUICK_BANNER, why)
         run_folder.write_text("QUICK_MODE.txt", f"{QUICK_BANNER}\nreason: {why}\n")

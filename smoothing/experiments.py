@@ -486,9 +486,6 @@ def add_arguments(parser, year):
                         help="folder of DCASE 2021 anomaly_score_*.csv files of the generative system, e.g. "
                              "scores/<system>/ of a run_dcase2021.py multi-distribution run")
     add_common_arguments(parser)
-    parser.add_argument("--full", action="store_true",
-                        help="the paper's settings even on the synthetic data (without --data-root the default "
-                             "is --quick)")
 
 
 def _check_arguments(args):
@@ -498,15 +495,13 @@ def _check_arguments(args):
     if args.generative == "ae" and args.generative_scores is not None:
         raise ASDError("--generative-scores is only used with --generative subcluster-adacos; drop it or add "
                        "--generative subcluster-adacos")
-    if args.quick and args.full:
-        raise ASDError("--quick and --full contradict each other; give one of them")
 
 
 def run(args) -> int:
-    from asdcore.experiment import QUICK_BANNER, RunFolder, get_logger, set_seed
+    from asdcore.experiment import QUICK_BANNER, RunFolder, get_logger, resolve_quick, set_seed
 
     _check_arguments(args)
-    quick = bool(args.quick or (args.data_root is None and not args.full))
+    quick, why = resolve_quick(args)  # --quick, or the synthetic data without --full
     protocol, ae_config, oe_config = load_configs(args.config, quick)
     if protocol.level == "segment" and (ae_config.n_segments, ae_config.segment_seconds) != \
             (oe_config.n_segments, oe_config.segment_seconds):
@@ -522,7 +517,7 @@ def run(args) -> int:
     run_folder = RunFolder.create(args.out, 2021, name)
     started = time.perf_counter()
     if quick:
-        log.info(QUICK_BANNER)
+        log.info("%s (%s)", QUICK_BANNER, why)
     try:
         result = _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, log)
     finally:
@@ -533,12 +528,13 @@ def run(args) -> int:
 
 
 def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, log) -> int:
-    from asdcore.experiment import cache_root
+    from asdcore.experiment import QUICK_BANNER, cache_root
     from asdcore.pipeline import load_features, open_data
 
     source, table = open_data(args, 2021)
     run_folder.write_config({"command": "smoothing", "experiments": experiments, "generative": args.generative,
                              "generative_scores": args.generative_scores, "quick": quick,
+                             "mode": QUICK_BANNER if quick else "paper settings",
                              "data": source.description, "seed": args.seed, "protocol": protocol,
                              "autoencoder": ae_config, "serial_oe": oe_config})
     machine_types = sorted(table["machine_type"].unique())
@@ -639,8 +635,8 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
     del oe_feats
 
     # ---- systems -------------------------------------------------------------------------------------
-    # One BLAS thread for the many small GMM fits and distance matrices of quick runs: on a busy CPU,
-    # spinning BLAS threads make them tens of times slower.
+    # One BLAS thread for the many small distance matrices of quick runs: on a busy CPU, spinning BLAS
+    # threads make them many times slower (the GMM back-end limits itself).
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1 if quick else None, user_api="blas"):

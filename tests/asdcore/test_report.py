@@ -36,6 +36,9 @@ def test_side_by_side_keeps_rows_missing_on_either_side():
     gmm_all = merged[(merged["backend"] == "GMM") & (merged["machine type"] == "all")].iloc[0]
     assert gmm_all["dev AUC (ours)"] == 70.0 and gmm_all["dev AUC (paper)"] == 92.5
     assert gmm_all["eval AUC (paper)"] == 94.7
+    ours_b = ours_in_paper_layout(_summary(), {"b": {"backend": "z-first"}, "a": {"backend": "a-second"}})
+    order = side_by_side(ours_b, paper.rename(columns={}), ["backend", "machine type"], ["dev AUC"])["backend"]
+    assert list(order)[:2] == ["z-first", "a-second"]  # our row order, not alphabetical
     plda = merged[merged["backend"] == "PLDA"].iloc[0]
     assert np.isnan(plda["dev AUC (ours)"]) and plda["dev AUC (paper)"] == 88.2
 
