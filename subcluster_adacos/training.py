@@ -209,7 +209,8 @@ def _fit(model, dataset, config: TrainingConfig, monitor, model_dir, verbose, sc
         callbacks += [keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
                       EpochSnapshots(model_dir, config.checkpoint_every, config.epochs),
                       keras.callbacks.CSVLogger(str(model_dir / "training_log.csv"), append=True)]
-    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    # The dataset shuffles itself each epoch (make_dataset); shuffle=False only silences Keras.
+    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     snapshots = {}
     if model_dir is not None:
         for path in sorted(model_dir.glob("epoch_*.keras")):
