@@ -60,9 +60,9 @@ def comparison_markdown(title: str, table: pd.DataFrame, notes: list[str] | None
         lines.append(f"> {note}")
     if notes:
         lines.append("")
-    cells = table.astype(object).where(table.notna(), None)  # tabulate's missingval only replaces None
-    cells = cells.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)  # keep cells intact
+    cells = table.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)  # "|" would split a cell
     cells.columns = [str(c).replace("|", "\\|") for c in cells.columns]
+    cells = cells.astype(object).where(cells.notna(), None)  # tabulate's missingval only replaces None
     lines.append(cells.to_markdown(index=False, floatfmt=f".{digits}f", missingval="-"))
     lines.append("")
     return "\n".join(lines)

@@ -7,6 +7,14 @@ reference implementation, and every choice the paper leaves open is a documented
 Modules: :mod:`ddcsad.losses` (eqs. 1-4, ``keras.ops``), :mod:`ddcsad.model` (``DDCSADModel`` with its
 custom training step, ``CentroidUpdate``), :mod:`ddcsad.backbones` (ResNet38 of PANNs, a light CNN).
 """
-from ddcsad.losses import ANOMALY, NORMAL, OUTLIER, VARIANTS
-
 __all__ = ["NORMAL", "OUTLIER", "ANOMALY", "VARIANTS"]
+
+
+def __getattr__(name):
+    """``ddcsad.NORMAL`` etc. from :mod:`ddcsad.losses`, imported on first use: importing the package (as
+    ``run_dcase2020.py ddcsad --help`` does) must not load Keras/TensorFlow."""
+    if name in __all__:
+        from ddcsad import losses
+
+        return getattr(losses, name)
+    raise AttributeError(f"module 'ddcsad' has no attribute {name!r}")

@@ -32,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 from asdcore.errors import ASDError
-from ddcsad.losses import VARIANTS
+
+VARIANTS = ("bce", "dsad", "ddcsad", "bce+dsad", "bce+ddcsad")
+"""The five losses of Table II (= ``ddcsad.losses.VARIANTS``; repeated so that ``--help`` needs no Keras)."""
 
 __all__ = ["DDCSADConfig", "PAPER_CONFIG", "QUICK_CONFIG", "parse_losses", "parse_counts", "build_encoder",
            "LossTrainer", "add_arguments", "run"]

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from asdcore.errors import ASDError
+from asdcore.report import comparison_markdown
 
 EXPERIMENTS = ("distributions", "losses", "system")
 
@@ -176,16 +177,6 @@ def _pivot(tidy, keys, rename):
     return wide
 
 
-def _markdown(title, frame, notes):
-    """:func:`asdcore.report.comparison_markdown` with empty cells as "-" (NaN turned into None first) and
-    the "|" of the distributions' names escaped (it would split a markdown table cell)."""
-    from asdcore.report import comparison_markdown
-
-    cells = frame.astype(object).where(frame.notna(), None)
-    cells = cells.rename(columns=lambda c: str(c).replace("|", "\\|"))
-    return comparison_markdown(title, cells, notes)
-
-
 def _machine_rank(machine_type):
     """Position in the paper's tables (ToyCar ... valve, then other types, then "all")."""
     order = {m: i for i, m in enumerate(MACHINE_ORDER)}
@@ -237,7 +228,7 @@ def table2(per_unit, summary, notes):
     merged = merged.sort_values(["_m", "_h", "_d", "section"], kind="stable").drop(columns=["_m", "_h", "_d"])
     merged = merged.reset_index(drop=True)
     title = "Table 2: AUC and pAUC (%) per section and domain, development set (F1 of the decisions: ours only)"
-    return _markdown(title, merged, notes), merged
+    return comparison_markdown(title, merged, notes), merged
 
 
 def _domain_rows(summary, system, part, label, domains=("source", "target")):
@@ -269,7 +260,7 @@ def _wide_table(summary, systems: dict, table_name, label_column, title, notes, 
     if merged is None:
         return "", pd.DataFrame()
     merged = _order(merged)
-    return _markdown(title, merged, notes), merged
+    return comparison_markdown(title, merged, notes), merged
 
 
 def table3(summary, notes):
@@ -319,7 +310,7 @@ def table5(summary, notes):
                                    "MobileNetV2 pAUC (paper)", "AUC (ours)", "AUC (paper)", "pAUC (ours)",
                                    "pAUC (paper)"]])
     title = "Table 5: harmonic means of AUC and pAUC (%), evaluation set (all / both: the official score)"
-    return _markdown(title, merged, notes), merged
+    return comparison_markdown(title, merged, notes), merged
 
 
 # --- the command -----------------------------------------------------------------------------------------

@@ -51,3 +51,11 @@ def test_plot_scores_writes_one_png_per_machine_type(tmp_path):
     paths = plot_scores(table, "score", tmp_path)
     assert sorted(p.name for p in paths) == ["fan.png", "pump.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_markdown_writes_missing_cells_as_dash_and_escapes_pipes():
+    from asdcore.report import comparison_markdown
+
+    text = comparison_markdown("T", pd.DataFrame({"P(x|s,k)": [1.0, np.nan], "b": ["a|b", None]}), ["note"])
+    assert "nan" not in text and "| -" in text
+    assert "P(x\\|s,k)" in text and "a\\|b" in text and "> note" in text

@@ -1,5 +1,6 @@
 """The ``ddcsad`` command end to end on a tiny synthetic set, and its pieces (flags, model reuse)."""
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,18 @@ def test_parse_flags():
     assert E.parse_losses("all") == ("bce", "dsad", "ddcsad", "bce+dsad", "bce+ddcsad")
     with pytest.raises(ASDError):
         E.parse_losses("bce,triplet")
+
+
+def test_help_needs_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; import ddcsad.experiments as e; from ddcsad.losses import VARIANTS; "
+            "assert e.VARIANTS == VARIANTS")
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+    code = "import sys, ddcsad.experiments; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 
 
 def test_paper_defaults():

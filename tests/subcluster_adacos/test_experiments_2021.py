@@ -121,7 +121,6 @@ def _only_run_folder(base: Path) -> Path:
     return folders[0]
 
 
-@pytest.mark.slow
 def test_quick_run_end_to_end(tmp_path, monkeypatch):
     """One two-head network (ToyCar), one epoch, on a tiny synthetic set with 2 s clips."""
     import run_dcase2021
