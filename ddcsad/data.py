@@ -65,13 +65,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from asdcore.amplitude import waveform_statistics
 from asdcore.errors import ASDError
 from ddcsad.losses import ANOMALY, NORMAL, OUTLIER
 
@@ -244,72 +243,6 @@ def anomaly_pool(table: pd.DataFrame, units, size: int = 64, max_fraction: float
 
 
 # ------------------------------------------------------------------------------ amplitude normalisation
-
-def _identity(path: str) -> str:
-    st = os.stat(path)
-    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
-
-
-def waveform_statistics(paths, cache_dir=None, sr: int = 16000, skip_bad_files: bool = False,
-                        chunk: int = 256) -> pd.DataFrame:
-    """Per recording: number of samples, sum and sum of squares of the waveform (float64).
-
-    Parameters
-    ----------
-    paths : sequence of str
-    cache_dir : path, optional
-        Folder of the cache file ``waveform_stats_sr<sr>.csv`` (rows ``identity, n, sum, sumsq``, the
-        identity being ``path|size|mtime_ns``); None disables it.
-    sr : int
-        Sample rate the recordings are read at (as the features).
-    skip_bad_files : bool
-        Unreadable recordings get NaN statistics instead of raising.
-
-    Returns
-    -------
-    DataFrame
-        ``path, n, sum, sumsq`` aligned with ``paths``.
-    """
-    from asdcore.audio import load_many
-    from asdcore.experiment import atomic_write_csv
-
-    paths = [os.path.abspath(os.fspath(p)) for p in paths]
-    ids = []
-    for p in paths:
-        try:
-            ids.append(_identity(p))
-        except OSError:
-            ids.append(None)
-    cache_file = None if cache_dir is None else Path(cache_dir) / f"waveform_stats_sr{int(sr)}.csv"
-    known = {}
-    if cache_file is not None and cache_file.is_file():
-        try:
-            cached = pd.read_csv(cache_file, dtype={"identity": str})
-            known = {r.identity: (r.n, r.sum, r.sumsq) for r in cached.itertuples(index=False)}
-        except (OSError, ValueError, AttributeError):
-            known = {}
-    values = [known.get(key, (np.nan,) * 3) if key is not None else (np.nan,) * 3 for key in ids]
-    todo = [i for i, key in enumerate(ids) if key is None or key not in known]
-    added = False
-    for start in range(0, len(todo), chunk):
-        part = todo[start: start + chunk]
-        waves, _bad = load_many([paths[i] for i in part], sr=sr, skip_bad_files=skip_bad_files)
-        for i, wave in zip(part, waves):
-            if wave is None:
-                continue  # skipped bad file: NaN statistics
-            w = wave.astype(np.float64)
-            values[i] = (float(w.size), float(w.sum()), float(np.dot(w, w)))
-            if ids[i] is not None:
-                known[ids[i]] = values[i]
-                added = True
-    if cache_file is not None and added:
-        rows = pd.DataFrame([(k, *v) for k, v in known.items()], columns=["identity", "n", "sum", "sumsq"])
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_csv(rows, cache_file, overwrite=True, float_format="%.17g")
-    out = pd.DataFrame(values, columns=["n", "sum", "sumsq"], dtype=np.float64)
-    out.insert(0, "path", paths)
-    return out
-
 
 def _group_keys(table: pd.DataFrame, level: str) -> np.ndarray:
     if level == "machine":

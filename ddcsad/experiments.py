@@ -355,7 +355,7 @@ def _run(args, config, quick, why, run_folder, log):
     table = table[wanted].reset_index(drop=True)
     table, features = load_features(table, feature_config, args, run_folder)
     offsets, amplitudes = data.amplitude_normalisation(
-        table, config.amplitude_norm, cache_dir=cache_root(args.cache_dir) / "ddcsad",
+        table, config.amplitude_norm, cache_dir=cache_root(args.cache_dir) / "amplitude",
         sr=feature_config.sr, skip_bad_files=args.skip_bad_files)
     data.normalise_amplitude(features, offsets)
     run_folder.write_csv("amplitude.csv", amplitudes.assign(level=config.amplitude_norm, mode=mode))

@@ -41,7 +41,6 @@ files).
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 import zlib
@@ -51,6 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from asdcore.amplitude import waveform_std
 from asdcore.errors import ASDError
 from smoothing.protocol import FIG5_FRACTIONS
 
@@ -203,39 +203,6 @@ def _seed_for(seed: int, *keys) -> int:
 def _frames(seconds: float, sr: int, hop: int) -> int:
     """Frames of a centred STFT of ``seconds`` of audio."""
     return 1 + int(round(seconds * sr)) // int(hop)
-
-
-def waveform_std(paths, cache_dir=None, sr: int = 16000, chunk: int = 256) -> np.ndarray:
-    """Standard deviation of each recording's samples (float64), cached per file identity."""
-    import os
-
-    from asdcore.audio import load_many
-    from asdcore.experiment import atomic_write_csv
-
-    paths = [os.path.abspath(os.fspath(p)) for p in paths]
-    ids = []
-    for p in paths:
-        st = os.stat(p)
-        ids.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
-    cache_file = None if cache_dir is None else Path(cache_dir) / f"waveform_std_sr{int(sr)}.csv"
-    known = {}
-    if cache_file is not None and cache_file.is_file():
-        try:
-            cached = pd.read_csv(cache_file, dtype={"identity": str})
-            known = dict(zip(cached["identity"], cached["std"].astype(float)))
-        except (OSError, ValueError, KeyError):
-            known = {}
-    todo = [i for i, key in enumerate(ids) if key not in known]
-    for start in range(0, len(todo), chunk):
-        part = todo[start:start + chunk]
-        waves, _ = load_many([paths[i] for i in part], sr=sr)
-        for i, wave in zip(part, waves):
-            known[ids[i]] = float(np.std(wave.astype(np.float64)))
-    if cache_file is not None and todo:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        frame = pd.DataFrame({"identity": list(known), "std": list(known.values())})
-        atomic_write_csv(frame, cache_file, overwrite=True, float_format="%.17g")
-    return np.array([known[key] for key in ids])
 
 
 def standardize_features(features: np.ndarray, std: np.ndarray, mel_config) -> np.ndarray:
@@ -569,7 +536,7 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
         table, ae_feats = kept, (ae_feats[keep] if need_ae else None)
     table = table.reset_index(drop=True)
     if protocol.standardize_amplitude:
-        std = waveform_std(table["path"], cache_root(args.cache_dir) / "smoothing", oe_config.sr)
+        std = waveform_std(table["path"], cache_root(args.cache_dir) / "amplitude", oe_config.sr)
         if need_ae:
             standardize_features(ae_feats, std, ae_mel)
         standardize_features(oe_feats, std, oe_mel)

@@ -76,7 +76,7 @@ def test_waveform_std_and_cache(tmp_path):
     want = [np.std(sf.read(p, dtype="float64")[0]) for p in paths]
     got = E.waveform_std(paths, tmp_path / "cache")
     np.testing.assert_allclose(got, want, rtol=1e-6)
-    cached = pd.read_csv(tmp_path / "cache" / "waveform_std_sr16000.csv")
+    cached = pd.read_csv(tmp_path / "cache" / "waveform_stats_sr16000.csv")
     assert len(cached) == 3
     np.testing.assert_allclose(E.waveform_std(paths, tmp_path / "cache"), got)
 
