@@ -89,3 +89,22 @@ def test_subcluster_adacos_representations_and_score(tiny_2020, cli_env, capsys)
     assert _run(["score", "--model", run, wav]) == 0
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     assert float(printed.rsplit(",", 1)[1]) == pytest.approx(learned.iloc[0, 1], rel=1e-4, abs=1e-4)
+
+
+def test_corrupt_recording_stops_or_is_skipped_and_listed(tiny_2020, cli_env, capsys):
+    import shutil
+
+    root = cli_env / "data"
+    shutil.copytree(tiny_2020, root)
+    broken = root / "dev_data" / "fan" / "test" / "anomaly_id_00_00000000.wav"
+    broken.write_bytes(broken.read_bytes()[:1000])  # truncated: the header promises 10 s
+    assert _run(["simple-representations", "--data-root", root, "--out", cli_env / "a"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "anomaly_id_00_00000000.wav" in errors[0] and "--skip-bad-files" in errors[0]
+    assert _run(["simple-representations", "--data-root", root, "--out", cli_env / "b",
+                 "--skip-bad-files"]) == 0
+    run = _only_run_folder(cli_env / "b" / "2020" / "simple-representations")
+    bad = pd.read_csv(run / "bad_files.csv")
+    assert list(bad["path"]) == [str(broken)]
+    written = pd.read_csv(run / "scores" / "mean" / "anomaly_score_fan_id_00.csv", header=None)[0]
+    assert broken.name not in set(written)
