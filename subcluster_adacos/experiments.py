@@ -14,6 +14,7 @@ The run folder also holds ``models/system/`` (the combined system of Table V) fo
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -111,10 +112,17 @@ class TrainedNetworks:
             model = keras.models.load_model(final)
             info = {"diverged": False, "scales": [float(keras.ops.convert_to_numpy(head_layer(model).scale))]}
         else:
-            self.log.info("training %s (%d epochs, %d clips, %d classes)", spec.name, c.epochs,
-                          int(self.train_rows.sum()), len(self.class_names))
+            from asdcore.experiment import set_seed
+
+            # Each network gets its own seed from (--seed, its name): its result does not depend on which
+            # other networks the chosen experiments train before it.
+            network_seed = (self.seed * 1_000_003 + zlib.crc32(spec.name.encode())) % 2**31
+            set_seed(network_seed)
+            self.log.info("training %s (%d epochs, %d clips, %d classes, seed %d)", spec.name, c.epochs,
+                          int(self.train_rows.sum()), len(self.class_names), network_seed)
             model, info = train_model(self.features[self.train_rows], self.labels[self.train_rows],
-                                      len(self.class_names), training, model_dir=model_dir, seed=self.seed, verbose=2)
+                                      len(self.class_names), training, model_dir=model_dir, seed=network_seed,
+                                      verbose=2)
         result = {"model": model, "diverged": info["diverged"], "scales": info["scales"]}
         if info["diverged"]:
             self.log.warning("%s diverged (adaptive scale %s): reported as 'diverges', as in Table III",
