@@ -59,7 +59,7 @@ def describe_data(table: pd.DataFrame) -> str:
     """One line: clips per part and split, labelled test clips."""
     counts = table.groupby(["part", "split"]).size()
     parts = ", ".join(f"{p}/{s} {n}" for (p, s), n in counts.items())
-    labelled = int(table["label"].isin(["normal", "anomaly"]).sum() - (table["split"] == "train").sum())
+    labelled = int(((table["split"] == "test") & table["label"].isin(["normal", "anomaly"])).sum())
     return f"{len(table)} ({parts}); {labelled} labelled test clips"
 
 

@@ -216,6 +216,19 @@ class _CosineHead(keras.layers.Layer):
         eps = keras.config.epsilon()
         return ops.arccos(ops.clip(cosines, -1.0 + eps, 1.0 - eps))
 
+    def call(self, inputs, training=None):
+        """Probabilities per class; in training the scale is first updated by the subclass's
+        ``updated_scale`` and the new scale is used for this same batch."""
+        embeddings, labels = _split_inputs(inputs)
+        cosines = self._cosines(embeddings)
+        if training:
+            labels = self._check_labels(labels)
+            scale = self.updated_scale(cosines, labels, ops.convert_to_tensor(self.scale))
+            self.scale.assign(scale)
+        else:
+            scale = ops.convert_to_tensor(self.scale)
+        return self._grouped_probabilities(cosines, scale)
+
     def _grouped_probabilities(self, cosines, scale):
         """Paper eq. (9): softmax of ``scale * cos`` over all C*S columns, summed over each class's columns.
 
@@ -352,17 +365,6 @@ class SubClusterAdaCos(_CosineHead):
         new_scale = (f_max + ops.log(b_avg)) / ops.cos(ops.minimum(math.pi / 4.0, theta_med))
         return ops.stop_gradient(new_scale)
 
-    def call(self, inputs, training=None):
-        embeddings, labels = _split_inputs(inputs)
-        cosines = self._cosines(embeddings)
-        if training:
-            labels = self._check_labels(labels)
-            scale = self.updated_scale(cosines, labels, ops.convert_to_tensor(self.scale))
-            self.scale.assign(scale)
-        else:
-            scale = ops.convert_to_tensor(self.scale)
-        return self._grouped_probabilities(cosines, scale)
-
     def get_config(self):
         config = super().get_config()
         config["angle_mode"] = self.angle_mode
@@ -407,17 +409,6 @@ class AdaCos(_CosineHead):
         theta_true = ops.squeeze(ops.take_along_axis(theta, true_class, axis=-1), -1)
         theta_med = nearest_median(theta_true)
         return ops.stop_gradient(log_b_avg / ops.cos(ops.minimum(math.pi / 4.0, theta_med)))
-
-    def call(self, inputs, training=None):
-        embeddings, labels = _split_inputs(inputs)
-        cosines = self._cosines(embeddings)
-        if training:
-            labels = self._check_labels(labels)
-            scale = self.updated_scale(cosines, labels, ops.convert_to_tensor(self.scale))
-            self.scale.assign(scale)
-        else:
-            scale = ops.convert_to_tensor(self.scale)
-        return self._grouped_probabilities(cosines, scale)
 
     def get_config(self):
         config = super().get_config()

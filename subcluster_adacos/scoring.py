@@ -118,8 +118,8 @@ class ScoringSystem:
     ``backends_<i>.joblib`` (scikit-learn GMMs; load only folders you trust: joblib files can run code).
     """
 
-    def __init__(self, feature_config, normalizer, embedding_models, backends, units_by_type=None,
-                 combined_mean_types=(), mean_backends=None):
+    def __init__(self, feature_config, normalizer, embedding_models, backends, combined_mean_types=(),
+                 mean_backends=None):
         self.feature_config = feature_config
         self.normalizer = normalizer
         self.embedding_models = list(embedding_models)

@@ -76,29 +76,7 @@ def make_dataset(features: np.ndarray, labels: np.ndarray, n_classes: int, batch
     The array is indexed batch by batch (sorted indices, so memory maps read forward) inside
     ``tf.numpy_function``; batches are prefetched while the model trains on the previous one.
     """
-    import tensorflow as tf
-
-    n = len(features)
-    frame_shape = tuple(features.shape[1:])
-    one_hot = np.eye(n_classes, dtype=np.float32)[labels]
-
-    def gather(indices):
-        indices = np.sort(indices)
-        return np.asarray(features[indices], dtype=np.float32), one_hot[indices]
-
-    def load(indices):
-        x, y = tf.numpy_function(gather, [indices], [tf.float32, tf.float32], stateful=False)
-        x.set_shape((None,) + frame_shape)
-        y.set_shape((None, n_classes))
-        return {"features": x, "labels": y}
-
-    dataset = tf.data.Dataset.range(n)
-    if shuffle:
-        dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.deterministic = True
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return make_multi_label_dataset(features, [labels], [n_classes], batch_size, shuffle=shuffle, seed=seed)
 
 
 def distribution_strategy():
