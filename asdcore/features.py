@@ -51,6 +51,7 @@ __all__ = [
     "compute_logmel",
     "extract_features",
     "Normalizer",
+    "StandardisedView",
     "crops",
     "segment_waveform",
     "stack_frames",
@@ -368,6 +369,7 @@ def extract_features(
     progress: bool = True,
     batch_size: int = 32,
     n_threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> FeatureSet:
     """Features of every clip of a clip table, batched, optionally cached on disk.
 
@@ -390,6 +392,10 @@ def extract_features(
     n_threads : int, optional
         Threads for reading audio and cache files (default ``min(8, os.cpu_count())``) and for the
         transform (default ``os.cpu_count()``).
+    out : numpy.ndarray, optional
+        A preallocated float32 ``[len(table), n_frames, n_mels]`` array (e.g. a writable memory map, see
+        :mod:`asdcore.feature_store`) filled in place; needs ``config.n_frames``. ``features`` is then
+        ``out[:n_kept]``.
 
     Returns
     -------
@@ -412,7 +418,14 @@ def extract_features(
     # Output rows are filled in place when the frame count is known (n_frames set): no second copy
     # of a data set that may take several GB.
     fixed = config.n_frames is not None
-    out = np.empty((n, config.n_frames, config.n_mels), dtype=np.float32) if fixed else None
+    if out is not None:
+        if not fixed or out.shape != (n, config.n_frames, config.n_mels) or out.dtype != np.float32:
+            raise ASDError(
+                f"extract_features: out must be float32 {(n, config.n_frames, config.n_mels)} "
+                f"(got {out.dtype} {out.shape}) and config.n_frames must be set"
+            )
+    elif fixed:
+        out = np.empty((n, config.n_frames, config.n_mels), dtype=np.float32)
     rows: list = [None] * n  # only used when n_frames is None
     done = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}
@@ -532,21 +545,36 @@ class Normalizer:
         self.std = None if std is None else np.asarray(std, dtype=np.float64)
         self.eps = float(eps)
 
-    def fit(self, features, chunk: int = 1024) -> "Normalizer":
-        """Estimate mean/std over all axes but the last (bins); float64 sums in chunks of clips."""
-        x = np.asarray(features)
-        bins = x.shape[-1]
-        x = x.reshape(x.shape[0], -1, bins) if x.ndim >= 2 else x.reshape(1, -1, 1)
-        count = x.shape[0] * x.shape[1]
+    def fit(self, features, chunk: int = 1024, rows=None) -> "Normalizer":
+        """Estimate mean/std over all axes but the last (bins); float64 sums in chunks of clips.
+
+        ``rows`` (indices or a boolean mask over the first axis) restricts the fit to those clips without
+        copying them: with a memory-mapped ``features`` only ``chunk`` clips are in memory at a time.
+        """
+        x = features if isinstance(features, np.ndarray) else np.asarray(features)
+        if rows is not None:
+            rows = np.asarray(rows)
+            rows = np.flatnonzero(rows) if rows.dtype == bool else np.sort(rows.astype(np.int64))
+        else:
+            rows = np.arange(x.shape[0] if x.ndim >= 2 else 1)
+        bins = x.shape[-1] if x.ndim >= 2 else 1
+
+        def _chunks():
+            for s in range(0, len(rows), chunk):
+                part = x[rows[s : s + chunk]] if x.ndim >= 2 else x.reshape(1, -1)
+                yield part.reshape(part.shape[0], -1, bins)
+
+        frames = int(np.prod(x.shape[1:-1])) if x.ndim >= 2 else x.size
+        count = len(rows) * frames
         if count == 0:
             raise ASDError("Normalizer.fit: no frames given; check that the training table is not empty")
         total = np.zeros(bins)
-        for s in range(0, x.shape[0], chunk):
-            total += x[s : s + chunk].sum(axis=(0, 1), dtype=np.float64)
+        for part in _chunks():
+            total += part.sum(axis=(0, 1), dtype=np.float64)
         mean = total / count
         sq = np.zeros(bins)
-        for s in range(0, x.shape[0], chunk):
-            d = x[s : s + chunk].astype(np.float64) - mean
+        for part in _chunks():
+            d = part.astype(np.float64) - mean
             sq += (d * d).sum(axis=(0, 1))
         std = np.sqrt(sq / count)
         self.mean, self.std = mean, np.where(std < self.eps, 1.0, std)
@@ -561,6 +589,12 @@ class Normalizer:
 
     def fit_transform(self, features) -> np.ndarray:
         return self.fit(features).transform(features)
+
+    def view(self, features) -> "StandardisedView":
+        """A lazy standardised view of ``features`` (nothing is copied until rows are read)."""
+        if self.mean is None:
+            raise ASDError("Normalizer.view called before fit; call fit or Normalizer.load first")
+        return StandardisedView(features, self)
 
     def save(self, path) -> None:
         """Write ``mean``, ``std`` and ``eps`` to an ``.npz`` file (atomically)."""
@@ -578,6 +612,42 @@ class Normalizer:
     def load(cls, path) -> "Normalizer":
         with np.load(os.fspath(path)) as d:
             return cls(mean=d["mean"], std=d["std"], eps=float(d["eps"]))
+
+
+class StandardisedView:
+    """``features`` standardised row by row on reading: ``view[rows]`` is ``normalizer.transform(features[rows])``.
+
+    Lets trainers and scorers read batches from a memory-mapped feature store
+    (:mod:`asdcore.feature_store`) without a standardised copy of the whole data set in memory.
+    Indexing by an integer array reads the rows in ascending order and returns them in the order asked.
+    """
+
+    def __init__(self, features, normalizer: Normalizer):
+        self.features = features
+        self.normalizer = normalizer
+        self.shape = tuple(features.shape)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, np.ndarray) or isinstance(index, list):
+            index = np.asarray(index)
+            if index.dtype == bool:
+                index = np.flatnonzero(index)
+            order = np.argsort(index, kind="stable")
+            out = np.empty((len(index),) + self.shape[1:], dtype=np.float32)
+            out[order] = self.features[index[order]]
+            rows = out
+        else:
+            rows = np.asarray(self.features[index], dtype=np.float32)
+        return self.normalizer.transform(rows)
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self.normalizer.transform(self.features)
+        return whole if dtype is None else whole.astype(dtype)
 
 
 def _even_starts(length: int, size: int, count: int, what: str) -> np.ndarray:
