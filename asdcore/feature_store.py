@@ -33,6 +33,7 @@ import zlib
 import numpy as np
 
 from .errors import ASDError
+from .estimates import check_free_disk
 from .features import FeatureSet, LogMelConfig, _cache_folder, _identity, extract_features
 
 __all__ = ["open_feature_store", "read_rows", "store_paths"]
@@ -203,13 +204,7 @@ def _build(paths, config, array_path, manifest_path, skip_bad_files, channel, pr
             os.unlink(stale)
     n = len(paths)
     shape = (n, config.n_frames, config.n_mels)
-    need = int(np.prod(shape)) * 4
-    free = _free_bytes(folder)
-    if free is not None and free < need * 1.05:
-        raise ASDError(
-            f"feature store for {n} clips needs {need / 1e9:.1f} GB in {folder}, only {free / 1e9:.1f} GB free; "
-            "free disk space or point --cache-dir at a larger disk"
-        )
+    check_free_disk(folder, int(np.prod(shape)) * 4, f"the feature store for {n} clips", margin=1.05)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npy")
     os.close(fd)
     try:
@@ -238,14 +233,6 @@ def _build(paths, config, array_path, manifest_path, skip_bad_files, channel, pr
     }
     _write_json_atomic(manifest_path, manifest)
     return manifest
-
-
-def _free_bytes(folder: str) -> int | None:
-    try:
-        st = os.statvfs(folder)
-    except (OSError, AttributeError):
-        return None
-    return st.f_bavail * st.f_frsize
 
 
 def read_rows(features: np.ndarray, rows) -> np.ndarray:

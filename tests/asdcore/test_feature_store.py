@@ -138,7 +138,9 @@ def test_bad_file_is_skipped_and_remembered(tmp_path):
 
 def test_short_disk_stops_with_one_line_naming_the_fix(tmp_path, monkeypatch):
     paths = _write_clips(tmp_path, n=3)
-    monkeypatch.setattr(store_module, "_free_bytes", lambda folder: 1000)
+    import asdcore.estimates
+
+    monkeypatch.setattr(asdcore.estimates, "free_bytes", lambda folder: 1000)
     with pytest.raises(ASDError, match="--cache-dir") as info:
         open_feature_store(paths, CONFIG, tmp_path / "cache", progress=False)
     assert "\n" not in str(info.value)
