@@ -39,6 +39,10 @@ def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description
     args = parser.parse_args(argv[1:])
     args.command, args.year = name, year
     try:
+        if getattr(args, "precision", "float32") != "float32":
+            from asdcore.experiment import apply_precision
+
+            apply_precision(args.precision)
         return int(module.run(args) or 0)
     except ASDError as error:
         print(f"error: {error}", file=sys.stderr)

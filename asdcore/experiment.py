@@ -44,6 +44,26 @@ def set_seed(seed: int) -> None:
         pass
 
 
+#: Values of ``--precision``: the paper's float32, or a Keras mixed-precision policy.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def apply_precision(precision: str) -> None:
+    """Set Keras' global dtype policy for the networks built afterwards.
+
+    ``float32`` (default) is the papers' setting. ``mixed_bfloat16`` / ``mixed_float16`` compute the
+    convolutions and dense layers in 16 bits with float32 variables; the cosine heads (adaptive scale,
+    logits, softmax), the losses and the embeddings handed to the back-ends stay float32 (each head layer
+    is built with ``dtype="float32"``). With ``mixed_float16`` Keras' ``compile`` adds dynamic loss
+    scaling.
+    """
+    if precision not in PRECISIONS:
+        raise ASDError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    import keras
+
+    keras.config.set_dtype_policy(precision)
+
+
 def atomic_write_text(path, text: str, overwrite: bool = False) -> Path:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
 
@@ -242,6 +262,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, ground_truth: bool = T
                         help="skip unreadable recordings (one warning each, listed in bad_files.csv)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="feature and synthetic-data cache (default: $ASD_CACHE_DIR or ~/.cache/asd_reference)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="float32 (the papers', default) or Keras mixed precision for the networks; the heads "
+                             "and losses stay float32")
     parser.add_argument("--synthetic-preset", default="quick",
                         help="size of the generated synthetic data when no --data-root is given (default: quick)")
 
