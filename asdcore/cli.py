@@ -14,6 +14,13 @@ import sys
 from asdcore.errors import ASDError
 
 
+#: Commands every script has: they work on an existing run folder of any of its training commands.
+RUN_FOLDER_COMMANDS = {
+    "train-unit": "train one unit of work into an existing run folder (RUN_DIR NAME, or RUN_DIR --index I)",
+    "assemble": "score, evaluate and write the tables of a run folder whose units are all trained",
+}
+
+
 def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description: str = "") -> int:
     """Parse ``argv`` and run the chosen command.
 
@@ -25,9 +32,18 @@ def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description
     prog = f"run_dcase{year}.py"
     top = argparse.ArgumentParser(prog=prog, description=description,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    top.add_argument("command", choices=list(commands), metavar="COMMAND",
-                     help="one of: " + ", ".join(commands))
+    top.add_argument("command", choices=list(commands) + list(RUN_FOLDER_COMMANDS), metavar="COMMAND",
+                     help="one of: " + ", ".join(list(commands) + list(RUN_FOLDER_COMMANDS)))
     top.add_argument("arguments", nargs=argparse.REMAINDER, help="the command's own flags (COMMAND --help)")
+    if argv and argv[0] in RUN_FOLDER_COMMANDS:
+        from asdcore import runner
+
+        handler = {"train-unit": runner.train_unit_command, "assemble": runner.assemble_command}[argv[0]]
+        try:
+            return int(handler(argv[1:], year) or 0)
+        except ASDError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if not argv or argv[0] not in commands:
         top.parse_args(argv)  # prints help or the usage error and exits
         return 2
@@ -35,10 +51,19 @@ def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description
     module_path, help_text = commands[name]
     module = importlib.import_module(module_path)
     parser = argparse.ArgumentParser(prog=f"{prog} {name}", description=help_text)
-    module.add_arguments(parser, year)
+    method = getattr(module, "METHOD", None)
+    if method is not None:  # a method run through asdcore.runner
+        from asdcore.runner import add_runner_arguments, run_method
+
+        add_runner_arguments(parser)
+        method.add_arguments(parser)
+    else:
+        module.add_arguments(parser, year)
     args = parser.parse_args(argv[1:])
     args.command, args.year = name, year
     try:
+        if method is not None:
+            return int(run_method(method, args, argv[1:]) or 0)
         if getattr(args, "precision", "float32") != "float32":
             from asdcore.experiment import apply_precision
 

@@ -1,0 +1,582 @@
+"""One run sequence for every experiment command (ARCHITECTURE.md, "One run sequence").
+
+    parse -> resolve config (paper defaults <- YAML <- flags) -> seed -> run folder -> data -> features
+    -> units of work (trained serially, in worker processes, or by a cluster job array)
+    -> systems fit / score -> evaluate -> paper tables -> plots
+
+A method contributes only what is its own, as a :class:`Method`: its config (paper defaults), its flags,
+the units of work it needs (networks or per-ID models), how one unit is trained, and how the finished
+units become systems and paper tables (:meth:`Method.assemble`). Everything else is here, once.
+
+Units of work
+-------------
+A unit (:class:`Unit`) has a name, a seed (:func:`asdcore.experiment.seed_for` of the run's ``--seed`` and
+the name, never its position), a JSON-able ``spec`` and its own folder ``units/<name>/``. Training writes
+into that folder and ends by writing ``unit.json`` atomically; a unit with ``unit.json`` is finished and is
+never trained again, so a killed run resumed with ``--resume RUN_DIR`` redoes only the unfinished units.
+Units run
+
+- one after another in this process (default);
+- in ``--workers N`` local processes, each running ``<script> train-unit RUN_DIR NAME`` (standard library
+  ``subprocess`` + ``concurrent.futures``); with several GPUs each worker sees one
+  (``CUDA_VISIBLE_DEVICES``);
+- on a cluster: ``<script> COMMAND ... --plan`` makes the run folder and lists the units in
+  ``units.csv``; a job array runs ``<script> train-unit RUN_DIR --index $TASK_ID``; then
+  ``<script> assemble RUN_DIR`` scores, evaluates and writes the tables.
+
+Every unit is seeded from its name and re-seeds the global generators before training, so serial,
+parallel and job-array runs give the same units, hence the same scores.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from asdcore.errors import ASDError
+from asdcore.estimates import human_duration
+from asdcore.experiment import (QUICK_BANNER, RunFolder, add_common_arguments, atomic_write_text,
+                                config_to_dict, get_logger, resolve_config, resolve_quick, seed_for, set_seed)
+
+__all__ = ["Unit", "Method", "RunContext", "Assembled", "run_method", "train_unit_command", "assemble_command",
+           "add_runner_arguments", "load_method", "run_command"]
+
+INVOCATION_FILE = "invocation.json"
+UNIT_DONE_FILE = "unit.json"
+
+
+@dataclasses.dataclass
+class Unit:
+    """One independent piece of training: a network, or one per-ID model.
+
+    Attributes
+    ----------
+    name : str
+        Unique within the run; names the folder and derives the seed.
+    seed : int
+        ``seed_for(run seed, name)``.
+    folder : pathlib.Path
+        ``<run>/units/<name>/``: everything the unit writes.
+    spec : dict
+        What to train (JSON-able: it is written to ``units.csv`` and read back by ``train-unit``).
+    """
+
+    name: str
+    seed: int
+    folder: Path
+    spec: dict
+
+    @property
+    def done(self) -> bool:
+        return (self.folder / UNIT_DONE_FILE).is_file()
+
+    def result(self) -> dict:
+        """What :meth:`Method.train_unit` returned (read from ``unit.json``)."""
+        if not self.done:
+            raise ASDError(f"unit {self.name} has not finished ({self.folder}); train it first (train-unit)")
+        return json.loads((self.folder / UNIT_DONE_FILE).read_text(encoding="utf-8"))["result"]
+
+
+@dataclasses.dataclass
+class Assembled:
+    """What a method hands back to the runner once every unit is finished.
+
+    Attributes
+    ----------
+    systems : dict
+        system name -> anomaly scores, one per row of ``ctx.table`` (NaN where not scored).
+    decisions : dict
+        system name -> 0/1 decisions aligned like the scores (DCASE 2021).
+    report : callable
+        ``report(ctx, per_unit, summary) -> list[str]``: the markdown sections of ``comparison.md``
+        (paper tables, notes); called after the runner has evaluated the systems.
+    evaluate : bool
+        False when the method evaluates its systems itself (e.g. per-domain protocols): then ``systems`` are
+        only written as submission files.
+    """
+
+    systems: dict
+    decisions: dict = dataclasses.field(default_factory=dict)
+    report: object = None
+    evaluate: bool = True
+
+
+class Method:
+    """A method's plug-in. Subclasses set the class attributes and override the hooks they need."""
+
+    #: sub-command name (``run_dcase2020.py <command>``)
+    command: str = ""
+    #: DCASE year of the data
+    year: int = 2020
+    #: title of comparison.md
+    title: str = ""
+    #: whether units train Keras models (then every unit also seeds Keras and its back-end)
+    uses_keras: bool = True
+
+    # --- configuration ---------------------------------------------------------------------------------
+    def default_config(self, quick: bool):
+        """The paper's settings (a frozen dataclass with the section / table cited beside each field), or
+        the reduced quick-mode variant."""
+        raise NotImplementedError
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The method's own flags (the common ones are added by the runner)."""
+
+    def overrides(self, args) -> dict:
+        """Config fields set by the method's flags (None values are ignored)."""
+        return {}
+
+    def experiment_name(self, args) -> str:
+        """Run folder name under ``<out>/<year>/``."""
+        return self.command
+
+    def check(self, ctx: "RunContext") -> None:
+        """Validate settings against the data (raise :class:`ASDError` with the fix)."""
+
+    # --- the run ---------------------------------------------------------------------------------------
+    def prepare(self, ctx: "RunContext") -> None:
+        """Data-dependent state every process needs (features, labels): called once per process before
+        units are listed, trained or assembled; store what you need on ``ctx.state``."""
+
+    def units(self, ctx: "RunContext") -> list[Unit]:
+        """The units of work of this run, in training order (use :meth:`RunContext.unit`)."""
+        return []
+
+    def estimate(self, ctx: "RunContext", units: list[Unit]) -> dict:
+        """Optional ``{"steps": total training steps, "disk_bytes": run folder size}`` shown before
+        training (the time estimate is refined from the measured steps)."""
+        return {}
+
+    def train_unit(self, ctx: "RunContext", unit: Unit) -> dict:
+        """Train one unit into ``unit.folder``; return a small JSON-able summary (saved in unit.json)."""
+        raise NotImplementedError
+
+    def assemble(self, ctx: "RunContext", units: list[Unit]) -> Assembled:
+        """Score with the finished units (systems fit / score) and describe the paper tables."""
+        raise NotImplementedError
+
+
+class RunContext:
+    """Everything a run knows, built once from the command line (or from a run folder's invocation).
+
+    Attributes
+    ----------
+    args : argparse.Namespace
+    method : Method
+    quick : bool
+        Reduced settings; ``why`` says what chose them.
+    settings_label : str
+        ``"paper settings"``, ``"paper settings with overrides (...)"`` or the quick banner: written into
+        config.yaml, run.log and every comparison.md.
+    config
+        The resolved config (paper defaults <- YAML <- flags).
+    seed : int
+    run : RunFolder
+    source : asdcore.pipeline.DataSource
+    table : pandas.DataFrame
+        The clip table (rows of unreadable files dropped when ``--skip-bad-files``).
+    state : dict
+        Free space for the method's prepared data (features, labels, ...).
+    """
+
+    def __init__(self, method: Method, args, run: RunFolder, log=None):
+        self.method = method
+        self.args = args
+        self.year = method.year
+        self.log = log or get_logger()
+        self.quick, self.why = resolve_quick(args)
+        overrides = {k: v for k, v in method.overrides(args).items() if v is not None}
+        self.config = resolve_config(method.default_config(self.quick), getattr(args, "config", None), overrides)
+        changed = sorted(overrides) + ([f"--config {args.config}"] if getattr(args, "config", None) else [])
+        if self.quick:
+            self.settings_label = f"{QUICK_BANNER} ({self.why})"
+        elif changed:
+            self.settings_label = "paper settings with overrides (" + ", ".join(changed) + "): not the paper's"
+        else:
+            self.settings_label = "paper settings"
+        self.seed = int(getattr(args, "seed", 0))
+        if getattr(args, "precision", "float32") != "float32":
+            from asdcore.experiment import apply_precision
+
+            apply_precision(args.precision)
+        self.run = run
+        self.state: dict = {}
+        self._features: dict = {}
+        from asdcore.pipeline import open_data
+
+        self.source, self.table = open_data(args, self.year)
+
+    @property
+    def mode(self) -> str:
+        """The ``mode`` column of every CSV: QUICK or full."""
+        return "QUICK" if self.quick else "full"
+
+    def seed_for(self, *names) -> int:
+        """The seed of a unit of work: ``seed_for(--seed, *names)`` (by name, never by position)."""
+        return seed_for(self.seed, *names)
+
+    def unit(self, name: str, spec: dict | None = None) -> Unit:
+        """A unit of this run, named ``name`` (letters, digits, ``-_.=`` only: it names a folder)."""
+        if not name or any(not (c.isalnum() or c in "-_.=") for c in name):
+            raise ASDError(f"unit name {name!r}: use letters, digits and -_.= only")
+        return Unit(name=name, seed=self.seed_for(name), folder=self.run.path / "units" / name, spec=dict(spec or {}))
+
+    def mask(self, **conditions):
+        """Boolean row mask of the clip table: ``ctx.mask(split="train", part="dev")``; a list value means
+        "any of"."""
+        import numpy as np
+
+        rows = np.ones(len(self.table), dtype=bool)
+        for column, value in conditions.items():
+            values = value if isinstance(value, (list, tuple, set)) else [value]
+            rows &= self.table[column].isin(list(values)).to_numpy()
+        return rows
+
+    def features(self, feature_config):
+        """Features of every clip of ``table`` for ``feature_config`` (cached on disk; a read-only memory
+        map when the frame count is fixed). Unreadable clips are dropped from ``table`` (and listed in
+        bad_files.csv) when ``--skip-bad-files`` is given."""
+        key = feature_config.key()
+        if key not in self._features:
+            from asdcore.pipeline import load_features
+
+            table, features = load_features(self.table, feature_config, self.args, self.run)
+            if len(table) != len(self.table):
+                if self._features:
+                    raise ASDError("unreadable clips differ between two feature configurations; "
+                                   "remove the bad files from the data root")
+                self.table = table
+            self._features[key] = features
+        return self._features[key]
+
+
+# --- command-line plumbing ------------------------------------------------------------------------------
+
+def add_runner_arguments(parser: argparse.ArgumentParser, ground_truth: bool = True) -> None:
+    """The common flags plus the runner's: ``--resume``, ``--workers``, ``--plan``."""
+    add_common_arguments(parser, ground_truth=ground_truth)
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue an interrupted run in its folder: finished units are not trained again")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="train units in N worker processes (default 1: one after another in this process); "
+                             "with several GPUs each worker uses one")
+    parser.add_argument("--plan", action="store_true",
+                        help="make the run folder and list its units in units.csv, train nothing (for a cluster "
+                             "job array: then train-unit RUN_DIR --index I for each unit, and assemble RUN_DIR)")
+
+
+def _invocation(method: Method, argv: list[str]) -> dict:
+    return {"command": method.command, "year": method.year, "method": type(method).__module__, "argv": list(argv)}
+
+
+def load_method(module_name: str) -> Method:
+    """The :class:`Method` a module exposes as ``METHOD`` (every method module does)."""
+    import importlib
+
+    try:
+        method = getattr(importlib.import_module(module_name), "METHOD")
+    except (ImportError, AttributeError) as exc:
+        raise ASDError(f"cannot load the method of module {module_name!r} ({exc}); is the project installed?")
+    if not isinstance(method, Method):
+        raise ASDError(f"{module_name}.METHOD is not an asdcore.runner.Method")
+    return method
+
+
+def _parse_method_args(method: Method, argv: list[str]):
+    parser = argparse.ArgumentParser(prog=f"run_dcase{method.year}.py {method.command}")
+    add_runner_arguments(parser)
+    method.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def _context_for_run(method: Method, run: RunFolder, argv: list[str]) -> RunContext:
+    args = _parse_method_args(method, argv)
+    args.command, args.year = method.command, method.year
+    ctx = RunContext(method, args, run)
+    method.check(ctx)
+    method.prepare(ctx)
+    return ctx
+
+
+def _write_units_csv(ctx: RunContext, units: list[Unit]) -> None:
+    frame = pd.DataFrame([{"index": i, "name": u.name, "seed": u.seed, "spec": json.dumps(u.spec, sort_keys=True)}
+                          for i, u in enumerate(units)], columns=["index", "name", "seed", "spec"])
+    atomic_write_text(ctx.run.path / "units.csv", frame.to_csv(index=False), overwrite=True)
+
+
+def _train_one(ctx: RunContext, unit: Unit) -> dict:
+    """Train ``unit`` in this process (re-seeding first) and mark it finished."""
+    unit.folder.mkdir(parents=True, exist_ok=True)
+    set_seed(unit.seed, keras=ctx.method.uses_keras)
+    started = time.time()
+    result = ctx.method.train_unit(ctx, unit)
+    record = {"name": unit.name, "seed": unit.seed, "spec": unit.spec, "seconds": round(time.time() - started, 3),
+              "result": config_to_dict(result or {})}
+    atomic_write_text(unit.folder / UNIT_DONE_FILE, json.dumps(record, indent=1, default=str), overwrite=True)
+    return record
+
+
+def _gpu_count() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def _worker_command() -> list[str]:
+    # -c rather than -m: run as __main__, the module's classes would differ from the imported ones
+    return [sys.executable, "-c", "import sys; from asdcore.runner import main; sys.exit(main())"]
+
+
+def _train_in_workers(ctx: RunContext, todo: list[Unit], workers: int) -> None:
+    """Each unit in a fresh process (``train-unit``); at most ``workers`` at a time."""
+    log = ctx.log
+    gpus = _gpu_count()
+    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    slots = list(range(workers))
+
+    def launch(args):
+        slot, unit = args
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = visible[slot % gpus] if visible else str(slot % gpus)
+        log_path = unit.folder / "worker.log"
+        unit.folder.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w", encoding="utf-8") as out:
+            code = subprocess.run(_worker_command() + ["train-unit", str(ctx.run.path), unit.name],
+                                  stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+        return unit, code, log_path
+
+    failures = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        free = list(slots)
+        pending = {}
+        queue = list(todo)
+        finished = 0
+        while queue or pending:
+            while queue and free:
+                unit = queue.pop(0)
+                slot = free.pop(0)
+                pending[pool.submit(launch, (slot, unit))] = slot
+                log.info("unit %s started in worker %d", unit.name, slot)
+            done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                free.append(pending.pop(future))
+                unit, code, log_path = future.result()
+                finished += 1
+                if code != 0 or not unit.done:
+                    failures.append(f"{unit.name} (exit {code}, see {log_path})")
+                    log.warning("unit %s failed (exit %d): see %s", unit.name, code, log_path)
+                else:
+                    log.info("[%d/%d] unit %s finished", finished, len(todo), unit.name)
+    if failures:
+        raise ASDError(f"{len(failures)} unit(s) failed: {'; '.join(failures[:3])}; fix the cause and resume with "
+                       f"--resume {ctx.run.path}")
+
+
+def train_units(ctx: RunContext, units: list[Unit], workers: int = 1) -> None:
+    """Train the unfinished units, serially or in ``workers`` processes."""
+    todo = [u for u in units if not u.done]
+    if len(todo) < len(units):
+        ctx.log.info("%d of %d units already finished (not trained again)", len(units) - len(todo), len(units))
+    if not todo:
+        return
+    if workers > 1 and len(todo) > 1:
+        _train_in_workers(ctx, todo, min(workers, len(todo)))
+        return
+    started = time.time()
+    for i, unit in enumerate(todo, 1):
+        ctx.log.info("[%d/%d] unit %s (seed %d)", i, len(todo), unit.name, unit.seed)
+        record = _train_one(ctx, unit)
+        elapsed = time.time() - started
+        left = elapsed / i * (len(todo) - i)
+        ctx.log.info("[%d/%d] unit %s finished in %s; about %s left for the other units", i, len(todo), unit.name,
+                     human_duration(record["seconds"]), human_duration(left))
+
+
+def _announce(ctx: RunContext, units: list[Unit]) -> None:
+    from asdcore.estimates import check_free_disk, human_bytes
+
+    estimate = ctx.method.estimate(ctx, units) or {}
+    todo = sum(not u.done for u in units)
+    ctx.log.info("%d unit(s) of work (%d to train): %s", len(units), todo,
+                 ", ".join(u.name for u in units[:8]) + (" ..." if len(units) > 8 else ""))
+    if estimate.get("steps"):
+        ctx.log.info("about %d training steps in all; the time estimate follows the first measured steps",
+                     int(estimate["steps"]))
+    if estimate.get("disk_bytes"):
+        ctx.log.info("the run folder will take about %s", human_bytes(estimate["disk_bytes"]))
+        check_free_disk(ctx.run.path, float(estimate["disk_bytes"]), "this run")
+
+
+def _finish(ctx: RunContext, units: list[Unit]) -> int:
+    from asdcore.pipeline import evaluate_systems
+
+    missing = [u.name for u in units if not u.done]
+    if missing:
+        raise ASDError(f"{len(missing)} unit(s) not finished ({', '.join(missing[:3])}); train them "
+                       f"(train-unit {ctx.run.path} NAME) before assemble")
+    assembled = ctx.method.assemble(ctx, units)
+    per_unit = summary = pd.DataFrame()
+    if assembled.systems:
+        if assembled.evaluate:
+            per_unit, summary = evaluate_systems(ctx.run, ctx.table, assembled.systems, ctx.year,
+                                                 decisions=assembled.decisions, quick=ctx.quick)
+        else:
+            from asdcore import submission
+
+            test = (ctx.table["split"] == "test").to_numpy()
+            for name, scores in assembled.systems.items():
+                submission.write_scores(ctx.table[test], scores[test], ctx.run.scores_dir(name), ctx.year)
+    sections = [f"# {ctx.method.title}", "", f"> {ctx.source.description}", f"> {ctx.settings_label}", ""]
+    if assembled.report is not None:
+        sections += list(assembled.report(ctx, per_unit, summary))
+    ctx.run.write_text("comparison.md", "\n".join(sections))
+    print(f"\nrun folder: {ctx.run.path}")
+    return 0
+
+
+def run_method(method: Method, args, argv: list[str]) -> int:
+    """The whole sequence for one command line (``argv`` = the command's own arguments)."""
+    log = get_logger()
+    resuming = args.resume is not None
+    if resuming:
+        run = RunFolder.resume(args.resume)
+        stored = json.loads((run.path / INVOCATION_FILE).read_text(encoding="utf-8")) \
+            if (run.path / INVOCATION_FILE).is_file() else None
+        if stored is None or stored["command"] != method.command:
+            run.close()
+            raise ASDError(f"{args.resume}: not a run of '{method.command}' (no matching {INVOCATION_FILE}); "
+                           "resume it with the command that started it")
+        argv = stored["argv"]
+        args = _parse_method_args(method, argv)
+    else:
+        run = RunFolder.create(args.out, method.year, method.experiment_name(args))
+    args.command, args.year = method.command, method.year
+    set_seed(int(args.seed), keras=method.uses_keras)
+    ctx = RunContext(method, args, run, log)
+    if ctx.quick:
+        log.info("%s (%s)", QUICK_BANNER, ctx.why)
+    elif ctx.settings_label != "paper settings":
+        log.info("%s", ctx.settings_label)
+    if not resuming:
+        atomic_write_text(run.path / INVOCATION_FILE, json.dumps(_invocation(method, argv), indent=1))
+        run.write_config({"command": method.command, "mode": ctx.mode, "settings_label": ctx.settings_label,
+                          "data": ctx.source.description, "seed": ctx.seed, "settings": ctx.config})
+    method.check(ctx)
+    method.prepare(ctx)
+    units = method.units(ctx)
+    _write_units_csv(ctx, units)
+    _announce(ctx, units)
+    if getattr(args, "plan", False):
+        print(f"run folder: {run.path}\n{len(units)} unit(s) listed in {run.path / 'units.csv'}; train each with "
+              f"`run_dcase{method.year}.py train-unit {run.path} --index I` (I = 0..{len(units) - 1}), then "
+              f"`run_dcase{method.year}.py assemble {run.path}`")
+        run.close()
+        return 0
+    try:
+        train_units(ctx, units, workers=max(1, int(getattr(args, "workers", 1) or 1)))
+        return _finish(ctx, units)
+    finally:
+        run.close()
+
+
+def run_command(method: Method, argv: list[str]) -> int:
+    """Parse ``argv`` (the command's own arguments) and run the whole sequence: the programmatic form of
+    ``run_dcaseYYYY.py COMMAND ARGS``."""
+    return run_method(method, _parse_method_args(method, list(argv)), list(argv))
+
+
+def _open_existing(run_dir, year: int | None) -> tuple[Method, RunFolder, list[str]]:
+    path = Path(run_dir)
+    invocation = path / INVOCATION_FILE
+    if not invocation.is_file():
+        raise ASDError(f"{path}: no {INVOCATION_FILE}; give the folder of a run made by a training command "
+                       "(e.g. with --plan)")
+    stored = json.loads(invocation.read_text(encoding="utf-8"))
+    if year is not None and int(stored["year"]) != int(year):
+        raise ASDError(f"{path}: a DCASE {stored['year']} run; use run_dcase{stored['year']}.py")
+    return load_method(stored["method"]), RunFolder(path), stored["argv"]
+
+
+def train_unit_command(argv: list[str], year: int | None = None) -> int:
+    """``run_dcaseYYYY.py train-unit RUN_DIR (NAME | --index I)``: train one unit into an existing run."""
+    parser = argparse.ArgumentParser(prog=f"run_dcase{year or 'YYYY'}.py train-unit",
+                                     description="train one unit of work into an existing run folder")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("name", nargs="?", default=None, help="the unit's name (units.csv)")
+    parser.add_argument("--index", type=int, default=None, help="the unit's index in units.csv (job arrays)")
+    args = parser.parse_args(argv)
+    method, run, stored_argv = _open_existing(args.run_dir, year)
+    run._attach_log(log_to_console=True)  # noqa: SLF001 - the run's own log file
+    try:
+        ctx = _context_for_run(method, run, stored_argv)
+        units = method.units(ctx)
+        if args.index is not None:
+            if not 0 <= args.index < len(units):
+                raise ASDError(f"--index {args.index}: the run has units 0..{len(units) - 1}")
+            unit = units[args.index]
+        else:
+            by_name = {u.name: u for u in units}
+            if args.name not in by_name:
+                raise ASDError(f"no unit {args.name!r} in {args.run_dir}; see its units.csv")
+            unit = by_name[args.name]
+        if unit.done:
+            print(f"unit {unit.name} already finished")
+            return 0
+        _train_one(ctx, unit)
+        print(f"unit {unit.name} finished")
+        return 0
+    finally:
+        run.close()
+
+
+def assemble_command(argv: list[str], year: int | None = None) -> int:
+    """``run_dcaseYYYY.py assemble RUN_DIR``: score, evaluate and write the tables once every unit exists."""
+    parser = argparse.ArgumentParser(prog=f"run_dcase{year or 'YYYY'}.py assemble",
+                                     description="score, evaluate and write the tables of a run whose units "
+                                                 "are all trained")
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    method, run, stored_argv = _open_existing(args.run_dir, year)
+    if (run.path / "results.csv").exists() or (run.path / "comparison.md").exists():
+        raise ASDError(f"{run.path}: already assembled (results.csv / comparison.md exist); nothing is overwritten")
+    run._attach_log(log_to_console=True)  # noqa: SLF001
+    try:
+        ctx = _context_for_run(method, run, stored_argv)
+        return _finish(ctx, method.units(ctx))
+    finally:
+        run.close()
+
+
+def main(argv=None) -> int:
+    """``python -m asdcore.runner train-unit RUN_DIR NAME`` / ``assemble RUN_DIR`` (what ``--workers`` runs)."""
+    import os as _os
+
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train-unit": train_unit_command, "assemble": assemble_command}
+    if not argv or argv[0] not in commands:
+        print("usage: python -m asdcore.runner {train-unit RUN_DIR NAME | assemble RUN_DIR}", file=sys.stderr)
+        return 2
+    try:
+        return commands[argv[0]](argv[1:])
+    except ASDError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""asdcore.runner: one sequence; units seeded by name, never redone, the same scores serially, in worker
+processes, after a kill and resume, and as a plan + train-unit + assemble job array."""
+import json
+import os
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asdcore.errors import ASDError
+from asdcore.experiment import seed_for
+from asdcore.runner import assemble_command, run_command, train_unit_command
+from asdcore.synthetic import generate
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def toy():
+    sys.path.insert(0, str(HERE))
+    import toy_method
+
+    yield toy_method.METHOD
+    sys.path.remove(str(HERE))
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy2020")
+    generate(2020, root, seed=5, preset="tiny", duration=1.0)
+    return root
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASD_CACHE_DIR", str(tmp_path / "cache"))
+    # worker processes import the toy method from this folder
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("TOY_FAIL", raising=False)
+    return tmp_path
+
+
+def _only_run(out: Path) -> Path:
+    runs = sorted((out / "2020" / "toy").iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+def _scores(run: Path) -> pd.DataFrame:
+    frames = [pd.read_csv(p, header=None, names=["file", "score"]).assign(unit=p.name)
+              for p in sorted((run / "scores" / "toy").glob("anomaly_score_*.csv"))]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _serial(toy, data_root, out, *extra):
+    assert run_command(toy, ["--data-root", str(data_root), "--out", str(out), "--quick", *extra]) == 0
+    return _only_run(out)
+
+
+def test_seed_for_is_a_stable_hash_of_the_names():
+    assert seed_for(0, "fan-id_00") == zlib.crc32(b"fan-id_00") % 2**31
+    assert seed_for(3, "a", "b") == (3 * 1_000_003 + zlib.crc32(b"a/b")) % 2**31
+    assert seed_for(0, "x") != seed_for(1, "x")
+
+
+def test_serial_run_writes_every_output_and_seeds_units_by_name(toy, data_root, env):
+    run = _serial(toy, data_root, env / "serial")
+    units = pd.read_csv(run / "units.csv")
+    table = pd.read_csv(run / "results.csv")
+    assert len(units) == 14  # 2 types x 7 IDs of the tiny set, dev and eval
+    assert list(units["name"]) == sorted(units["name"])
+    for name, seed in zip(units["name"], units["seed"]):
+        record = json.loads((run / "units" / name / "unit.json").read_text())
+        assert record["seed"] == seed == seed_for(0, name)
+        assert record["result"]["clips"] > 0
+    text = (run / "comparison.md").read_text()
+    assert "QUICK MODE" in text and "Toy table" in text
+    assert (table["mode"] == "QUICK").all() and set(table["system"]) == {"toy"}
+    # each centre = the unit's training mean + N(0, 1) noise drawn from seed_for(0, name): compare with a run
+    # without noise and the draw made here by hand
+    plain = _serial(toy, data_root, env / "plain", "--noise", "0")
+    from asdcore.experiment import set_seed
+
+    for name in units["name"][:3]:
+        set_seed(seed_for(0, name))
+        noise = np.random.standard_normal(128)
+        np.testing.assert_allclose(np.load(run / "units" / name / "centre.npy")
+                                   - np.load(plain / "units" / name / "centre.npy"), noise, atol=1e-9)
+
+
+def test_workers_give_the_same_scores_as_a_serial_run(toy, data_root, env):
+    serial = _scores(_serial(toy, data_root, env / "serial"))
+    serial = serial[serial["unit"].str.contains("_fan_")].reset_index(drop=True)
+    run = _serial(toy, data_root, env / "parallel", "--workers", "2", "--types", "fan")
+    pd.testing.assert_frame_equal(_scores(run)[lambda f: f["unit"].str.contains("_fan_")].reset_index(drop=True),
+                                  serial)
+    assert all((run / "units" / u / "worker.log").is_file() for u in pd.read_csv(run / "units.csv")["name"])
+
+
+def test_kill_and_resume_redoes_only_unfinished_units(toy, data_root, env, monkeypatch):
+    serial = _scores(_serial(toy, data_root, env / "serial"))
+    names = list(pd.read_csv(next((env / "serial" / "2020" / "toy").iterdir()) / "units.csv")["name"])
+    monkeypatch.setenv("TOY_FAIL", names[2])
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_command(toy, ["--data-root", str(data_root), "--out", str(env / "killed"), "--quick"])
+    run = _only_run(env / "killed")
+    assert (run / "trained.log").read_text().split() == names[:2]
+    monkeypatch.delenv("TOY_FAIL")
+    assert run_command(toy, ["--resume", str(run)]) == 0
+    assert (run / "trained.log").read_text().split() == names  # the first two were not trained again
+    pd.testing.assert_frame_equal(_scores(run), serial)
+
+
+def test_plan_then_job_array_then_assemble(toy, data_root, env):
+    serial = _scores(_serial(toy, data_root, env / "serial"))
+    assert run_command(toy, ["--data-root", str(data_root), "--out", str(env / "array"), "--quick", "--plan"]) == 0
+    run = _only_run(env / "array")
+    assert not (run / "results.csv").exists()
+    n = len(pd.read_csv(run / "units.csv"))
+    for index in reversed(range(n)):  # any order, as a scheduler may run them
+        assert train_unit_command([str(run), "--index", str(index)]) == 0
+    assert train_unit_command([str(run), "--index", "0"]) == 0  # finished: nothing redone
+    assert len((run / "trained.log").read_text().split()) == n
+    assert assemble_command([str(run)]) == 0
+    pd.testing.assert_frame_equal(_scores(run), serial)
+    with pytest.raises(ASDError, match="already assembled"):
+        assemble_command([str(run)])
+
+
+def test_assemble_before_every_unit_is_trained_is_refused(toy, data_root, env):
+    run_command(toy, ["--data-root", str(data_root), "--out", str(env / "array"), "--quick", "--plan"])
+    run = _only_run(env / "array")
+    train_unit_command([str(run), "--index", "0"])
+    with pytest.raises(ASDError, match="not finished"):
+        assemble_command([str(run)])
+    with pytest.raises(ASDError, match="--index 99"):
+        train_unit_command([str(run), "--index", "99"])
+
+
+def test_overrides_are_not_labelled_paper_settings(toy, data_root, env):
+    run_command(toy, ["--data-root", str(data_root), "--out", str(env / "o"), "--noise", "0.5", "--plan"])
+    config = (_only_run(env / "o") / "config.yaml").read_text()
+    assert "paper settings with overrides (noise)" in config and "mode: full" in config
