@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["side_by_side", "comparison_markdown", "plot_scores", "ours_in_paper_layout",
-           "published_in_paper_layout", "in_paper_order", "PART_COLUMNS"]
+           "published_in_paper_layout", "in_paper_order", "PART_COLUMNS", "plot_grid"]
 
 #: Machine types in the order of the papers' tables; "all" last.
 MACHINE_ORDER = ["fan", "gearbox", "pump", "slider", "valve", "ToyCar", "ToyConveyor", "ToyTrain", "all"]
@@ -156,3 +156,57 @@ def published_in_paper_layout(tidy: pd.DataFrame, label_columns: list[str], mach
     missing = lambda r: np.full(len(r), np.nan)  # noqa: E731
     return _by_part(wide, keys, lambda r: r["auc"] if "auc" in r else missing(r),
                     lambda r: r["pauc"] if "pauc" in r else missing(r))
+
+
+def plot_grid(frame: pd.DataFrame, x: str, y: str, path, low: str | None = None, high: str | None = None,
+              panel: str = "machine_type", line: str = "system", panels=None, panel_titles: dict | None = None,
+              xlabel: str = "", ylabel: str = "", title: str = "", categorical_x: bool = False,
+              n_cols: int = 3, scale: float = 100.0) -> Path:
+    """One panel per value of ``panel`` (machine types in the papers' order unless ``panels`` is given), one
+    line per value of ``line``: ``y`` against ``x`` with a band from ``low`` to ``high`` when both are given
+    (confidence interval, mean +/- std). Values are multiplied by ``scale`` (percent). Draws Kuroyanagi
+    et al. Fig. 2 and Fujimura et al. Fig. 5.
+
+    ``categorical_x`` places the sorted ``x`` values at equal distances (e.g. 1, 2, 4, ..., 64 anomalies).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = list(dict.fromkeys(frame[panel]))
+    if panels is None:
+        rank = {m: i for i, m in enumerate(MACHINE_ORDER)}
+        panels = sorted(present, key=lambda m: (m != "all" or panel != "machine_type", rank.get(m, len(rank))))
+    panels = [p for p in panels if p in present]
+    n_rows = max(1, int(np.ceil(len(panels) / n_cols)))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.0 * n_cols, 3.2 * n_rows), squeeze=False)
+    ticks = sorted(frame[x].unique())
+    position = {v: i for i, v in enumerate(ticks)}
+    for ax, name in zip(axes.ravel(), panels):
+        for label, rows in frame[frame[panel] == name].groupby(line, sort=False):
+            rows = rows.sort_values(x)
+            xs = [position[v] for v in rows[x]] if categorical_x else rows[x].to_numpy(dtype=float)
+            drawn, = ax.plot(xs, scale * rows[y].to_numpy(dtype=float), marker="o", ms=3, lw=1.2, label=str(label))
+            if low is not None and high is not None:
+                ax.fill_between(xs, scale * rows[low].to_numpy(dtype=float), scale * rows[high].to_numpy(dtype=float),
+                                color=drawn.get_color(), alpha=0.18, lw=0)
+        if categorical_x:
+            ax.set_xticks(range(len(ticks)), [str(t) for t in ticks])
+        ax.set_title((panel_titles or {}).get(name, str(name)), fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    if panels:
+        axes.ravel()[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
