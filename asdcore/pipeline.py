@@ -18,6 +18,8 @@ from asdcore import layouts, metrics, submission, synthetic
 from asdcore.errors import ASDError
 from asdcore.experiment import QUICK_BANNER, RunFolder, cache_root, get_logger
 from asdcore.report import plot_scores
+from asdcore.selection import labelled_test as _labelled_test
+from asdcore.selection import unit_keys  # noqa: F401 - re-exported for the drivers
 
 __all__ = ["DataSource", "open_data", "load_features", "unit_keys", "evaluate_systems", "describe_data"]
 
@@ -79,15 +81,6 @@ def load_features(table: pd.DataFrame, config, args, run: RunFolder | None = Non
         if run is not None:
             run.write_csv("bad_files.csv", pd.DataFrame(result.bad_files, columns=["path", "reason"]))
     return kept_table, result.features
-
-
-def unit_keys(table: pd.DataFrame) -> np.ndarray:
-    """One key per clip for per-unit models: ``<machine_type>/<unit>`` (IDs and sections are unique per type)."""
-    return (table["machine_type"].astype(str) + "/" + table["unit"].astype(str)).to_numpy()
-
-
-def _labelled_test(table: pd.DataFrame) -> np.ndarray:
-    return ((table["split"] == "test") & table["label"].isin(["normal", "anomaly"])).to_numpy()
 
 
 def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.ndarray], year: int,

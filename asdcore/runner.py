@@ -230,15 +230,11 @@ class RunContext:
         return Unit(name=name, seed=self.seed_for(name), folder=self.run.path / "units" / name, spec=dict(spec or {}))
 
     def mask(self, **conditions):
-        """Boolean row mask of the clip table: ``ctx.mask(split="train", part="dev")``; a list value means
-        "any of"."""
-        import numpy as np
+        """Boolean row mask of the clip table: ``ctx.mask(split="train", part="dev")`` (a list value means
+        "any of"; :func:`asdcore.selection.rows`)."""
+        from asdcore.selection import rows
 
-        rows = np.ones(len(self.table), dtype=bool)
-        for column, value in conditions.items():
-            values = value if isinstance(value, (list, tuple, set)) else [value]
-            rows &= self.table[column].isin(list(values)).to_numpy()
-        return rows
+        return rows(self.table, **conditions)
 
     def features(self, feature_config):
         """Features of every clip of ``table`` for ``feature_config`` (cached on disk; a read-only memory
