@@ -173,23 +173,8 @@ def test_precision_recall_f1_against_sklearn():
 
 
 # ----------------------------------------------------------------------------- evaluate_clips
-def clip_table(year, units, n=12, seed=0, part="dev"):
-    """A small clip table: per unit n normal + n anomalous test clips and 3 train clips."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for machine_type, unit, domain in units:
-        for split, labels in (("train", ["normal"] * 3), ("test", ["normal"] * n + ["anomaly"] * n)):
-            for i, label in enumerate(labels):
-                rows.append({"path": "", "file": f"{split}_{unit}_{domain}_{label}_{i:04d}.wav", "year": year,
-                             "part": part, "machine_type": machine_type, "unit": unit, "domain": domain,
-                             "split": split, "label": label, "attributes": "", "index": f"{i:04d}"})
-    table = pd.DataFrame(rows)
-    table["score"] = rng.normal(size=len(table)) + (table["label"] == "anomaly")
-    return table
-
-
-def test_evaluate_clips_2020_against_sklearn_and_extremes():
-    table = clip_table(2020, [("fan", "id_00", ""), ("fan", "id_02", ""), ("pump", "id_00", "")])
+def test_evaluate_clips_2020_against_sklearn_and_extremes(clip_table):
+    table = clip_table([("fan", "id_00", ""), ("fan", "id_02", ""), ("pump", "id_00", "")], year=2020)
     per_unit = metrics.evaluate_clips(table)
     assert list(per_unit.columns) == ["machine_type", "unit", "domain", "auc", "pauc", "n_normal", "n_anomaly",
                                       "auc_ci_low", "auc_ci_high"]
@@ -209,8 +194,8 @@ def test_evaluate_clips_2020_against_sklearn_and_extremes():
     assert (metrics.evaluate_clips(table)["auc"] == 0.0).all()
 
 
-def test_evaluate_clips_2021_domains_are_separate():
-    table = clip_table(2021, [("fan", "section_00", "source"), ("fan", "section_00", "target")])
+def test_evaluate_clips_2021_domains_are_separate(clip_table):
+    table = clip_table([("fan", "section_00", "source"), ("fan", "section_00", "target")], year=2021)
     perfect = (table["label"] == "anomaly").astype(float)
     table["score"] = np.where(table["domain"] == "source", perfect, -perfect)
     per_unit = metrics.evaluate_clips(table).set_index("domain")
@@ -218,8 +203,8 @@ def test_evaluate_clips_2021_domains_are_separate():
     assert per_unit.loc["source", "pauc"] == 1.0
 
 
-def test_evaluate_clips_decisions():
-    table = clip_table(2021, [("pump", "section_01", "source")])
+def test_evaluate_clips_decisions(clip_table):
+    table = clip_table([("pump", "section_01", "source")], year=2021)
     table["decision"] = (table["score"] > 0.5).astype(int)
     row = metrics.evaluate_clips(table, decision_column="decision").iloc[0]
     test = table[table.split == "test"]
@@ -229,8 +214,8 @@ def test_evaluate_clips_decisions():
     assert row.f1 == pytest.approx(f1_score(y, test.decision))
 
 
-def test_evaluate_clips_errors_and_skips():
-    table = clip_table(2020, [("fan", "id_00", ""), ("fan", "id_01", "")])
+def test_evaluate_clips_errors_and_skips(clip_table):
+    table = clip_table([("fan", "id_00", ""), ("fan", "id_01", "")], year=2020)
     one_class = table[~((table.unit == "id_00") & (table.label == "anomaly"))]
     with pytest.raises(ASDError, match="id_00"):
         metrics.evaluate_clips(one_class)

@@ -13,7 +13,6 @@ import pytest
 from asdcore.errors import ASDError
 from asdcore.experiment import seed_for
 from asdcore.runner import assemble_command, run_command, train_unit_command
-from asdcore.synthetic import generate
 
 HERE = Path(__file__).parent
 
@@ -28,10 +27,8 @@ def toy():
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy2020")
-    generate(2020, root, seed=5, preset="tiny", duration=1.0)
-    return root
+def data_root(synthetic_set):
+    return synthetic_set(2020, seed=5, duration=1.0)
 
 
 @pytest.fixture()

@@ -1,0 +1,69 @@
+"""Fixtures shared by the whole suite: tiny synthetic DCASE sets (made once per session) and a clip-table
+factory. Nothing here reads ../shared or the network."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asdcore.layouts import COLUMNS
+from asdcore.synthetic import generate
+
+
+@pytest.fixture(scope="session")
+def synthetic_set(tmp_path_factory):
+    """``synthetic_set(year, **sizes)``: a synthetic DCASE data root (asdcore.synthetic.generate), made once
+    per session for each distinct set of arguments; treat it as read-only."""
+    made = {}
+
+    def make(year, seed=0, preset="tiny", **sizes):
+        key = (year, seed, preset, tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                                for k, v in sizes.items())))
+        if key not in made:
+            root = tmp_path_factory.mktemp(f"synthetic{year}")
+            made[key] = generate(year, root, seed=seed, preset=preset, **sizes)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_2020(synthetic_set):
+    """fan + ToyCar, every ID, 4 train and 2 + 2 test clips per ID, 10 s clips."""
+    return synthetic_set(2020, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_2021(synthetic_set):
+    """fan + ToyCar, sections 00-05, 4 source + 2 target train clips, 2 + 2 test clips per domain, 1 s clips."""
+    return synthetic_set(2021, seed=5, duration=1.0)
+
+
+@pytest.fixture()
+def cli_env(tmp_path, monkeypatch):
+    """Run folders and caches inside the test's own temporary folder."""
+    monkeypatch.setenv("ASD_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def make_clip_table(units, n_train=3, n_test=12, year=2020, part="dev", seed=0) -> pd.DataFrame:
+    """A clip table in :mod:`asdcore.layouts`' columns without files: per ``(machine_type, unit, domain)``
+    ``n_train`` normal train clips and ``n_test`` normal + ``n_test`` anomalous test clips, plus a ``score``
+    column (normal noise, +1 for anomalies)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for machine_type, unit, domain in units:
+        for split, labels in (("train", ["normal"] * n_train), ("test", ["normal"] * n_test + ["anomaly"] * n_test)):
+            for i, label in enumerate(labels):
+                rows.append({"path": "", "file": f"{split}_{unit}_{domain}_{label}_{i:04d}.wav", "year": year,
+                             "part": part, "machine_type": machine_type, "unit": unit, "domain": domain,
+                             "split": split, "label": label, "attributes": "", "index": f"{i:04d}"})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["score"] = rng.normal(size=len(table)) + (table["label"] == "anomaly")
+    return table
+
+
+@pytest.fixture()
+def clip_table():
+    """The :func:`make_clip_table` factory."""
+    return make_clip_table
