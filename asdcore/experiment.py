@@ -15,6 +15,7 @@ import os
 import random
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,16 @@ def set_seed(seed: int) -> None:
         keras.utils.set_random_seed(seed)
     except ImportError:  # pragma: no cover - keras is a hard dependency, kept lazy for import speed
         pass
+
+
+def seed_for(seed: int, *names) -> int:
+    """The seed of one unit of work (a network, a model per ID) from the run's ``--seed`` and its name(s).
+
+    ``(seed * 1_000_003 + crc32("/".join(names))) mod 2**31``: a stable hash (unlike Python's ``hash``), so a
+    unit's result does not depend on which other units the run trains before it, nor on the process.
+    """
+    key = "/".join(str(name) for name in names)
+    return (int(seed) * 1_000_003 + zlib.crc32(key.encode("utf-8"))) % 2**31
 
 
 def atomic_write_text(path, text: str, overwrite: bool = False) -> Path:
