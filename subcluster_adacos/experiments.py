@@ -229,13 +229,14 @@ _TABLES = {
                  "Fig. 2/3: ensemble over the number of sub-clusters (evaluation set, %)"),
 }
 
-def _mark_diverged(merged, diverged, label_columns):
-    """Our cells of the diverged rows read "diverges" (as in the paper's Table III); the other numbers of
-    our columns are rounded to two decimals so that the text table stays aligned."""
+def _mark_diverged(merged, diverged, label_columns, machine_types):
+    """Our cells of the diverged rows (of the run's ``machine_types``) read "diverges" (as in the paper's
+    Table III); the other numbers of our columns are rounded to two decimals, kept as text."""
     if not diverged:
         return merged
     wanted = {tuple(str(v) for v in row.values()) for row in diverged}
     hit = np.array([tuple(r) in wanted for r in merged[label_columns].astype(str).itertuples(index=False)])
+    hit &= merged["machine type"].astype(str).isin([str(t) for t in machine_types]).to_numpy()
     out = merged.copy()
     for column in [c for c in out.columns if c.endswith("(ours)")]:
         values = [None if not np.isfinite(v) else f"{v:.2f}" for v in out[column].astype(float)]
@@ -262,7 +263,7 @@ def comparison(name, summary, labels, diverged, notes, config):
     paper = paper[[tuple(r) in wanted for r in paper[label_columns].astype(str).itertuples(index=False)]]
     paper = published_in_paper_layout(paper, label_columns, machine_types=machine_types)
     merged = side_by_side(ours, paper, label_columns + ["machine type"], list(PART_COLUMNS))
-    merged = _mark_diverged(in_paper_order(merged, label_columns), diverged, label_columns)
+    merged = _mark_diverged(in_paper_order(merged, label_columns), diverged, label_columns, types)
     extra = []
     if name == "ensemble":
         extra.append(f"ensemble = the scores of the networks with S in {config.subclusters} summed, each scored "
