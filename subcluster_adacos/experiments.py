@@ -244,16 +244,20 @@ def _mark_diverged(merged, diverged, label_columns, machine_types):
     return out
 
 
-def comparison(name, summary, labels, diverged, notes, config):
+def comparison(name, summary, labels, diverged, notes, config, run_types=()):
     """The markdown section of one experiment: our numbers beside the paper's, in the paper's rows; the
-    rows of diverged networks read "diverges"."""
+    rows of diverged networks read "diverges" (per machine type of the run, ``run_types``, and "all")."""
     from asdcore import published
     from asdcore.report import (PART_COLUMNS, comparison_markdown, in_paper_order, ours_in_paper_layout,
                                 published_in_paper_layout, side_by_side)
 
     table_name, label_columns, machine_types, title = _TABLES[name]
-    ours = ours_in_paper_layout(summary, labels, machine_types=machine_types)
-    types = machine_types or sorted(set(summary["machine_type"]))
+    if labels and not summary.empty:
+        ours = ours_in_paper_layout(summary, labels, machine_types=machine_types)
+    else:  # every network of the experiment diverged
+        ours = pd.DataFrame(columns=label_columns + ["machine type", *PART_COLUMNS])
+    seen = set(summary["machine_type"]) if "machine_type" in summary else set()
+    types = machine_types or sorted(seen | set(run_types) | {"all"})
     for row in diverged:
         ours = pd.concat([ours, pd.DataFrame([{**row, "machine type": t, **{c: np.nan for c in PART_COLUMNS}}
                                               for t in types])], ignore_index=True)
@@ -336,17 +340,21 @@ def run(args) -> int:
         labels_by_experiment[name] = row_labels
         diverged_by_experiment[name] = diverged
         notes_by_experiment[name] = extra
-    per_unit, summary = evaluate_systems(run_folder, table, systems, 2020, quick=quick)
+    if systems:
+        per_unit, summary = evaluate_systems(run_folder, table, systems, 2020, quick=quick)
+    else:  # every network diverged: nothing to score, the tables say "diverges"
+        per_unit, summary = pd.DataFrame(), pd.DataFrame()
     notes = [source.description]
     if quick:
         notes.append(f"{QUICK_BANNER} ({why}): {config.epochs} epochs, S in {config.subclusters}")
     text = [f"# Sub-cluster AdaCos (Wilkinghoff 2020): {', '.join(experiments)}", ""]
-    if summary.empty:
+    if summary.empty and not any(diverged_by_experiment.values()):
         text.append("No labelled test clips: submission files only.")
     else:
         for name in experiments:
             section, merged = comparison(name, summary, labels_by_experiment[name], diverged_by_experiment[name],
-                                         notes + notes_by_experiment[name], config)
+                                         notes + notes_by_experiment[name], config,
+                                         run_types=sorted(set(table["machine_type"])))
             text.append(section)
             print(f"\n{_TABLES[name][3]}")
             print(merged.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
