@@ -43,6 +43,7 @@ class SubClusterAdaCosConfig:
     combined_mean_types: tuple = ("ToyConveyor",)  # Table V "combined": the mean representation for these
     gmm_score: str = "max_component"  # public code; "loglik" = weighted mixture log-likelihood
     divergence_scale: float = 1e8  # Table III "diverges": stop when the adaptive scale exceeds this or is NaN
+    mixup_labels: str = "linear"  # public code; "max": max(l*y1, (1-l)*y2) (a later version of the author's code)
 
     def quick(self) -> "SubClusterAdaCosConfig":
         """A CPU-sized variant: 10 epochs, S in {1, 4}; all other settings as the paper."""
@@ -100,6 +101,7 @@ class TrainedNetworks:
 
         c = self.config
         training = TrainingConfig(loss=spec.loss, n_subclusters=spec.n_subclusters, mixup=spec.mixup,
+                                  mixup_labels=c.mixup_labels,
                                   angle_mode=c.angle_mode, epochs=c.epochs, batch_size=c.batch_size,
                                   learning_rate=c.learning_rate, l2=c.l2, class_weight=c.class_weight,
                                   checkpoint_every=c.checkpoint_every, divergence_scale=c.divergence_scale)

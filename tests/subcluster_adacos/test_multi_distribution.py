@@ -367,7 +367,7 @@ def test_one_mixup_mixes_both_label_sets_with_the_same_lambda():
     keras.utils.set_random_seed(0)
     x, y1, y2 = two_label_data(n=12)
     model = build_multi_head_training_model([3, 4], 2, input_shape=TINY, embedding_dim=8, seed=4)
-    # the mixed features and both mixed label sets: the mixup layer's first output, from the same call (same seed state)
+    # the mixed features (the mixup layer's first output) and both mixed label sets, from one call
     mixed = keras.Model(model.inputs, [model.get_layer("mixup").output[0], model.get_layer("split_labels").output])
     xm, (m1, m2) = mixed([x, y1, y2], training=True)
     xm, m1, m2 = (keras.ops.convert_to_numpy(t) for t in (xm, m1, m2))
