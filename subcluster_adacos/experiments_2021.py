@@ -91,7 +91,8 @@ class MultiDistributionConfig:
         from subcluster_adacos.training import TrainingConfig
 
         return TrainingConfig(loss="subcluster_adacos", n_subclusters=int(n_subclusters), mixup=self.mixup,
-                              mixup_labels=self.mixup_labels, angle_mode=self.angle_mode, epochs=self.epochs, batch_size=self.batch_size,
+                              mixup_labels=self.mixup_labels, angle_mode=self.angle_mode, epochs=self.epochs,
+                              batch_size=self.batch_size,
                               learning_rate=self.learning_rate, l2=self.l2, class_weight=self.class_weight,
                               checkpoint_every=self.checkpoint_every)
 
