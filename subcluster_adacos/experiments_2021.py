@@ -449,6 +449,8 @@ def _run(args, config, quick, why, experiments, run_folder, log) -> int:
              f"{n_sets} score sets per variant"]
     if quick:
         notes.insert(0, f"{QUICK_BANNER} ({why}): {config.epochs} epochs, S in {config.subclusters}")
+    elif run_mode(quick, config) != "paper settings":
+        notes.insert(0, run_mode(quick, config))
     text = ["# Multiple distributions with sub-cluster AdaCos (Wilkinghoff 2021): " + ", ".join(experiments), ""]
     if quick:
         text += [f"**{QUICK_BANNER}**", ""]
