@@ -14,7 +14,6 @@ The run folder also holds ``models/system/`` (the combined system of Table V) fo
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,6 +42,8 @@ class SubClusterAdaCosConfig:
     representation_subclusters: int = 32  # Table V "learned" = the S = 32 GMM row of Table IV
     combined_mean_types: tuple = ("ToyConveyor",)  # Table V "combined": the mean representation for these
     gmm_score: str = "max_component"  # public code; "loglik" = weighted mixture log-likelihood
+    divergence_scale: float = 1e8  # Table III "diverges": stop when the adaptive scale exceeds this or is NaN
+    mixup_labels: str = "linear"  # public code; "max": max(l*y1, (1-l)*y2) (a later version of the author's code)
 
     def quick(self) -> "SubClusterAdaCosConfig":
         """A CPU-sized variant: 10 epochs, S in {1, 4}; all other settings as the paper."""
@@ -100,9 +101,10 @@ class TrainedNetworks:
 
         c = self.config
         training = TrainingConfig(loss=spec.loss, n_subclusters=spec.n_subclusters, mixup=spec.mixup,
+                                  mixup_labels=c.mixup_labels,
                                   angle_mode=c.angle_mode, epochs=c.epochs, batch_size=c.batch_size,
                                   learning_rate=c.learning_rate, l2=c.l2, class_weight=c.class_weight,
-                                  checkpoint_every=c.checkpoint_every)
+                                  checkpoint_every=c.checkpoint_every, divergence_scale=c.divergence_scale)
         model_dir = self.run.path / "models" / spec.name
         final = model_dir / f"epoch_{c.epochs:04d}.keras"
         if final.is_file():  # a resumed run: this network finished before the interruption
@@ -112,11 +114,11 @@ class TrainedNetworks:
             model = keras.models.load_model(final)
             info = {"diverged": False, "scales": [float(keras.ops.convert_to_numpy(head_layer(model).scale))]}
         else:
-            from asdcore.experiment import set_seed
+            from asdcore.experiment import seed_for, set_seed
 
             # Each network gets its own seed from (--seed, its name): its result does not depend on which
             # other networks the chosen experiments train before it.
-            network_seed = (self.seed * 1_000_003 + zlib.crc32(spec.name.encode())) % 2**31
+            network_seed = seed_for(self.seed, spec.name)
             set_seed(network_seed)
             self.log.info("training %s (%d epochs, %d clips, %d classes, seed %d)", spec.name, c.epochs,
                           int(self.train_rows.sum()), len(self.class_names), network_seed)
@@ -155,53 +157,64 @@ def _label(spec: ModelSpec) -> dict:
 
 
 def run_experiment(name, nets: TrainedNetworks, representation_scores: dict):
-    """Systems (name -> scores) and their paper-table row labels for one experiment; diverged rows are
-    listed separately."""
+    """Systems (name -> scores) and their paper-table row labels for one experiment.
+
+    Returns ``(systems, labels, diverged, notes)``: ``diverged`` holds the row labels of the systems whose
+    network diverged (reported as "diverges", never scored), ``notes`` lines for the comparison table.
+    ``representation_scores`` holds the temporal "mean" (and "max") scores of Table V; "mean" is needed by
+    the "representations" and "ensemble" experiments (the "combined" rule).
+    """
+    from subcluster_adacos.scoring import BACKENDS, combined_scores
+
     config = nets.config
-    systems, labels, diverged = {}, {}, []
+    machine_types = nets.table["machine_type"].to_numpy()
+    systems, labels, diverged, notes = {}, {}, [], []
+
+    def add(key, scores, row_labels):
+        if scores is None:
+            diverged.append(row_labels)
+        else:
+            systems[key], labels[key] = scores, row_labels
+
     if name == "backends":
         spec = models_for("backends", config)[0]
         for backend in TABLE_II_BACKENDS:
-            from subcluster_adacos.scoring import BACKENDS
-
-            systems[f"table2_{backend}"] = nets.backend(spec, backend)
-            labels[f"table2_{backend}"] = {"backend": BACKENDS[backend]}
+            add(f"table2_{backend}", nets.backend(spec, backend), {"backend": BACKENDS[backend]})
     elif name == "mixup":
         for spec in models_for("mixup", config):
-            key = f"table3_{spec.name}"
-            scores = nets.backend(spec, "gaussian_full")
-            if scores is None:
-                diverged.append(_label(spec))
-                continue
-            systems[key], labels[key] = scores, _label(spec)
+            add(f"table3_{spec.name}", nets.backend(spec, "gaussian_full"), _label(spec))
     elif name == "subclusters":
         for spec in models_for("subclusters", config):
-            for backend, label, components in (("gmm", "Gaussian", 1), ("gmm", "GMM", spec.n_subclusters)):
-                key = f"table4_S{spec.n_subclusters:02d}_{label.lower()}"
-                scores = nets.backend(spec, backend, components)
-                if scores is None:
-                    continue
-                systems[key] = scores
-                labels[key] = {"n_subclusters": str(spec.n_subclusters), "backend": label}
+            for label, components in (("Gaussian", 1), ("GMM", spec.n_subclusters)):
+                add(f"table4_S{spec.n_subclusters:02d}_{label.lower()}", nets.backend(spec, "gmm", components),
+                    {"n_subclusters": str(spec.n_subclusters), "backend": label})
     elif name == "representations":
         spec = models_for("representations", config)[0]
         learned = nets.backend(spec, "gmm")
-        combined = learned.copy()
-        types = nets.table["machine_type"].isin(config.combined_mean_types).to_numpy()
-        combined[types] = representation_scores["mean"][types]
-        for key, scores in (("mean", representation_scores["mean"]), ("max", representation_scores["max"]),
-                            ("learned", learned), ("combined", combined)):
-            systems[f"table5_{key}"] = scores
-            labels[f"table5_{key}"] = {"representation": key}
+        mean = representation_scores["mean"]
+        combined = None if learned is None else combined_scores(learned, mean, machine_types,
+                                                                 config.combined_mean_types)
+        for key, scores in (("mean", mean), ("max", representation_scores["max"]), ("learned", learned),
+                            ("combined", combined)):
+            add(f"table5_{key}", scores, {"representation": key})
     elif name == "ensemble":
-        parts = [nets.backend(spec, "gmm") for spec in models_for("ensemble", config)]
-        parts = [p for p in parts if p is not None]
-        systems["ensemble"] = np.sum(parts, axis=0)
-        labels["ensemble"] = {"system": "ensemble"}
+        # Fig. 2/3: every member is scored with the "combined" rule (the temporal mean for ToyConveyor),
+        # as the public code does, and the members' scores are summed without normalisation.
+        mean = representation_scores["mean"]
+        members, left_out = [], []
+        for spec in models_for("ensemble", config):
+            learned = nets.backend(spec, "gmm")
+            if learned is None:
+                left_out.append(spec.n_subclusters)
+                continue
+            members.append(combined_scores(learned, mean, machine_types, config.combined_mean_types))
+        add("ensemble", np.sum(members, axis=0) if members else None, {"system": "ensemble"})
+        if left_out:
+            nets.log.warning("ensemble: the networks with S in %s diverged and are left out of the sum", left_out)
+            notes.append(f"ensemble: the networks with S in {left_out} diverged and are left out of the sum")
         largest = ModelSpec("subcluster_adacos", True, config.representation_subclusters)
-        systems["ensemble_single"] = nets.backend(largest, "gmm")
-        labels["ensemble_single"] = {"system": "proposed approach"}
-    return systems, labels, diverged
+        add("ensemble_single", nets.backend(largest, "gmm"), {"system": "proposed approach"})
+    return systems, labels, diverged, notes
 
 
 # --- comparison tables ----------------------------------------------------------------------------------
@@ -218,30 +231,56 @@ _TABLES = {
                  "Fig. 2/3: ensemble over the number of sub-clusters (evaluation set, %)"),
 }
 
-def comparison(name, summary, labels, diverged, notes, config):
-    """The markdown section of one experiment: our numbers beside the paper's, in the paper's rows."""
+def _mark_diverged(merged, diverged, label_columns, machine_types):
+    """Our cells of the diverged rows (of the run's ``machine_types``) read "diverges" (as in the paper's
+    Table III); the other numbers of our columns are rounded to two decimals, kept as text."""
+    if not diverged:
+        return merged
+    wanted = {tuple(str(v) for v in row.values()) for row in diverged}
+    hit = np.array([tuple(r) in wanted for r in merged[label_columns].astype(str).itertuples(index=False)])
+    hit &= merged["machine type"].astype(str).isin([str(t) for t in machine_types]).to_numpy()
+    out = merged.copy()
+    for column in [c for c in out.columns if c.endswith("(ours)")]:
+        values = [None if not np.isfinite(v) else f"{v:.2f}" for v in out[column].astype(float)]
+        out[column] = np.where(hit, "diverges", np.array(values, dtype=object))
+    return out
+
+
+def comparison(name, summary, labels, diverged, notes, config, run_types=()):
+    """The markdown section of one experiment: our numbers beside the paper's, in the paper's rows; the
+    rows of diverged networks read "diverges" (per machine type of the run, ``run_types``, and "all")."""
     from asdcore import published
     from asdcore.report import (PART_COLUMNS, comparison_markdown, in_paper_order, ours_in_paper_layout,
                                 published_in_paper_layout, side_by_side)
 
     table_name, label_columns, machine_types, title = _TABLES[name]
-    ours = ours_in_paper_layout(summary, labels, machine_types=machine_types)
+    if labels and not summary.empty:
+        ours = ours_in_paper_layout(summary, labels, machine_types=machine_types)
+    else:  # every network of the experiment diverged
+        ours = pd.DataFrame(columns=label_columns + ["machine type", *PART_COLUMNS])
+    seen = set(summary["machine_type"]) if "machine_type" in summary else set()
+    types = machine_types or sorted(seen | set(run_types) | {"all"})
     for row in diverged:
-        ours = pd.concat([ours, pd.DataFrame([{**row, "machine type": "all",
-                                               **{c: np.nan for c in PART_COLUMNS}}])], ignore_index=True)
+        ours = pd.concat([ours, pd.DataFrame([{**row, "machine type": t, **{c: np.nan for c in PART_COLUMNS}}
+                                              for t in types])], ignore_index=True)
     paper = published.load_table(table_name)
     wanted = {tuple(str(v) for v in labels_.values()) for labels_ in labels.values()} | \
              {tuple(str(v) for v in row.values()) for row in diverged}
     paper = paper[[tuple(r) in wanted for r in paper[label_columns].astype(str).itertuples(index=False)]]
     paper = published_in_paper_layout(paper, label_columns, machine_types=machine_types)
     merged = side_by_side(ours, paper, label_columns + ["machine type"], list(PART_COLUMNS))
-    merged = in_paper_order(merged, label_columns)
+    merged = _mark_diverged(in_paper_order(merged, label_columns), diverged, label_columns, types)
     extra = []
     if name == "ensemble":
-        extra.append(f"ensemble = GMM scores of the networks with S in {config.subclusters} summed; proposed "
-                     f"approach = the single network with S = {config.representation_subclusters}")
-    if diverged:
-        extra.append("rows without our numbers diverged: the adaptive scale exceeded the divergence limit")
+        extra.append(f"ensemble = the scores of the networks with S in {config.subclusters} summed, each scored "
+                     f"with the Table V 'combined' rule (temporal-mean Gaussian for "
+                     f"{', '.join(config.combined_mean_types)}, GMM on the embeddings otherwise), as in the "
+                     f"public code; proposed approach = the single network with S = "
+                     f"{config.representation_subclusters}, GMM on the embeddings for every type (the paper's "
+                     "'learned' row of Table V)")
+    if name == "mixup" or diverged:
+        extra.append(f"diverges = training stopped because the adaptive scale exceeded {config.divergence_scale:g}"
+                     " or became NaN/infinite, or the loss became non-finite (checked after every epoch)")
     return comparison_markdown(title, merged, notes + extra), merged
 
 
@@ -293,25 +332,31 @@ def run(args) -> int:
     labels, class_names = class_labels(table)
     nets = TrainedNetworks(run_folder, table, features, labels, class_names, config, args.seed, log)
     representation_scores = {}
-    if "representations" in experiments:
-        representation_scores = {s: score_simple_representation(table, features, s) for s in ("mean", "max")}
-    systems, labels_by_experiment, diverged_by_experiment = {}, {}, {}
+    if "representations" in experiments or "ensemble" in experiments:
+        statistics = ("mean", "max") if "representations" in experiments else ("mean",)
+        representation_scores = {s: score_simple_representation(table, features, s) for s in statistics}
+    systems, labels_by_experiment, diverged_by_experiment, notes_by_experiment = {}, {}, {}, {}
     for name in experiments:
-        found, row_labels, diverged = run_experiment(name, nets, representation_scores)
+        found, row_labels, diverged, extra = run_experiment(name, nets, representation_scores)
         systems.update(found)
         labels_by_experiment[name] = row_labels
         diverged_by_experiment[name] = diverged
-    per_unit, summary = evaluate_systems(run_folder, table, systems, 2020, quick=quick)
+        notes_by_experiment[name] = extra
+    if systems:
+        per_unit, summary = evaluate_systems(run_folder, table, systems, 2020, quick=quick)
+    else:  # every network diverged: nothing to score, the tables say "diverges"
+        per_unit, summary = pd.DataFrame(), pd.DataFrame()
     notes = [source.description]
     if quick:
         notes.append(f"{QUICK_BANNER} ({why}): {config.epochs} epochs, S in {config.subclusters}")
     text = [f"# Sub-cluster AdaCos (Wilkinghoff 2020): {', '.join(experiments)}", ""]
-    if summary.empty:
+    if summary.empty and not any(diverged_by_experiment.values()):
         text.append("No labelled test clips: submission files only.")
     else:
         for name in experiments:
             section, merged = comparison(name, summary, labels_by_experiment[name], diverged_by_experiment[name],
-                                         notes, config)
+                                         notes + notes_by_experiment[name], config,
+                                         run_types=sorted(set(table["machine_type"])))
             text.append(section)
             print(f"\n{_TABLES[name][3]}")
             print(merged.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
@@ -329,7 +374,7 @@ def save_scoring_system(run_folder, nets, config, feature_config, normalizer, ta
     from asdcore.backends import GaussianBackend, GMMBackend
     from asdcore.pipeline import unit_keys
     from subcluster_adacos.network import embedding_model
-    from subcluster_adacos.scoring import ScoringSystem
+    from subcluster_adacos.scoring import ScoringSystem, scored_by_mean
 
     spec = ModelSpec("subcluster_adacos", True, config.representation_subclusters)
     trained = nets.get(spec)
@@ -342,7 +387,7 @@ def save_scoring_system(run_folder, nets, config, feature_config, normalizer, ta
     means = features.mean(axis=1)
     for unit in np.unique(keys[train]):
         rows = train & (keys == unit)
-        if unit.split("/")[0] in config.combined_mean_types:
+        if scored_by_mean([unit.split("/")[0]], config.combined_mean_types)[0]:
             mean_backends[unit] = GaussianBackend("full", normalize=False).fit(means[rows])
         else:
             backends[unit] = GMMBackend(spec.n_subclusters, means_init=trained["centres"][index[unit]],

@@ -19,6 +19,7 @@ files), ``thresholds/<system>.csv``, ``results.csv``, ``comparison.md``, ``plots
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -49,13 +50,16 @@ class MultiDistributionConfig:
     learning_rate: float = 1e-3  # Adam (Sec. 2.3) with Keras' default settings
     l2: float = 1e-5  # network of [11] (Sec. 2.3); 2020 public code
     mixup: bool = True  # Sec. 2.3
+    mixup_labels: str = "linear"  # 2020 code; "max": max(l*y1, (1-l)*y2), some versions of the 2022 code
     angle_mode: str = "reference"  # mixed-up angle of the 2020 public code (REFERENCE.md §4)
-    class_weight: str = "balanced"  # not stated in the 2021 paper; the 2020 public code's choice
+    class_weight: str = "none"  # paper silent; the author's 2022 code uses none ("balanced": the 2020 code's)
     loss_weights: tuple = (1.0, 1.0)  # Sec. 2.3: two sub-cluster AdaCos losses with equal weights
     subclusters: tuple = (1, 2, 4, 8, 16)  # Sec. 2.5: S = 2^0 ... 2^4, the same S in both heads
     checkpoint_every: int = 100  # Sec. 2.5: scores after every 100 epochs (4 checkpoints x 5 S = 20 sets)
     reg_covar: float = 1e-3  # Sec. 2.4: 1e-3 added to the covariance diagonal
     component_weights: bool = True  # Sec. 2.4: "weighted likelihoods of component k" (False: 2020 code)
+    gmm_score: str = "component"  # Sec. 2.4: max over components k; "mixture": full mixture log-likelihood (2022 code)
+    section_gmm_data: str = "source"  # Sec. 2.4 "normal data of the source domain"; "all": + target (2022 code)
     tmax_types: tuple = ("valve",)  # Sec. 2.4, eq. (4): temporal-maximum term for valve (source domain)
     sections_only_types: tuple = ("fan", "gearbox", "valve")  # Sec. 2.5: section loss only for these
     variant_choice: str = "paper"  # Sec. 2.5 the paper's per-type choice; "dev": the better on the dev set
@@ -75,6 +79,10 @@ class MultiDistributionConfig:
             raise ASDError(f"subclusters must be positive integers, got {self.subclusters}")
         if self.epochs < 1 or self.checkpoint_every < 1:
             raise ASDError(f"epochs ({self.epochs}) and checkpoint_every ({self.checkpoint_every}) must be >= 1")
+        for name, allowed in (("class_weight", ("none", "balanced")), ("gmm_score", ("component", "mixture")),
+                              ("section_gmm_data", ("source", "all")), ("mixup_labels", ("linear", "max"))):
+            if getattr(self, name) not in allowed:
+                raise ASDError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
         if not 0 <= self.threshold_percentile <= 100:
             raise ASDError(f"threshold_percentile must lie in [0, 100], got {self.threshold_percentile}")
         return self
@@ -83,7 +91,8 @@ class MultiDistributionConfig:
         from subcluster_adacos.training import TrainingConfig
 
         return TrainingConfig(loss="subcluster_adacos", n_subclusters=int(n_subclusters), mixup=self.mixup,
-                              angle_mode=self.angle_mode, epochs=self.epochs, batch_size=self.batch_size,
+                              mixup_labels=self.mixup_labels, angle_mode=self.angle_mode, epochs=self.epochs,
+                              batch_size=self.batch_size,
                               learning_rate=self.learning_rate, l2=self.l2, class_weight=self.class_weight,
                               checkpoint_every=self.checkpoint_every)
 
@@ -104,6 +113,7 @@ def build_ensembles(features, table, classes, config: MultiDistributionConfig, v
     DataFrame listing each score set (variant, S, epoch) and whether its network diverged."""
     import keras
 
+    from asdcore.experiment import seed_for, set_seed
     from asdcore.representations import temporal_statistic
     from subcluster_adacos.multi_distribution import (TemporalMaxScorer, score_network, sum_score_sets,
                                                       train_network)
@@ -118,10 +128,14 @@ def build_ensembles(features, table, classes, config: MultiDistributionConfig, v
         sets = []
         for n_sub in config.subclusters:
             name = f"{variant}_S{int(n_sub):02d}"
-            log.info("training %s: %d epochs, %d clips, %d sections, %d attribute classes", name, config.epochs,
-                     len(train_features), classes.n_sections, classes.n_attributes)
+            # Each network gets its own seed from (--seed, its name), the rule of the 2020 networks: its result
+            # does not depend on which networks were trained before it in this run.
+            network_seed = seed_for(seed, name)
+            set_seed(network_seed)
+            log.info("training %s: %d epochs, %d clips, %d sections, %d attribute classes, seed %d", name,
+                     config.epochs, len(train_features), classes.n_sections, classes.n_attributes, network_seed)
             model, info = train_network(variant, train_features, classes, config.training(n_sub),
-                                        model_dir=run_folder.path / "models" / name, seed=seed, verbose=2,
+                                        model_dir=run_folder.path / "models" / name, seed=network_seed, verbose=2,
                                         loss_weights=config.loss_weights)
             if info["diverged"]:
                 log.warning("%s diverged: its score sets are left out of the ensemble", name)
@@ -130,9 +144,13 @@ def build_ensembles(features, table, classes, config: MultiDistributionConfig, v
             for epoch, path in sorted(info["snapshots"].items()):
                 snapshot = model if epoch == config.epochs else keras.models.load_model(path)
                 sets.append(score_network(snapshot, features, table, classes, tmax_term, config.reg_covar,
-                                          config.component_weights, config.target_decision, config.batch_size))
+                                          config.component_weights, config.target_decision, config.batch_size,
+                                          gmm_score=config.gmm_score, section_gmm_data=config.section_gmm_data))
                 listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": epoch, "diverged": False})
             keras.backend.clear_session(free_memory=True)
+        if not sets:
+            log.warning("%s: every network diverged; its systems are left out", variant)
+            continue
         ensembles[variant] = sum_score_sets(sets)
         log.info("%s: ensemble of %d score sets", variant, ensembles[variant].n_sets)
     return ensembles, pd.DataFrame(listing, columns=["variant", "n_subclusters", "epoch", "diverged"])
@@ -148,6 +166,8 @@ def systems_for(experiments, ensembles, proposed) -> tuple[dict, dict]:
             scores[name] = proposed.terms[name.split("_", 1)[1]]
     if "losses" in experiments:
         for name, variant in (("loss_sections", SECTIONS_ONLY), ("loss_sections_attributes", BOTH_HEADS)):
+            if variant not in ensembles:  # every network of the variant diverged (warned in build_ensembles)
+                continue
             scores[name], decision_scores[name] = ensembles[variant].score, ensembles[variant].decision
     scores["proposed"], decision_scores["proposed"] = proposed.score, proposed.decision
     return scores, decision_scores
@@ -342,6 +362,21 @@ def add_arguments(parser, year):
                              "one on the labelled development set")
 
 
+def run_mode(quick: bool, config: MultiDistributionConfig) -> str:
+    """What ``config.yaml`` says about the settings: the quick-mode banner, "paper settings" when every
+    setting is the paper's default, else "custom settings" naming the settings that differ (from
+    ``--epochs``, ``--subclusters``, ``--checkpoint-every``, ``--variant-choice`` or ``--config``)."""
+    from asdcore.experiment import QUICK_BANNER
+
+    if quick:
+        return QUICK_BANNER
+    paper = MultiDistributionConfig()
+    changed = [f.name for f in dataclasses.fields(paper) if getattr(config, f.name) != getattr(paper, f.name)]
+    if not changed:
+        return "paper settings"
+    return "custom settings (not the paper's): " + ", ".join(f"{n}={getattr(config, n)!r}" for n in changed)
+
+
 def run(args) -> int:
     from asdcore.experiment import RunFolder, get_logger, resolve_config, resolve_quick, set_seed
 
@@ -377,7 +412,7 @@ def _run(args, config, quick, why, experiments, run_folder, log) -> int:
     feature_config = LogMelConfig()
     source, table = open_data(args, 2021)
     run_folder.write_config({"command": "multi-distribution", "experiments": experiments, "quick": quick,
-                             "mode": QUICK_BANNER if quick else "paper settings", "quick_reason": why,
+                             "mode": run_mode(quick, config), "quick_reason": why,
                              "data": source.description, "seed": args.seed, "settings": config,
                              "features": feature_config})
     table, features = load_features(table, feature_config, args, run_folder)
@@ -414,6 +449,8 @@ def _run(args, config, quick, why, experiments, run_folder, log) -> int:
              f"{n_sets} score sets per variant"]
     if quick:
         notes.insert(0, f"{QUICK_BANNER} ({why}): {config.epochs} epochs, S in {config.subclusters}")
+    elif run_mode(quick, config) != "paper settings":
+        notes.insert(0, run_mode(quick, config))
     text = ["# Multiple distributions with sub-cluster AdaCos (Wilkinghoff 2021): " + ", ".join(experiments), ""]
     if quick:
         text += [f"**{QUICK_BANNER}**", ""]

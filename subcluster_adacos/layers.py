@@ -432,17 +432,26 @@ class Mixup(keras.layers.Layer):
         Probability that a sample is mixed (the 2020 code uses 1: every training sample is mixed).
     seed : int or None
         Seed of the layer's ``keras.random.SeedGenerator``.
+    label_rule : {"linear", "max"}, default "linear"
+        Mixed labels: ``λ_i y_i + (1 - λ_i) y_{n-1-i}`` (2020 public code) or the element-wise
+        ``max(λ_i y_i, (1 - λ_i) y_{n-1-i})`` that some versions of the author's DCASE 2022 code use.
     """
 
-    def __init__(self, probability=1.0, seed=None, **kwargs):
+    LABEL_RULES = ("linear", "max")
+
+    def __init__(self, probability=1.0, seed=None, label_rule="linear", **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= float(probability) <= 1.0:
             raise ASDError(
                 f"subcluster_adacos/layers.py: Mixup probability must be in [0, 1], got {probability}; "
                 "use 1.0 to mix every sample"
             )
+        if label_rule not in self.LABEL_RULES:
+            raise ASDError(f"subcluster_adacos/layers.py: Mixup label_rule must be 'linear' or 'max', "
+                           f"got {label_rule!r}")
         self.probability = float(probability)
         self.seed = seed
+        self.label_rule = label_rule
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def mixing_weights(self, n):
@@ -470,6 +479,9 @@ class Mixup(keras.layers.Layer):
             x = ops.cast(x, dtype)
         y = ops.cast(y, dtype)
         lam = self.mixing_weights(ops.shape(x)[0])
+        if self.label_rule == "max":
+            lam_y = ops.cast(ops.reshape(lam, (-1, 1)), y.dtype)
+            return [self._mix(x, lam), ops.maximum(lam_y * y, (1.0 - lam_y) * ops.flip(y, axis=0))]
         return [self._mix(x, lam), self._mix(y, lam)]
 
     def compute_output_shape(self, input_shape):
@@ -477,7 +489,7 @@ class Mixup(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"probability": self.probability, "seed": self.seed})
+        config.update({"probability": self.probability, "seed": self.seed, "label_rule": self.label_rule})
         return config
 
 

@@ -55,7 +55,14 @@ Choices the paper leaves open (defaults; options in ``MultiDistributionConfig``)
 * "weighted likelihoods of component k": the mixture weight is included (``component_weights=True``);
   the 2020 public code scores without it (``False``).
 * The section GMM is fitted on the section's source clips only (eq. (2) and the text "normal data of the
-  source domain"); the target term has one component per target clip (three in the real data).
+  source domain"; ``section_gmm_data="all"`` adds the target clips, as the author's DCASE 2022 code does);
+  the target term has one component per target clip (three in the real data).
+* A GMM's term is the largest (weighted) component log-likelihood, as eqs. (2)-(3) write it
+  (``gmm_score="component"``); ``"mixture"`` takes the full mixture log-likelihood, the rule of the
+  author's DCASE 2022 code.
+* No class weights (``class_weight="none"``): the author's DCASE 2022 code, the descendant of this system,
+  applies none (Keras' ``fit`` cannot take ``class_weight`` for a model with two outputs); "balanced" per
+  head, the 2020 code's choice, stays a setting.
 * Section-only networks have no attribute centres: their attribute GMMs start from the section's centres.
 * The eq. (4) term is part of every score set (eq. (4) defines the score of one system), so a 20-set
   ensemble holds it 20 times, in the same proportion to the embedding terms as in one set.
@@ -78,6 +85,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
 from asdcore.backends import GaussianBackend, GMMBackend
@@ -231,18 +239,35 @@ class DistributionScorer:
         Added to every covariance diagonal (paper Sec. 2.4).
     component_weights : bool, default True
         Include the mixture weight in ``log P(x|., k)`` (see :func:`weighted_component_log_likelihoods`).
+    gmm_score : {"component", "mixture"}, default "component"
+        ``"component"``: a GMM's term is ``max_k log P(x|., k)`` (the paper's eqs. (2)-(3));
+        ``"mixture"``: the full mixture log-likelihood ``log sum_k π_k N(x|μ_k, Σ_k)`` (the author's DCASE
+        2022 code, ``score_samples``); ``component_weights`` then plays no part.
+    section_data : {"source", "all"}, default "source"
+        Training clips of the section GMM: the section's source normal clips (the paper: "normal data of
+        the source domain") or all of its normal clips, target included (the author's DCASE 2022 code).
 
     Attributes (after :meth:`fit`)
     ------------------------------
-    section_gmms_ : dict section -> GMMBackend (S components, source normal training clips)
+    section_gmms_ : dict section -> GMMBackend (S components, source (or all) normal training clips)
     attribute_gmms_ : dict attribute class -> GMMBackend (S components, source normal training clips)
     attributes_of_section_ : dict section -> list of its attribute classes with source training clips
     target_gmms_ : dict section -> GMMBackend (one component per target training clip, means at them)
     """
 
-    def __init__(self, reg_covar: float = 1e-3, component_weights: bool = True):
+    GMM_SCORES = ("component", "mixture")
+    SECTION_DATA = ("source", "all")
+
+    def __init__(self, reg_covar: float = 1e-3, component_weights: bool = True, gmm_score: str = "component",
+                 section_data: str = "source"):
+        if gmm_score not in self.GMM_SCORES:
+            raise ASDError(f"gmm_score must be 'component' or 'mixture', got {gmm_score!r}")
+        if section_data not in self.SECTION_DATA:
+            raise ASDError(f"section_gmm_data must be 'source' or 'all', got {section_data!r}")
         self.reg_covar = reg_covar
         self.component_weights = component_weights
+        self.gmm_score = gmm_score
+        self.section_data = section_data
 
     def _gmm(self, X, means):
         """A GMMBackend with ``len(means)`` components started at ``means``. A class with a single clip gets
@@ -280,7 +305,8 @@ class DistributionScorer:
             if section not in section_centres:
                 raise ASDError(f"{section}: no learned centres; the network was trained on other sections")
             rows = source & (sections == section)
-            self.section_gmms_[section] = self._gmm(embeddings[rows], section_centres[section])
+            section_rows = (source | target) & (sections == section) if self.section_data == "all" else rows
+            self.section_gmms_[section] = self._gmm(embeddings[section_rows], section_centres[section])
             self.attributes_of_section_[section] = []
             for attribute in np.unique(attributes[rows]):
                 if attribute_centres is None:
@@ -297,6 +323,9 @@ class DistributionScorer:
         return self
 
     def _max_log_likelihood(self, backend, X):
+        """``max_k log P(x|., k)`` or, with ``gmm_score="mixture"``, ``log sum_k π_k N(x|μ_k, Σ_k)``."""
+        if self.gmm_score == "mixture":
+            return logsumexp(weighted_component_log_likelihoods(backend, X, True), axis=1)
         return weighted_component_log_likelihoods(backend, X, self.component_weights).max(axis=1)
 
     def terms(self, embeddings: np.ndarray, table: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -517,7 +546,8 @@ def select_by_type(table: pd.DataFrame, sets_by_variant: dict, choice: dict) -> 
     for machine_type in sorted(set(types)):
         variant = choice[machine_type]
         if variant not in sets_by_variant:
-            raise ASDError(f"{machine_type}: variant {variant!r} was not trained")
+            raise ASDError(f"{machine_type}: variant {variant!r} has no score set (not trained, or every network "
+                           "diverged: see run.log); train it again, e.g. with another --seed")
         chosen, rows = sets_by_variant[variant], types == machine_type
         score[rows], decision[rows] = chosen.score[rows], chosen.decision[rows]
         for name in terms:
@@ -528,15 +558,18 @@ def select_by_type(table: pd.DataFrame, sets_by_variant: dict, choice: dict) -> 
 
 def score_network(model, features: np.ndarray, table: pd.DataFrame, classes: TrainingClasses,
                   tmax_term: np.ndarray | None = None, reg_covar: float = 1e-3, component_weights: bool = True,
-                  target_decision: str = "first_term", batch_size: int = 64) -> ScoreSet:
+                  target_decision: str = "first_term", batch_size: int = 64, gmm_score: str = "component",
+                  section_gmm_data: str = "source") -> ScoreSet:
     """The score set of one trained network (one checkpoint): embeddings of every clip, the GMMs of
-    eqs. (2)-(3) initialised with the network's learned centres, combined with the eq. (4) term."""
+    eqs. (2)-(3) initialised with the network's learned centres (settings of :class:`DistributionScorer`),
+    combined with the eq. (4) term."""
     from subcluster_adacos.scoring import extract_embeddings
 
     embeddings = extract_embeddings(model, features, batch_size)
     if not np.all(np.isfinite(embeddings)):
         raise ASDError("the network produced non-finite embeddings (training diverged); it cannot be scored")
     section_centres, attribute_centres = head_centres(model, classes)
-    scorer = DistributionScorer(reg_covar=reg_covar, component_weights=component_weights)
+    scorer = DistributionScorer(reg_covar=reg_covar, component_weights=component_weights, gmm_score=gmm_score,
+                                section_data=section_gmm_data)
     scorer.fit(embeddings, table, section_centres, attribute_centres)
     return combine_terms(scorer.terms(embeddings, table), table, tmax_term, target_decision)

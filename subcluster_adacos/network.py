@@ -163,6 +163,7 @@ def build_training_model(
     mixup_probability=1.0,
     seed=None,
     name="subcluster_adacos_training",
+    mixup_labels="linear",
 ):
     """Training model ``[features, labels] -> class probabilities`` with mixup and the loss inside.
 
@@ -187,6 +188,8 @@ def build_training_model(
     seed : int or None
         Seed of the mixup random generator.
     name : str
+    mixup_labels : {"linear", "max"}, default "linear"
+        How :class:`Mixup` mixes the labels (``label_rule``).
 
     Returns
     -------
@@ -210,7 +213,8 @@ def build_training_model(
     labels = keras.Input(shape=(int(n_classes),), name="labels")
     x, targets = features, labels
     if mixup:
-        x, targets = Mixup(probability=mixup_probability, seed=seed, name="mixup")([features, labels])
+        mix = Mixup(probability=mixup_probability, seed=seed, label_rule=mixup_labels, name="mixup")
+        x, targets = mix([features, labels])
     embedding = embedder(x)
     if loss == "subcluster_adacos":
         head = SubClusterAdaCos(n_classes, n_subclusters=n_subclusters, angle_mode=angle_mode, name=HEAD_NAME)
@@ -305,6 +309,7 @@ def build_multi_head_training_model(
     mixup_probability=1.0,
     seed=None,
     name="multi_head_training",
+    mixup_labels="linear",
 ):
     """One embedding network with one :class:`SubClusterAdaCos` head per label set (Wilkinghoff 2021).
 
@@ -321,7 +326,7 @@ def build_multi_head_training_model(
         Classes of each head, e.g. ``(42, 199)``.
     n_subclusters : int
         Sub-clusters per class, the same ``S`` in every head (paper Sec. 2.5).
-    mixup, angle_mode, input_shape, embedding_dim, l2, mixup_probability, seed
+    mixup, angle_mode, input_shape, embedding_dim, l2, mixup_probability, seed, mixup_labels
         As in :func:`build_training_model`.
     class_weights : sequence of (sequence of float or None), optional
         Per head, per-class weights applied through the unmixed labels.
@@ -353,7 +358,8 @@ def build_multi_head_training_model(
     x, targets = features, list(labels)
     if mixup:
         joined = labels[0] if n_heads == 1 else layers.Concatenate(axis=-1, name="join_labels")(labels)
-        x, mixed = Mixup(probability=mixup_probability, seed=seed, name="mixup")([features, joined])
+        mix = Mixup(probability=mixup_probability, seed=seed, label_rule=mixup_labels, name="mixup")
+        x, mixed = mix([features, joined])
         targets = [mixed] if n_heads == 1 else SplitColumns(n_classes, name="split_labels")(mixed)
     embedding = embedder(x)
     outputs = []

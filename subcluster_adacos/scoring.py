@@ -16,7 +16,8 @@ from asdcore.backends import (CosineMeanBackend, CosineTopKBackend, GaussianBack
                               score_per_unit)
 from asdcore.errors import ASDError
 
-__all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "backend_scores", "ScoringSystem"]
+__all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "backend_scores", "scored_by_mean",
+           "combined_scores", "ScoringSystem"]
 
 #: Table II rows (key -> label in the paper) plus the GMM of Table IV.
 BACKENDS = {
@@ -47,6 +48,23 @@ def model_output_scores(training_model, features: np.ndarray, labels: np.ndarray
     probabilities = training_model.predict({"features": features, "labels": one_hot}, batch_size=batch_size,
                                            verbose=0)
     return -np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-30, None))
+
+
+def scored_by_mean(machine_types, combined_mean_types) -> np.ndarray:
+    """Boolean mask of the clips (or units) whose machine type the "combined" rule of Table V scores with the
+    temporal-mean Gaussian instead of the learned representation (ToyConveyor in the paper, Sec. IV-F)."""
+    return np.isin(np.asarray(machine_types).astype(str), [str(t) for t in combined_mean_types])
+
+
+def combined_scores(learned: np.ndarray, mean: np.ndarray, machine_types, combined_mean_types) -> np.ndarray:
+    """Table V "combined": the temporal-mean Gaussian's scores for ``combined_mean_types``, the learned
+    representation's scores for every other machine type. The one place this rule is written: the
+    "combined" row, each member of the ensemble of Fig. 2/3 (the public code scores ToyConveyor with the
+    temporal mean inside the sum over S, REFERENCE.md §9) and :class:`ScoringSystem` use it."""
+    learned, mean = np.asarray(learned, dtype=np.float64), np.asarray(mean, dtype=np.float64)
+    if learned.shape != mean.shape:
+        raise ASDError(f"combined scores: {learned.shape} learned scores but {mean.shape} temporal-mean scores")
+    return np.where(scored_by_mean(machine_types, combined_mean_types), mean, learned)
 
 
 def _gmm_factory(centres_by_class, class_of_unit, n_subclusters, score_rule):
@@ -137,22 +155,24 @@ class ScoringSystem:
         unknown = sorted(set(units) - set(self.units) - set(self.mean_backends))
         if unknown:
             raise ASDError(f"no trained model for unit(s) {unknown[:3]}; known: {', '.join(self.units[:8])} ...")
-        scores = np.zeros(len(units))
         machine_types = np.array([u.split("/")[0] for u in units])
-        learned = np.flatnonzero(~np.isin(machine_types, self.combined_mean_types))
-        by_mean = np.flatnonzero(np.isin(machine_types, self.combined_mean_types))
+        by_mean = scored_by_mean(machine_types, self.combined_mean_types)
+        learned_scores, mean_scores = np.full(len(units), np.nan), np.full(len(units), np.nan)
+        learned = np.flatnonzero(~by_mean)
         if len(learned):
+            learned_scores[learned] = 0.0
             for model, backends in zip(self.embedding_models, self.backends):
                 embeddings = _embed_directly(model, features[learned])
                 for unit in np.unique(units[learned]):
                     rows = units[learned] == unit
-                    scores[learned[rows]] += backends[unit].score(embeddings[rows])
+                    learned_scores[learned[rows]] += backends[unit].score(embeddings[rows])
+        by_mean = np.flatnonzero(by_mean)
         if len(by_mean):
             means = features[by_mean].mean(axis=1)
             for unit in np.unique(units[by_mean]):
                 rows = units[by_mean] == unit
-                scores[by_mean[rows]] = self.mean_backends[unit].score(means[rows])
-        return scores
+                mean_scores[by_mean[rows]] = self.mean_backends[unit].score(means[rows])
+        return combined_scores(learned_scores, mean_scores, machine_types, self.combined_mean_types)
 
     def save(self, folder) -> Path:
         import json

@@ -33,6 +33,7 @@ class TrainingConfig:
     loss: str = "subcluster_adacos"  # Sec. III-B; "adacos" = standard AdaCos (Table II, III)
     n_subclusters: int = 1  # S, Table IV: 1, 2, 4, ..., 64
     mixup: bool = True  # Sec. IV-B: mixup with lambda ~ U(0, 1)
+    mixup_labels: str = "linear"  # 2020 public code; "max": max(l*y1, (1-l)*y2), author's 2022 code
     angle_mode: str = "reference"  # mixed-up angle of the public code (REFERENCE.md §4)
     epochs: int = 400  # Sec. IV-B
     batch_size: int = 64  # Sec. IV-B
@@ -73,8 +74,9 @@ def make_dataset(features: np.ndarray, labels: np.ndarray, n_classes: int, batch
                  shuffle: bool = True, seed: int = 0):
     """A ``tf.data`` pipeline yielding ``({"features", "labels"},)`` batches gathered from ``features``.
 
-    The array is indexed batch by batch (sorted indices, so memory maps read forward) inside
-    ``tf.numpy_function``; batches are prefetched while the model trains on the previous one.
+    The array is indexed batch by batch inside ``tf.numpy_function`` (read in ascending index order, so
+    memory maps read forward, and returned in the shuffled order); batches are prefetched while the model
+    trains on the previous one.
     """
     return make_multi_label_dataset(features, [labels], [n_classes], batch_size, shuffle=shuffle, seed=seed)
 
@@ -162,7 +164,7 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
         model = build_training_model(n_classes, n_subclusters=config.n_subclusters, loss=config.loss,
                                      mixup=config.mixup, angle_mode=config.angle_mode,
                                      input_shape=input_shape or tuple(features.shape[1:]), l2=config.l2,
-                                     class_weights=weights, seed=seed)
+                                     class_weights=weights, seed=seed, mixup_labels=config.mixup_labels)
         _compile(model, config)
     monitor = ScaleMonitor(config.divergence_scale)
     dataset = make_dataset(features, labels, n_classes, config.batch_size, shuffle=True, seed=seed)
@@ -220,8 +222,16 @@ def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_
     one_hots = [np.eye(c, dtype=np.float32)[labels] for c, labels in zip(n_classes, label_sets)]
 
     def gather(indices):
-        indices = np.sort(indices)
-        return (np.asarray(features[indices], dtype=np.float32),) + tuple(o[indices] for o in one_hots)
+        # Read in ascending index order (memory maps read forward), then put the clips back in the shuffled
+        # order: mixup pairs sample i with sample n-1-i of the batch, and in a sorted batch that partner
+        # would follow the clip table's order (machine type, unit) instead of being a random clip, as it is
+        # with Keras' fit(shuffle=True) in the public code.
+        order = np.argsort(indices, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        ascending = indices[order]
+        batch = np.asarray(features[ascending], dtype=np.float32)[rank]
+        return (batch,) + tuple(o[indices] for o in one_hots)
 
     def load(indices):
         out = tf.numpy_function(gather, [indices], [tf.float32] * (1 + len(one_hots)), stateful=False)
@@ -318,7 +328,7 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
                                                 angle_mode=config.angle_mode,
                                                 input_shape=input_shape or tuple(features.shape[1:]),
                                                 l2=config.l2, class_weights=weights, loss_weights=loss_weights,
-                                                seed=seed)
+                                                seed=seed, mixup_labels=config.mixup_labels)
         _compile(model, config)
     monitor = HeadScaleMonitor(head_names(len(n_classes)), config.divergence_scale)
     dataset = make_multi_label_dataset(features, label_sets, n_classes, config.batch_size, shuffle=True, seed=seed)

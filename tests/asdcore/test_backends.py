@@ -86,11 +86,22 @@ def test_plda_llr_against_direct_formula():
 
 
 def test_score_per_unit_fits_each_unit_on_its_own_rows():
-    train_X = np.array([[0.0], [0.2], [10.0], [10.2]])
-    train_units = np.array(["u1", "u1", "u2", "u2"])
-    test_X = np.array([[0.1], [0.1]])
-    scores = score_per_unit(lambda u: CosineTopKBackend(1), train_X + 1, train_units, test_X + 1,
-                            np.array(["u1", "u2"]))
-    assert scores.shape == (2,) and np.all(np.isfinite(scores))
+    """Two units whose training clips point in different directions: each test clip is scored against the
+    training clips of its own unit (score = minus the largest cosine, computed here by hand)."""
+    rng = np.random.default_rng(4)
+    angles = np.concatenate([rng.uniform(-0.3, 0.3, 20), rng.uniform(np.pi / 2 - 0.3, np.pi / 2 + 0.3, 20)])
+    train_X = np.stack([np.cos(angles), np.sin(angles)], axis=1) * rng.uniform(0.5, 2.0, (40, 1))
+    train_units = np.repeat(["u1", "u2"], 20)
+    test_angles = rng.uniform(0, np.pi / 2, 6)
+    test_X = np.stack([np.cos(test_angles), np.sin(test_angles)], axis=1)
+    test_units = np.array(["u1", "u2", "u1", "u2", "u1", "u2"])
+    scores = score_per_unit(lambda u: CosineTopKBackend(1), train_X, train_units, test_X, test_units)
+    unit_train = l2_normalize(train_X)
+    for i, unit in enumerate(test_units):
+        own = unit_train[train_units == unit] @ test_X[i]
+        assert scores[i] == pytest.approx(-own.max(), abs=1e-12)
+    # the other unit's clips would give different scores: the test tells the units apart
+    swapped = score_per_unit(lambda u: CosineTopKBackend(1), train_X, train_units[::-1], test_X, test_units)
+    assert np.all(np.abs(swapped - scores) > 1e-3)
     with pytest.raises(ASDError, match="no training clips"):
-        score_per_unit(lambda u: CosineMeanBackend(), train_X, train_units, test_X, np.array(["u3", "u3"]))
+        score_per_unit(lambda u: CosineMeanBackend(), train_X, train_units, test_X, np.array(["u3"] * 6))

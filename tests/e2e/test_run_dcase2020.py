@@ -67,28 +67,62 @@ def test_bad_data_root_is_one_line_error(cli_env, capsys):
     assert len(err) == 1 and "nowhere" in err[0]
 
 
-def test_subcluster_adacos_representations_and_score(tiny_2020, cli_env, capsys):
+@pytest.fixture(scope="module")
+def tiny_2020_conveyor(tmp_path_factory):
+    """fan and ToyConveyor, the type the "combined" rule of Table V scores with the temporal mean."""
+    from asdcore.synthetic import generate
+
+    root = tmp_path_factory.mktemp("dcase2020_conveyor")
+    generate(2020, root, seed=4, preset="tiny", machine_types=("fan", "ToyConveyor"))
+    return root
+
+
+def _scores(run, system, machine_type, unit):
+    return pd.read_csv(run / "scores" / system / f"anomaly_score_{machine_type}_{unit}.csv", header=None,
+                       names=["file", "score"])
+
+
+def test_subcluster_adacos_representations_and_score(tiny_2020_conveyor, cli_env, capsys):
     out = cli_env / "runs"
     config = cli_env / "tiny.yaml"
     config.write_text("epochs: 1\nrepresentation_subclusters: 2\nbatch_size: 16\n")
     assert _run(["subcluster-adacos", "--experiment", "representations", "--quick", "--config", config,
-                 "--data-root", tiny_2020, "--out", out]) == 0
+                 "--data-root", tiny_2020_conveyor, "--out", out]) == 0
     run = _only_run_folder(out / "2020" / "subcluster-adacos-representations")
     results = pd.read_csv(run / "results.csv")
     assert {"table5_mean", "table5_max", "table5_learned", "table5_combined"} <= set(results["system"])
     assert results["auc"].between(0, 1).all()
     comparison = (run / "comparison.md").read_text()
     assert "QUICK MODE" in comparison and "Table V" in comparison
-    # "combined" = learned for every type except ToyConveyor (absent here), so it equals "learned".
-    learned = pd.read_csv(run / "scores" / "table5_learned" / "anomaly_score_fan_id_00.csv", header=None)
-    combined = pd.read_csv(run / "scores" / "table5_combined" / "anomaly_score_fan_id_00.csv", header=None)
-    np.testing.assert_allclose(learned[1], combined[1])
-    # The saved system scores a recording exactly as the run scored it.
-    wav = tiny_2020 / "dev_data" / "fan" / "test" / learned.iloc[0, 0]
-    capsys.readouterr()
-    assert _run(["score", "--model", run, wav]) == 0
-    printed = capsys.readouterr().out.strip().splitlines()[-1]
-    assert float(printed.rsplit(",", 1)[1]) == pytest.approx(learned.iloc[0, 1], rel=1e-4, abs=1e-4)
+    # "combined" = the temporal-mean Gaussian for ToyConveyor, the learned representation for the others
+    learned, combined = _scores(run, "table5_learned", "fan", "id_00"), _scores(run, "table5_combined", "fan", "id_00")
+    np.testing.assert_allclose(learned["score"], combined["score"])
+    mean = _scores(run, "table5_mean", "ToyConveyor", "id_01")
+    conveyor = _scores(run, "table5_combined", "ToyConveyor", "id_01")
+    np.testing.assert_allclose(conveyor["score"], mean["score"])
+    assert not np.allclose(conveyor["score"], _scores(run, "table5_learned", "ToyConveyor", "id_01")["score"])
+    # The saved system scores a recording exactly as the run scored it, ToyConveyor with the temporal mean.
+    for machine_type, scores in (("fan", learned), ("ToyConveyor", conveyor)):
+        wav = tiny_2020_conveyor / "dev_data" / machine_type / "test" / scores.iloc[0, 0]
+        capsys.readouterr()
+        assert _run(["score", "--model", run, wav]) == 0
+        printed = capsys.readouterr().out.strip().splitlines()[-1]
+        assert float(printed.rsplit(",", 1)[1]) == pytest.approx(scores.iloc[0, 1], rel=1e-4, abs=1e-4)
+
+
+def test_subcluster_adacos_diverged_network_gives_diverges_cells(tiny_2020_conveyor, cli_env):
+    """A network forced to diverge (divergence limit below the initial scale): the run finishes and the
+    ensemble rows read "diverges", with a warning in run.log, instead of a traceback."""
+    out = cli_env / "runs"
+    config = cli_env / "diverge.yaml"
+    config.write_text("epochs: 1\nsubclusters: [2]\nrepresentation_subclusters: 2\nbatch_size: 16\n"
+                      "divergence_scale: 0.001\n")
+    assert _run(["subcluster-adacos", "--experiment", "ensemble", "--quick", "--config", config,
+                 "--data-root", tiny_2020_conveyor, "--out", out]) == 0
+    run = _only_run_folder(out / "2020" / "subcluster-adacos-ensemble")
+    comparison = (run / "comparison.md").read_text()
+    assert comparison.count("diverges") >= 2 and "exceeded 0.001" in comparison
+    assert "diverged" in (run / "run.log").read_text()
 
 
 def test_corrupt_recording_stops_or_is_skipped_and_listed(tiny_2020, cli_env, capsys):

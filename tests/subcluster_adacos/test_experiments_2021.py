@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from asdcore.errors import ASDError  # noqa: E402
 from subcluster_adacos.experiments_2021 import (  # noqa: E402
     MultiDistributionConfig,
+    run_mode,
     table2,
     table3,
     table4,
@@ -29,8 +30,10 @@ def test_defaults_are_the_papers_settings():
     assert c.loss_weights == (1.0, 1.0) and c.mixup and c.reg_covar == 1e-3
     assert c.sections_only_types == ("fan", "gearbox", "valve") and c.tmax_types == ("valve",)
     assert c.threshold_percentile == 90.0 and c.target_decision == "first_term"
-    # 5 values of S x 4 checkpoints = 20 score sets per variant (Sec. 2.5)
-    assert len(c.subclusters) * (c.epochs // c.checkpoint_every) == 20
+    # settings the paper leaves open: the author's DCASE 2022 code (no class weights) or the paper's reading
+    assert (c.class_weight, c.gmm_score, c.section_gmm_data, c.mixup_labels) == ("none", "component", "source",
+                                                                                  "linear")
+    assert c.training(4).class_weight == "none" and c.training(4).n_subclusters == 4
     q = c.quick()
     assert (q.epochs, q.checkpoint_every, q.subclusters) == (2, 1, (1, 2))
     assert dataclasses.replace(q, epochs=c.epochs, checkpoint_every=100, subclusters=c.subclusters) == c
@@ -38,6 +41,150 @@ def test_defaults_are_the_papers_settings():
         dataclasses.replace(c, variant_choice="best").check()
     with pytest.raises(ASDError):
         dataclasses.replace(c, subclusters=()).check()
+    for name, bad in (("class_weight", "auto"), ("gmm_score", "loglik"), ("section_gmm_data", "target"),
+                      ("mixup_labels", "min")):
+        with pytest.raises(ASDError, match=name):
+            dataclasses.replace(c, **{name: bad}).check()
+
+
+def test_a_full_run_with_overrides_is_not_labelled_paper_settings():
+    c = MultiDistributionConfig()
+    assert run_mode(False, c) == "paper settings"
+    assert run_mode(True, c).startswith("QUICK MODE")
+    for changed in ({"epochs": 10}, {"subclusters": (1, 2)}, {"class_weight": "balanced"}):
+        mode = run_mode(False, dataclasses.replace(c, **changed))
+        assert mode.startswith("custom settings") and "paper settings" not in mode
+        assert next(iter(changed)) in mode
+
+
+# --- the score sets the pipeline builds (Sec. 2.5) -------------------------------------------------------------
+
+class _Folder:
+    def __init__(self, path):
+        self.path = path
+
+
+def _toy_table():
+    rows = []
+    for section in ("section_00", "section_01"):
+        for i in range(4):
+            rows.append(("ToyCar", section, "train", "normal", "source", f"a_{i % 2}"))
+        rows.append(("ToyCar", section, "train", "normal", "target", "b_0"))
+        rows.append(("ToyCar", section, "test", "normal", "source", ""))
+    return pd.DataFrame(rows, columns=["machine_type", "unit", "split", "label", "domain", "attributes"])
+
+
+def _fake_pipeline(monkeypatch, diverged=()):
+    """train_network / score_network stand-ins: every network records its seed and the first draw of the
+    global NumPy state after seeding; a score set's values are known per (variant, S, epoch)."""
+    import keras
+
+    import subcluster_adacos.multi_distribution as md
+
+    trained = []
+
+    def train_network(variant, features, classes, training_config, model_dir=None, seed=0, verbose=2,
+                      loss_weights=None):
+        s, epochs, every = training_config.n_subclusters, training_config.epochs, training_config.checkpoint_every
+        trained.append({"name": f"{variant}_S{s:02d}", "seed": seed, "draw": np.random.random(),
+                        "class_weight": training_config.class_weight})
+        if f"{variant}_S{s:02d}" in diverged:
+            return None, {"diverged": True, "snapshots": {}}
+        snapshots = {e: f"{variant}|{s}|{e}" for e in range(every, epochs + 1, every)}
+        return f"{variant}|{s}|{epochs}", {"diverged": False, "snapshots": snapshots}
+
+    def value(snapshot, n):
+        variant, s, epoch = snapshot.split("|")
+        return np.full(n, 1000.0 * (variant == md.BOTH_HEADS) + 10.0 * int(s) + int(epoch) / 100)
+
+    calls = []
+
+    def score_network(snapshot, features, table, classes, tmax_term, reg_covar, component_weights,
+                      target_decision, batch_size, gmm_score="component", section_gmm_data="source"):
+        calls.append((gmm_score, section_gmm_data))
+        v = value(snapshot, len(table))
+        return md.ScoreSet(v, v, {name: v for name in ("section", "attribute", "target")}, 1)
+
+    monkeypatch.setattr(md, "train_network", train_network)
+    monkeypatch.setattr(md, "score_network", score_network)
+    monkeypatch.setattr(keras.models, "load_model", lambda path: str(path))
+    monkeypatch.setattr(keras.backend, "clear_session", lambda free_memory=False: None)
+    return trained, calls, value
+
+
+def test_the_paper_ensemble_sums_20_score_sets_per_variant(tmp_path, monkeypatch):
+    import logging
+
+    from subcluster_adacos.experiments_2021 import build_ensembles
+    from subcluster_adacos.multi_distribution import TrainingClasses
+
+    trained, calls, value = _fake_pipeline(monkeypatch)
+    table = _toy_table()
+    classes = TrainingClasses.from_table(table)
+    features = np.zeros((len(table), 3, 2), dtype=np.float32)
+    config = dataclasses.replace(MultiDistributionConfig(), gmm_score="mixture", section_gmm_data="all")
+    log = logging.getLogger("test")
+    ensembles, listing = build_ensembles(features, table, classes, config, [BOTH_HEADS, SECTIONS_ONLY],
+                                         _Folder(tmp_path), 3, log)
+    for variant in (BOTH_HEADS, SECTIONS_ONLY):
+        rows = listing[listing["variant"] == variant]
+        assert len(rows) == 20 and ensembles[variant].n_sets == 20  # 5 values of S x 4 checkpoints
+        assert sorted(set(rows["epoch"])) == [100, 200, 300, 400] and sorted(set(rows["n_subclusters"])) == [
+            1, 2, 4, 8, 16]
+        by_hand = sum(value(f"{variant}|{s}|{e}", len(table)) for s in (1, 2, 4, 8, 16) for e in (100, 200, 300, 400))
+        np.testing.assert_allclose(ensembles[variant].score, by_hand)
+    assert set(calls) == {("mixture", "all")}  # the settings reach every score set
+    assert {t["class_weight"] for t in trained} == {"none"}
+
+
+def test_each_2021_network_is_seeded_from_seed_and_its_name(tmp_path, monkeypatch):
+    """Seed rule of the 2020 networks (asdcore.experiment.seed_for): the same network gets the same seed
+    and the same global random state whatever was trained before it."""
+    import logging
+    import zlib
+
+    from subcluster_adacos.experiments_2021 import build_ensembles
+    from subcluster_adacos.multi_distribution import TrainingClasses
+
+    table = _toy_table()
+    classes = TrainingClasses.from_table(table)
+    features = np.zeros((len(table), 3, 2), dtype=np.float32)
+    runs = []
+    for subclusters, variants in (((1, 2, 4), [BOTH_HEADS, SECTIONS_ONLY]), ((4,), [SECTIONS_ONLY])):
+        trained, _, _ = _fake_pipeline(monkeypatch)
+        config = dataclasses.replace(MultiDistributionConfig().quick(), subclusters=subclusters)
+        build_ensembles(features, table, classes, config, variants, _Folder(tmp_path / str(len(runs))), 7,
+                        logging.getLogger("test"))
+        runs.append({t["name"]: t for t in trained})
+    for name, t in runs[0].items():
+        assert t["seed"] == (7 * 1_000_003 + zlib.crc32(name.encode())) % 2**31
+    assert len({t["seed"] for t in runs[0].values()}) == 6
+    alone = runs[1]["sections_S04"]
+    assert (alone["seed"], alone["draw"]) == (runs[0]["sections_S04"]["seed"], runs[0]["sections_S04"]["draw"])
+
+
+def test_a_diverged_2021_network_is_left_out_with_a_warning(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from subcluster_adacos.experiments_2021 import build_ensembles, systems_for
+    from subcluster_adacos.multi_distribution import TrainingClasses
+
+    _, _, value = _fake_pipeline(monkeypatch, diverged={"sections_S02", "sections_attributes_S01",
+                                                        "sections_attributes_S02"})
+    table = _toy_table()
+    classes = TrainingClasses.from_table(table)
+    features = np.zeros((len(table), 3, 2), dtype=np.float32)
+    config = MultiDistributionConfig().quick()  # 2 epochs, a checkpoint after each, S in {1, 2}
+    with caplog.at_level(logging.WARNING, logger="test"):
+        ensembles, listing = build_ensembles(features, table, classes, config, [BOTH_HEADS, SECTIONS_ONLY],
+                                             _Folder(tmp_path), 0, logging.getLogger("test"))
+    assert "sections_S02 diverged" in caplog.text and "every network diverged" in caplog.text
+    assert BOTH_HEADS not in ensembles and ensembles[SECTIONS_ONLY].n_sets == 2
+    np.testing.assert_allclose(ensembles[SECTIONS_ONLY].score,
+                               value(f"{SECTIONS_ONLY}|1|1", len(table)) + value(f"{SECTIONS_ONLY}|1|2", len(table)))
+    assert listing["diverged"].sum() == 3
+    scores, _ = systems_for(["losses"], ensembles, ensembles[SECTIONS_ONLY])
+    assert set(scores) == {"loss_sections", "proposed"}
 
 
 def test_variants_needed():

@@ -359,6 +359,22 @@ def test_mixup_identity_at_inference_and_probability():
     assert abs(lam.mean() - 0.5) < 0.05 and abs(np.mean(lam < 0.25) - 0.25) < 0.05  # U(0, 1)
 
 
+def test_mixup_max_label_rule():
+    """label_rule="max" (some versions of the author's DCASE 2022 code): y_mixed = max(λ y_i, (1-λ) y_partner)
+    element-wise, with the λ_i read back from the features (sample i = e_i)."""
+    n = 8
+    x = np.eye(n, dtype="float32")
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 0, 0, 2, 1, 0]]
+    xm, ym = Mixup(seed=5, label_rule="max")([x, y], training=True)
+    xm, ym = keras.ops.convert_to_numpy(xm), keras.ops.convert_to_numpy(ym)
+    lam = np.diag(xm)[:, None]
+    np.testing.assert_allclose(ym, np.maximum(lam * y, (1 - lam) * y[::-1]), atol=1e-6)
+    assert np.any(ym.sum(axis=1) < 0.99)  # unlike linear mixing, the labels need not sum to one
+    assert Mixup.from_config(Mixup(label_rule="max").get_config()).label_rule == "max"
+    with pytest.raises(ASDError, match="label_rule"):
+        Mixup(label_rule="min")
+
+
 # ---------------------------------------------------------------- loss layer
 def test_soft_target_cross_entropy_matches_numpy():
     rng = np.random.default_rng(0)

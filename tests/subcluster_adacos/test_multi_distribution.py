@@ -180,6 +180,53 @@ def test_eq2_with_two_components_against_scipy(component_weights):
         np.testing.assert_allclose(terms["attribute"][rows], expected, rtol=1e-6, atol=1e-6)
 
 
+def test_mixture_log_likelihood_setting_against_scikit_learn():
+    """gmm_score="mixture" (the author's DCASE 2022 code): every term is minus the full mixture
+    log-likelihood, scikit-learn's ``score_samples`` of a GMM fitted here with the same start."""
+    from sklearn.mixture import GaussianMixture
+
+    table, emb = toy_embeddings(seed=1)
+    sections, attributes = section_keys(table), attribute_keys(table)
+    rng = np.random.default_rng(2)
+    centres = {s: unit(rng.normal(size=(2, 3))) for s in np.unique(sections)}
+    attr_centres = {a: unit(rng.normal(size=(2, 3))) for a in np.unique(attributes)}
+    terms = DistributionScorer(REG, gmm_score="mixture").fit(emb, table, centres, attr_centres).terms(emb, table)
+    component = DistributionScorer(REG).fit(emb, table, centres, attr_centres).terms(emb, table)
+    x = unit(emb)
+    source = ((table["split"] == "train") & (table["domain"] == "source")).to_numpy()
+    for section in np.unique(sections):
+        rows = sections == section
+        gmm = GaussianMixture(2, covariance_type="full", reg_covar=REG, means_init=centres[section],
+                              random_state=0).fit(x[source & rows])
+        np.testing.assert_allclose(terms["section"][rows], -gmm.score_samples(x[rows]), rtol=1e-6, atol=1e-6)
+        # the mixture sums over components: never below the largest weighted component
+        assert np.all(terms["section"][rows] <= component["section"][rows] + 1e-9)
+    assert not np.allclose(terms["section"], component["section"])
+    with pytest.raises(ASDError, match="gmm_score"):
+        DistributionScorer(REG, gmm_score="loglik")
+
+
+def test_section_gmm_on_all_clips_setting_adds_the_target_clips():
+    """section_data="all" (the author's DCASE 2022 code) fits the section GMM on the source and target
+    clips of the section; the default (the paper's "normal data of the source domain") on source only."""
+    table, emb = toy_embeddings()
+    sections = section_keys(table)
+    centres = {s: unit(np.ones((1, 3))) for s in np.unique(sections)}
+    x = unit(emb)
+    train = (table["split"] == "train").to_numpy()
+    source = train & (table["domain"] == "source").to_numpy()
+    for data, selected in (("source", source), ("all", train)):
+        scorer = DistributionScorer(REG, section_data=data).fit(emb, table, centres, None)
+        terms = scorer.terms(emb, table)
+        for section in np.unique(sections):
+            rows = sections == section
+            mean, cov = gaussian_by_hand(x[selected & rows])
+            np.testing.assert_allclose(terms["section"][rows], -multivariate_normal(mean, cov).logpdf(x[rows]),
+                                       rtol=1e-6, atol=1e-6, err_msg=data)
+    with pytest.raises(ASDError, match="section_gmm_data"):
+        DistributionScorer(REG, section_data="target")
+
+
 def test_section_only_network_starts_attribute_gmms_at_the_section_centres():
     table, emb = toy_embeddings(seed=3)
     centres = {s: unit(np.array([[1.0, 0, 0], [0, 1.0, 0]])) for s in np.unique(section_keys(table))}
@@ -320,15 +367,22 @@ def test_one_mixup_mixes_both_label_sets_with_the_same_lambda():
     keras.utils.set_random_seed(0)
     x, y1, y2 = two_label_data(n=12)
     model = build_multi_head_training_model([3, 4], 2, input_shape=TINY, embedding_dim=8, seed=4)
-    mixed = keras.Model(model.inputs, model.get_layer("split_labels").output)
-    m1, m2 = (keras.ops.convert_to_numpy(t) for t in mixed([x, y1, y2], training=True))
+    # the mixed features (the mixup layer's first output) and both mixed label sets, from one call
+    mixed = keras.Model(model.inputs, [model.get_layer("mixup").output[0], model.get_layer("split_labels").output])
+    xm, (m1, m2) = mixed([x, y1, y2], training=True)
+    xm, m1, m2 = (keras.ops.convert_to_numpy(t) for t in (xm, m1, m2))
     n = len(x)
+    checked = 0
     for i in range(n):
         j = n - 1 - i  # the partner: the batch reversed
         a1, b1 = np.argmax(y1[i]), np.argmax(y1[j])
         a2, b2 = np.argmax(y2[i]), np.argmax(y2[j])
         if a1 != b1 and a2 != b2:
-            assert m1[i, a1] == pytest.approx(m2[i, a2], abs=1e-6)  # λ_i in both label sets
+            lam = m1[i, a1]
+            assert lam == pytest.approx(m2[i, a2], abs=1e-6)  # λ_i in both label sets
+            np.testing.assert_allclose(xm[i], lam * x[i] + (1 - lam) * x[j], atol=1e-5)  # and in the features
+            checked += 1
+    assert checked >= n // 2
     np.testing.assert_allclose(m1.sum(axis=1), 1.0, atol=1e-6)
     np.testing.assert_allclose(m2.sum(axis=1), 1.0, atol=1e-6)
     assert [layer.name for layer in model.layers if layer.name.startswith(("head", "loss"))] == [

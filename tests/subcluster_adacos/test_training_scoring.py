@@ -51,3 +51,81 @@ def test_gmm_backend_starts_from_the_unit_centres():
     # Clips far from every centre of their unit score higher than clips at a centre.
     far = backend_scores("gmm", -embeddings, table, ["fan/id_00", "fan/id_02"], centres, n_subclusters=3)
     assert np.nanmean(far) > np.nanmean(scores)
+
+
+def test_batches_keep_the_shuffled_order_so_mixup_partners_are_random():
+    """The mixup partner of sample i is sample n-1-i of its batch (the batch reversed, REFERENCE.md §4); with
+    a clip table ordered by machine type that partner must still be a random clip, as with Keras'
+    ``fit(shuffle=True)`` in the public code.
+
+    Expected share of same-type partners under random pairing: two different clips drawn at random from
+    N = 512 clips of 4 types of 128 each share the type with p = 4 * 128 * 127 / (512 * 511). An epoch of
+    8 batches of 64 has 8 * 32 = 256 pairs, 4 epochs 1024; their share has a standard deviation of about
+    sqrt(p (1 - p) / 1024) = 0.0135 (pairs inside an epoch are nearly independent), and the test allows
+    4 of them. A batch read in sorted order pairs rank r with rank 63 - r: the lowest indices (first
+    types) with the highest (last types), a same-type share near 0.
+    """
+    n_types, per_type, batch_size, epochs = 4, 128, 64, 4
+    n = n_types * per_type
+    features = np.arange(n, dtype=np.float32).reshape(n, 1, 1)  # the clip's row, to read it back
+    types = np.repeat(np.arange(n_types), per_type)  # the table is ordered by machine type
+    dataset = make_dataset(features, types, n_types, batch_size=batch_size, seed=5)
+    same, pairs, sorted_batches, batches = 0, 0, 0, 0
+    for _ in range(epochs):
+        seen = []
+        for batch in dataset:
+            rows = batch["features"].numpy().reshape(-1).astype(int)
+            labels = batch["labels"].numpy().argmax(axis=1)
+            np.testing.assert_array_equal(labels, types[rows])  # each clip keeps its own label
+            seen.extend(rows)
+            batches += 1
+            sorted_batches += bool(np.all(np.diff(rows) > 0))
+            half = len(rows) // 2
+            same += int(np.sum(types[rows[:half]] == types[rows[::-1][:half]]))
+            pairs += half
+        assert sorted(seen) == list(range(n))
+    assert sorted_batches == 0  # a random batch of 64 is sorted with probability 1/64!
+    p = n_types * per_type * (per_type - 1) / (n * (n - 1))
+    tolerance = 4 * np.sqrt(p * (1 - p) / pairs)
+    assert abs(same / pairs - p) < tolerance, (same / pairs, p, tolerance)
+
+
+def test_gmm_means_start_at_that_ids_learned_centres(monkeypatch):
+    """Each ID's GMM starts from the L2-normalised learned centres of that ID's class (REFERENCE.md §4):
+    the means_init handed to each GMM, and the scores against scikit-learn fitted by hand from them."""
+    from scipy.stats import multivariate_normal
+    from sklearn.mixture import GaussianMixture
+
+    import subcluster_adacos.scoring as scoring
+
+    rng = np.random.default_rng(0)
+    units = ["id_00"] * 30 + ["id_02"] * 30
+    table = pd.DataFrame({"machine_type": ["fan"] * 60, "unit": units, "split": (["train"] * 24 + ["test"] * 6) * 2})
+    centres = rng.normal(size=(2, 3, 4)) * 2.0  # not normalised: the back-end must normalise them
+    picks = rng.integers(0, 3, 30)
+    embeddings = np.concatenate([l2_normalize(centres[0])[picks], l2_normalize(centres[1])[picks]])
+    embeddings += 0.1 * rng.normal(size=embeddings.shape)
+    handed = {}
+
+    class Recording(scoring.GMMBackend):
+        def fit(self, X, y=None):
+            handed[len(handed)] = (np.asarray(X), self.means_init)
+            return super().fit(X, y)
+
+    monkeypatch.setattr(scoring, "GMMBackend", Recording)
+    # class order differs from unit order: the centres must follow the class name, not the position
+    names = ["fan/id_02", "fan/id_00"]
+    by_class = centres[[1, 0]]
+    scores = backend_scores("gmm", embeddings, table, names, by_class, n_subclusters=3)
+    assert len(handed) == 2
+    train = (table["split"] == "train").to_numpy()
+    for X, means_init in handed.values():
+        unit = 0 if np.allclose(X, embeddings[train][:24]) else 1
+        np.testing.assert_allclose(means_init, centres[unit])
+    for unit, name in enumerate(["id_00", "id_02"]):
+        rows = (table["unit"] == name).to_numpy()
+        gmm = GaussianMixture(3, covariance_type="full", reg_covar=1e-3, means_init=l2_normalize(centres[unit]),
+                              random_state=0).fit(l2_normalize(embeddings[rows & train]))
+        x = l2_normalize(embeddings[rows & ~train])
+        log_p = [multivariate_normal(m, c).logpdf(x) for m, c in zip(gmm.means_, gmm.covariances_)]
+        np.testing.assert_allclose(scores[rows & ~train], -np.max(log_p, axis=0), rtol=1e-6)
