@@ -115,22 +115,6 @@ def test_given_scores_are_read_per_clip(tmp_path):
 
 # ------------------------------------------------------------------------------- compiled-model reuse
 @pytest.mark.slow
-def test_model_cache_reuse_equals_a_new_model():
-    from smoothing.autoencoder import AEConfig
-
-    config = AEConfig(segment_seconds=0.5, epochs=2, batch_segments=4, hidden_units=16, bottleneck_units=4)
-    protocol = E.ProtocolConfig(validate_every=0, jit_compile=False)
-    rng = np.random.default_rng(0)
-    clips_a, clips_b = rng.normal(size=(2, 10, 40, 128)).astype(np.float32)
-    cache = E.ModelCache()
-    E.train_autoencoder_for(clips_a, clips_a[:2], config, protocol, seed=1, cache=cache)
-    reused, _ = E.train_autoencoder_for(clips_b, clips_b[:2], config, protocol, seed=2, cache=cache)
-    reused_weights = [w.copy() for w in reused.get_weights()]
-    fresh, _ = E.train_autoencoder_for(clips_b, clips_b[:2], config, protocol, seed=2, cache=E.ModelCache())
-    for a, b in zip(reused_weights, fresh.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
 # ------------------------------------------------------------------------------------------ end to end
 def tiny_run(tmp_path, extra=(), generative_scores=None):
     from asdcore.synthetic import generate
