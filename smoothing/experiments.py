@@ -738,7 +738,13 @@ def table1_frame(chosen, saturated=None, toycar5=None) -> pd.DataFrame:
                         "Proposed (Oracle) Data (paper)": show[PAPER_TOYCAR5_ORACLE["data"]],
                         "Proposed (Oracle) saturated (ours)": is_saturated("eval", "ToyCar", toycar5["data"],
                                                                            toycar5["k"])})
-    return pd.DataFrame(records)
+    frame = pd.DataFrame(records)
+    for column in frame.columns:
+        if column.endswith(("K (ours)", "K (paper)", "clusters (ours)", "clusters (paper)")):
+            frame[column] = frame[column].astype("Int64")
+        elif "saturated" in column:
+            frame[column] = frame[column].astype("boolean")
+    return frame
 
 
 def _table_sections(summary, table, systems, chosen, generative_name, notes, parts, saturated=None, toycar5=None,
