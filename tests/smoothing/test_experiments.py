@@ -256,7 +256,7 @@ def test_default_pool_makes_every_table1_k_a_real_choice():
     first = {d: sat_clip[(sat_clip["data"] == d) & sat_clip["saturated"]]["k"].min() for d in ("source", "all")}
     assert first == {"source": 256, "all": 512}  # 200 source / 400 clips per section
     wasted = [s for s in table1_settings() if s[3] >= first[s[2]]]
-    assert len(wasted) >= 8  # most of Table I's K would be saturated under the old default
+    assert len(wasted) == 8  # 8 of the 14 K of Table I would be saturated under the old default
     type_pool = replace_config(default, pool="machine_type")
     _, _, d_t, p_t, _ = E._items(table, emb, gen, np.zeros((len(table), 7)), test, type_pool)
     assert set(P.pool_sizes(d_t, p_t)["all"]) == {3 * 2800}  # ASDKit's reading: all sections of a part
