@@ -778,7 +778,7 @@ def _table_sections(summary, table, systems, chosen, generative_name, notes, par
         "saturated: our K covers every candidate of its smoothing pools, so a_prop is the same for every "
         "candidate clip (not a tuned choice); see selection.csv for every setting"]))
     print(f"\n{title}")
-    print(frame.to_string(index=False, na_rep="-"))
+    print(frame.astype(object).where(frame.notna(), "-").to_string(index=False))
     return text
 
 
