@@ -15,9 +15,9 @@ bottleneck, four Dense(128) + BN + ReLU blocks, a linear Dense(640) output: ten 
 The baseline itself trains 100 epochs with batches of 512 frame vectors (``baseline.yaml``); the paper's
 settings (1500 epochs, batches of 16 segments) are the defaults here.
 
-Data loading stays outside: the functions take arrays of stacked frames,
-``[segments, vectors, 640]`` for training and ``[clips, segments, vectors, 640]`` for scoring (made with
-``asdcore.features.segment_waveform`` and ``asdcore.features.stack_frames``).
+Training (:func:`train_autoencoder`, the one path the ``smoothing`` command uses) takes the log-mel
+features of whole clips and draws one random 4 s crop per clip per epoch (:class:`CropBatches`); scoring
+takes the stacked frames of each clip's seven crops, ``[clips, segments, vectors, 640]``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from keras import layers
 
 from asdcore.errors import ASDError
 
-__all__ = ["AEConfig", "build_autoencoder", "train_autoencoder", "anomaly_score_ae", "SegmentBatches"]
+__all__ = ["AEConfig", "build_autoencoder", "train_autoencoder", "anomaly_score_ae", "CropBatches"]
 
 
 def _err(message: str) -> ASDError:
@@ -143,79 +143,118 @@ def _as_segments(stacked, what):
     return x.reshape((-1,) + x.shape[-2:])
 
 
-class SegmentBatches(keras.utils.PyDataset):
-    """Batches of whole 4 s segments for Keras ``fit``: each batch is every frame vector of
-    ``batch_segments`` segments, flattened to (batch_segments * vectors, dim), as input and target.
+class CropBatches(keras.utils.PyDataset):
+    """Autoencoder batches of 4 s segments (paper IV-A: "the minibatch included 16 of the 4-second
+    segments"): ``batch_segments`` clips per batch, one random crop of ``crop`` frames from each (a new crop
+    every epoch), and every stacked ``context``-frame vector of those crops, as input and target.
 
-    Segments are reshuffled every epoch when ``shuffle`` (a NumPy generator seeded with ``seed``).
+    Parameters
+    ----------
+    clips : array [clips, frames, bins]
+        Log-mel features of the training clips.
+    crop : int
+        Frames of one 4 s segment (:func:`smoothing.training.crop_frames`).
+    context : int
+        Frames stacked into one input vector (5).
+    batch_segments : int
+        16 (paper).
+    shuffle : bool, seed : int
+        Clip order reshuffled every epoch; crops drawn from a generator seeded with ``seed``.
     """
 
-    def __init__(self, segments, batch_segments=16, shuffle=True, seed=0, **kwargs):
+    def __init__(self, clips, crop, context=5, batch_segments=16, shuffle=True, seed=0, **kwargs):
         super().__init__(**kwargs)
-        self.segments = _as_segments(segments, "segments")
+        from smoothing.training import check_clips
+
+        self.clips = check_clips(clips, crop, "autoencoder training clips")
+        if not np.all(np.isfinite(self.clips)):
+            raise _err("autoencoder training clips contain NaN or infinite values; check the log-mel floor")
+        self.crop, self.context = int(crop), int(context)
+        if self.crop < self.context:
+            raise _err(f"a {self.crop}-frame crop holds no {self.context}-frame vector; lengthen segment_seconds")
         self.batch_segments = int(batch_segments)
         if self.batch_segments < 1:
             raise _err(f"batch_segments must be >= 1, got {batch_segments}")
         self.shuffle = shuffle
         self._rng = np.random.default_rng(seed)
-        self._order = np.arange(len(self.segments))
-        if shuffle:
-            self._rng.shuffle(self._order)
+        self._order = self._rng.permutation(len(self.clips)) if shuffle else np.arange(len(self.clips))
 
     def __len__(self):
-        return int(np.ceil(len(self.segments) / self.batch_segments))
+        return int(np.ceil(len(self.clips) / self.batch_segments))
 
     def __getitem__(self, index):
-        rows = self._order[index * self.batch_segments:(index + 1) * self.batch_segments]
-        x = self.segments[rows].reshape(-1, self.segments.shape[-1])
+        from asdcore.features import stack_frames
+        from smoothing.training import random_crops
+
+        rows = np.sort(self._order[index * self.batch_segments:(index + 1) * self.batch_segments])
+        segments = random_crops(self.clips[rows], self.crop, self._rng)
+        x = stack_frames(segments, self.context).reshape(-1, self.context * self.clips.shape[2])
         return x, x
 
     def on_epoch_end(self):
         if self.shuffle:
-            self._rng.shuffle(self._order)
+            self._order = self._rng.permutation(len(self.clips))
 
 
-def train_autoencoder(train_segments, val_segments=None, config: AEConfig = AEConfig(), model=None,
-                      epochs: int | None = None, callbacks=None, seed: int = 0, verbose="auto"):
-    """Train a_G on the stacked frames of normal training segments (eq. 1).
+def train_autoencoder(fit_clips, val_clips=None, config: AEConfig = AEConfig(), seed: int = 0,
+                      validate_every: int = 0, jit_compile="auto", cache=None, verbose=0):
+    """Train a_G on random 4 s crops of the normal training clips of one machine type (eq. 1, paper IV-A).
 
     Parameters
     ----------
-    train_segments : array [segments, vectors, dim] or [clips, segments, vectors, dim]
-        Stacked log-mel frames of the 4 s training segments (one machine type; paper: 85 % of the
-        source clips and two target clips per section).
-    val_segments : array, optional
-        Same layout; the validation clips (the rest), reported as ``val_loss``.
+    fit_clips : array [clips, frames, bins]
+        Log-mel features of the clips that train (paper: 85 % of the source clips and two target clips per
+        section).
+    val_clips : array [clips, frames, bins], optional
+        The other training clips; their centre-crop reconstruction error is logged as ``val_loss``.
     config : AEConfig
-        Epochs, learning rate and batch size (paper IV-A).
-    model : keras.Model, optional
-        A model from :func:`build_autoencoder` to continue (compiled with Adam and MSE from ``config``
-        when it is not compiled yet); a new one otherwise.
-    epochs : int, optional
-        Overrides ``config.epochs`` (quick runs).
-    callbacks : list of keras callbacks, optional
+        Network, epochs (1500), Adam at 0.001, 16 segments per batch (paper IV-A).
     seed : int
-        Seeds the segment shuffling (seed Keras itself with ``asdcore.experiment.set_seed``).
+        Seeds Keras (initial weights) and the batches (order and crops).
+    validate_every : int
+        Epochs between validation losses (0: after the last epoch only).
+    jit_compile : "auto" or bool
+        Keras ``jit_compile`` (False saves the XLA compilation on CPU quick runs).
+    cache : smoothing.training.ModelCache, optional
+        Reuse a compiled network of the same configuration (re-initialised under ``seed``).
 
     Returns
     -------
-    (model, history)
+    (model, history DataFrame with ``epoch, loss, val_loss``)
     """
-    train = SegmentBatches(train_segments, config.batch_segments, shuffle=True, seed=seed)
-    dim = train.segments.shape[-1]
-    if model is None:
-        model = build_autoencoder(dim, config.hidden_units, config.bottleneck_units, config.n_hidden_layers,
-                                  learning_rate=config.learning_rate)
-    elif model.input_shape[-1] != dim:
-        raise _err(f"model expects {model.input_shape[-1]}-dimensional vectors, the segments have {dim}")
-    elif getattr(model, "optimizer", None) is None:
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss="mean_squared_error")
+    from asdcore.features import stack_frames
+    from smoothing.training import ModelCache, centre_crop, crop_frames, direct_validation, history_frame
+
+    crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
+    keras.utils.set_random_seed(int(seed))
+    batches = CropBatches(fit_clips, crop, config.n_frames, config.batch_segments, seed=int(seed))
+    if batches.clips.shape[2] * config.n_frames != config.input_dim:
+        raise _err(f"clips have {batches.clips.shape[2]} mel bins, the autoencoder expects {config.n_mels}")
+
+    def build():
+        return build_autoencoder(config.input_dim, config.hidden_units, config.bottleneck_units,
+                                 config.n_hidden_layers, learning_rate=None)
+
+    def compile_fn(model):
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                      loss="mean_squared_error", jit_compile=jit_compile)
+
+    model = (cache or ModelCache()).get(("ae", config, jit_compile), build, compile_fn)
     val = None
-    if val_segments is not None:
-        val = SegmentBatches(val_segments, config.batch_segments, shuffle=False)
-    history = model.fit(train, validation_data=val, epochs=config.epochs if epochs is None else int(epochs),
-                        callbacks=callbacks, verbose=verbose)
-    return model, history
+    if val_clips is not None and len(val_clips):
+        val_clips = np.asarray(val_clips, dtype=np.float32)
+        val = stack_frames(centre_crop(val_clips, crop), config.n_frames).reshape(-1, config.input_dim)
+
+    def val_loss():
+        if val is None:
+            return np.nan
+        recon = np.concatenate([keras.ops.convert_to_numpy(model(val[i:i + 8192], training=False))
+                                for i in range(0, len(val), 8192)])
+        return np.mean((val.astype(np.float64) - recon) ** 2)
+
+    validation = direct_validation(val_loss, validate_every, config.epochs)
+    history = model.fit(batches, epochs=config.epochs, callbacks=[validation], verbose=verbose)
+    return model, history_frame(history, validation)
 
 
 def anomaly_score_ae(model, stacked_segments, return_segments: bool = False, batch_size: int = 8192):

@@ -23,15 +23,19 @@ Steps (paper section IV-A; :mod:`smoothing.protocol` for the protocol itself):
    (:mod:`smoothing.serial_oe`; other machine types are the pseudo-anomalies). Training takes one random
    4 s crop of every training clip per epoch (the batches hold 4 s segments, paper IV-A); inference uses
    the seven evenly spaced 4 s crops of each clip (75 % overlap) and averages.
-4. Smoothing (eq. 7, :mod:`smoothing.knn`) among the test clips of the same machine type and section, for
-   every K in the power-of-two grid and both "Data" choices; per machine type the best on sections 00-02 is
-   "Proposed", the best on sections 03-05 "Proposed (Oracle)". SerialOE: a GMM per section on f_D of the
-   training clips, clusters and data chosen on sections 00-02 the same way.
+4. Smoothing (eq. 7, :mod:`smoothing.knn`) among the 4 s test segments of the same machine type and
+   section (then the mean per clip; ``ProtocolConfig.pool`` / ``level`` for the other readings), for every
+   K of the power-of-two grid 2-2048 and both "Data" choices; saturated settings (K covering the whole
+   pool) are listed in the log, ``selection.csv`` and ``table1.csv``. Per machine type the best on
+   sections 00-02 is "Proposed", the best on sections 03-05 "Proposed (Oracle)"; the Oracle's ToyCar-5
+   uses its own best setting for that section (Table II's note). SerialOE: a GMM per section on f_D of
+   the training clips, clusters and data chosen on sections 00-02 the same way.
 
 Outputs (in ``<out>/2021/smoothing-<experiment>[-QUICK]/<time>/``): ``scores/<system>/`` (DCASE 2021
 submission files of SerialOE, AE, Proposed, Proposed_Oracle), ``results.csv``, ``comparison.md`` (Tables I
 and II beside the paper's numbers, Fig. 5 as a table), ``selection.csv`` (every setting's score),
-``fraction.csv`` and ``plots/fig5_fraction.png`` (Fig. 5), ``models/`` (the networks, their losses and the
+``table1.csv`` (Table I, ours beside the paper's, with saturation flags), ``fraction.csv`` and
+``plots/fig5_fraction.png`` (Fig. 5), ``models/`` (the networks, their losses and the
 training split), ``config.yaml`` and ``run.log``.
 
 ``--generative subcluster-adacos`` smooths the scores of the multi-distribution system (Wilkinghoff 2021,
@@ -41,7 +45,6 @@ files).
 """
 from __future__ import annotations
 
-import functools
 import time
 import zlib
 from dataclasses import dataclass, replace
@@ -53,6 +56,7 @@ import pandas as pd
 from asdcore.amplitude import waveform_std
 from asdcore.errors import ASDError
 from smoothing.protocol import FIG5_FRACTIONS
+from smoothing.training import ModelCache, crop_frames
 
 __all__ = ["ProtocolConfig", "load_configs", "add_arguments", "run", "EXPERIMENTS", "GENERATIVE"]
 
@@ -81,19 +85,24 @@ class ProtocolConfig:
         Frames kept per clip (10 s clips, IV-A); longer clips keep their last 10 s, shorter ones are
         repeat-padded (:func:`asdcore.audio.fit_length`).
     k_min, k_max :
-        The K grid: powers of two up to 2048 (Table I), from 2 (K = 1 is a_G itself), cut at the largest
-        smoothing pool (:func:`smoothing.protocol.k_grid`).
+        The K grid: powers of two from 2 (K = 1 is a_G itself) to 2048 (Table I), every one evaluated; a
+        (data, K) that covers every candidate of every pool is reported as saturated
+        (:func:`smoothing.protocol.saturated_settings`).
     datas :
-        Test clips used as neighbours: "source" or "all" (Table I, "Data").
+        Test items used as neighbours: "source" or "all" (Table I, "Data").
     metric :
         Distance between f_D features (cosine; see :class:`smoothing.knn.NeighbourhoodSmoother`).
-    pool :
-        Clips smoothed together: "section" (the machine type's section; issue 6) or "machine_type" (all
-        sections of the type in the same part). With about 200 test clips per section, Table I's K of
-        1024 and 2048 only differ from smaller K under the second reading (or with "segment").
-    level :
-        "clip" (one f_D and a_G per clip: the mean over its seven 4 s crops, then eq. 7) or "segment"
-        (eq. 7 over the 4 s crops, then the mean per clip; not available with given generative scores).
+    pool, level :
+        Which test items smooth each other (issue 11). Default ``level="segment"``, ``pool="section"``:
+        eq. (7) over the seven 4 s segments of every test clip of one machine type and section, then the
+        mean per clip. On the real data (100 normal + 100 anomalous clips per section and domain) a
+        section then holds 1,400 source / 2,800 segments in all, so every K of Table I (Source up to
+        1,024, All up to 2,048, Oracle included) is below its pool and a real choice; the paper scores
+        4 s segments (IV-A) and draws its smoothing per section (Fig. 3, 4; Fig. 5 keeps each section's
+        ratios). ``level="clip"`` (one f_D and a_G per clip: the mean over its crops; 200 / 400 per
+        section: every K >= 256 / 512 saturates) and ``pool="machine_type"`` (all sections of the type in
+        the same part, as the kNN back-end of ASDKit by default; 600 / 1,200 clips, 4,200 / 8,400
+        segments) are the other readings.
     gmm_clusters, gmm_datas, gmm_covariance, gmm_reg_covar :
         SerialOE's inlier model h: a GMM per section on f_D of the training clips; clusters and data chosen
         on sections 00-02 (Table I lists 2-32 clusters; the grid is powers of two 1-32); covariance and
@@ -117,7 +126,7 @@ class ProtocolConfig:
     datas: tuple = ("source", "all")
     metric: str = "cosine"
     pool: str = "section"
-    level: str = "clip"
+    level: str = "segment"
     gmm_clusters: tuple = (1, 2, 4, 8, 16, 32)
     gmm_datas: tuple = ("source", "all")
     gmm_covariance: str = "full"
@@ -200,11 +209,6 @@ def _seed_for(seed: int, *keys) -> int:
     return (int(seed) * 7919 + zlib.crc32("/".join(map(str, keys)).encode())) % (2 ** 31 - 1)
 
 
-def _frames(seconds: float, sr: int, hop: int) -> int:
-    """Frames of a centred STFT of ``seconds`` of audio."""
-    return 1 + int(round(seconds * sr)) // int(hop)
-
-
 def standardize_features(features: np.ndarray, std: np.ndarray, mel_config) -> np.ndarray:
     """Features of the clips scaled to unit waveform variance (in place): the mel power scales by
     ``std ** -power``; in dB that is a shift of ``-10 * power * log10(std)``."""
@@ -216,209 +220,12 @@ def standardize_features(features: np.ndarray, std: np.ndarray, mel_config) -> n
     return features
 
 
-@functools.lru_cache(maxsize=None)
-def _keras_parts():
-    """Training helpers that need Keras (imported on first use only)."""
-    import keras
-
-    from asdcore.features import stack_frames
-    from smoothing.serial_oe import OEBatches
-
-    class CropBatches(keras.utils.PyDataset):
-        """Autoencoder batches: ``batch_segments`` clips per batch, one random crop of ``crop_frames``
-        frames from each (a new crop every epoch), every stacked frame vector of those crops."""
-
-        def __init__(self, clips, crop_frames, context, batch_segments, seed=0, **kwargs):
-            super().__init__(**kwargs)
-            self.clips, self.crop, self.context = clips, int(crop_frames), int(context)
-            self.batch = int(batch_segments)
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(clips))
-
-        def __len__(self):
-            return int(np.ceil(len(self.clips) / self.batch))
-
-        def __getitem__(self, index):
-            rows = np.sort(self.order[index * self.batch:(index + 1) * self.batch])
-            starts = self.rng.integers(0, self.clips.shape[1] - self.crop + 1, size=len(rows))
-            segments = self.clips[rows[:, None], starts[:, None] + np.arange(self.crop)[None, :]]
-            x = stack_frames(segments, self.context).reshape(-1, self.context * self.clips.shape[2])
-            return x, x
-
-        def on_epoch_end(self):
-            self.order = self.rng.permutation(len(self.clips))
-
-    class CropOEBatches(OEBatches):
-        """SerialOE batches (:class:`smoothing.serial_oe.OEBatches`: half target, half other machine types,
-        mixup) of whole clips, then one random crop of ``crop_frames`` frames per sample."""
-
-        def __init__(self, *args, crop_frames, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.crop = int(crop_frames)
-            self.crop_rng = np.random.default_rng(kwargs.get("seed", 0) + 1)
-
-        def __getitem__(self, index):
-            x, y = super().__getitem__(index)
-            starts = self.crop_rng.integers(0, x.shape[1] - self.crop + 1, size=len(x))
-            return x[np.arange(len(x))[:, None], starts[:, None] + np.arange(self.crop)[None, :]], y
-
-    class DirectValidation(keras.callbacks.Callback):
-        """A validation loss computed by direct model calls (no traced test function to compile) every
-        ``every`` epochs and after the last; kept in ``values`` and in the epoch logs as ``val_loss``."""
-
-        def __init__(self, loss_fn, every, epochs):
-            super().__init__()
-            self.loss_fn, self.every, self.epochs = loss_fn, int(every), int(epochs)
-            self.values = {}
-
-        def on_epoch_end(self, epoch, logs=None):
-            if (self.every > 0 and (epoch + 1) % self.every == 0) or epoch + 1 == self.epochs:
-                self.values[epoch + 1] = float(self.loss_fn())
-                if logs is not None:
-                    logs["val_loss"] = self.values[epoch + 1]
-
-    return CropBatches, CropOEBatches, DirectValidation
-
-
-def _history_frame(history, validation) -> pd.DataFrame:
-    frame = pd.DataFrame({k: v for k, v in history.history.items() if k != "val_loss"})
-    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
-    frame["val_loss"] = frame["epoch"].map(validation.values)
-    return frame
-
-
-def _centre_crop(clips, crop):
-    start = (clips.shape[1] - crop) // 2
-    return clips[:, start:start + crop]
-
-
-# ------------------------------------------------------------------------------------ the networks
-class ModelCache:
-    """Compiled networks reused from one machine type to the next.
-
-    Tracing and compiling a Keras training step takes several seconds on a CPU, far longer than the
-    training itself in quick runs. A network of the same architecture and schedule is therefore compiled
-    once; for every later machine type its weights are replaced by a fresh random initialisation (a new
-    model built under the type's seed, exactly as a new model would start) and the optimizer's state
-    (iteration count, moments) is set back to its initial values. The result equals training a new model
-    (the tests check it).
-    """
-
-    def __init__(self):
-        self._models = {}
-
-    def get(self, key, build, compile_fn):
-        fresh = build()
-        if key not in self._models:
-            compile_fn(fresh)
-            fresh.optimizer.build(fresh.trainable_variables)
-            self._models[key] = (fresh, [np.array(v.numpy()) for v in fresh.optimizer.variables])
-            return fresh
-        model, initial = self._models[key]
-        # every variable, including the random-seed states of the dropout layers (not in get_weights)
-        if len(model.variables) != len(fresh.variables):
-            raise _err("ModelCache: a rebuilt network has other variables than the cached one")
-        for variable, value in zip(model.variables, fresh.variables):
-            variable.assign(value)
-        for variable, value in zip(model.optimizer.variables, initial):
-            variable.assign(value)
-        return model
-
-
-def train_autoencoder_for(fit_clips, val_clips, config, protocol, seed, cache=None):
-    """a_G of one machine type: the DCASE baseline autoencoder on random 4 s crops (paper IV-A)."""
-    import keras
-
-    from asdcore.features import stack_frames
-    from smoothing.autoencoder import build_autoencoder
-
-    CropBatches, _, DirectValidation = _keras_parts()
-    crop = _frames(config.segment_seconds, config.sr, config.hop_length)
-    keras.utils.set_random_seed(seed)
-    batches = CropBatches(fit_clips, crop, config.n_frames, config.batch_segments, seed=seed)
-
-    def build():
-        return build_autoencoder(config.input_dim, config.hidden_units, config.bottleneck_units,
-                                 config.n_hidden_layers, learning_rate=None)
-
-    def compile_fn(model):
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-                      loss="mean_squared_error", jit_compile=protocol.jit_compile)
-
-    cache = cache or ModelCache()
-    model = cache.get(("ae", config), build, compile_fn)
-    if len(val_clips):
-        val = stack_frames(_centre_crop(val_clips, crop), config.n_frames).reshape(-1, config.input_dim)
-
-        def val_loss():
-            recon = keras.ops.convert_to_numpy(model(val, training=False))
-            return np.mean((val - recon) ** 2)
-    else:
-        def val_loss():
-            return np.nan
-    validation = DirectValidation(val_loss, protocol.validate_every, config.epochs)
-    history = model.fit(batches, epochs=config.epochs, callbacks=[validation], verbose=0)
-    return model, _history_frame(history, validation)
-
-
-def train_serial_oe_for(fit_target, sections, n_sections, fit_other, val_target, val_sections, val_other,
-                        config, protocol, seed, cache=None):
-    """f_D of one machine type: SerialOE with the other machine types as pseudo-anomalies (paper IV-A)."""
-    import keras
-
-    from smoothing.serial_oe import build_serial_oe, compile_serial_oe
-
-    _, CropOEBatches, DirectValidation = _keras_parts()
-    crop = _frames(config.segment_seconds, config.sr, config.hop_length)
-    keras.utils.set_random_seed(seed)
-    batches = CropOEBatches(fit_target, sections, fit_other, n_sections, config.batch_size, config.mixup_alpha,
-                            shuffle=True, seed=seed, crop_frames=crop)
-    total_steps = config.epochs * len(batches)
-
-    def build():
-        return build_serial_oe(n_sections, (crop, fit_target.shape[2]), backbone=config.backbone,
-                               embedding_dim=config.embedding_dim, dropout=config.dropout,
-                               mac_head=config.mac_head)
-
-    def compile_fn(model):
-        compile_serial_oe(model, total_steps, config)  # the one-cycle schedule spans this many steps
-        if not protocol.jit_compile:
-            model.jit_compile = False
-
-    cache = cache or ModelCache()
-    model = cache.get(("serial_oe", config, n_sections, fit_target.shape[2], total_steps), build, compile_fn)
-    if len(val_target) and len(val_other):
-        rng = np.random.default_rng(seed)
-        other = val_other[np.sort(rng.choice(len(val_other), min(len(val_other), len(val_target)), replace=False))]
-        x = np.concatenate([_centre_crop(val_target, crop), _centre_crop(other, crop)])
-        t_mac = np.r_[np.ones(len(val_target)), np.zeros(len(other))][:, None]
-        t_id = np.zeros((len(x), n_sections))
-        t_id[np.arange(len(val_target)), val_sections] = 1.0
-
-        def val_loss():
-            out = model(x, training=False)
-            mac = keras.ops.convert_to_numpy(out["mac"]).astype(np.float64)
-            ident = keras.ops.convert_to_numpy(out["id"]).astype(np.float64)
-            return _bce(t_mac, mac) + config.lambda_id * _bce(t_id, ident)
-    else:
-        def val_loss():
-            return np.nan
-    validation = DirectValidation(val_loss, protocol.validate_every, config.epochs)
-    history = model.fit(batches, epochs=config.epochs, callbacks=[validation], verbose=0)
-    return model, _history_frame(history, validation)
-
-
-def _bce(target, logits) -> float:
-    """Mean binary cross-entropy on logits (eq. 5 with the sign of a loss), numerically stable."""
-    return float(np.mean(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))))
-
-
 def ae_scores(model, clips, config, chunk: int = 32):
     """a_G of every clip (mean over the seven 4 s crops) and of every crop: ``(clips,), (clips, 7)``."""
     from asdcore.features import crops, stack_frames
     from smoothing.autoencoder import anomaly_score_ae
 
-    crop = _frames(config.segment_seconds, config.sr, config.hop_length)
+    crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
     per_segment = []
     for start in range(0, len(clips), chunk):
         segments = crops(clips[start:start + chunk], config.n_segments, crop)
@@ -435,7 +242,7 @@ def embed_clips(model, clips, config, chunk: int = 64) -> np.ndarray:
     from asdcore.features import crops
     from smoothing.serial_oe import embed
 
-    crop = _frames(config.segment_seconds, config.sr, config.hop_length)
+    crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
     return np.concatenate([embed(model, crops(clips[s:s + chunk], config.n_segments, crop), batch_size=256)
                            for s in range(0, len(clips), chunk)])
 
@@ -470,13 +277,10 @@ def run(args) -> int:
     _check_arguments(args)
     quick, why = resolve_quick(args)  # --quick, or the synthetic data without --full
     protocol, ae_config, oe_config = load_configs(args.config, quick)
-    if protocol.level == "segment" and (ae_config.n_segments, ae_config.segment_seconds) != \
-            (oe_config.n_segments, oe_config.segment_seconds):
+    paired = (ae_config.n_segments, ae_config.segment_seconds) == (oe_config.n_segments, oe_config.segment_seconds)
+    if protocol.level == "segment" and args.generative == "ae" and not paired:
         raise ASDError("level 'segment' pairs a_G and f_D crop by crop: give the autoencoder and SerialOE the same "
                        "n_segments and segment_seconds in --config")
-    if args.generative != "ae" and protocol.level == "segment":
-        raise ASDError("level 'segment' needs a_G of every 4 s crop; the given generative scores are per clip: "
-                       "use level 'clip' with --generative subcluster-adacos")
     set_seed(args.seed)
     log = get_logger()
     experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
@@ -524,9 +328,9 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
     # ---- features (cached), amplitude standardisation ------------------------------------------------
     t0 = time.perf_counter()
     ae_mel = replace(ae_config.logmel_config(),
-                     n_frames=_frames(protocol.clip_seconds, ae_config.sr, ae_config.hop_length))
+                     n_frames=crop_frames(protocol.clip_seconds, ae_config.sr, ae_config.hop_length))
     oe_mel = replace(oe_config.logmel_config(),
-                     n_frames=_frames(protocol.clip_seconds, oe_config.sr, oe_config.hop_length))
+                     n_frames=crop_frames(protocol.clip_seconds, oe_config.sr, oe_config.hop_length))
     need_ae = args.generative == "ae"
     if need_ae:
         table, ae_feats = load_features(table, ae_mel, args, run_folder)
@@ -561,12 +365,17 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
     gen_seg = np.full((len(table), n_seg), np.nan)
     types_col = table["machine_type"].to_numpy()
     cache = ModelCache()
+    from smoothing.autoencoder import train_autoencoder
+    from smoothing.serial_oe import train_serial_oe
+
     if need_ae:
         for machine_type in machine_types:
             t1 = time.perf_counter()
             of_type = types_col == machine_type
-            model, history = train_autoencoder_for(ae_feats[fit & of_type], ae_feats[val & of_type], ae_config,
-                                                   protocol, _seed_for(args.seed, "ae", machine_type), cache)
+            model, history = train_autoencoder(ae_feats[fit & of_type], ae_feats[val & of_type], ae_config,
+                                               seed=_seed_for(args.seed, "ae", machine_type),
+                                               validate_every=protocol.validate_every,
+                                               jit_compile=protocol.jit_compile, cache=cache)
             rows = test & of_type
             gen_clip[rows], gen_seg[rows] = ae_scores(model, ae_feats[rows], ae_config)
             model.save(run_folder.file("models", f"ae_{machine_type}.keras"))
@@ -577,6 +386,10 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
         del ae_feats
     else:
         gen_clip = _given_scores(table, args.generative_scores)
+        # per-clip scores: at level "segment" every 4 s segment of a clip carries its clip's score
+        gen_seg = np.repeat(gen_clip[:, None], oe_config.n_segments, axis=1)
+        if protocol.level == "segment":
+            log.info("given per-clip scores: each 4 s segment carries its clip's a_G (level 'segment')")
 
     # ---- f_D -----------------------------------------------------------------------------------------
     emb = np.full((len(table), oe_config.n_segments, oe_config.embedding_dim), np.nan, dtype=np.float32)
@@ -588,10 +401,11 @@ def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, l
         index = {s: i for i, s in enumerate(sections)}
         section_ids = np.zeros(len(table), dtype=np.int64)
         section_ids[of_type] = [index[u] for u in units_col[of_type]]
-        model, history = train_serial_oe_for(
-            oe_feats[fit & of_type], section_ids[fit & of_type], len(sections), oe_feats[fit & ~of_type],
-            oe_feats[val & of_type], section_ids[val & of_type], oe_feats[val & ~of_type], oe_config, protocol,
-            _seed_for(args.seed, "serial_oe", machine_type), cache)
+        model, history = train_serial_oe(
+            oe_feats[fit & of_type], section_ids[fit & of_type], oe_feats[fit & ~of_type], len(sections), oe_config,
+            val=(oe_feats[val & of_type], section_ids[val & of_type], oe_feats[val & ~of_type]),
+            seed=_seed_for(args.seed, "serial_oe", machine_type), validate_every=protocol.validate_every,
+            jit_compile=protocol.jit_compile, cache=cache)
         rows = (test | fit) & of_type
         emb[rows] = embed_clips(model, oe_feats[rows], oe_config)
         model.save(run_folder.file("models", f"serial_oe_{machine_type}.keras"))
@@ -672,6 +486,63 @@ def _items(table, emb, gen_clip, gen_seg, rows, protocol):
             np.repeat(np.arange(n), s))
 
 
+def saturation_frame(test_table, domains, pools, clip_index, ks, datas) -> pd.DataFrame:
+    """Per (part, machine type, data, K) whether K saturates every smoothing pool of that part and type
+    (:func:`smoothing.protocol.saturated_settings`; items are mapped to their clip's part and type)."""
+    from smoothing import protocol as P
+
+    parts = test_table["part"].astype(str).to_numpy()[clip_index]
+    types = test_table["machine_type"].astype(str).to_numpy()[clip_index]
+    records = []
+    for part, machine_type in sorted(set(zip(parts, types))):
+        rows = (parts == part) & (types == machine_type)
+        for (data, k), value in P.saturated_settings(domains[rows], pools[rows], ks, datas).items():
+            records.append({"part": part, "machine_type": machine_type, "data": data, "k": k, "saturated": value})
+    return pd.DataFrame(records, columns=["part", "machine_type", "data", "k", "saturated"])
+
+
+def _log_saturation(log, saturated, sizes, protocol):
+    """One log line: the pool sizes and, per data choice, the K from which every pool is saturated."""
+    first = {}
+    for data in protocol.datas:
+        rows = saturated[(saturated["data"] == data) & saturated["saturated"]]
+        by_k = rows.groupby("k").size()
+        n_groups = saturated[saturated["data"] == data].groupby(["part", "machine_type"]).ngroups
+        full = [int(k) for k, n in by_k.items() if n == n_groups]
+        first[data] = f"K >= {min(full)}" if full else "none"
+    log.info("smoothing pools (%s, level %s): %d pools of %d-%d items (%d-%d source); saturated K (a_prop "
+             "the same for every candidate, reported, not a tuned choice): %s", protocol.pool, protocol.level,
+             len(sizes), sizes["all"].min(), sizes["all"].max(), sizes["source"].min(), sizes["source"].max(),
+             ", ".join(f"{data}: {text}" for data, text in first.items()))
+
+
+def _with_saturation(selection, saturated) -> pd.DataFrame:
+    """``selection.csv`` with a ``saturated`` column (True/False for Proposed rows, empty for SerialOE and the
+    "all" rows that span several machine types)."""
+    keys = saturated.assign(k=saturated["k"].astype("Int64"), system="Proposed")
+    out = selection.merge(keys, on=["system", "part", "machine_type", "data", "k"], how="left")
+    all_rows = (out["system"] == "Proposed") & (out["machine_type"] == "all")
+    if all_rows.any():  # "all": saturated when saturated for every machine type of that part
+        every = saturated.groupby(["part", "data", "k"])["saturated"].all().rename("every").reset_index()
+        every["k"] = every["k"].astype("Int64")
+        merged = out[all_rows].merge(every, on=["part", "data", "k"], how="left")["every"].to_numpy()
+        out.loc[all_rows, "saturated"] = merged
+    out["saturated"] = out["saturated"].astype("boolean")
+    return out
+
+
+def toycar5_oracle(table, grid_prop) -> dict | None:
+    """The Oracle's ToyCar-5 (Table II note: "Hyperparameters of Proposed (Oracle) on the ToyCar-5 are 128
+    for K and All for Data"): the (data, K) with the highest AUC of ToyCar section 05 itself, ties to the
+    setting listed first. ``{"data", "k", "auc"}`` (AUC in %) or None without ToyCar section 05."""
+    best = None
+    for (data, k), scores in grid_prop.items():
+        value = _toycar5(table, scores)
+        if np.isfinite(value) and (best is None or value > best["auc"]):
+            best = {"data": data, "k": int(k), "auc": float(value)}
+    return best
+
+
 def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source, parts, fit, test, gen_clip,
               gen_seg, emb, generative_name) -> int:
     from asdcore.experiment import QUICK_BANNER
@@ -686,8 +557,9 @@ def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source
 
     # Proposed: every (data, K), chosen per machine type on dev (Proposed) and eval (Oracle)
     features, scores, domains, pools, clip_index = _items(table, emb, gen_clip, gen_seg, test, protocol)
-    largest = int(pd.Series(pools).value_counts().max())
-    ks = P.k_grid(largest, protocol.k_min, protocol.k_max)
+    ks = P.k_grid(protocol.k_min, protocol.k_max)
+    saturated = saturation_frame(table[test], domains, pools, clip_index, ks, protocol.datas)
+    _log_saturation(log, saturated, P.pool_sizes(domains, pools), protocol)
     smoothed = P.smooth_grid(features, scores, domains, pools, clip_index, int(test.sum()), ks, protocol.datas,
                              protocol.metric)
     grid_prop = {}
@@ -698,8 +570,10 @@ def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source
     names_prop = ("data", "k")
     table_prop = P.grid_table(evaluators, grid_prop, names_prop, rows_of)
     chosen = {"Proposed": P.select_best(table_prop, names_prop, "dev")}
+    toycar5 = None
     if "eval" in parts:
         chosen["Proposed_Oracle"] = P.select_best(table_prop, names_prop, "eval")
+        toycar5 = toycar5_oracle(table, grid_prop)
 
     # SerialOE: GMM clusters and data chosen on dev
     grid_oe, clusters = _serial_oe_grid(table, emb, fit, test, protocol, args.seed, log)
@@ -712,6 +586,7 @@ def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source
                            table_oe.assign(system="SerialOE", k=np.nan)], ignore_index=True)
     selection = selection[["system", "part", "data", "k", "n_clusters", "machine_type", "score"]].assign(mode=mode)
     selection[["k", "n_clusters"]] = selection[["k", "n_clusters"]].astype("Int64")
+    selection = _with_saturation(selection, saturated)
     run_folder.write_csv("selection.csv", selection)
 
     systems = {"SerialOE": P.compose(types_col, chosen["SerialOE"], grid_oe, names_oe),
@@ -734,7 +609,8 @@ def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source
         # quick runs skip the per-system ROC/histogram plots (tens of seconds on a busy CPU)
         per_unit, summary = evaluate_systems(run_folder, table, systems, 2021, quick=quick, plots=not quick)
         log.info("systems written and evaluated in %.1f s", time.perf_counter() - t0)
-        text += _table_sections(summary, table, systems, chosen, generative_name, notes, parts)
+        text += _table_sections(summary, table, systems, chosen, generative_name, notes, parts, saturated,
+                                toycar5, run_folder, mode)
     if "fraction" in experiments:
         text += _fraction_section(args, run_folder, table, emb, gen_clip, gen_seg, parts, protocol, ks,
                                   chosen.get("Proposed_Oracle"), quick, notes, generative_name, log)
@@ -778,9 +654,12 @@ def _paper_row(paper, method, label, present) -> dict:
     return record
 
 
-def table2_frame(summary, table, systems, generative_name, part) -> pd.DataFrame:
+def table2_frame(summary, table, systems, generative_name, part, toycar5=None) -> pd.DataFrame:
     """Table II's layout: one row per method and source (ours / paper), per machine type the harmonic mean
-    of AUC and pAUC over the sections (and domains) of ``part`` in %, All-hmean, ToyCar-5."""
+    of AUC and pAUC over the sections (and domains) of ``part`` in %, All-hmean, ToyCar-5.
+
+    ToyCar-5 of Proposed (Oracle) is the AUC under its own best setting for that section (``toycar5``,
+    :func:`toycar5_oracle`), as the paper reports it, not under the ToyCar Oracle's setting."""
     from asdcore import published
 
     labels = _labels(generative_name)
@@ -797,6 +676,8 @@ def table2_frame(summary, table, systems, generative_name, part) -> pd.DataFrame
         record.update({t: 100 * mine.get(t, np.nan) for t in present})
         record["All-hmean"] = 100 * mine.get("all", np.nan)
         record["ToyCar-5"] = _toycar5(table, scores) if part == "eval" else np.nan
+        if part == "eval" and system == "Proposed_Oracle" and toycar5 is not None:
+            record["ToyCar-5"] = toycar5["auc"]
         out.append(record)
         same_method = generative_name == "AE" or system == "SerialOE"
         if paper is not None and same_method and system in _PAPER_METHOD:
@@ -807,15 +688,30 @@ def table2_frame(summary, table, systems, generative_name, part) -> pd.DataFrame
     return pd.DataFrame(out, columns=["method", "source"] + columns)
 
 
-def table1_frame(chosen) -> pd.DataFrame:
+#: Table II's note: "Hyperparameters of Proposed (Oracle) on the ToyCar-5 are 128 for K and All for Data".
+PAPER_TOYCAR5_ORACLE = {"data": "all", "k": 128}
+
+
+def table1_frame(chosen, saturated=None, toycar5=None) -> pd.DataFrame:
     """Table I's layout: per machine type the chosen SerialOE clusters/data, Proposed K/data and Oracle K/data,
-    ours beside the paper's."""
+    ours beside the paper's; ``Proposed saturated`` / ``Proposed (Oracle) saturated``: whether our chosen K
+    covers every candidate of its pools (:func:`saturation_frame`; on sections 00-02 / 03-05). With
+    ``toycar5`` (:func:`toycar5_oracle`), one more row "ToyCar-5": the Oracle's own setting for ToyCar
+    section 05 (Table II's note)."""
     from asdcore import published
 
     paper = published.load_table("fujimura2021_table1")
     show = {"source": "Source", "all": "All"}
     types = sorted(set().union(*[set(c["machine_type"]) for c in chosen.values()]),
                    key=lambda t: (TABLE_TYPES.index(t) if t in TABLE_TYPES else 99, t))
+
+    def is_saturated(part, machine_type, data, k):
+        if saturated is None:
+            return None
+        hit = saturated[(saturated["part"] == part) & (saturated["machine_type"] == machine_type)
+                        & (saturated["data"] == data) & (saturated["k"] == int(k))]
+        return bool(hit["saturated"].iloc[0]) if len(hit) else None
+
     records = []
     for t in types:
         record = {"machine type": t}
@@ -829,11 +725,30 @@ def table1_frame(chosen) -> pd.DataFrame:
             record[f"{method} {label} (paper)"] = int(p["value"].iloc[0]) if len(p) else None
             record[f"{method} Data (ours)"] = show[mine["data"].iloc[0]] if len(mine) else None
             record[f"{method} Data (paper)"] = show[p["data"].iloc[0]] if len(p) else None
+            if value == "k":
+                part = "eval" if system == "Proposed_Oracle" else "dev"
+                record[f"{method} saturated (ours)"] = (is_saturated(part, t, mine["data"].iloc[0], mine["k"].iloc[0])
+                                                        if len(mine) else None)
         records.append(record)
-    return pd.DataFrame(records)
+    if toycar5 is not None:
+        records.append({"machine type": "ToyCar-5 (section 05)",
+                        "Proposed (Oracle) K (ours)": toycar5["k"],
+                        "Proposed (Oracle) K (paper)": PAPER_TOYCAR5_ORACLE["k"],
+                        "Proposed (Oracle) Data (ours)": show[toycar5["data"]],
+                        "Proposed (Oracle) Data (paper)": show[PAPER_TOYCAR5_ORACLE["data"]],
+                        "Proposed (Oracle) saturated (ours)": is_saturated("eval", "ToyCar", toycar5["data"],
+                                                                           toycar5["k"])})
+    frame = pd.DataFrame(records)
+    for column in frame.columns:
+        if column.endswith(("K (ours)", "K (paper)", "clusters (ours)", "clusters (paper)")):
+            frame[column] = frame[column].astype("Int64")
+        elif "saturated" in column:
+            frame[column] = frame[column].astype("boolean")
+    return frame
 
 
-def _table_sections(summary, table, systems, chosen, generative_name, notes, parts) -> list[str]:
+def _table_sections(summary, table, systems, chosen, generative_name, notes, parts, saturated=None, toycar5=None,
+                    run_folder=None, mode="") -> list[str]:
     from asdcore.report import comparison_markdown
 
     text = []
@@ -843,21 +758,27 @@ def _table_sections(summary, table, systems, chosen, generative_name, notes, par
                         ("dev", "Sections 00-02 (where the hyper-parameters are chosen; the paper prints none, %)")):
         if part not in parts:
             continue
-        frame = table2_frame(summary, table, systems, generative_name, part)
+        frame = table2_frame(summary, table, systems, generative_name, part, toycar5)
         if part == "dev":
             frame = frame.drop(columns=["ToyCar-5"])
         extra = ["per machine type the harmonic mean of all AUC and pAUC values of its sections and domains "
                  "(DCASE 2021: one AUC/pAUC per section and domain); All-hmean over every machine type",
-                 "ToyCar-5: AUC of ToyCar section 05, source and target test clips together"] if part == "eval" else []
+                 "ToyCar-5: AUC of ToyCar section 05, source and target test clips together; Proposed (Oracle) "
+                 "with its own best setting for that section (as the paper; see Table I, row ToyCar-5)"] \
+            if part == "eval" else []
         text.append(comparison_markdown(title, frame, notes + extra))
         print(f"\n{title}")
         print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
-    frame = table1_frame(chosen)
+    frame = table1_frame(chosen, saturated, toycar5)
+    if run_folder is not None:
+        run_folder.write_csv("table1.csv", frame.assign(mode=mode))
     title = ("Table I: hyper-parameters chosen per machine type (SerialOE and Proposed on sections 00-02, "
              "Oracle on 03-05)")
-    text.append(comparison_markdown(title, frame, notes))
+    text.append(comparison_markdown(title, frame, notes + [
+        "saturated: our K covers every candidate of its smoothing pools, so a_prop is the same for every "
+        "candidate clip (not a tuned choice); see selection.csv for every setting"]))
     print(f"\n{title}")
-    print(frame.to_string(index=False, na_rep="-"))
+    print(frame.astype(object).where(frame.notna(), "-").to_string(index=False))
     return text
 
 

@@ -11,8 +11,9 @@ look most alike to the discriminative model.
 
 Choices the paper leaves open, made here and documented:
 
-- **Fewer than K-1 candidates.** When fewer than K-1 clips are available as neighbours (K up to 2048 is
-  selected in Table I, while a section has about 200 test clips), all of them are used and the mean is
+- **Fewer than K-1 candidates.** When fewer than K-1 clips are available as neighbours (a "saturated"
+  K: Table I selects K up to 2048, a section of the real data has about 400 test clips or 2,800 test
+  segments), all of them are used and the mean is
   taken over the clips actually used: ``a_prop = (a_G(y_i) + sum of the m neighbours) / (1 + m)`` with
   ``m = min(K-1, number of candidates)``. A large K thus tends to the section mean plus the clip's own
   share, never to a sum divided by a K that does not match the clips summed.
@@ -21,6 +22,13 @@ Choices the paper leaves open, made here and documented:
   ``domain="all"`` uses every observed clip.
 - **Ties** in distance are broken by observation order (the earlier clip is nearer), so results do
   not depend on how the clips were batched.
+- **Saturation is exact.** When K-1 covers every candidate, eq. (7) sums the same set for every clip
+  that is itself a candidate (the clip plus all other candidates = all candidates), so a_prop is the same
+  number for all of them. That sum is computed once (``candidate total / number of candidates``), not
+  row by row in each clip's neighbour order: a per-row running sum adds the same values in different
+  orders and differs by ~1e-15 from clip to clip, which an AUC reads as a ranking (issue 11: unit AUCs
+  of 0.155-0.713 instead of 0.5). A clip that is not a candidate (a target clip with ``domain="source"``)
+  adds its own a_G to the candidate total: ``(a_G(y_i) + total) / (1 + candidates)``.
 - **Metric.** See :class:`NeighbourhoodSmoother`.
 
 The smoother accepts observations incrementally, as a monitoring system accumulates them (section III:
@@ -188,6 +196,7 @@ class NeighbourhoodSmoother:
         n = len(X)
         candidate = np.ones(n, dtype=bool) if self.domain == "all" else (d == "source")
         n_cand_all = int(candidate.sum())
+        total = float(np.sum(s[candidate]))  # the sum of every saturated row, computed once
         ks = [int(k) for k in ks]
         out = {k: np.empty(len(Q)) for k in ks}
         block = max(1, _BLOCK_ENTRIES // max(n, 1))
@@ -206,9 +215,17 @@ class NeighbourhoodSmoother:
             csum = np.cumsum(s[order], axis=1)
             csum = np.concatenate([np.zeros((stop - start, 1)), csum], axis=1)  # csum[:, m] = sum of m nearest
             rows = np.arange(stop - start)
+            q = q_scores[start:stop]
+            own_candidate = np.zeros(stop - start, bool) if self_rows is None else candidate[self_rows[start:stop]]
             for k in ks:
                 m = np.minimum(k - 1, n_cand)
-                out[k][start:stop] = (q_scores[start:stop] + csum[rows, m]) / (1.0 + m)
+                values = (q + csum[rows, m]) / (1.0 + m)
+                # saturated rows: one sum over all candidates for every row (exactly equal values)
+                full = m == n_cand
+                if n_cand_all:
+                    values[full & own_candidate] = total / n_cand_all
+                values[full & ~own_candidate] = (q[full & ~own_candidate] + total) / (1.0 + n_cand_all)
+                out[k][start:stop] = values
         return out
 
     def smoothed(self, k: int | None = None) -> np.ndarray:

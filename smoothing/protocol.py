@@ -19,8 +19,11 @@ Choices the paper leaves open (documented where they are made; each is a setting
 
 - **Ties** in the selection go to the setting listed first (smaller K, "source" before "all"; fewer
   clusters): the simpler one.
-- **K grid**: powers of two from ``k_min`` (2; K = 1 is the AE itself) to 2048, cut after the first K that
-  reaches the largest smoothing pool (every larger K gives the same scores: all candidates are used).
+- **K grid**: powers of two from ``k_min`` (2; K = 1 is the AE itself) to 2048 (Table I), every one
+  evaluated. A (data, K) whose K-1 neighbours cover every candidate of every pool is *saturated*
+  (:func:`saturated_settings`): its a_prop is exactly the same for every candidate clip
+  (:mod:`smoothing.knn`), and the command reports it as such in the log, ``selection.csv`` and
+  ``table1.csv`` instead of presenting it as a tuned choice.
 - **Fig. 5 hyper-parameters** ("We always gave the best hyperparameter"): per fraction and machine type
   the setting with the best mean over the draws (``"per_fraction"``), or the Oracle setting of the full
   test set (``"oracle"``).
@@ -41,6 +44,8 @@ __all__ = [
     "training_split",
     "UnitEvaluator",
     "k_grid",
+    "pool_sizes",
+    "saturated_settings",
     "smooth_grid",
     "grid_table",
     "select_best",
@@ -202,21 +207,45 @@ class UnitEvaluator:
 
 
 # ------------------------------------------------------------------------------------ the smoothing
-def k_grid(largest_pool: int, k_min: int = 2, k_max: int = 2048) -> list[int]:
-    """Powers of two from ``k_min`` to ``k_max`` (Table I: up to 2048), cut after the first K >= the
-    largest pool (every larger K gives the same a_prop: all candidates used)."""
+def k_grid(k_min: int = 2, k_max: int = 2048) -> list[int]:
+    """Powers of two from ``k_min`` to ``k_max`` (Table I selects K from 64 to 2048)."""
     if int(k_min) < 1 or int(k_max) < int(k_min):
         raise _err(f"need 1 <= k_min <= k_max, got k_min={k_min}, k_max={k_max}")
     ks, k = [], 1
     while k <= k_max:
         if k >= k_min:
             ks.append(k)
-            if k >= largest_pool:
-                break
         k *= 2
     if not ks:
         raise _err(f"no power of two between k_min={k_min} and k_max={k_max}")
     return ks
+
+
+def pool_sizes(domains, pools) -> pd.DataFrame:
+    """Items per smoothing pool: ``pool, all, source`` (the candidates of Table I's "All" and "Source")."""
+    frame = pd.DataFrame({"pool": np.asarray(pools).astype(str),
+                          "source": np.asarray(domains).astype(str) == "source"})
+    return (frame.groupby("pool", sort=True)["source"].agg(all="size", source="sum")
+            .reset_index().astype({"all": int, "source": int}))
+
+
+def saturated_settings(domains, pools, ks, datas=("source", "all")) -> dict:
+    """Which (data, K) are saturated: in every pool, the K-1 neighbours of eq. (7) of every item are all
+    of its candidates, so a larger K changes nothing and a_prop no longer depends on the neighbourhood.
+
+    An item's candidates are the other items of its pool ("all") or the source items of its pool other
+    than itself ("source"); the largest candidate count in a pool is ``n - 1`` ("all"), ``n_source - 1``
+    when every item is a source item, else ``n_source`` ("source"). Saturated iff ``K - 1 >=`` that count
+    in every pool.
+
+    Returns
+    -------
+    {(data, k): bool}
+    """
+    sizes = pool_sizes(domains, pools)
+    most = {"all": (sizes["all"] - 1).to_numpy(),
+            "source": np.where(sizes["source"] == sizes["all"], sizes["source"] - 1, sizes["source"])}
+    return {(data, int(k)): bool(np.all(int(k) - 1 >= most[data])) for data in datas for k in ks}
 
 
 def smooth_grid(features, scores, domains, pools, clip_index, n_clips, ks, datas=("source", "all"),

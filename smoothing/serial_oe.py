@@ -36,7 +36,16 @@ github.com/ibkuroyagi/Serial-OE, is the nearest reference and guided the default
 - **Mixup** (Zhang et al.): every sample mixed with a random partner of the same batch, lambda ~
   Beta(0.2, 0.2) per sample (public config ``mixup_alpha: 0.2``), inputs and both targets mixed
   linearly. Applied to the mel features (the public code mixes waveforms).
-- **AdamW** weight decay 0.01 (PyTorch's default; the public SerialOE config sets 0).
+- **AdamW** weight decay 0, as the public SerialOE configuration (``optimizer_params: weight_decay: 0``);
+  PyTorch's AdamW default would be 0.01 (this project's default before issue 11).
+- **No stochastic depth.** Keras' ``EfficientNetB0`` drops whole residual branches during training
+  (``drop_connect_rate`` 0.2, growing with depth); the public code builds the backbone with
+  ``timm.create_model(name, pretrained, in_chans)``, whose ``drop_path_rate`` is 0. Default 0 here
+  (``drop_connect_rate``; the blocks' drop rates are scaled from Keras' 0.2 schedule).
+- **Training** (:func:`train_serial_oe`, the one path the ``smoothing`` command uses): one random 4 s crop
+  of every target clip per epoch and of the other types' clips drawn into its batch, then mixup; the
+  validation loss (eq. 3 without mixup on centre crops) is computed in batches of ``batch_size``, so a
+  24-40 GB GPU holds it.
 - **OneCycleLR**: see :class:`OneCycleSchedule` (PyTorch defaults, which the authors' PyTorch code most
   likely used). PyTorch also cycles Adam's beta_1 between 0.85 and 0.95 by default; Keras optimizers take
   a fixed beta_1, so that part is not reproduced (beta_1 = 0.9).
@@ -61,6 +70,7 @@ __all__ = [
     "compile_serial_oe",
     "OEBatches",
     "train_serial_oe",
+    "serial_oe_loss",
     "embed",
     "SerialOEScorer",
     "BACKBONES",
@@ -105,7 +115,9 @@ class SerialOEConfig:
     max_lr, pct_start, div_factor, final_div_factor : float
         One-cycle schedule peaking at 1e-3 (paper IV-A) with PyTorch's OneCycleLR defaults.
     weight_decay : float
-        AdamW decoupled weight decay (PyTorch default 0.01; not stated in the paper).
+        AdamW decoupled weight decay: 0 (public SerialOE config; not stated in the paper).
+    drop_connect_rate : float
+        EfficientNet-B0 stochastic depth: 0 (the public code's timm backbone; Keras' default is 0.2).
     """
 
     sr: int = 16000
@@ -128,7 +140,8 @@ class SerialOEConfig:
     pct_start: float = 0.3
     div_factor: float = 25.0
     final_div_factor: float = 1e4
-    weight_decay: float = 0.01
+    weight_decay: float = 0.0
+    drop_connect_rate: float = 0.0
 
     def logmel_config(self):
         """The matching :class:`asdcore.features.LogMelConfig` (applied to each 4 s segment): mel
@@ -257,8 +270,23 @@ def _light_backbone(x):
     return layers.GlobalAveragePooling2D(name="global_pool")(x)
 
 
+#: Keras' EfficientNet-B0 stochastic-depth rate (``drop_connect_rate`` of ``EfficientNet``).
+_KERAS_DROP_CONNECT = 0.2
+
+
+def _set_drop_connect(net, rate):
+    """Set EfficientNet's stochastic depth to ``rate``: each block's drop layer (``block*_drop``, a Dropout
+    with noise shape (batch, 1, 1, 1)) keeps its depth-proportional share of the schedule, scaled from
+    Keras' fixed 0.2 to ``rate`` (0 = none, as timm's default in the public SerialOE code)."""
+    if not 0.0 <= float(rate) < 1.0:
+        raise _err(f"drop_connect_rate must lie in [0, 1), got {rate}")
+    for layer in net.layers:
+        if isinstance(layer, layers.Dropout) and layer.name.startswith("block") and layer.name.endswith("_drop"):
+            layer.rate = float(layer.rate) * float(rate) / _KERAS_DROP_CONNECT
+
+
 def build_serial_oe(n_sections, input_shape, backbone="efficientnet_b0", embedding_dim=128, dropout=0.3,
-                    mac_head="linear", channels=1):
+                    mac_head="linear", channels=1, drop_connect_rate=0.0):
     """f_D with its heads g_mac and g_id.
 
     Parameters
@@ -270,7 +298,7 @@ def build_serial_oe(n_sections, input_shape, backbone="efficientnet_b0", embeddi
     backbone : {"efficientnet_b0", "light"}
         ``keras.applications.EfficientNetB0(include_top=False, weights=None, pooling="avg")`` (no
         pretrained weights can be downloaded), or the small CNN of :func:`_light_backbone`.
-    embedding_dim, dropout, mac_head, channels :
+    embedding_dim, dropout, mac_head, channels, drop_connect_rate :
         See :class:`SerialOEConfig` and :class:`SpectrogramToImage`.
 
     Returns
@@ -294,6 +322,7 @@ def build_serial_oe(n_sections, input_shape, backbone="efficientnet_b0", embeddi
         x = layers.Rescaling(255.0, name="cancel_keras_rescaling")(x)
         net = keras.applications.EfficientNetB0(include_top=False, weights=None,
                                                 input_shape=(bins, frames, channels), pooling="avg")
+        _set_drop_connect(net, drop_connect_rate)
         x = net(x)
     else:
         x = _light_backbone(x)
@@ -344,11 +373,21 @@ class OEBatches(keras.utils.PyDataset):
     mixup_alpha : float
         0 disables mixup (validation).
     shuffle : bool, seed : int
+    crop : int, optional
+        When given, the arrays hold whole clips and every sample of a batch is one random crop of ``crop``
+        frames of its clip (a new crop every time; paper IV-A: batches of 4 s segments), taken before
+        mixup.
     """
 
     def __init__(self, x_target, sections, x_other, n_sections, batch_size=128, mixup_alpha=0.2,
-                 shuffle=True, seed=0, **kwargs):
+                 shuffle=True, seed=0, crop=None, **kwargs):
         super().__init__(**kwargs)
+        if crop is not None:
+            from smoothing.training import check_clips
+
+            check_clips(x_target, crop, "SerialOE target clips")
+            check_clips(x_other, crop, "SerialOE clips of the other machine types")
+        self.crop = None if crop is None else int(crop)
         self.x_target = np.asarray(x_target, dtype=np.float32)
         self.x_other = np.asarray(x_other, dtype=np.float32)
         sections = np.asarray(sections)
@@ -384,6 +423,10 @@ class OEBatches(keras.utils.PyDataset):
         n_other = min(len(rows), len(self.x_other))
         other = rng.choice(len(self.x_other), size=n_other, replace=False)
         x = np.concatenate([self.x_target[rows], self.x_other[other]])
+        if self.crop is not None:
+            from smoothing.training import random_crops
+
+            x = random_crops(x, self.crop, rng)
         t_mac = np.concatenate([np.ones(len(rows)), np.zeros(n_other)])[:, None].astype(np.float32)
         t_id = np.zeros((len(x), self.n_sections), dtype=np.float32)
         t_id[np.arange(len(rows)), self.sections[rows]] = 1.0
@@ -400,42 +443,93 @@ class OEBatches(keras.utils.PyDataset):
             self._rng.shuffle(self._order)
 
 
+def serial_oe_loss(model, x, t_mac, t_id, lambda_id=5.0, batch_size=128) -> float:
+    """Eq. (3) of ``x`` against the targets, in inference mode, computed in batches of ``batch_size``
+    (whole-set calls would send every validation crop through EfficientNet-B0 at once).
+
+    Per batch the logits are converted to NumPy; the means of eq. (4) and (6) are taken over all samples.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    mac = np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False)["mac"])
+                          for i in range(0, len(x), int(batch_size))]).astype(np.float64)
+    ident = np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False)["id"])
+                            for i in range(0, len(x), int(batch_size))]).astype(np.float64)
+    return _bce_logits(np.asarray(t_mac, np.float64), mac) + float(lambda_id) * _bce_logits(
+        np.asarray(t_id, np.float64), ident)
+
+
+def _bce_logits(target, logits) -> float:
+    """Mean binary cross-entropy on logits (eq. 5 with the sign of a loss), numerically stable."""
+    return float(np.mean(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))))
+
+
 def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOEConfig = SerialOEConfig(),
-                    val=None, model=None, epochs=None, callbacks=None, seed=0, verbose="auto"):
-    """Train f_D with eq. (3) (outlier exposure with other machine types).
+                    val=None, seed=0, validate_every=0, jit_compile="auto", cache=None, verbose=0):
+    """Train f_D of one machine type with eq. (3), the other machine types as pseudo-anomalies (paper IV-A).
 
     Parameters
     ----------
-    x_target, sections, x_other, n_sections :
-        See :class:`OEBatches` (4 s mel segments of the target machine type and of the others).
+    x_target : array [clips, frames, bins]
+        Mel features of the target type's training clips (85 % of the source clips, two target clips).
+    sections : int array [clips]
+        Section index of each target clip.
+    x_other : array [clips, frames, bins]
+        Training clips of the other machine types.
+    n_sections : int
     config : SerialOEConfig
     val : tuple (x_target, sections, x_other), optional
-        Validation segments, batched the same way without mixup.
-    model : keras.Model, optional
-        From :func:`build_serial_oe`; built from ``config`` otherwise. It is (re)compiled here: a new
-        AdamW and a schedule spanning this call's epochs.
-    epochs : int, optional
-        Overrides ``config.epochs`` (quick runs); the schedule spans the epochs actually run.
+        Validation clips: eq. (3) on their centre crops, without mixup, with as many clips of other types
+        (drawn with ``seed``) as target clips; logged as ``val_loss``.
     seed : int
-        Seeds batching and mixup (seed Keras with ``asdcore.experiment.set_seed``).
+        Seeds Keras (initial weights), the batches, crops and mixup.
+    validate_every : int
+        Epochs between validation losses (0: after the last epoch only).
+    jit_compile : "auto" or bool
+    cache : smoothing.training.ModelCache, optional
+        Reuse a compiled network of the same configuration and schedule (re-initialised under ``seed``).
 
     Returns
     -------
-    (model, history)
+    (model, history DataFrame with ``epoch``, the losses, ``val_loss``)
     """
-    train = OEBatches(x_target, sections, x_other, n_sections, config.batch_size, config.mixup_alpha,
-                      shuffle=True, seed=seed)
-    if model is None:
-        model = build_serial_oe(n_sections, train.x_target.shape[1:], backbone=config.backbone,
-                                embedding_dim=config.embedding_dim, dropout=config.dropout,
-                                mac_head=config.mac_head)
-    n_epochs = config.epochs if epochs is None else int(epochs)
-    compile_serial_oe(model, n_epochs * len(train), config)
-    val_data = None
-    if val is not None:
-        val_data = OEBatches(*val, n_sections, config.batch_size, mixup_alpha=0.0, shuffle=False, seed=seed)
-    history = model.fit(train, validation_data=val_data, epochs=n_epochs, callbacks=callbacks, verbose=verbose)
-    return model, history
+    from smoothing.training import ModelCache, centre_crop, crop_frames, direct_validation, history_frame
+
+    crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
+    keras.utils.set_random_seed(int(seed))
+    batches = OEBatches(x_target, sections, x_other, n_sections, config.batch_size, config.mixup_alpha,
+                        shuffle=True, seed=int(seed), crop=crop)
+    total_steps = config.epochs * len(batches)
+    bins = batches.x_target.shape[2]
+
+    def build():
+        return build_serial_oe(n_sections, (crop, bins), backbone=config.backbone,
+                               embedding_dim=config.embedding_dim, dropout=config.dropout,
+                               mac_head=config.mac_head, drop_connect_rate=config.drop_connect_rate)
+
+    def compile_fn(model):
+        compile_serial_oe(model, total_steps, config)  # the one-cycle schedule spans this many steps
+        if not jit_compile:
+            model.jit_compile = False
+
+    key = ("serial_oe", config, int(n_sections), bins, total_steps, jit_compile)
+    model = (cache or ModelCache()).get(key, build, compile_fn)
+    loss_fn = lambda: np.nan  # noqa: E731
+    if val is not None and len(val[0]) and len(val[2]):
+        val_target, val_sections, val_other = (np.asarray(v) for v in val)
+        rng = np.random.default_rng(int(seed))
+        n_other = min(len(val_other), len(val_target))
+        other = val_other[np.sort(rng.choice(len(val_other), n_other, replace=False))]
+        x = np.concatenate([centre_crop(val_target, crop), centre_crop(other, crop)])
+        t_mac = np.r_[np.ones(len(val_target)), np.zeros(n_other)][:, None]
+        t_id = np.zeros((len(x), int(n_sections)))
+        t_id[np.arange(len(val_target)), val_sections] = 1.0
+
+        def loss_fn():
+            return serial_oe_loss(model, x, t_mac, t_id, config.lambda_id, config.batch_size)
+
+    validation = direct_validation(loss_fn, validate_every, config.epochs)
+    history = model.fit(batches, epochs=config.epochs, callbacks=[validation], verbose=verbose)
+    return model, history_frame(history, validation)
 
 
 def embed(model, x, batch_size=64):

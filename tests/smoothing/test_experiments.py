@@ -115,22 +115,6 @@ def test_given_scores_are_read_per_clip(tmp_path):
 
 # ------------------------------------------------------------------------------- compiled-model reuse
 @pytest.mark.slow
-def test_model_cache_reuse_equals_a_new_model():
-    from smoothing.autoencoder import AEConfig
-
-    config = AEConfig(segment_seconds=0.5, epochs=2, batch_segments=4, hidden_units=16, bottleneck_units=4)
-    protocol = E.ProtocolConfig(validate_every=0, jit_compile=False)
-    rng = np.random.default_rng(0)
-    clips_a, clips_b = rng.normal(size=(2, 10, 40, 128)).astype(np.float32)
-    cache = E.ModelCache()
-    E.train_autoencoder_for(clips_a, clips_a[:2], config, protocol, seed=1, cache=cache)
-    reused, _ = E.train_autoencoder_for(clips_b, clips_b[:2], config, protocol, seed=2, cache=cache)
-    reused_weights = [w.copy() for w in reused.get_weights()]
-    fresh, _ = E.train_autoencoder_for(clips_b, clips_b[:2], config, protocol, seed=2, cache=E.ModelCache())
-    for a, b in zip(reused_weights, fresh.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
 # ------------------------------------------------------------------------------------------ end to end
 def tiny_run(tmp_path, extra=(), generative_scores=None):
     from asdcore.synthetic import generate
@@ -176,6 +160,36 @@ def test_quick_run_end_to_end(tmp_path, capsys):
                       & (results["machine_type"] == mtype) & (results["domain"] == "all")
                       & (results["statistic"] == "harmonic mean")]
         assert dev["score"].iloc[0] == pytest.approx(best, rel=1e-9)
+    # default reading: 4 s segments (3 per clip in quick mode) of the clips of one section; a K covering a
+    # section's segments is flagged saturated, and a saturated "all" row scores exactly 0.5 everywhere
+    assert "level segment" in (run / "run.log").read_text() and "saturated K" in (run / "run.log").read_text()
+    per_section = {}
+    for path in (run / "scores" / "AE").glob("anomaly_score_*_test.csv"):
+        machine_type, section = path.name.split("_")[2], "_".join(path.name.split("_")[3:5])
+        key = (machine_type, section)
+        per_section[key] = per_section.get(key, 0) + 3 * len(pd.read_csv(path, header=None))
+    proposed = selection[(selection["system"] == "Proposed") & (selection["machine_type"] != "all")]
+    assert sorted(set(proposed["k"])) == [2 ** i for i in range(1, 12)]  # the grid runs to 2048
+    for r in proposed[proposed["data"] == "all"].itertuples():
+        sections = [n for (t, s), n in per_section.items() if t == r.machine_type
+                    and (s < "section_03") == (r.part == "dev")]
+        assert bool(r.saturated) == (r.k >= max(sections)), r
+        if r.saturated:
+            assert r.score == 0.5
+    table1 = pd.read_csv(run / "table1.csv")
+    assert list(table1["machine type"]) == ["fan", "ToyCar", "ToyCar-5 (section 05)"]
+    for method in ("Proposed", "Proposed (Oracle)"):
+        for _, r in table1.iloc[:2].iterrows():
+            part = "eval" if "Oracle" in method else "dev"
+            data = r[f"{method} Data (ours)"].lower()
+            want = selection[(selection["system"] == "Proposed") & (selection["part"] == part)
+                             & (selection["machine_type"] == r["machine type"]) & (selection["data"] == data)
+                             & (selection["k"] == r[f"{method} K (ours)"])]["saturated"].iloc[0]
+            assert r[f"{method} saturated (ours)"] == want
+    toycar5 = table1.iloc[2]
+    assert toycar5["Proposed (Oracle) K (paper)"] == 128 and toycar5["Proposed (Oracle) Data (paper)"] == "All"
+    assert toycar5["Proposed (Oracle) K (ours)"] in set(proposed["k"])
+    assert "ToyCar-5 (section 05)" in text
     fraction = pd.read_csv(run / "fraction.csv")
     assert set(fraction["fraction"]) == {0.5, 1.0} and set(fraction["system"]) == {"Proposed", "AE"}
     split = pd.read_csv(run / "models" / "split.csv")
@@ -191,3 +205,99 @@ def test_subcluster_adacos_scores_are_smoothed(tmp_path):
                                                             "Proposed_Oracle"}
     text = (run / "comparison.md").read_text()
     assert "a_G = sub-cluster AdaCos" in text and "(a_G = AE)" in text
+
+
+# ------------------------------------------------------------------------ pool reading (issue 11)
+def real_layout_test_table(machine_type="fan"):
+    """The test clips of one machine type as in the DCASE 2021 data: sections 00-02 (dev) and 03-05 (eval),
+    per section and domain 100 normal + 100 anomalous clips."""
+    rows = []
+    for section in range(6):
+        for domain in ("source", "target"):
+            for label in ("normal", "anomaly"):
+                rows += [{"machine_type": machine_type, "unit": f"section_{section:02d}", "domain": domain,
+                          "label": label, "part": "dev" if section < 3 else "eval", "split": "test"}] * 100
+    return pd.DataFrame(rows)
+
+
+def table1_settings():
+    from asdcore import published
+
+    paper = published.load_table("fujimura2021_table1")
+    rows = paper[paper["method"].isin(["Proposed", "Proposed (Oracle)"])]
+    return [(r.method, r.machine_type, r.data, int(r.value)) for r in rows.itertuples()]
+
+
+def test_default_pool_makes_every_table1_k_a_real_choice():
+    """Issue 11: under the default reading (4 s segments of one section) every K of Table I, Oracle and
+    ToyCar-5 (128, All) included, is below its pool; one clip per item (the old default) saturates K >= 256
+    (Source) and K >= 512 (All)."""
+    from smoothing import protocol as P
+
+    table = real_layout_test_table()
+    test = np.ones(len(table), bool)
+    emb = np.zeros((len(table), 7, 2), np.float32)
+    gen = np.zeros(len(table))
+    default = E.ProtocolConfig()
+    assert (default.level, default.pool, default.k_max) == ("segment", "section", 2048)
+    features, scores, domains, pools, clip_index = E._items(table, emb, gen, np.zeros((len(table), 7)), test, default)
+    sizes = P.pool_sizes(domains, pools)
+    # by counting: 2 domains x 200 clips x 7 segments per section, 1,400 of them source
+    assert len(sizes) == 6 and set(sizes["all"]) == {2800} and set(sizes["source"]) == {1400}
+    ks = P.k_grid()
+    saturated = E.saturation_frame(table, domains, pools, clip_index, ks, ("source", "all"))
+    hit = saturated[saturated["saturated"]]
+    assert set(zip(hit["data"], hit["k"])) == {("source", 2048)}  # 2048 > 1,400 source segments, only
+    for _, _, data, k in table1_settings() + [("", "ToyCar", "all", 128)]:
+        assert k - 1 < (1400 if data == "source" else 2800) - 1
+    clip_level = replace_config(default, level="clip")
+    _, _, d_clip, p_clip, i_clip = E._items(table, emb, gen, None, test, clip_level)
+    sat_clip = E.saturation_frame(table, d_clip, p_clip, i_clip, ks, ("source", "all"))
+    first = {d: sat_clip[(sat_clip["data"] == d) & sat_clip["saturated"]]["k"].min() for d in ("source", "all")}
+    assert first == {"source": 256, "all": 512}  # 200 source / 400 clips per section
+    wasted = [s for s in table1_settings() if s[3] >= first[s[2]]]
+    assert len(wasted) == 8  # 8 of the 14 K of Table I would be saturated under the old default
+    type_pool = replace_config(default, pool="machine_type")
+    _, _, d_t, p_t, _ = E._items(table, emb, gen, np.zeros((len(table), 7)), test, type_pool)
+    assert set(P.pool_sizes(d_t, p_t)["all"]) == {3 * 2800}  # ASDKit's reading: all sections of a part
+
+
+def replace_config(config, **changes):
+    from dataclasses import replace
+
+    return replace(config, **changes)
+
+
+def test_toycar5_oracle_takes_its_own_best_setting():
+    from sklearn.metrics import roc_auc_score
+
+    table = pd.concat([real_layout_test_table("ToyCar"), real_layout_test_table("fan")], ignore_index=True)
+    rng = np.random.default_rng(0)
+    y = (table["label"] == "anomaly").to_numpy()
+    grid = {("source", 2): rng.random(len(table)), ("all", 128): rng.random(len(table)) + 0.3 * y,
+            ("all", 256): rng.random(len(table)) + 0.1 * y}
+    got = E.toycar5_oracle(table, grid)
+    rows = ((table["machine_type"] == "ToyCar") & (table["unit"] == "section_05")).to_numpy()
+    by_hand = {s: 100 * roc_auc_score(y[rows], v[rows]) for s, v in grid.items()}
+    best = max(by_hand, key=by_hand.get)
+    assert (got["data"], got["k"]) == best == ("all", 128)
+    assert got["auc"] == pytest.approx(by_hand[best], rel=1e-12)
+    assert E.toycar5_oracle(table[table["machine_type"] == "fan"], {k: v[table["machine_type"] == "fan"]
+                                                                    for k, v in grid.items()}) is None
+
+
+def test_segment_items_are_each_clips_crops_in_their_section_pool():
+    table = pd.DataFrame({"machine_type": ["fan"] * 3 + ["pump"], "unit": ["section_00", "section_00", "section_03",
+                                                                           "section_00"],
+                          "part": ["dev", "dev", "eval", "dev"], "domain": ["source", "target", "source", "source"]})
+    emb = np.arange(4 * 3 * 2, dtype=np.float32).reshape(4, 3, 2)  # 4 clips x 3 crops x 2 dims
+    gen_seg = np.arange(12, dtype=float).reshape(4, 3)
+    rows = np.array([True, True, True, False])
+    features, scores, domains, pools, clip_index = E._items(table, emb, gen_seg.mean(1), gen_seg, rows,
+                                                            E.ProtocolConfig())
+    np.testing.assert_array_equal(clip_index, [0, 0, 0, 1, 1, 1, 2, 2, 2])
+    for item, clip in enumerate(clip_index):
+        np.testing.assert_array_equal(features[item], emb[clip, item % 3])
+        assert scores[item] == gen_seg[clip, item % 3]
+    assert list(domains) == ["source"] * 3 + ["target"] * 3 + ["source"] * 3
+    assert list(pools) == ["fan/section_00"] * 6 + ["fan/section_03"] * 3

@@ -151,3 +151,39 @@ def test_bad_input():
     bad[0, 0] = np.nan
     with pytest.raises(ASDError):
         NeighbourhoodSmoother(2).add(bad, s)
+
+
+# ------------------------------------------------------------------------- saturation (issue 11)
+def labelled_pool(n=400, seed=7):
+    """A section-sized pool whose a_G follows the labels (anomalies score higher), so any rounding
+    pattern of a 'constant' score that follows a_G also follows the labels."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2 == 1
+    X = rng.normal(size=(n, 16)) + 2.0 * y[:, None]
+    s = rng.gamma(2.0, size=n) * np.where(y, 1.7, 1.0) * 1e3 + 1e-3 * rng.random(n)
+    d = np.where(np.arange(n) % 4 < 2, "source", "target")
+    return X, s, d, y
+
+
+@pytest.mark.parametrize("metric", knn.METRICS)
+def test_saturated_k_gives_exactly_equal_scores_and_auc_one_half(metric):
+    from sklearn.metrics import roc_auc_score
+
+    X, s, d, y = labelled_pool()
+    sm = NeighbourhoodSmoother(1, metric=metric, domain="all").add(X, s, d)
+    for k in (len(s), len(s) + 1, 2048):
+        got = sm.smoothed(k)
+        assert np.unique(got).size == 1  # exactly, not up to rounding
+        assert got[0] == pytest.approx(s.mean(), rel=1e-12)
+        assert roc_auc_score(y, got) == 0.5 and roc_auc_score(y, got, max_fpr=0.1) == 0.5
+    # one below saturation: a real ranking, no longer constant
+    assert np.unique(sm.smoothed(len(s) - 1)).size > 1
+
+
+def test_saturated_source_data_is_exact_per_domain():
+    X, s, d, y = labelled_pool(seed=8)
+    src = d == "source"
+    got = NeighbourhoodSmoother(2048, domain="source").add(X, s, d).smoothed()
+    # source clips: all source clips -> one value; target clips: own a_G + all source clips
+    assert np.unique(got[src]).size == 1
+    np.testing.assert_array_equal(got[~src], (s[~src] + s[src].sum()) / (1 + src.sum()))

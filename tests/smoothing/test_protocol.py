@@ -113,14 +113,58 @@ def test_unit_evaluator_needs_both_labels():
 
 # --------------------------------------------------------------------------------------- smoothing
 def test_k_grid():
-    assert P.k_grid(24) == [2, 4, 8, 16, 32]
-    assert P.k_grid(32) == [2, 4, 8, 16, 32]
-    assert P.k_grid(33) == [2, 4, 8, 16, 32, 64]
-    assert P.k_grid(10_000) == [2 ** i for i in range(1, 12)]  # up to 2048 (Table I)
-    assert P.k_grid(1) == [2]
-    assert P.k_grid(100, k_min=1, k_max=8) == [1, 2, 4, 8]
+    assert P.k_grid() == [2 ** i for i in range(1, 12)]  # 2 ... 2048 (Table I), no cut at the pool size
+    assert P.k_grid(k_min=64) == [64, 128, 256, 512, 1024, 2048]
+    assert P.k_grid(k_min=1, k_max=8) == [1, 2, 4, 8]
+    assert P.k_grid(k_min=3, k_max=4) == [4]
     with pytest.raises(ASDError):
-        P.k_grid(10, k_min=0)
+        P.k_grid(k_min=0)
+    with pytest.raises(ASDError):
+        P.k_grid(k_min=5, k_max=7)
+
+
+def test_saturated_settings_by_counting_neighbours():
+    # pool a: 5 source + 3 target items; pool b: 4 source items only
+    pools = np.array(["a"] * 8 + ["b"] * 4)
+    domains = np.array(["source"] * 5 + ["target"] * 3 + ["source"] * 4)
+    ks = list(range(1, 12))
+    got = P.saturated_settings(domains, pools, ks)
+    for data in ("all", "source"):
+        for k in ks:
+            # by hand: every item's candidate count, item by item
+            counts = []
+            for i in range(len(pools)):
+                cands = [j for j in range(len(pools)) if j != i and pools[j] == pools[i]
+                         and (data == "all" or domains[j] == "source")]
+                counts.append(len(cands))
+            assert got[(data, k)] == (k - 1 >= max(counts)), (data, k)
+    assert not got[("all", 7)] and got[("all", 8)] and got[("source", 6)] and not got[("source", 5)]
+    sizes = P.pool_sizes(domains, pools)
+    assert sizes.to_dict("list") == {"pool": ["a", "b"], "all": [8, 4], "source": [5, 4]}
+
+
+def test_saturated_grid_gives_auc_and_pauc_of_exactly_one_half():
+    """A saturated K must not rank clips by rounding noise (issue 11): AUC == pAUC == 0.5 exactly, by the
+    evaluator and by scikit-learn."""
+    rng = np.random.default_rng(3)
+    n = 400
+    table = pd.DataFrame({"machine_type": "fan", "unit": "section_00",
+                          "domain": np.where(np.arange(n) % 4 < 2, "source", "target"),
+                          "label": np.where(np.arange(n) % 2 == 1, "anomaly", "normal")})
+    y = (table["label"] == "anomaly").to_numpy()
+    X = rng.normal(size=(n, 8)) + y[:, None]
+    s = rng.gamma(2.0, size=n) * np.where(y, 2.0, 1.0) * 1e3
+    pools = np.array(["fan/section_00"] * n)
+    got = P.smooth_grid(X, s, table["domain"].to_numpy(), pools, np.arange(n), n, [512, 2048], ("all",))
+    evaluator = P.UnitEvaluator(table)
+    for k in (512, 2048):
+        assert np.unique(got[("all", k)]).size == 1
+        values = evaluator.unit_values(got[("all", k)])
+        assert (values == 0.5).all(), values
+        for d in ("source", "target"):
+            rows = (table["domain"] == d).to_numpy()
+            assert roc_auc_score(y[rows], got[("all", k)][rows]) == 0.5
+            assert roc_auc_score(y[rows], got[("all", k)][rows], max_fpr=0.1) == 0.5
 
 
 def eq7_by_hand(X, s, domains, k, data):

@@ -9,7 +9,7 @@ from sklearn.mixture import GaussianMixture
 
 from asdcore.errors import ASDError
 from smoothing.serial_oe import (OEBatches, OneCycleSchedule, SerialOEConfig, SerialOEScorer, build_serial_oe,
-                                 compile_serial_oe, embed, train_serial_oe)
+                                 compile_serial_oe, embed, serial_oe_loss, train_serial_oe)
 
 
 def one_cycle_reference(step, max_lr, total, pct=0.3, div=25.0, final_div=1e4):
@@ -118,6 +118,56 @@ def test_oe_batches_half_and_half_with_consistent_mixup():
         OEBatches(x_t, sections + 1, x_o, 3)
 
 
+def test_efficientnet_b0_stochastic_depth_off_by_default():
+    # Keras' EfficientNetB0 drops residual branches in training (drop_connect_rate 0.2); the public code's
+    # timm model does not. With 0 the backbone is deterministic in training mode; with 0.2 it is not.
+    x = np.random.default_rng(0).random((4, 32, 32)).astype(np.float32)
+    for rate in (0.0, 0.2):
+        model = build_serial_oe(2, (32, 32), drop_connect_rate=rate)
+        backbone = model.get_layer("efficientnetb0")
+        drops = [l for l in backbone.layers if l.name.startswith("block") and l.name.endswith("_drop")]
+        assert len(drops) == 9  # blocks with a residual branch (16 blocks, 7 without)
+        # Keras' schedule 0.2 * block / 16 (the last residual block is block 14): 0.175 at 0.2, none at 0
+        assert max(l.rate for l in drops) == pytest.approx(0.2 * 14 / 16 if rate else 0.0)
+        image = keras.ops.expand_dims(keras.ops.transpose(x, (0, 2, 1)), -1) * 255.0
+        a = np.asarray(backbone(image, training=True))
+        b = np.asarray(backbone(image, training=True))
+        assert np.array_equal(a, b) == (rate == 0.0)
+
+
+def test_oe_batches_crop_whole_clips_before_mixup():
+    # target clips hold +1 + frame/100 in every bin, other clips -1 - frame/100: every sample of a batch
+    # is 6 consecutive frames of one clip
+    frames = np.arange(20, dtype=np.float32)[:, None] / 100
+    x_t = np.broadcast_to(1 + frames, (6, 20, 3)).copy()
+    x_o = np.broadcast_to(-1 - frames, (5, 20, 3)).copy()
+    batches = OEBatches(x_t, np.zeros(6, int), x_o, 1, batch_size=8, mixup_alpha=0.0, seed=0, crop=6)
+    starts = []
+    for i in range(len(batches)):
+        x, y = batches[i]
+        assert x.shape[1:] == (6, 3)
+        for sample, mac in zip(x, y["mac"][:, 0]):
+            first = abs(sample[0, 0]) - 1
+            np.testing.assert_allclose(np.abs(sample[:, 0]) - 1, first + np.arange(6) / 100, atol=1e-6)
+            assert (sample[0, 0] > 0) == (mac == 1)
+            starts.append(round(first * 100))
+    assert len(set(starts)) > 1 and min(starts) >= 0 and max(starts) <= 14
+    with pytest.raises(ASDError, match="fewer than one"):
+        OEBatches(x_t, np.zeros(6, int), x_o, 1, crop=21)
+
+
+def test_validation_loss_in_batches_equals_eq3_by_hand():
+    model = build_serial_oe(3, (16, 20), backbone="light")
+    rng = np.random.default_rng(4)
+    x = rng.random((11, 16, 20)).astype(np.float32)
+    t_mac = (rng.random((11, 1)) < 0.5).astype(float)
+    t_id = np.eye(3)[rng.integers(0, 3, 11)] * t_mac
+    pred = model(x, training=False)
+    want = bce(t_mac, np.asarray(pred["mac"], np.float64)).mean() + 5.0 * bce(t_id, np.asarray(pred["id"], np.float64)).mean()
+    for batch_size in (2, 4, 128):
+        assert serial_oe_loss(model, x, t_mac, t_id, 5.0, batch_size) == pytest.approx(want, rel=1e-5)
+
+
 def test_efficientnet_b0_builds_without_weights():
     model = build_serial_oe(6, (64, 64), backbone="efficientnet_b0")
     names = [layer.name for layer in model.layers]
@@ -130,6 +180,10 @@ def test_efficientnet_b0_builds_without_weights():
 def test_config_defaults():
     cfg = SerialOEConfig()
     assert (cfg.lambda_id, cfg.epochs, cfg.batch_size, cfg.max_lr, cfg.embedding_dim) == (5.0, 150, 128, 1e-3, 128)
+    # the public SerialOE code: AdamW weight_decay 0, timm backbone without drop path
+    assert cfg.weight_decay == 0.0 and cfg.drop_connect_rate == 0.0
+    model = compile_serial_oe(build_serial_oe(2, (16, 20), backbone="light"), 10, cfg)
+    assert model.optimizer.weight_decay == 0.0
     mel = cfg.logmel_config()
     assert mel.sr * 0.128 == mel.n_fft and mel.sr * 0.016 == mel.hop_length
     assert (mel.n_mels, mel.fmin, mel.fmax) == (224, 50.0, 7800.0)
@@ -146,23 +200,22 @@ def test_serial_oe_scorer_matches_sklearn():
     np.testing.assert_allclose(scorer.score(test[:, 0]), -ref.score_samples(test[:, 0]), rtol=1e-6)
 
 
-@pytest.mark.slow
 def test_short_training_and_save_load(tmp_path):
-    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    x_t = rng.random((24, 32, 24)).astype(np.float32) + np.linspace(0, 1, 24)[None, None, :]
+    x_t = rng.random((24, 40, 24)).astype(np.float32) + np.linspace(0, 1, 24)[None, None, :]
     sections = np.arange(24) % 3
-    x_o = rng.random((30, 32, 24)).astype(np.float32)
-    cfg = SerialOEConfig(backbone="light", batch_size=16)
-    model, history = train_serial_oe(x_t, sections, x_o, 3, cfg, val=(x_t[:6], sections[:6], x_o[:6]), epochs=3,
-                                     verbose=0)
-    assert np.all(np.isfinite(history.history["loss"])) and "val_loss" in history.history
+    x_o = rng.random((30, 40, 24)).astype(np.float32)
+    cfg = SerialOEConfig(backbone="light", batch_size=16, epochs=2, segment_seconds=0.5, hop_length=256)
+    model, history = train_serial_oe(x_t, sections, x_o, 3, cfg, val=(x_t[:6], sections[:6], x_o[:6]), seed=0,
+                                     jit_compile=False)
+    assert np.all(np.isfinite(history["loss"])) and history["val_loss"].notna().iloc[-1]
+    assert model.input_shape == (None, 1 + 8000 // 256, 24)  # trained on 0.5 s crops of the 40-frame clips
     sched = model.optimizer._learning_rate
-    assert isinstance(sched, OneCycleSchedule) and sched.total_steps == 3 * 3
+    assert isinstance(sched, OneCycleSchedule) and sched.total_steps == 2 * 3
     path = tmp_path / "serial_oe.keras"
     model.save(path)
     again = keras.models.load_model(path)
-    np.testing.assert_allclose(embed(again, x_t[:4]), embed(model, x_t[:4]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(embed(again, x_t[:4, :32]), embed(model, x_t[:4, :32]), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
