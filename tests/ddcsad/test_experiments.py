@@ -111,8 +111,8 @@ def test_quick_command_end_to_end(tmp_path):
         for unit, n in (("id_00", 4), ("id_01", 4)):
             rows = pd.read_csv(run / "scores" / loss / f"anomaly_score_fan_{unit}.csv", header=None)
             assert len(rows) == n and rows[1].notna().all()
-        assert (run / "models" / loss / "fan_id_00.keras").is_file()
-        assert (run / "models" / f"{loss}_anomalies1" / "fan_id_01.keras").is_file()
+        assert (run / "models" / loss / "fan_id_00.weights.npz").is_file()
+        assert (run / "models" / f"{loss}_anomalies1" / "fan_id_01.weights.npz").is_file()
         # Fig. 2 systems: the pooled anomaly (1 of 2 per ID) left the evaluation set
         rows = pd.read_csv(run / "few_anomalies" / "scores" / f"{loss}_anomalies1" / "anomaly_score_fan_id_01.csv",
                            header=None)
