@@ -434,22 +434,22 @@ def plan_model_files(config, n_base: int, n_finetuned: int, model, folder, log=N
 
     ``save_models``: ``"none"`` writes nothing, ``"base"`` one file per model trained without anomalies,
     ``"all"`` also one per fine-tuned model. Each file holds the model's variables only
-    (:func:`ddcsad.model.save_model_weights`, :func:`ddcsad.model.weights_nbytes` bytes: ~274 MB for
-    ResNet38). Raises :class:`ASDError` (one line) when ``folder``'s free space is below the total plus
+    (:func:`ddcsad.model.save_model_weights`, at most :func:`ddcsad.model.weights_file_bytes`: ~274 MB
+    for ResNet38, no optimizer state). Raises :class:`ASDError` (one line) when ``folder``'s free space is below the total plus
     5 %.
     """
     import shutil
 
-    from ddcsad.model import weights_nbytes
+    from ddcsad.model import weights_file_bytes
 
     n_files = {"none": 0, "base": n_base, "all": n_base + n_finetuned}[config.save_models]
     if n_files == 0:
         return 0
-    each = weights_nbytes(model) + 64 * 1024
+    each = weights_file_bytes(model)
     total = n_files * each
     free = shutil.disk_usage(folder).free
     if log is not None:
-        log.info("saving %d weights files of %.1f MB each, %.2f GB in all, under models/ (save_models: %s; "
+        log.info("saving %d weights files of %.3f MB each, %.2f GB in all, under models/ (save_models: %s; "
                  "%.1f GB free)", n_files, each / 1e6, total / 1e9, config.save_models, free / 1e9)
     if free < 1.05 * total:
         raise ASDError(f"save_models: {config.save_models} needs {total / 1e9:.1f} GB for {n_files} weights files "

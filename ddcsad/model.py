@@ -508,6 +508,12 @@ def weights_nbytes(model) -> int:
     return int(sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights))
 
 
+def weights_file_bytes(model) -> int:
+    """Upper bound of the size of a :func:`save_model_weights` file: the values plus 256 bytes of name
+    and header per variable and 1 kB for the archive (ResNet38: ~274.2 MB)."""
+    return weights_nbytes(model) + 256 * len(model.weights) + 1024
+
+
 def save_model_weights(model, path) -> None:
     """Write the model's variables only (no optimizer state, no graph) to ``path`` (``.npz``), atomically.
 
@@ -586,6 +592,7 @@ __all__ = [
     "DDCSADModel",
     "CentroidUpdate",
     "weights_nbytes",
+    "weights_file_bytes",
     "save_model_weights",
     "load_model_weights",
     "halving_schedule",
