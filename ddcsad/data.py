@@ -70,7 +70,9 @@ about 400 iterations for a MIMII ID of DCASE 2020, so 4000 iterations give ~10 c
 option ``epoch="normal"`` instead counts one pass over the target ID's normal clips at the batch's normal
 share (~1000 / 32 = 32 iterations, ~125 updates, each a pass over ~25k clips: about three times the
 cost of the training itself). The centroids are embeddings of one fixed crop per clip (the centre 256
-frames, :func:`centroid_dataset`), computed in inference mode by :class:`ddcsad.model.CentroidUpdate`.
+frames, :func:`centroid_dataset`), computed in inference mode by :class:`ddcsad.model.CentroidUpdate`;
+before the first ones the BN statistics are set from training batches
+(:meth:`ddcsad.model.DDCSADModel.calibrate_batch_norm`).
 """
 from __future__ import annotations
 

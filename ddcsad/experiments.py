@@ -10,8 +10,8 @@ then fine-tuned with 1, 2, 4, ... real anomalous clips (Sec. IV-C, Fig. 2).
 Run folder (``<out>/2020/ddcsad/<timestamp>/``): ``config.yaml``, ``run.log``, ``scores/<loss>/`` (DCASE
 submission files), ``results.csv`` (organisers' per-ID AUC/pAUC and means), ``table2.csv`` and
 ``comparison.md`` (per machine type AUC +/- 95 % interval beside Table II), ``alpha.csv`` (Table I and
-validation-chosen alpha), ``amplitude.csv``, ``training.csv`` (one line per trained model), ``models/``,
-``plots/``; with anomalies also ``few_anomalies/`` (its own ``scores/<loss>_anomalies<k>/`` and
+validation-chosen alpha), ``amplitude.csv``, ``training.csv`` (one line per trained model), ``models/``
+(weights files, only with ``save_models: base`` or ``all``), ``plots/``; with anomalies also ``few_anomalies/`` (its own ``scores/<loss>_anomalies<k>/`` and
 ``results.csv``), ``fig2.csv`` and ``plots/fig2_<part>.png``.
 
 Without ``--data-root`` the command runs on the synthetic DCASE 2020 set in quick mode (``--full`` forces
