@@ -55,6 +55,7 @@ __all__ = [
     "crops",
     "segment_waveform",
     "stack_frames",
+    "valid_frames",
 ]
 
 logger = logging.getLogger(__name__)
@@ -313,11 +314,15 @@ class FeatureSet:
         bool mask over the table rows (False = skipped bad file); ``table[kept]`` matches ``features``.
     bad_files : list of (str, str)
         ``(path, reason)`` of skipped files.
+    lengths : numpy.ndarray of int, optional
+        Frames of each kept clip (``n_frames`` for all when it is set); with ``ragged="pad"`` the rows
+        of ``features`` after a clip's length are NaN.
     """
 
     features: np.ndarray
     kept: np.ndarray
     bad_files: list
+    lengths: np.ndarray | None = None
 
 
 def _identity(path: str) -> str:
@@ -370,6 +375,7 @@ def extract_features(
     batch_size: int = 32,
     n_threads: int | None = None,
     out: np.ndarray | None = None,
+    ragged: str = "error",
 ) -> FeatureSet:
     """Features of every clip of a clip table, batched, optionally cached on disk.
 
@@ -396,11 +402,18 @@ def extract_features(
         A preallocated float32 ``[len(table), n_frames, n_mels]`` array (e.g. a writable memory map, see
         :mod:`asdcore.feature_store`) filled in place; needs ``config.n_frames``. ``features`` is then
         ``out[:n_kept]``.
+    ragged : {"error", "pad"}
+        Only with ``config.n_frames=None`` (all frames of every clip) and clips of different lengths:
+        ``"error"`` raises; ``"pad"`` stacks them into ``[n, longest, bins]`` with NaN after each
+        clip's own frames (lengths in ``FeatureSet.lengths``, or from the array by
+        :func:`valid_frames`).
 
     Returns
     -------
     FeatureSet
     """
+    if ragged not in ("error", "pad"):
+        raise ASDError(f"extract_features: ragged={ragged!r}; use 'error' or 'pad'")
     if hasattr(table, "columns"):
         if "path" not in table.columns:
             raise ASDError(
@@ -517,19 +530,35 @@ def extract_features(
             if i != j:
                 out[j] = out[i]
         features = out[: len(keep_idx)]
+        lengths = np.full(len(keep_idx), config.n_frames, np.int64)
     else:
         shapes = {rows[i].shape for i in keep_idx}
-        if len(shapes) > 1:
+        lengths = np.array([rows[i].shape[0] for i in keep_idx], np.int64)
+        if len(shapes) > 1 and ragged == "pad":
+            features = np.full((len(keep_idx), int(lengths.max()), config.n_mels), np.nan, np.float32)
+            for j, i in enumerate(keep_idx):
+                features[j, : lengths[j]] = rows[i]
+        elif len(shapes) > 1:
             raise ASDError(
                 f"clips give different frame counts {sorted(shapes)[:3]}; set LogMelConfig.n_frames "
-                "(e.g. 313) to keep the same number of frames of every clip"
+                "(e.g. 313) to keep the same number of frames of every clip, or pass ragged='pad'"
             )
-        if len(keep_idx):
+        elif len(keep_idx):
             features = np.stack([rows[i] for i in keep_idx]).astype(np.float32, copy=False)
         else:
             features = np.empty((0, 0, config.n_mels), dtype=np.float32)
     bad_files = [(paths[i], reasons[i]) for i in sorted(reasons)]
-    return FeatureSet(features=features, kept=kept, bad_files=bad_files)
+    return FeatureSet(features=features, kept=kept, bad_files=bad_files, lengths=lengths)
+
+
+def valid_frames(features) -> np.ndarray:
+    """Frames of each clip of ``[n, frames, bins]`` features before its NaN padding (``ragged="pad"``).
+
+    A clip's length is the index of its first frame whose bins are all NaN (all frames when none is).
+    """
+    x = np.asarray(features)
+    pad = np.isnan(x).all(axis=2)
+    return np.where(pad.any(axis=1), pad.argmax(axis=1), x.shape[1]).astype(np.int64)
 
 
 class Normalizer:

@@ -65,15 +65,19 @@ def describe_data(table: pd.DataFrame) -> str:
     return f"{len(table)} ({parts}); {labelled} labelled test clips"
 
 
-def load_features(table: pd.DataFrame, config, args, run: RunFolder | None = None):
+def load_features(table: pd.DataFrame, config, args, run: RunFolder | None = None, ragged: str = "error"):
     """Cached log-mel features for every clip of ``table``.
+
+    ``ragged`` is passed to :func:`asdcore.features.extract_features` (``"pad"``: clips of different
+    lengths NaN-padded at the end; see :func:`asdcore.features.valid_frames`).
 
     Unreadable recordings raise an error naming the file, unless ``--skip-bad-files`` is given: then each is
     skipped with one warning line, listed in ``bad_files.csv`` of the run folder, and dropped from the
     returned table. Returns ``(table_kept, features)``.
     """
     result = feats.extract_features(table, config, cache_dir=cache_root(getattr(args, "cache_dir", None)) / "features",
-                                    skip_bad_files=getattr(args, "skip_bad_files", False), progress=True)
+                                    skip_bad_files=getattr(args, "skip_bad_files", False), progress=True,
+                                    ragged=ragged)
     kept_table = table[result.kept].reset_index(drop=True)
     if result.bad_files:
         log = get_logger()

@@ -47,7 +47,18 @@ order and reshuffles after each pass, so every clip is used equally often.
 
 Crops (open choice): the paper scores ten overlapping 256-frame crops of each clip but does not say
 how training inputs were cut. We train on one random 256-frame crop per drawn clip (start uniform over
-the 313 - 256 + 1 = 58 positions), the length the network sees at inference.
+the clip's ``frames - 256 + 1`` positions: 58 for a 10 s clip), the length the network sees at inference.
+
+Whole clips (Sec. IV-A: "we divided the number of frames in each sample's acoustic feature series into
+ten sections")
+---------------------------------------------------------------------------------------------------
+The features keep *every* frame of every clip (``LogMelConfig(n_frames=None)``, not the shared default
+of the last 313 frames, which drops ~1 s of an ~11 s ToyCar clip); clips of different lengths are
+stacked NaN-padded at the end (``ragged="pad"`` of :func:`asdcore.features.extract_features`) and each
+clip's own length (:func:`asdcore.features.valid_frames`) bounds its crops: training crops, the centre
+crop of the centroids and the ten scoring crops (:func:`crop_starts`, :func:`gather_crops`) never read
+padding. Clips shorter than one crop are repeated to the crop length (:func:`fit_short_clips`), as the
+core repeat-pads short waves.
 
 Epoch (open choice)
 -------------------
@@ -59,7 +70,9 @@ about 400 iterations for a MIMII ID of DCASE 2020, so 4000 iterations give ~10 c
 option ``epoch="normal"`` instead counts one pass over the target ID's normal clips at the batch's normal
 share (~1000 / 32 = 32 iterations, ~125 updates, each a pass over ~25k clips: about three times the
 cost of the training itself). The centroids are embeddings of one fixed crop per clip (the centre 256
-frames, :func:`centroid_dataset`), computed in inference mode by :class:`ddcsad.model.CentroidUpdate`.
+frames, :func:`centroid_dataset`), computed in inference mode by :class:`ddcsad.model.CentroidUpdate`;
+before the first ones the BN statistics are set from training batches
+(:meth:`ddcsad.model.DDCSADModel.calibrate_batch_norm`).
 """
 from __future__ import annotations
 
@@ -88,6 +101,9 @@ __all__ = [
     "amplitude_normalisation",
     "normalise_amplitude",
     "BalancedBatches",
+    "crop_starts",
+    "gather_crops",
+    "fit_short_clips",
     "steps_per_epoch",
     "centroid_dataset",
     "EPOCH_DEFINITIONS",
@@ -327,6 +343,58 @@ def normalise_amplitude(features: np.ndarray, offsets_db: np.ndarray) -> np.ndar
 
 # ----------------------------------------------------------------------------------------------- batches
 
+def crop_starts(lengths, crop_frames: int = 256, n_crops: int = 10) -> np.ndarray:
+    """Starts ``[clips, n_crops]`` of ``n_crops`` evenly spaced crops over each clip's own frames.
+
+    Crop ``c`` of a clip of ``L`` frames starts at ``round(c (L - crop_frames) / (n_crops - 1))``: the
+    first crop at the start, the last one ending at the clip's last frame (Sec. IV-A: the clip "divided
+    into ten sections, with overlap allowed so that the frame length was equal to 256"). One crop
+    (``n_crops=1``) is the centred one, start ``(L - crop_frames) // 2``.
+    """
+    lengths = np.asarray(lengths, np.int64).reshape(-1)
+    if len(lengths) and lengths.min() < crop_frames:
+        raise ASDError(f"ddcsad/data.py: a clip has {int(lengths.min())} frames, crops need {crop_frames}; "
+                       "use shorter crops (crop_frames) or fit_short_clips")
+    if n_crops == 1:
+        return ((lengths - crop_frames) // 2)[:, None]
+    c = np.arange(int(n_crops))
+    return np.round(c[None, :] * (lengths - crop_frames)[:, None] / (int(n_crops) - 1)).astype(np.int64)
+
+
+def gather_crops(features, rows, lengths, n_crops: int = 10, crop_frames: int = 256) -> np.ndarray:
+    """``[len(rows), n_crops, crop_frames, mels]`` float32 crops of :func:`crop_starts` of the clips ``rows``.
+
+    ``lengths`` are the valid frames of those clips (aligned with ``rows``).
+    """
+    rows = np.asarray(rows, np.int64)
+    starts = crop_starts(lengths, crop_frames, n_crops)
+    idx = starts[:, :, None] + np.arange(crop_frames)[None, None, :]
+    return np.asarray(features[rows[:, None, None], idx], np.float32)
+
+
+def fit_short_clips(features, lengths, crop_frames: int):
+    """Repeat the frames of clips shorter than ``crop_frames`` up to ``crop_frames``.
+
+    Returns ``(features, lengths)``; ``features`` is widened (NaN) when no clip reaches ``crop_frames``
+    frames and is changed in place otherwise.
+    """
+    lengths = np.asarray(lengths, np.int64).copy()
+    short = np.flatnonzero(lengths < crop_frames)
+    if not len(short):
+        return features, lengths
+    if np.any(lengths[short] < 1):
+        raise ASDError("ddcsad/data.py: a clip has no frames; check the recordings (--skip-bad-files)")
+    if features.shape[1] < crop_frames:
+        wider = np.full((features.shape[0], crop_frames, features.shape[2]), np.nan, np.float32)
+        wider[:, : features.shape[1]] = features
+        features = wider
+    for i in short:
+        features[i, :crop_frames] = features[i, np.arange(crop_frames) % lengths[i]]
+        lengths[i] = crop_frames
+    return features, lengths
+
+
+
 def steps_per_epoch(sets: UnitSets, batch_size: int, epoch: str = "dataset", normal_per_batch: int | None = None,
                     explicit: int | None = None) -> int:
     """Iterations per epoch (module docstring): ``explicit`` if given; ``"dataset"``: ceil(training clips /
@@ -377,6 +445,9 @@ class BalancedBatches:
     crop_frames : int
         Frames of each random crop (256).
     seed : int
+    lengths : array of int, optional
+        Valid frames of every clip of ``features`` (default: all frames of the array); each crop starts
+        uniformly over its clip's ``lengths - crop_frames + 1`` positions.
 
     Each batch is ``(x [B, crop_frames, mels] float32, y [B] int32)`` with the label codes of
     :mod:`ddcsad.losses`; ``anomaly_label`` chooses the code of real anomalies (``ANOMALY``: labelled
@@ -384,7 +455,7 @@ class BalancedBatches:
     """
 
     def __init__(self, features, sets: UnitSets, composition=(32, 32), crop_frames: int = 256, seed: int = 0,
-                 anomaly_label: int = ANOMALY):
+                 anomaly_label: int = ANOMALY, lengths=None):
         self.features = features
         comp = tuple(int(c) for c in composition)
         if len(comp) == 2:
@@ -395,11 +466,14 @@ class BalancedBatches:
         if comp[2] and len(sets.anomaly) == 0:
             comp = (comp[0], comp[1] + comp[2], 0)  # no anomalies: the slot goes to the outliers
         self.composition = comp
-        frames = int(features.shape[1])
-        if frames < crop_frames:
-            raise ASDError(f"ddcsad/data.py: clips have {frames} frames, crops need {crop_frames}; use shorter crops")
+        self.lengths = (np.full(len(features), features.shape[1], np.int64) if lengths is None
+                        else np.asarray(lengths, np.int64))
+        used = np.concatenate([sets.normal, sets.outlier, sets.anomaly]).astype(np.int64)
+        shortest = int(self.lengths[used].min()) if len(used) else int(features.shape[1])
+        if shortest < crop_frames:
+            raise ASDError(f"ddcsad/data.py: a clip has {shortest} frames, crops need {crop_frames}; "
+                           "use shorter crops")
         self.crop_frames = int(crop_frames)
-        self.max_start = frames - self.crop_frames
         self.rng = np.random.default_rng(seed)
         self.streams = [_Stream(sets.normal, self.rng), _Stream(sets.outlier, self.rng),
                         _Stream(sets.anomaly, self.rng)]
@@ -416,7 +490,7 @@ class BalancedBatches:
                 rows.append(stream.take(n))
                 labels.append(np.full(n, code, np.int32))
         rows = np.concatenate(rows)
-        starts = self.rng.integers(0, self.max_start + 1, size=len(rows))
+        starts = self.rng.integers(0, self.lengths[rows] - self.crop_frames + 1)
         idx = starts[:, None] + np.arange(self.crop_frames)[None, :]
         x = self.features[rows[:, None], idx]
         return x.astype(np.float32, copy=False), np.concatenate(labels)
@@ -435,40 +509,29 @@ class BalancedBatches:
         return tf.data.Dataset.from_generator(self.__iter__, output_signature=spec).prefetch(2)
 
 
-def centre_crop_start(frames: int, crop_frames: int) -> int:
-    """Start of the centred crop of ``crop_frames`` frames in a clip of ``frames`` frames."""
-    if frames < crop_frames:
-        raise ASDError(f"ddcsad/data.py: clips have {frames} frames, crops need {crop_frames}")
-    return (frames - crop_frames) // 2
-
-
 def centroid_dataset(features, sets: UnitSets, crop_frames: int = 256, batch_size: int = 64,
-                     n_crops: int = 1):
+                     n_crops: int = 1, lengths=None):
     """A finite ``tf.data.Dataset`` of ``(x, y)`` over the unit's whole training set, for the centroids.
 
     Each normal, outlier (and anomalous, which the centroids ignore) training clip gives its centre crop
-    (``n_crops=1``) or ``n_crops`` evenly spaced crops (:func:`asdcore.features.crops`), so c_p / c_n are
-    the mean embeddings of those crops.
+    (``n_crops=1``) or ``n_crops`` evenly spaced crops (:func:`crop_starts`, over each clip's own
+    ``lengths``), so c_p / c_n are the mean embeddings of those crops.
     """
     import tensorflow as tf
-
-    from asdcore.features import crops
 
     idx, y = sets.train_indices_and_labels()
     keep = y != ANOMALY  # they enter neither centroid
     idx, y = idx[keep], y[keep]
-    frames, mels = int(features.shape[1]), int(features.shape[2])
-    start = centre_crop_start(frames, crop_frames)
+    mels = int(features.shape[2])
+    lengths = np.full(len(features), features.shape[1], np.int64) if lengths is None else np.asarray(lengths)
+    crop_starts(lengths[idx], crop_frames, 1)  # every clip long enough, or one clear error now
     per_batch = max(1, int(batch_size) // max(1, int(n_crops)))
 
     def generate():
         for s in range(0, len(idx), per_batch):
             rows = idx[s: s + per_batch]
-            if n_crops == 1:
-                x = features[rows, start: start + crop_frames]
-            else:
-                x = crops(features[rows], n_crops, crop_frames).reshape(-1, crop_frames, mels)
-            yield x.astype(np.float32, copy=False), np.repeat(y[s: s + per_batch], n_crops)
+            x = gather_crops(features, rows, lengths[rows], n_crops, crop_frames).reshape(-1, crop_frames, mels)
+            yield x, np.repeat(y[s: s + per_batch], n_crops)
 
     spec = (tf.TensorSpec((None, crop_frames, mels), tf.float32), tf.TensorSpec((None,), tf.int32))
     return tf.data.Dataset.from_generator(generate, output_signature=spec)

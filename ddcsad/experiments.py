@@ -10,8 +10,8 @@ then fine-tuned with 1, 2, 4, ... real anomalous clips (Sec. IV-C, Fig. 2).
 Run folder (``<out>/2020/ddcsad/<timestamp>/``): ``config.yaml``, ``run.log``, ``scores/<loss>/`` (DCASE
 submission files), ``results.csv`` (organisers' per-ID AUC/pAUC and means), ``table2.csv`` and
 ``comparison.md`` (per machine type AUC +/- 95 % interval beside Table II), ``alpha.csv`` (Table I and
-validation-chosen alpha), ``amplitude.csv``, ``training.csv`` (one line per trained model), ``models/``,
-``plots/``; with anomalies also ``few_anomalies/`` (its own ``scores/<loss>_anomalies<k>/`` and
+validation-chosen alpha), ``amplitude.csv``, ``training.csv`` (one line per trained model), ``models/``
+(weights files, only with ``save_models: base`` or ``all``), ``plots/``; with anomalies also ``few_anomalies/`` (its own ``scores/<loss>_anomalies<k>/`` and
 ``results.csv``), ``fig2.csv`` and ``plots/fig2_<part>.png``.
 
 Without ``--data-root`` the command runs on the synthetic DCASE 2020 set in quick mode (``--full`` forces
@@ -57,6 +57,7 @@ class DDCSADConfig:
     n_mels: int = 128  # "128-dimensional logarithmic Mel filter-banks"
     n_fft: int = 1024  # "1,024-sample windows"
     hop_length: int = 512  # "a hop-size of 512 samples"
+    feature_frames: int | None = None  # None: every frame ("divided ... each sample's ... series"); 313: last 313
     amplitude_norm: str = "machine"  # "each machine's amplitude ... mean of 0 and variance of 1" (ddcsad.data)
     # --- network (Sec. IV-A)
     backbone: str = "resnet38"  # "we used the ResNet38 framework ... proposed for PANNs"; "light" = CPU demo
@@ -80,6 +81,7 @@ class DDCSADConfig:
     epoch: str = "dataset"  # centroid updates: one pass over the unit's training set (ddcsad.data)
     steps_per_epoch: int | None = None  # overrides `epoch` when set
     centroid_crops: int = 1  # crops per clip for the centroids (1 = the centre 256 frames)
+    bn_calibration_batches: int = 10  # BN statistics of training batches before the first centroids; 0 = initial
     # --- scoring (Sec. III eq. 5, IV-A, Table I)
     n_crops: int = 10  # "divided ... into ten sections ... frame length was equal to 256"
     alpha: object = "table1"  # "table1", "validation" (chosen on dev IDs) or a number in [0, 1]
@@ -88,7 +90,7 @@ class DDCSADConfig:
     anomaly_pool: int = 64  # "64 samples were randomly selected" per ID
     anomaly_pool_max_fraction: float = 0.75  # never pool more than this share of an ID's anomalies
     # --- outputs and speed
-    save_models: str = "base"  # "base" (models trained without anomalies), "all" or "none"
+    save_models: str = "none"  # weights files: "none" (no later step reads them), "base", "all"
     inference_batch_size: int = 64
 
 
@@ -105,6 +107,7 @@ QUICK_CONFIG = dataclasses.replace(
     halve_every=10,  # the paper's schedule shape: four halvings-intervals
     batch_composition=(8, 8),
     batch_composition_anomalies=(8, 7, 1),
+    save_models="base",  # light models: ~40 kB of weights each
 )
 """``--quick``: a light CNN and 40 iterations of 16-clip batches, one ID per type and part (CPU minutes)."""
 
@@ -249,24 +252,35 @@ class LossTrainer:
             for variable in optimizer.variables:
                 variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
 
-    def train(self, features, sets, iterations: int, composition, seed: int) -> dict:
-        """Train on one ID's clips for ``iterations`` iterations; returns the last epoch's losses."""
+    def train(self, features, sets, iterations: int, composition, seed: int, lengths=None) -> dict:
+        """Train on one ID's clips for ``iterations`` iterations; returns the last epoch's losses.
+
+        ``lengths``: valid frames of every clip of ``features`` (default all frames). Before the first
+        centroids the BN statistics are calibrated on ``bn_calibration_batches`` batches of a second
+        sampler (its own seed: the training stream is the same with and without calibration).
+        """
         from ddcsad import data
         from ddcsad.losses import ANOMALY, OUTLIER
         from ddcsad.model import CentroidUpdate
 
         cfg = self.config
         label = ANOMALY if cfg.anomaly_label == "anomaly" else OUTLIER
-        sampler = data.BalancedBatches(features, sets, composition, cfg.crop_frames, seed=seed, anomaly_label=label)
+        sampler = data.BalancedBatches(features, sets, composition, cfg.crop_frames, seed=seed, anomaly_label=label,
+                                       lengths=lengths)
+        calibration = None
+        if cfg.bn_calibration_batches > 0:
+            calibration = data.BalancedBatches(features, sets, composition, cfg.crop_frames, seed=seed + 104729,
+                                               anomaly_label=label, lengths=lengths)
         steps = data.steps_per_epoch(sets, sampler.batch_size, cfg.epoch, sampler.composition[0],
                                      cfg.steps_per_epoch)
         epochs = int(math.ceil(iterations / steps))
         centroids = data.centroid_dataset(features, sets, cfg.crop_frames, cfg.inference_batch_size,
-                                          cfg.centroid_crops)
+                                          cfg.centroid_crops, lengths=lengths)
+        updater = CentroidUpdate(centroids, calibration=calibration, calibration_batches=cfg.bn_calibration_batches)
         history = self.model.fit(sampler.dataset(), steps_per_epoch=steps, epochs=epochs, verbose=0, shuffle=False,
-                                 callbacks=[CentroidUpdate(centroids), _StopAfter.make(iterations)])
+                                 callbacks=[updater, _StopAfter.make(iterations)])
         last = {k: float(v[-1]) for k, v in history.history.items() if v}
-        last.update(steps_per_epoch=steps, epochs=epochs,
+        last.update(steps_per_epoch=steps, epochs=epochs, bn_calibration_batches=updater.calibrated_with,
                     centroid_updates=int(np.asarray(self.model.centroid_updates.numpy())))
         return last
 
@@ -307,6 +321,10 @@ def _check_config(c: DDCSADConfig) -> None:
         raise ASDError(f"anomaly_label {c.anomaly_label!r}: use anomaly or outlier")
     if not (c.alpha in ("table1", "validation") or (isinstance(c.alpha, (int, float)) and 0 <= c.alpha <= 1)):
         raise ASDError(f"alpha {c.alpha!r}: use table1, validation or a number between 0 and 1")
+    if c.bn_calibration_batches < 0:
+        raise ASDError(f"bn_calibration_batches {c.bn_calibration_batches}: use 0 (initial statistics) or more")
+    if c.feature_frames is not None and c.feature_frames < c.crop_frames:
+        raise ASDError(f"feature_frames {c.feature_frames} < crop_frames {c.crop_frames}: use null (every frame)")
     if c.iterations < 1 or c.finetune_iterations < 1:
         raise ASDError("iterations and finetune_iterations must be at least 1")
     bad_parts = [p for p in c.parts if p not in ("dev", "eval")]
@@ -330,7 +348,7 @@ def run(args) -> int:
 
 def _run(args, config, quick, why, run_folder, log):
     from asdcore.experiment import QUICK_BANNER, cache_root
-    from asdcore.features import LogMelConfig
+    from asdcore.features import LogMelConfig, valid_frames
     from asdcore.pipeline import evaluate_systems, load_features, open_data
     from ddcsad import data
 
@@ -340,7 +358,8 @@ def _run(args, config, quick, why, run_folder, log):
         log.info("%s [%s]", QUICK_BANNER, why)
         run_folder.write_text("QUICK_MODE.txt", f"{QUICK_BANNER}\nreason: {why}\n")
     source, table = open_data(args, 2020)
-    feature_config = LogMelConfig(n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels)
+    feature_config = LogMelConfig(n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels,
+                                  n_frames=config.feature_frames)
     units = data.select_units(table, config.parts, config.units_per_type, config.machine_types)
     if not units:
         raise ASDError(f"no machine ID with training clips in parts {config.parts}; check --data-root and parts")
@@ -353,7 +372,10 @@ def _run(args, config, quick, why, run_folder, log):
     wanted = (table["split"] == "train").to_numpy() | np.array(
         [(t, u) in unit_set for t, u in zip(table["machine_type"], table["unit"])])
     table = table[wanted].reset_index(drop=True)
-    table, features = load_features(table, feature_config, args, run_folder)
+    table, features = load_features(table, feature_config, args, run_folder, ragged="pad")
+    features, lengths = data.fit_short_clips(features, valid_frames(features), config.crop_frames)
+    log.info("features: %d clips of %d-%d frames (crops span each whole clip)", len(lengths),
+             int(lengths.min()) if len(lengths) else 0, int(lengths.max()) if len(lengths) else 0)
     offsets, amplitudes = data.amplitude_normalisation(
         table, config.amplitude_norm, cache_dir=cache_root(args.cache_dir) / "amplitude",
         sr=feature_config.sr, skip_bad_files=args.skip_bad_files)
@@ -378,7 +400,8 @@ def _run(args, config, quick, why, run_folder, log):
             log.info("few-anomaly study: counts %s on %d IDs, pools of %d-%d clips per ID", counts, len(pool),
                      smallest, max(len(v) for v in pool.values()))
 
-    outputs, train_rows = _train_all(config, features, table, units, pool, counts, run_folder, args.seed, log)
+    outputs, train_rows = _train_all(config, features, lengths, table, units, pool, counts, run_folder, args.seed,
+                                     log)
     run_folder.write_csv("training.csv", pd.DataFrame(train_rows).assign(mode=mode))
 
     # ---- Table II: scores of the models trained without anomalies, on every test clip
@@ -406,41 +429,69 @@ def _run(args, config, quick, why, run_folder, log):
     print(f"run folder: {run_folder.path}  ({time.time() - t_start:.0f} s)")
 
 
-def _train_all(config, features, table, units, pool, counts, run_folder, seed, log):
+def plan_model_files(config, n_base: int, n_finetuned: int, model, folder, log=None) -> int:
+    """How many weights files the run will write; logs their size and stops early when the disk is short.
+
+    ``save_models``: ``"none"`` writes nothing, ``"base"`` one file per model trained without anomalies,
+    ``"all"`` also one per fine-tuned model. Each file holds the model's variables only
+    (:func:`ddcsad.model.save_model_weights`, at most :func:`ddcsad.model.weights_file_bytes`: ~274 MB
+    for ResNet38, no optimizer state). Raises :class:`ASDError` (one line) when ``folder``'s free space is below the total plus
+    5 %.
+    """
+    import shutil
+
+    from ddcsad.model import weights_file_bytes
+
+    n_files = {"none": 0, "base": n_base, "all": n_base + n_finetuned}[config.save_models]
+    if n_files == 0:
+        return 0
+    each = weights_file_bytes(model)
+    total = n_files * each
+    free = shutil.disk_usage(folder).free
+    if log is not None:
+        log.info("saving %d weights files of %.3f MB each, %.2f GB in all, under models/ (save_models: %s; "
+                 "%.1f GB free)", n_files, each / 1e6, total / 1e9, config.save_models, free / 1e9)
+    if free < 1.05 * total:
+        raise ASDError(f"save_models: {config.save_models} needs {total / 1e9:.1f} GB for {n_files} weights files "
+                       f"but {folder} has {free / 1e9:.1f} GB free; set save_models: none (or base) in --config, "
+                       "or use --out on a larger disk")
+    return n_files
+
+
+def _train_all(config, features, lengths, table, units, pool, counts, run_folder, seed, log):
     """Train every loss on every ID (and fine-tune per count); crop outputs of the evaluated clips."""
     from ddcsad import data
+    from ddcsad.model import save_model_weights
     from ddcsad.scoring import crop_outputs
 
     input_shape = (config.crop_frames, int(features.shape[2]))
-    outputs = {}  # (loss, k) -> {unit key: (rows, p, d)}
+    outputs = {}  # (loss, k) -> {unit key: (rows, logit, d)}
     rows_log = []
-    n_models = len(config.losses) * (len(units) + len(counts) * sum(f'{t}/{u}' in pool for _, t, u in units))
+    n_finetuned = len(config.losses) * len(counts) * sum(f'{t}/{u}' in pool for _, t, u in units)
+    n_models = len(config.losses) * len(units) + n_finetuned
     done = 0
     for loss in config.losses:
         t0 = time.time()
         trainer = LossTrainer(loss, config, input_shape, seed=seed)  # same initial network for every loss
         log.info("%s: model built (%s backbone) in %.1f s", loss, config.backbone, time.time() - t0)
-        if loss == config.losses[0] and config.save_models != "none":
-            from ddcsad.backbones import count_parameters
-
-            n_saved = n_models if config.save_models == "all" else len(config.losses) * len(units)
-            size = 4 * count_parameters(trainer.model)["total"] / 2 ** 20
-            log.info("saving %d models of about %.1f MB each under models/ (save_models: %s)", n_saved, size,
-                     config.save_models)
+        if loss == config.losses[0]:
+            plan_model_files(config, len(config.losses) * len(units), n_finetuned, trainer.model,
+                             run_folder.path, log)
         for ui, (part, machine_type, unit) in enumerate(units):
             sets = data.unit_sets(table, machine_type, unit, pool)
             t0 = time.time()
             trainer.reset()
             info = trainer.train(features, sets, config.iterations, config.batch_composition,
-                                 seed=seed * 7919 + ui)
+                                 seed=seed * 7919 + ui, lengths=lengths)
             test_rows = np.flatnonzero((table["split"] == "test").to_numpy()
                                        & (table["machine_type"] == machine_type).to_numpy()
                                        & (table["unit"] == unit).to_numpy())
-            p, d = crop_outputs(trainer.model, features, test_rows, config.n_crops, config.crop_frames,
-                                config.inference_batch_size)
-            outputs.setdefault((loss, 0), {})[sets.key] = (test_rows, p, d)
+            logit, d = crop_outputs(trainer.model, features, test_rows, config.n_crops, config.crop_frames,
+                                    config.inference_batch_size, lengths=lengths)
+            outputs.setdefault((loss, 0), {})[sets.key] = (test_rows, logit, d)
             if config.save_models != "none":
-                trainer.model.save(run_folder.file("models", loss, f"{machine_type}_{unit}.keras"))
+                save_model_weights(trainer.model, run_folder.file("models", loss,
+                                                                  f"{machine_type}_{unit}.weights.npz"))
             done += 1
             rows_log.append(_train_row(loss, part, machine_type, unit, 0, sets, config.iterations, info, t0))
             log.info("[%d/%d] %s %s %s %s: %d it, loss %.4g, %d centroid updates, %.1f s", done, n_models, loss,
@@ -454,13 +505,14 @@ def _train_all(config, features, table, units, pool, counts, run_folder, seed, l
                 t0 = time.time()
                 trainer.reset(base)
                 info = trainer.train(features, sets_k, config.finetune_iterations,
-                                     config.batch_composition_anomalies, seed=seed * 7919 + ui * 131 + k)
-                p, d = crop_outputs(trainer.model, features, sets_k.test, config.n_crops, config.crop_frames,
-                                    config.inference_batch_size)
-                outputs.setdefault((loss, k), {})[sets.key] = (sets_k.test, p, d)
+                                     config.batch_composition_anomalies, seed=seed * 7919 + ui * 131 + k,
+                                     lengths=lengths)
+                logit, d = crop_outputs(trainer.model, features, sets_k.test, config.n_crops, config.crop_frames,
+                                        config.inference_batch_size, lengths=lengths)
+                outputs.setdefault((loss, k), {})[sets.key] = (sets_k.test, logit, d)
                 if config.save_models == "all":
-                    trainer.model.save(run_folder.file("models", f"{loss}_anomalies{k}",
-                                                       f"{machine_type}_{unit}.keras"))
+                    save_model_weights(trainer.model, run_folder.file("models", f"{loss}_anomalies{k}",
+                                                                      f"{machine_type}_{unit}.weights.npz"))
                 done += 1
                 rows_log.append(_train_row(loss, part, machine_type, unit, k, sets_k, config.finetune_iterations,
                                            info, t0))
@@ -501,10 +553,10 @@ def _alphas(config, table, units, outputs, log) -> pd.DataFrame:
             for part, t, u in units:
                 if part != "dev" or t != machine_type:
                     continue
-                rows_u, p, d = outputs[(loss, 0)][f"{t}/{u}"]
+                rows_u, logit, d = outputs[(loss, 0)][f"{t}/{u}"]
                 keep, y = _labelled(table, rows_u)
                 if keep.any() and y[keep].any() and not y[keep].all():
-                    sets.append((p[keep], d[keep], y[keep]))
+                    sets.append((logit[keep], d[keep], y[keep]))
             row["alpha_validation"], row["validation_auc"] = np.nan, np.nan
             if fixed is None and sets:
                 try:
@@ -541,11 +593,11 @@ def _scores(config, table, units, unit_outputs, alphas, loss, pool=None) -> np.n
     scores = np.full(len(table), np.nan)
     for _part, machine_type, unit in units:
         key = f"{machine_type}/{unit}"
-        rows, p, d = unit_outputs[key]
+        rows, logit, d = unit_outputs[key]
         if pool is not None:  # the base model evaluated without the pooled clips (Fig. 2 at 0 anomalies)
             keep = ~np.isin(rows, pool.get(key, []))
-            rows, p, d = rows[keep], p[keep], d[keep]
-        scores[rows] = variant_scores(loss, p, d, _alpha_of(alphas, loss, machine_type), config.minmax_over)
+            rows, logit, d = rows[keep], logit[keep], d[keep]
+        scores[rows] = variant_scores(loss, logit, d, _alpha_of(alphas, loss, machine_type), config.minmax_over)
     return scores
 
 

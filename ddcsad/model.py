@@ -33,6 +33,20 @@ from the random network and then kept, as Deep SAD does (Sec. II-B: "centroid c 
 Sec. IV-B implies ("... which is achieved by making the centroids updatable" — the DDCSAD novelty);
 ``dsad_centroid="every_epoch"`` updates it like DDCSAD's. The BCE variant uses no centroid.
 
+Batch normalisation of the first centroids
+------------------------------------------
+A randomly initialised network in inference mode normalises with the *initial* moving statistics
+(mean 0, variance 1), not with the statistics of the data; its embeddings then live on another scale
+than the training-mode embeddings the loss sees (measured on the quick synthetic set: norms ~1-2 against
+~18). Deep SVDD / Deep SAD compute their centre in evaluation mode *after* a pre-training that has set
+the BN statistics; the paper skips pre-training (Sec. III, IV-A), so before the first centroids
+:meth:`DDCSADModel.calibrate_batch_norm` sets every BN layer's moving mean and variance to the average of
+its training-mode batch statistics over a few training batches (same composition as training; nothing
+trainable changes, and the moving statistics are then overwritten by training's own updates). The
+first centroids are thus the mean inference-mode embeddings of a network whose BN uses the data's
+statistics: the space of the training-mode embeddings (``CentroidUpdate(..., calibration=...)``;
+``calibration=None`` keeps the initial statistics, the behaviour before this fix).
+
 Epochs
 ------
 The paper counts iterations (4000, Sec. IV-A) and updates the centroids "at each epoch". Here an epoch
@@ -279,10 +293,14 @@ class DDCSADModel(keras.Model):
 
     # ------------------------------------------------------------------ forward / steps
     def call(self, x, training=False):
-        """``{"p": posterior of normal [B], "distance": ||z - c_p||^2 [B]}``."""
+        """``{"logit": z of the linear layer [B], "p": sigmoid(logit) [B], "distance": ||z - c_p||^2 [B]}``.
+
+        ``p`` is float32 and saturates (p == 1.0 for logits above ~17); scores use ``1 - p`` computed
+        from the logit instead (:func:`ddcsad.scoring.one_minus_p`).
+        """
         z = self.encoder(x, training=training)
         logit = ops.reshape(self.head(z), (-1,))
-        return {"p": ops.sigmoid(logit), "distance": L.squared_distance(z, self.c_p)}
+        return {"logit": logit, "p": ops.sigmoid(logit), "distance": L.squared_distance(z, self.c_p)}
 
     def _loss_parts(self, x, y, training):
         z = self.encoder(x, training=training)
@@ -367,6 +385,50 @@ class DDCSADModel(keras.Model):
                 "ddcsad/model.py: update_centroids takes a finite tf.data.Dataset of (x, y) or a tuple (x, y) of arrays"
             )
 
+    def batch_norm_layers(self) -> list:
+        """Every ``BatchNormalization`` layer of the encoder (nested models included)."""
+        return [layer for layer in self.encoder._flatten_layers(include_self=False, recursive=True)
+                if isinstance(layer, layers.BatchNormalization)]
+
+    def calibrate_batch_norm(self, batches, n_batches: int) -> int:
+        """Set the BN moving statistics to the mean training-mode batch statistics of ``n_batches`` batches.
+
+        Each batch runs through the encoder in training mode (batch statistics, dropout: what the loss
+        sees); for batch k (0-based) every BN layer's momentum is set to k / (k + 1), so that after the
+        last batch its moving mean and variance equal the average over the batches of its batch mean and
+        batch variance. Momenta are restored afterwards; no trainable variable changes.
+
+        Parameters
+        ----------
+        batches : iterable
+            Yields ``(x, y)`` batches or ``x`` arrays, e.g. :class:`ddcsad.data.BalancedBatches`.
+        n_batches : int
+            How many batches to average (at least 1).
+
+        Returns
+        -------
+        int
+            Batches used.
+        """
+        bns = self.batch_norm_layers()
+        if not bns or n_batches < 1:
+            return 0
+        momenta = [bn.momentum for bn in bns]
+        used = 0
+        try:
+            for element in batches:
+                x = element[0] if isinstance(element, (tuple, list)) else element
+                for bn in bns:
+                    bn.momentum = used / (used + 1.0)
+                self.encoder(tf.convert_to_tensor(np.asarray(x, np.float32)), training=True)
+                used += 1
+                if used >= n_batches:
+                    break
+        finally:
+            for bn, m in zip(bns, momenta):
+                bn.momentum = m
+        return used
+
     def update_centroids(self, data, batch_size: int = 64) -> dict:
         """Recompute c_p and c_n as mean embeddings over the whole training set (Sec. III).
 
@@ -440,6 +502,50 @@ class DDCSADModel(keras.Model):
         return cls(encoder=encoder, **config)
 
 
+def weights_nbytes(model) -> int:
+    """Bytes of the model's variables (weights, BN statistics, centroids): the size of its weights file
+    written by :func:`save_model_weights`, give or take a few kB of names. No optimizer state."""
+    return int(sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights))
+
+
+def weights_file_bytes(model) -> int:
+    """Upper bound of the size of a :func:`save_model_weights` file: the values plus 256 bytes of name
+    and header per variable and 1 kB for the archive (ResNet38: ~274.2 MB)."""
+    return weights_nbytes(model) + 256 * len(model.weights) + 1024
+
+
+def save_model_weights(model, path) -> None:
+    """Write the model's variables only (no optimizer state, no graph) to ``path`` (``.npz``), atomically.
+
+    ``keras.Model.save`` and ``save_weights`` also store both Adam states of :class:`DDCSADModel` (its
+    ``encoder_optimizer`` / ``head_optimizer`` are tracked attributes): three times the size. Rebuild
+    the model with the same settings and call :func:`load_model_weights`.
+    """
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    values = {f"{i:05d}|{v.path}": np.asarray(ops.convert_to_numpy(v)) for i, v in enumerate(model.weights)}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **values)
+    os.replace(tmp, path)
+
+
+def load_model_weights(model, path) -> None:
+    """Load a file of :func:`save_model_weights` into a model built with the same settings."""
+    with np.load(path) as stored:
+        keys = sorted(stored.files)
+        if len(keys) != len(model.weights):
+            raise ASDError(f"ddcsad/model.py: {path} holds {len(keys)} variables, the model has "
+                           f"{len(model.weights)}; build the model with the settings it was saved with")
+        for key, v in zip(keys, model.weights):
+            value = stored[key]
+            if tuple(value.shape) != tuple(v.shape):
+                raise ASDError(f"ddcsad/model.py: {path}: {key.split('|', 1)[1]} has shape {value.shape}, the "
+                               f"model's {v.path} {tuple(v.shape)}; build the model with the saved settings")
+            v.assign(value)
+
+
 class CentroidUpdate(keras.callbacks.Callback):
     """Compute the centroids before training (if never computed) and after every ``every`` epochs.
 
@@ -452,17 +558,28 @@ class CentroidUpdate(keras.callbacks.Callback):
     every : int
         Recompute after every ``every`` epochs (paper: 1). Only when the model's loss asks for it
         (:attr:`DDCSADModel.refresh_centroids_each_epoch`).
+    calibration : iterable, optional
+        Training batches (``(x, y)``, e.g. :class:`ddcsad.data.BalancedBatches`) used by
+        :meth:`DDCSADModel.calibrate_batch_norm` before the first centroids (module docstring). None:
+        the first centroids use the network's current BN statistics (initial ones for a new network).
+    calibration_batches : int
+        Batches averaged (default 10).
     """
 
-    def __init__(self, data, batch_size: int = 64, every: int = 1):
+    def __init__(self, data, batch_size: int = 64, every: int = 1, calibration=None, calibration_batches: int = 10):
         super().__init__()
         self.data = data
         self.batch_size = int(batch_size)
         self.every = max(1, int(every))
+        self.calibration = calibration
+        self.calibration_batches = int(calibration_batches)
+        self.calibrated_with = 0
 
     def on_train_begin(self, logs=None):
         model = self.model
         if model.centroid_term and int(ops.convert_to_numpy(model.centroid_updates)) == 0:
+            if self.calibration is not None:
+                self.calibrated_with = model.calibrate_batch_norm(self.calibration, self.calibration_batches)
             model.update_centroids(self.data, batch_size=self.batch_size)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -474,6 +591,10 @@ class CentroidUpdate(keras.callbacks.Callback):
 __all__ = [
     "DDCSADModel",
     "CentroidUpdate",
+    "weights_nbytes",
+    "weights_file_bytes",
+    "save_model_weights",
+    "load_model_weights",
     "halving_schedule",
     "epochs_for_iterations",
     "ENCODER_LEARNING_RATE",

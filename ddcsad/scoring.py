@@ -6,8 +6,16 @@ Crops (Sec. IV-A)
 "we divided the number of frames in each sample's acoustic feature series into ten sections, with overlap
 allowed so that the frame length was equal to 256. We calculated anomaly scores for each segment ... and
 these scores were then averaged": :func:`crop_outputs` runs the network on the ten evenly spaced
-256-frame crops of :func:`asdcore.features.crops` (starts 0, 6, 13, ..., 57 for 313 frames) and keeps,
-per crop, the posterior p of "normal" and the squared distance d = ||z - c_p||^2.
+256-frame crops spread over the *whole* clip (:func:`ddcsad.data.crop_starts`: starts 0, 6, 13, ..., 57
+for 313 frames, 0, ..., 96 for the 353 frames of an 11.3 s ToyCar clip; each clip by its own length) and
+keeps, per crop, the logit of the linear layer and the squared distance d = ||z - c_p||^2.
+
+1 - p without saturation
+------------------------
+p = sigmoid(logit) is "normal"'s posterior. In float32, sigmoid returns exactly 1.0 for logits above
+~17, so ``1 - p`` would tie confident clips at 0. Every score here takes ``1 - p = sigmoid(-logit)``
+computed in float64 from the logit (:func:`one_minus_p`): two clips tie only if their logits tie (to
+float64 resolution, up to logits of ~700).
 
 Eq. (5)
 -------
@@ -50,6 +58,7 @@ __all__ = [
     "MINMAX_OVER",
     "PAPER_NAMES",
     "crop_outputs",
+    "one_minus_p",
     "minmax",
     "eq5",
     "fixed_alpha",
@@ -69,46 +78,59 @@ PAPER_NAMES = {"bce": "BCE", "dsad": "DSAD", "ddcsad": "DDCSAD", "bce+dsad": "BC
 
 
 def crop_outputs(model, features, rows=None, n_crops: int = 10, crop_frames: int = 256,
-                 batch_size: int = 64, chunk_clips: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior p and squared distance d of every crop of the clips ``rows`` of ``features``.
+                 batch_size: int = 64, chunk_clips: int = 64, lengths=None) -> tuple[np.ndarray, np.ndarray]:
+    """Logit and squared distance d of every crop of the clips ``rows`` of ``features``.
 
     Parameters
     ----------
     model : ddcsad.model.DDCSADModel
-        Its ``predict`` gives ``{"p": [B], "distance": [B]}``.
+        Its ``predict`` gives ``{"logit": [B], "distance": [B], ...}``.
     features : numpy.ndarray
-        ``[clips, frames, mels]``.
+        ``[clips, frames, mels]`` (clips shorter than the array padded at the end, see ``lengths``).
     rows : array of int, optional
         Which clips (default all).
     n_crops, crop_frames : int
-        Ten crops of 256 frames (Sec. IV-A).
+        Ten crops of 256 frames (Sec. IV-A), evenly spaced over each clip's own frames.
     batch_size : int
         Crops per forward pass.
     chunk_clips : int
         Clips cropped at a time (bounds the memory).
+    lengths : array of int, optional
+        Valid frames of every clip of ``features`` (default: all frames of the array).
 
     Returns
     -------
-    p, d : numpy.ndarray
+    logit, d : numpy.ndarray
         ``[len(rows), n_crops]`` float64.
     """
-    from asdcore.features import crops
+    from ddcsad.data import gather_crops
 
     rows = np.arange(len(features)) if rows is None else np.asarray(rows, np.int64)
-    p_out = np.empty((len(rows), n_crops))
+    lengths = np.full(len(features), features.shape[1]) if lengths is None else np.asarray(lengths, np.int64)
+    logit_out = np.empty((len(rows), n_crops))
     d_out = np.empty((len(rows), n_crops))
     for s in range(0, len(rows), chunk_clips):
         part = rows[s: s + chunk_clips]
-        x = crops(features[part], n_crops, crop_frames)
-        x = x.reshape((-1,) + x.shape[2:]).astype(np.float32, copy=False)
+        x = gather_crops(features, part, lengths[part], n_crops, crop_frames)
+        x = x.reshape((-1,) + x.shape[2:])
         n = len(x)
         pad = (-n) % batch_size  # one batch shape only: no retracing of the predict function
         if pad:
             x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
         out = model.predict(x, batch_size=batch_size, verbose=0)
-        p_out[s: s + len(part)] = np.asarray(out["p"], np.float64)[:n].reshape(len(part), n_crops)
+        logit_out[s: s + len(part)] = np.asarray(out["logit"], np.float64)[:n].reshape(len(part), n_crops)
         d_out[s: s + len(part)] = np.asarray(out["distance"], np.float64)[:n].reshape(len(part), n_crops)
-    return p_out, d_out
+    return logit_out, d_out
+
+
+def one_minus_p(logit) -> np.ndarray:
+    """``1 - p = 1 - sigmoid(logit) = sigmoid(-logit)`` in float64, from the logit (no saturation).
+
+    ``exp(-logaddexp(0, logit))``: exact for large logits (e^-40 ~ 4.2e-18, where a float32 sigmoid
+    gives p = 1 and 1 - p = 0 for every logit above ~17) and for very negative ones.
+    """
+    z = np.asarray(logit, np.float64)
+    return np.exp(-np.logaddexp(0.0, z))
 
 
 def minmax(values) -> np.ndarray:
@@ -124,17 +146,19 @@ def minmax(values) -> np.ndarray:
     return (v - lo) / (hi - lo)
 
 
-def eq5(p, d, alpha: float, minmax_over: str = "crops") -> np.ndarray:
+def eq5(logit, d, alpha: float, minmax_over: str = "crops") -> np.ndarray:
     """Eq. (5): ``s = alpha (1 - p) + (1 - alpha) d'`` for the clips of one evaluated set.
 
     Parameters
     ----------
-    p, d : array ``[clips, crops]`` (or ``[clips]``)
-        Posteriors of "normal" and squared distances to c_p of each crop.
+    logit, d : array ``[clips, crops]`` (or ``[clips]``)
+        Logits of the linear layer (p = sigmoid(logit), the posterior of "normal"; 1 - p is computed
+        from the logit by :func:`one_minus_p`) and squared distances to c_p of each crop.
     alpha : float in [0, 1]
     minmax_over : {"crops", "clips"}
         ``"crops"``: d' = min-max of d over all crops of all clips, a score per crop, averaged over the
-        crops of each clip. ``"clips"``: p and d averaged over the crops first, d' = min-max over clips.
+        crops of each clip. ``"clips"``: 1 - p and d averaged over the crops first, d' = min-max over
+        clips.
 
     Returns
     -------
@@ -143,16 +167,19 @@ def eq5(p, d, alpha: float, minmax_over: str = "crops") -> np.ndarray:
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
         raise ASDError(f"ddcsad/scoring.py: alpha={alpha} must lie in [0, 1] (eq. 5)")
-    p = np.asarray(p, np.float64)
+    logit = np.asarray(logit, np.float64)
     d = np.asarray(d, np.float64)
-    if p.shape != d.shape:
-        raise ASDError(f"ddcsad/scoring.py: p {p.shape} and d {d.shape} differ in shape")
-    if p.ndim == 1:
-        p, d = p[:, None], d[:, None]
+    if logit.shape != d.shape:
+        raise ASDError(f"ddcsad/scoring.py: logit {logit.shape} and d {d.shape} differ in shape")
+    if logit.ndim == 1:
+        logit, d = logit[:, None], d[:, None]
+    q = one_minus_p(logit)
+    if alpha == 1.0:  # no distance term: d' (and its checks) not needed, BCE's s = 1 - p
+        return q.mean(axis=1)
     if minmax_over == "crops":
-        return (alpha * (1.0 - p) + (1.0 - alpha) * minmax(d)).mean(axis=1)
+        return (alpha * q + (1.0 - alpha) * minmax(d)).mean(axis=1)
     if minmax_over == "clips":
-        return alpha * (1.0 - p.mean(axis=1)) + (1.0 - alpha) * minmax(d.mean(axis=1))
+        return alpha * q.mean(axis=1) + (1.0 - alpha) * minmax(d.mean(axis=1))
     raise ASDError(f"ddcsad/scoring.py: minmax_over={minmax_over!r}; use one of {', '.join(MINMAX_OVER)}")
 
 
@@ -181,15 +208,15 @@ def table1_alpha(variant: str, machine_type: str) -> float:
     return float(row["value"].iloc[0])
 
 
-def variant_scores(variant: str, p, d, alpha: float | None = None, minmax_over: str = "crops") -> np.ndarray:
-    """Scores of one evaluated set (one machine ID) for a loss: ``1 - p``, ``d'`` or eq. (5).
+def variant_scores(variant: str, logit, d, alpha: float | None = None, minmax_over: str = "crops") -> np.ndarray:
+    """Scores of one evaluated set (one machine ID) for a loss: ``1 - p``, ``d'`` or eq. (5) (:func:`eq5`).
 
     ``alpha`` is used for BCE+DSAD and BCE+DDCSAD only (and must be given there).
     """
     fixed = fixed_alpha(variant)
     if fixed is None and alpha is None:
         raise ASDError(f"ddcsad/scoring.py: {variant} needs alpha (Table I or validation)")
-    return eq5(p, d, fixed if fixed is not None else alpha, minmax_over)
+    return eq5(logit, d, fixed if fixed is not None else alpha, minmax_over)
 
 
 def choose_alpha(sets, grid=ALPHA_GRID, minmax_over: str = "crops") -> tuple[float, pd.DataFrame]:
@@ -197,7 +224,7 @@ def choose_alpha(sets, grid=ALPHA_GRID, minmax_over: str = "crops") -> tuple[flo
 
     Parameters
     ----------
-    sets : list of (p, d, is_anomaly)
+    sets : list of (logit, d, is_anomaly)
         One entry per validation machine ID of the type: crop outputs ``[clips, crops]`` and the labels
         (True = anomalous) of its labelled test clips. Each ID is scored with eq. (5) on its own
         (min-max over its clips), then the scores of all IDs are pooled as in :func:`type_auc`.
@@ -216,7 +243,7 @@ def choose_alpha(sets, grid=ALPHA_GRID, minmax_over: str = "crops") -> tuple[flo
     labels = np.concatenate([np.asarray(y, bool) for _, _, y in sets])
     rows = []
     for alpha in grid:
-        scores = np.concatenate([eq5(p, d, alpha, minmax_over) for p, d, _ in sets])
+        scores = np.concatenate([eq5(logit, d, alpha, minmax_over) for logit, d, _ in sets])
         rows.append({"alpha": float(alpha), "auc": roc_auc(labels, scores)})
     curve = pd.DataFrame(rows)
     best = curve["auc"].to_numpy()

@@ -257,3 +257,32 @@ def test_segment_waveform_seven_4s_crops():
     batch = segment_waveform(np.stack([wave, -wave]), SR)
     assert batch.shape == (2, 7, 4 * SR)
     np.testing.assert_array_equal(batch[1, 3], -wave[3 * SR : 7 * SR])
+
+
+def test_extract_features_keeps_every_frame_of_clips_of_different_lengths(tmp_path):
+    """ragged="pad": all frames of each clip (not the last 313), NaN after the shorter clips' ends."""
+    import soundfile as sf
+
+    from asdcore.errors import ASDError
+    from asdcore.features import extract_features, valid_frames
+
+    rng = np.random.default_rng(0)
+    paths, waves = [], []
+    for i, seconds in enumerate((2.0, 2.5)):
+        w = (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32)
+        paths.append(str(tmp_path / f"c{i}.wav"))
+        sf.write(paths[-1], w, 16000, subtype="FLOAT")
+        waves.append(w)
+    cfg = LogMelConfig(n_frames=None)
+    with pytest.raises(ASDError):
+        extract_features(paths, cfg, progress=False)  # the default still refuses ragged clips
+    result = extract_features(paths, cfg, progress=False, ragged="pad")
+    n = [1 + 32000 // 512, 1 + 40000 // 512]  # centred STFT frames: 63 and 79
+    assert result.lengths.tolist() == n and result.features.shape == (2, 79, 128)
+    assert valid_frames(result.features).tolist() == n
+    assert np.isnan(result.features[0, 63:]).all() and not np.isnan(result.features[0, :63]).any()
+    for i in range(2):
+        np.testing.assert_allclose(result.features[i, : n[i]], compute_logmel(waves[i][None], cfg)[0], atol=1e-4)
+    # the fixed-length default is unchanged: the last 313 frames, lengths all 313
+    fixed = extract_features(paths, LogMelConfig(), progress=False)
+    assert fixed.features.shape == (2, 313, 128) and fixed.lengths.tolist() == [313, 313]

@@ -276,3 +276,52 @@ def test_amplitude_levels(tmp_path):
     np.testing.assert_allclose(per_clip, [-10 * np.log10(w.astype(np.float64).var()) for w in waves], rtol=1e-5)
     with pytest.raises(ASDError):
         data.amplitude_normalisation(table, "section")
+
+
+# ------------------------------------------------------------------------------ clips of different lengths
+
+def ragged(n, lengths, frames=None):
+    """features_encoding_rows with NaN after each clip's own length (extract_features(ragged="pad"))."""
+    lengths = np.asarray(lengths)
+    f = features_encoding_rows(n, frames=frames or int(lengths.max()))
+    for i, length in enumerate(lengths):
+        f[i, length:] = np.nan
+    return f
+
+
+def test_training_crops_and_centroid_crops_stay_inside_each_clip():
+    t = hand_table()
+    lengths = np.where(np.arange(len(t)) % 2 == 0, 12, 30)  # clips of 12 and of 30 frames
+    feats = ragged(len(t), lengths)
+    s = data.unit_sets(t, "fan", "id_00")
+    sampler = data.BalancedBatches(feats, s, composition=(4, 4), crop_frames=8, seed=2, lengths=lengths)
+    last_frames = {int(r): set() for r in np.concatenate([s.normal, s.outlier])}
+    for _ in range(200):
+        x, _ = sampler.next_batch()
+        assert not np.isnan(x).any()
+        rows = (x[:, 0, 0] // 1000).astype(int)
+        for r, last in zip(rows, x[:, -1, 0] % 1000):
+            last_frames[int(r)].add(int(last))
+    for r, seen in last_frames.items():
+        # every start 0 .. length - 8 is drawn: crops reach the clip's last frame, never beyond
+        assert seen == set(range(7, int(lengths[r]))), r
+    xs = [x.numpy() for x, _ in data.centroid_dataset(feats, s, crop_frames=8, batch_size=4, lengths=lengths)]
+    x = np.concatenate(xs)
+    rows = (x[:, 0, 0] // 1000).astype(int)
+    np.testing.assert_array_equal(x[:, 0, 0] % 1000, (lengths[rows] - 8) // 2)  # each clip's centre
+
+
+def test_crop_starts_by_hand_and_short_clips():
+    # 10 crops of 256 frames: 313 frames (10 s) and 353 frames (ToyCar, ~11.3 s), worked out by hand
+    starts = data.crop_starts([313, 353], 256, 10)
+    assert starts[0].tolist() == [0, 6, 13, 19, 25, 32, 38, 44, 51, 57]
+    assert starts[1].tolist() == [0, 11, 22, 32, 43, 54, 65, 75, 86, 97]
+    assert data.crop_starts([313], 256, 1).tolist() == [[28]]
+    with pytest.raises(ASDError):
+        data.crop_starts([200], 256, 10)
+    # a clip shorter than a crop is repeated up to the crop length
+    feats = ragged(2, [3, 5], frames=5)
+    out, lengths = data.fit_short_clips(feats, np.array([3, 5]), 8)
+    assert out.shape == (2, 8, 3) and lengths.tolist() == [8, 8]
+    np.testing.assert_array_equal(out[0, :, 0], [0, 1, 2, 0, 1, 2, 0, 1])
+    np.testing.assert_array_equal(out[1, :, 0], 1000 + np.array([0, 1, 2, 3, 4, 0, 1, 2]))

@@ -7,7 +7,8 @@ import keras
 from asdcore.errors import ASDError
 from ddcsad import losses as L
 from ddcsad.backbones import build_light_encoder, build_resnet38, count_parameters
-from ddcsad.model import CentroidUpdate, DDCSADModel, halving_schedule
+from ddcsad.model import (CentroidUpdate, DDCSADModel, halving_schedule, load_model_weights, save_model_weights,
+                          weights_nbytes)
 
 DIM_IN, DIM_Z = 6, 3
 
@@ -107,9 +108,20 @@ def test_learning_rates_differ_and_halve_every_1000_iterations():
         assert lr["linear"] == pytest.approx(1e-3 * 0.5**k, rel=1e-6)
     sched = halving_schedule(1e-3, 1000)
     assert float(sched(1000)) == pytest.approx(5e-4)
-    # the two optimizers own disjoint variable groups
-    enc_ids = {id(v) for v in model.encoder.trainable_variables}
-    assert not enc_ids & {id(v) for v in model.head.trainable_variables}
+
+
+def test_first_adam_step_moves_the_encoder_by_1e4_and_the_linear_layer_by_1e3():
+    """Adam's first step is lr * g / (|g| + eps'), i.e. lr * sign(g) where g != 0: the size of each
+    weight's change tells which learning rate it got (swapping the two groups would fail here)."""
+    x, y = toy_data()
+    model = make("bce")
+    enc_w = model.encoder.get_layer("enc_dense").get_weights()[0].copy()
+    head_w = model.head.get_weights()[0].copy()
+    model.fit(x, y, batch_size=len(y), epochs=1, verbose=0, shuffle=False)
+    step_enc = np.abs(model.encoder.get_layer("enc_dense").get_weights()[0] - enc_w)
+    step_head = np.abs(model.head.get_weights()[0] - head_w)
+    np.testing.assert_allclose(step_enc, 1e-4, rtol=2e-2)
+    np.testing.assert_allclose(step_head, 1e-3, rtol=2e-2)
 
 
 @pytest.mark.parametrize(
@@ -124,8 +136,9 @@ def test_learning_rates_differ_and_halve_every_1000_iterations():
 )
 def test_five_variants_train_with_the_centroid_callback(variant, updates, head_trained):
     x, y = toy_data(seed=1)
-    model = make(variant)
+    model = make(variant, encoder_learning_rate=1e-2)
     head_w = model.head.get_weights()[0].copy()
+    w0, b0 = (w.copy() for w in model.encoder.get_layer("enc_dense").get_weights())
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(14).repeat()
     hist = model.fit(
         ds, steps_per_epoch=2, epochs=2, verbose=0, shuffle=False, callbacks=[CentroidUpdate((x, y))]
@@ -134,9 +147,11 @@ def test_five_variants_train_with_the_centroid_callback(variant, updates, head_t
     assert int(model.centroid_updates.numpy()) == updates
     assert (not np.allclose(model.head.get_weights()[0], head_w)) == head_trained
     if L.centroid_term(variant):
-        z = np_embed(model, x)  # after the last epoch (or fixed from the start for DSAD)
-        if model.refresh_centroids_each_epoch:
-            np.testing.assert_allclose(model.c_p.numpy(), z[y == 1].mean(axis=0), rtol=1e-4, atol=1e-5)
+        final = np_embed(model, x)[y == 1].mean(axis=0)  # mean normal embedding of the final network
+        initial = x[y == 1] @ w0 + b0  # ... of the random network before training (numpy)
+        expected = final if model.refresh_centroids_each_epoch else initial.mean(axis=0)
+        np.testing.assert_allclose(model.c_p.numpy(), expected, rtol=1e-4, atol=1e-5)
+        assert np.abs(final - initial.mean(axis=0)).max() > 1e-3  # the network moved: the two differ
 
 
 def test_fit_refuses_to_start_without_centroids():
@@ -151,6 +166,7 @@ def test_predict_gives_posterior_and_distance_to_cp(tmp_path):
     model = make()
     model.update_centroids((x, y))
     out = model.predict(x, verbose=0)
+    np.testing.assert_allclose(out["logit"], np_logit(model, x), rtol=1e-5, atol=1e-6)
     p_ref = 1 / (1 + np.exp(-np_logit(model, x)))
     d_ref = np.sum((np_embed(model, x) - model.c_p.numpy()) ** 2, axis=1)
     np.testing.assert_allclose(out["p"], p_ref, rtol=1e-5, atol=1e-6)
@@ -176,3 +192,105 @@ def test_light_encoder_and_resnet38_shapes_and_size():
     assert resnet.output_shape == (None, 2048)
     with pytest.raises(ASDError):
         build_resnet38((16, 128))
+
+
+def bn_encoder():
+    """z = BN(x W + b): one batch normalisation to check which statistics the centroids use."""
+    inp = keras.Input((DIM_IN,))
+    h = keras.layers.Dense(DIM_Z, name="enc_dense")(inp)
+    return keras.Model(inp, keras.layers.BatchNormalization(name="bn", momentum=0.9, epsilon=1e-3)(h), name="bn_enc")
+
+
+def test_first_centroids_use_training_batch_statistics_not_the_initial_ones():
+    """Issue 10: the first centroids must live where the training-mode embeddings (what the loss sees) are.
+
+    Calibration batches = the whole set in two halves; numpy: BN with the average of the two halves'
+    batch mean / (biased) variance, then the mean normal / outlier embedding."""
+    x, y = toy_data(seed=3, n_normal=16, n_outlier=16, n_anomaly=0)
+    x = 3.0 * x + 5.0  # data far from BN's initial statistics (mean 0, variance 1)
+    keras.utils.set_random_seed(0)
+    model = DDCSADModel(bn_encoder(), variant="ddcsad")
+    model.compile()
+    w, b = model.encoder.get_layer("enc_dense").get_weights()
+    h = x @ w + b
+    halves = [h[::2], h[1::2]]
+    mu = np.mean([part.mean(axis=0) for part in halves], axis=0)
+    var = np.mean([part.var(axis=0) for part in halves], axis=0)
+    z_train_stats = (h - mu) / np.sqrt(var + 1e-3)  # gamma 1, beta 0
+    z_initial = h / np.sqrt(1.0 + 1e-3)  # inference mode with the initial statistics
+    batches = [(x[::2], y[::2]), (x[1::2], y[1::2]), (x, y)]  # the third is never used (n_batches=2)
+    updater = CentroidUpdate((x, y), calibration=batches, calibration_batches=2)
+    updater.set_model(model)
+    updater.on_train_begin()
+    assert updater.calibrated_with == 2
+    np.testing.assert_allclose(model.c_p.numpy(), z_train_stats[y == 1].mean(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.c_n.numpy(), z_train_stats[y == -1].mean(axis=0), rtol=1e-4, atol=1e-4)
+    assert np.abs(model.c_p.numpy() - z_initial[y == 1].mean(axis=0)).max() > 1.0  # not the old centroid
+    # the calibration changed no trainable weight and restored BN's momentum
+    np.testing.assert_array_equal(model.encoder.get_layer("enc_dense").get_weights()[0], w)
+    assert model.encoder.get_layer("bn").momentum == 0.9
+    # calibration over one batch of everything: c_p = mean training-mode embedding of the normal clips
+    model2 = DDCSADModel(bn_encoder(), variant="ddcsad")
+    model2.set_weights(model.get_weights())
+    model2.calibrate_batch_norm([x], 1)
+    model2.update_centroids((x, y))
+    z_fit = model2.encoder(x, training=True).numpy()
+    np.testing.assert_allclose(model2.c_p.numpy(), z_fit[y == 1].mean(axis=0), rtol=1e-4, atol=1e-4)
+    # without calibration the first centroids keep the initial statistics (the behaviour before the fix)
+    model3 = DDCSADModel(bn_encoder(), variant="ddcsad")
+    model3.encoder.get_layer("enc_dense").set_weights([w, b])  # BN keeps its initial statistics
+    keep = CentroidUpdate((x, y))
+    keep.set_model(model3)
+    keep.on_train_begin()
+    np.testing.assert_allclose(model3.c_p.numpy(), z_initial[y == 1].mean(axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_weights_file_holds_the_model_only(tmp_path):
+    """Saved weights: no Adam state (which would triple the size), and they restore the predictions."""
+    x, y = toy_data()
+    model = make(encoder_learning_rate=1e-2)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[CentroidUpdate((x, y))])
+    path = tmp_path / "m.weights.npz"
+    save_model_weights(model, path)
+    n_values = sum(int(np.prod(v.shape)) for v in model.weights)  # DIM_IN*DIM_Z + DIM_Z + DIM_Z + 1 + 2 DIM_Z + 1
+    assert n_values == DIM_IN * DIM_Z + DIM_Z + DIM_Z + 1 + 2 * DIM_Z + 1
+    assert weights_nbytes(model) == 4 * n_values
+    with np.load(path) as stored:
+        assert sum(stored[k].size for k in stored.files) == n_values  # no optimizer variable
+    other = make(seed=5)
+    load_model_weights(other, path)
+    np.testing.assert_allclose(other.predict(x, verbose=0)["distance"], model.predict(x, verbose=0)["distance"])
+    with pytest.raises(ASDError):
+        load_model_weights(DDCSADModel(bn_encoder()), path)
+
+
+def test_resnet38_layer_order_and_pooling():
+    """PANNs ResNet38 (Kong et al. 2020): per-stage blocks 3-4-6-3, 2x2 *average* pooling before stages
+    2-4 and after conv_block1 and the stages, ConvBlock 512 -> 2048 without pooling, then the paper's
+    global average pooling over time and frequency (Sec. IV-A)."""
+    net = build_resnet38((64, 64))
+    names = [layer.name for layer in net.layers]
+    kinds = {layer.name: type(layer).__name__ for layer in net.layers}
+    # the order of the trunk's landmarks
+    landmarks = ["bn0", "conv_block1_1_conv", "conv_block1_pool", "conv_block1_drop", "layer1_0_conv1",
+                 "layer2_0_pool", "layer3_0_pool", "layer4_0_pool", "layer4_2_add", "resnet_pool", "resnet_drop",
+                 "conv_block_after1_1_conv", "conv_block_after1_2_relu", "conv_block_after1_drop",
+                 "global_average_pooling"]
+    positions = [names.index(n) for n in landmarks]
+    assert positions == sorted(positions)
+    blocks = [sum(1 for n in names if n.startswith(f"layer{s}_") and n.endswith("_add")) for s in (1, 2, 3, 4)]
+    assert blocks == [3, 4, 6, 3]
+    pools = [n for n in names if kinds[n].endswith("Pooling2D")]
+    assert all(kinds[n] in ("AveragePooling2D", "GlobalAveragePooling2D") for n in pools)
+    assert "layer1_0_pool" not in names and "conv_block_after1_pool" not in names
+    # spatial sizes: 64 -> 32 (conv_block1) -> 32 (stage 1) -> 16, 8, 4 (stages 2-4) -> 2 (resnet_pool)
+    out = {n: net.get_layer(n).output.shape for n in ("conv_block1_pool", "layer1_2_relu2", "layer2_3_relu2",
+                                                       "layer3_5_relu2", "layer4_2_relu2", "resnet_pool",
+                                                       "conv_block_after1_2_relu")}
+    assert [tuple(out[n][1:]) for n in out] == [(32, 32, 64), (32, 32, 64), (16, 16, 128), (8, 8, 256),
+                                                (4, 4, 512), (2, 2, 512), (2, 2, 2048)]
+    # z = the mean over time and frequency of the last ConvBlock's output (inference mode: no dropout)
+    x = np.random.default_rng(0).normal(size=(2, 64, 64)).astype("float32")
+    trunk = keras.Model(net.input, net.get_layer("conv_block_after1_2_relu").output)
+    np.testing.assert_allclose(net(x, training=False).numpy(), trunk(x, training=False).numpy().mean(axis=(1, 2)),
+                               rtol=1e-4, atol=1e-6)
