@@ -29,7 +29,11 @@ setup(
         "tabulate>=0.9",
         "threadpoolctl>=3.1",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7"],
+        # the layers and losses also run on Keras' JAX back-end; `pip install jax` is the CPU build
+        "jax": ["jax>=0.4.30"],
+    },
     entry_points={
         "console_scripts": [
             "asd-dcase2020=run_dcase2020:main",

@@ -9,6 +9,8 @@ Backend
 -------
 The losses (:mod:`ddcsad.losses`) use ``keras.ops`` only, but ``train_step`` is written for the
 TensorFlow backend (``tf.GradientTape``), because Keras 3 custom training steps are backend-specific.
+On the JAX or PyTorch back-end, constructing (or loading) a ``DDCSADModel`` raises ``ASDError`` naming the
+back-end (:func:`require_tensorflow_backend`) instead of failing inside ``fit``.
 
 Labels
 ------
@@ -110,6 +112,22 @@ def epochs_for_iterations(iterations: int, steps_per_epoch: int) -> int:
     return int(math.ceil(iterations / max(1, int(steps_per_epoch))))
 
 
+def require_tensorflow_backend(what: str) -> None:
+    """Raise ``ASDError`` naming the active Keras back-end unless it is TensorFlow.
+
+    ``train_step`` (``tf.GradientTape``), :meth:`DDCSADModel.embed` (``tf.function``) and the centroid
+    updates (``tf.data``) are TensorFlow code; on the JAX or PyTorch back-end Keras would call them with
+    another trainer's signature and fail obscurely. The losses in :mod:`ddcsad.losses` run on any back-end.
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ASDError(
+            f"ddcsad/model.py: {what} needs the TensorFlow back-end (its train_step uses tf.GradientTape) but "
+            f"Keras runs on {backend!r}; set KERAS_BACKEND=tensorflow, or use ddcsad.losses (any back-end) "
+            "in a training step of your own"
+        )
+
+
 @keras.saving.register_keras_serializable(package="ddcsad")
 class DDCSADModel(keras.Model):
     """Encoder + linear layer trained with BCE, DSAD, DDCSAD or their multi-task sums (eqs. 1-4).
@@ -152,6 +170,7 @@ class DDCSADModel(keras.Model):
         dsad_centroid: str = "fixed",
         **kwargs,
     ):
+        require_tensorflow_backend("DDCSADModel")
         super().__init__(**kwargs)
         self.variant = L.check_variant(variant)
         if dsad_centroid not in DSAD_CENTROID_POLICIES:
@@ -589,6 +608,7 @@ class CentroidUpdate(keras.callbacks.Callback):
 
 
 __all__ = [
+    "require_tensorflow_backend",
     "DDCSADModel",
     "CentroidUpdate",
     "weights_nbytes",

@@ -1,6 +1,11 @@
 """Fixtures shared by the whole suite: tiny synthetic DCASE sets (made once per session) and a clip-table
-factory. Nothing here reads ../shared or the network."""
+factory; and a suite-wide check that the Keras back-end named by ``KERAS_BACKEND`` is installed (without it
+every test module would fail to import Keras with a long traceback each; instead the run stops at once with
+one line that names the back-end and the install command). Nothing here reads ../shared or the network."""
 from __future__ import annotations
+
+import importlib.util
+import os
 
 import numpy as np
 import pandas as pd
@@ -8,6 +13,22 @@ import pytest
 
 from asdcore.layouts import COLUMNS
 from asdcore.synthetic import generate
+
+BACKEND_PACKAGES = {
+    "jax": ("jax", 'pip install -e ".[jax]"'),
+    "torch": ("torch", "pip install torch (the CPU wheel is enough)"),
+}
+
+
+def pytest_configure(config):
+    backend = os.environ.get("KERAS_BACKEND", "").strip().lower()
+    if backend in BACKEND_PACKAGES:
+        package, fix = BACKEND_PACKAGES[backend]
+        if importlib.util.find_spec(package) is None:
+            raise pytest.UsageError(
+                f"KERAS_BACKEND={backend} but the package {package!r} is not installed; {fix}, "
+                "or unset KERAS_BACKEND to test on TensorFlow"
+            )
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ from keras import ops
 from asdcore.errors import ASDError
 from ddcsad import losses as L
 
+pytestmark = pytest.mark.portable  # also run under KERAS_BACKEND=jax / torch (README, tests/backends/)
+
 # ---------------------------------------------------------------------------- numpy, from the paper
 # Label codes: +1 normal (labelled set, y~ = +1), -1 outlier (outlier set, y = -1),
 # -2 real anomaly (labelled set, y~ = -1).

@@ -16,6 +16,12 @@ from asdcore.errors import ASDError  # noqa: E402
 from subcluster_adacos import AdaCos, Mixup, SubClusterAdaCos, nearest_median, normalized_centers  # noqa: E402
 from subcluster_adacos.layers import SoftTargetCrossEntropy  # noqa: E402
 
+pytestmark = pytest.mark.portable  # also run under KERAS_BACKEND=jax / torch (README, tests/backends/)
+tensorflow_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="tf.GradientTape; tests/backends/test_portable_layers.py checks these gradients on every back-end",
+)
+
 EPS = 1e-7  # keras.config.epsilon(), the clip before arccos
 
 
@@ -199,6 +205,7 @@ def test_scale_fixed_at_inference_and_labels_optional():
         layer(x, training=True)
 
 
+@tensorflow_only
 @pytest.mark.parametrize("cls", [SubClusterAdaCos, AdaCos])
 @pytest.mark.parametrize("training", [False, True])
 def test_finite_outputs_and_gradients_with_huge_scale(cls, training):
@@ -227,6 +234,7 @@ def test_finite_outputs_and_gradients_with_huge_scale(cls, training):
         np.testing.assert_allclose(p.numpy()[3:], expected, atol=1e-5)
 
 
+@tensorflow_only
 def test_scale_update_not_differentiated():
     """The loss gradient equals the one with the new scale used as a constant."""
     n_classes, n_sub = 3, 2
