@@ -73,11 +73,20 @@ def load_features(table: pd.DataFrame, config, args, run: RunFolder | None = Non
 
     Unreadable recordings raise an error naming the file, unless ``--skip-bad-files`` is given: then each is
     skipped with one warning line, listed in ``bad_files.csv`` of the run folder, and dropped from the
-    returned table. Returns ``(table_kept, features)``.
+    returned table. Returns ``(table_kept, features)``; with a fixed frame count (``config.n_frames``)
+    ``features`` is a read-only memory map of the on-disk feature store (:mod:`asdcore.feature_store`).
     """
-    result = feats.extract_features(table, config, cache_dir=cache_root(getattr(args, "cache_dir", None)) / "features",
-                                    skip_bad_files=getattr(args, "skip_bad_files", False), progress=True,
-                                    ragged=ragged)
+    cache = cache_root(getattr(args, "cache_dir", None)) / "features"
+    skip = getattr(args, "skip_bad_files", False)
+    if config.n_frames is not None:
+        # one memory-mapped array per configuration and data set: batches are read from disk, never the whole
+        # set held in memory (asdcore.feature_store)
+        from asdcore.feature_store import open_feature_store
+
+        result = open_feature_store(table, config, cache, skip_bad_files=skip, progress=True)
+    else:
+        result = feats.extract_features(table, config, cache_dir=cache, skip_bad_files=skip, progress=True,
+                                        ragged=ragged)
     kept_table = table[result.kept].reset_index(drop=True)
     if result.bad_files:
         log = get_logger()

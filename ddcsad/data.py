@@ -334,10 +334,14 @@ def amplitude_normalisation(table: pd.DataFrame, level: str = "machine", cache_d
 
 
 def normalise_amplitude(features: np.ndarray, offsets_db: np.ndarray) -> np.ndarray:
-    """Add each clip's offset (dB) to all its log-mel values, in place; returns ``features``."""
+    """Add each clip's offset (dB) to all its log-mel values; in place when ``features`` is writable, else
+    (a read-only memory-mapped feature store) into a new array. Returns the result."""
     if len(features) != len(offsets_db):
         raise ASDError(f"ddcsad/data.py: {len(offsets_db)} offsets for {len(features)} clips")
-    features += np.asarray(offsets_db, np.float32)[:, None, None]
+    shift = np.asarray(offsets_db, np.float32)[:, None, None]
+    if not features.flags.writeable:
+        return np.asarray(features) + shift
+    features += shift
     return features
 
 

@@ -210,9 +210,12 @@ def _seed_for(seed: int, *keys) -> int:
 
 
 def standardize_features(features: np.ndarray, std: np.ndarray, mel_config) -> np.ndarray:
-    """Features of the clips scaled to unit waveform variance (in place): the mel power scales by
-    ``std ** -power``; in dB that is a shift of ``-10 * power * log10(std)``."""
+    """Features of the clips scaled to unit waveform variance (in place when ``features`` is writable, else
+    into a new array): the mel power scales by ``std ** -power``; in dB that is a shift of
+    ``-10 * power * log10(std)``."""
     std = np.where(std > 0, std, 1.0)
+    if not features.flags.writeable:
+        features = np.array(features)
     if mel_config.log:
         features -= (10.0 * mel_config.power * np.log10(std)).astype(np.float32)[:, None, None]
     else:
