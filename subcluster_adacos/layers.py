@@ -154,6 +154,9 @@ class _CosineHead(keras.layers.Layer):
         centers_regularizer=None,
         **kwargs,
     ):
+        # The adaptive scale, the cosines and the softmax stay float32 under a mixed-precision policy
+        # (--precision): s * cos reaches ~1e2 and the max-logit rescaling needs float32's range and digits.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if int(n_classes) < 2:
             raise ASDError(
@@ -511,6 +514,7 @@ class SoftTargetCrossEntropy(keras.layers.Layer):
     """
 
     def __init__(self, class_weights=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # the loss in float32 under mixed precision
         super().__init__(**kwargs)
         self.class_weights = None if class_weights is None else [float(w) for w in np.ravel(class_weights)]
 

@@ -396,3 +396,25 @@ def test_soft_target_cross_entropy_matches_numpy():
     ce = -np.sum(targets * np.log(p), axis=1)
     expected = np.mean(ce * w[labels.argmax(1)])
     assert float(layer.losses[0]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_heads_and_loss_compute_in_float32_under_mixed_precision():
+    import keras
+
+    from subcluster_adacos.layers import AdaCos, SoftTargetCrossEntropy, SubClusterAdaCos
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        dense = keras.layers.Dense(4)
+        assert dense.compute_dtype == "bfloat16"
+        for layer in (SubClusterAdaCos(3, n_subclusters=2), AdaCos(3), SoftTargetCrossEntropy()):
+            assert layer.compute_dtype == "float32" and layer.variable_dtype == "float32"
+        head = SubClusterAdaCos(3, n_subclusters=2)
+        x = keras.ops.cast(keras.random.normal((5, 4), seed=1), "bfloat16")
+        y = keras.ops.one_hot(keras.ops.array([0, 1, 2, 0, 1]), 3)
+        out = head([x, y], training=True)
+        assert keras.backend.standardize_dtype(out.dtype) == "float32"
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.sum(out, axis=-1)), 1.0, rtol=1e-6)
+    finally:
+        keras.config.set_dtype_policy(previous)
