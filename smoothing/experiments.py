@@ -292,7 +292,8 @@ class Smoothing(Method):
             need = fit | val | (test & of_type)  # other machine types' training clips are the outliers
             x = _clips(ctx, "serial_oe", need)
             sections = sorted(ctx.table.loc[of_type, "unit"].unique())
-            section_ids = ctx.table["unit"].map({s: i for i, s in enumerate(sections)}).fillna(0).to_numpy(int)
+            section_ids = np.where(of_type, ctx.table["unit"].map({s: i for i, s in enumerate(sections)}), 0)
+            section_ids = section_ids.astype(np.int64)
             mine, other = of_type[need], ~of_type[need]
             ids = section_ids[need]
             model, history = train_serial_oe(
@@ -513,11 +514,12 @@ def _fraction(ctx, emb, gen_clip, gen_seg, oracle, generative_name) -> pd.DataFr
     curve["system"] = curve["system"].replace({"generative": generative_name})
     ctx.run.write_csv("fraction.csv", curve.assign(mode=ctx.mode))
     ctx.run.write_csv("fraction_draws.csv", draws.assign(mode=ctx.mode))
-    plot_grid(curve.assign(percent=100 * curve["fraction"], low=curve["mean"] - curve["std"],
-                           high=curve["mean"] + curve["std"]), "percent", "mean", ctx.run.file("plots", "fig5_fraction.png"),
-              low="low", high="high", panel_titles={"all": "All-hmean"}, n_cols=4, xlabel="test clips used (%)",
-              ylabel="hmean AUC, pAUC (%)", title="Fig. 5: smoothing with a fraction of the test clips (sections "
-                                                  "03-05)" + (f"\n{QUICK_BANNER}" if ctx.quick else ""))
+    bands = curve.assign(percent=100 * curve["fraction"], low=curve["mean"] - curve["std"],
+                         high=curve["mean"] + curve["std"])
+    plot_grid(bands, "percent", "mean", ctx.run.file("plots", "fig5_fraction.png"), low="low", high="high",
+              panel_titles={"all": "All-hmean"}, n_cols=4, xlabel="test clips used (%)", ylabel="hmean AUC, pAUC (%)",
+              title="Fig. 5: smoothing with a fraction of the test clips (sections 03-05)"
+                    + (f"\n{QUICK_BANNER}" if ctx.quick else ""))
     ctx.log.info("Fig. 5: %d fractions x %d draws in %.1f s", len(protocol.fractions), protocol.n_draws,
                  time.perf_counter() - t0)
     return curve

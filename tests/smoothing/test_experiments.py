@@ -288,7 +288,8 @@ def test_default_pool_makes_every_table1_k_a_real_choice():
     gen = np.zeros(len(table))
     default = E.ProtocolConfig()
     assert (default.level, default.pool, default.k_max) == ("segment", "section", 2048)
-    features, scores, domains, pools, clip_index = P.smoothing_items(table, emb, gen, np.zeros((len(table), 7)), test, default.pool, default.level)
+    features, scores, domains, pools, clip_index = P.smoothing_items(table, emb, gen, np.zeros((len(table), 7)), test,
+                                                                     default.pool, default.level)
     sizes = P.pool_sizes(domains, pools)
     # by counting: 2 domains x 200 clips x 7 segments per section, 1,400 of them source
     assert len(sizes) == 6 and set(sizes["all"]) == {2800} and set(sizes["source"]) == {1400}
@@ -306,7 +307,8 @@ def test_default_pool_makes_every_table1_k_a_real_choice():
     wasted = [s for s in table1_settings() if s[3] >= first[s[2]]]
     assert len(wasted) == 8  # 8 of the 14 K of Table I would be saturated under the old default
     type_pool = replace_config(default, pool="machine_type")
-    _, _, d_t, p_t, _ = P.smoothing_items(table, emb, gen, np.zeros((len(table), 7)), test, type_pool.pool, type_pool.level)
+    _, _, d_t, p_t, _ = P.smoothing_items(table, emb, gen, np.zeros((len(table), 7)), test, type_pool.pool,
+                                          type_pool.level)
     assert set(P.pool_sizes(d_t, p_t)["all"]) == {3 * 2800}  # ASDKit's reading: all sections of a part
 
 
