@@ -125,7 +125,8 @@ def config_to_dict(config) -> dict:
 def resolve_config(default, yaml_path=None, overrides: dict | None = None):
     """Paper defaults <- optional YAML file <- command-line overrides (``None`` values are ignored).
 
-    Unknown keys raise an :class:`ASDError` naming them, so a typo never passes silently.
+    Unknown keys raise an :class:`ASDError` naming them, so a typo never passes silently. A field whose
+    default is itself a config (a dataclass) takes a mapping, resolved the same way (``{"ae": {"epochs": 3}}``).
     """
     values = {}
     if yaml_path is not None:
@@ -148,6 +149,11 @@ def resolve_config(default, yaml_path=None, overrides: dict | None = None):
             current = getattr(default, field.name)
             if isinstance(current, tuple) and isinstance(value, list):
                 value = tuple(value)
+            elif dataclasses.is_dataclass(current) and isinstance(value, dict):
+                try:
+                    value = resolve_config(current, None, value)
+                except ASDError as error:
+                    raise ASDError(f"{field.name}: {error}") from None
             converted[field.name] = value
     return dataclasses.replace(default, **converted)
 

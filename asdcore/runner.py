@@ -101,12 +101,15 @@ class Assembled:
     evaluate : bool
         False when the method evaluates its systems itself (e.g. per-domain protocols): then ``systems`` are
         only written as submission files.
+    plots : bool
+        Per-system ROC / score-histogram plots (``plots/<system>/``); False skips them (quick runs).
     """
 
     systems: dict
     decisions: dict = dataclasses.field(default_factory=dict)
     report: object = None
     evaluate: bool = True
+    plots: bool = True
 
 
 class Method:
@@ -429,7 +432,8 @@ def _finish(ctx: RunContext, units: list[Unit]) -> int:
     if assembled.systems:
         if assembled.evaluate:
             per_unit, summary = evaluate_systems(ctx.run, ctx.table, assembled.systems, ctx.year,
-                                                 decisions=assembled.decisions, quick=ctx.quick)
+                                                 decisions=assembled.decisions, quick=ctx.quick,
+                                                 plots=assembled.plots)
         else:
             from asdcore import submission
 

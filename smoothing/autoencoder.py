@@ -29,7 +29,7 @@ from keras import layers
 
 from asdcore.errors import ASDError
 
-__all__ = ["AEConfig", "build_autoencoder", "train_autoencoder", "anomaly_score_ae", "CropBatches"]
+__all__ = ["AEConfig", "build_autoencoder", "train_autoencoder", "anomaly_score_ae", "score_clips", "CropBatches"]
 
 
 def _err(message: str) -> ASDError:
@@ -290,3 +290,21 @@ def anomaly_score_ae(model, stacked_segments, return_segments: bool = False, bat
     per_segment = err.reshape(n_clips, n_seg, n_vec).mean(axis=2)
     scores = per_segment.mean(axis=1)
     return (scores, per_segment) if return_segments else scores
+
+
+def score_clips(model, clips, config: AEConfig, chunk: int = 32):
+    """a_G of every clip (the mean over its ``n_segments`` evenly spaced 4 s crops, paper IV-A) and of every
+    crop: ``(clips,), (clips, n_segments)``."""
+    from asdcore.features import crops, stack_frames
+    from smoothing.training import crop_frames
+
+    crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
+    per_segment = []
+    for start in range(0, len(clips), chunk):
+        segments = crops(clips[start:start + chunk], config.n_segments, crop)
+        n, s = segments.shape[:2]
+        stacked = stack_frames(segments.reshape((n * s,) + segments.shape[2:]), config.n_frames)
+        _, seg = anomaly_score_ae(model, stacked.reshape((n, s) + stacked.shape[1:]), return_segments=True)
+        per_segment.append(seg)
+    per_segment = np.concatenate(per_segment)
+    return per_segment.mean(axis=1), per_segment

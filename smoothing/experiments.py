@@ -1,70 +1,57 @@
 """The ``smoothing`` command of ``run_dcase2021.py``: the experiments of Fujimura, Imoto and Toda,
-"Discriminative neighborhood smoothing for generative anomalous sound detection" (DCASE 2021 data).
+"Discriminative neighborhood smoothing for generative anomalous sound detection" (DCASE 2021 data), as an
+:class:`asdcore.runner.Method`.
 
-``--experiment`` and what each reproduces:
+``--experiment``: ``table`` (Table II: SerialOE, AE, Proposed, Proposed (Oracle), per machine type the
+harmonic mean of AUC and pAUC over sections 03-05, All-hmean, ToyCar-5; Table I: the hyper-parameters
+chosen on sections 00-02, the Oracle's on 03-05), ``fraction`` (Fig. 5: only 5 %, 10 %, ..., 100 % of the
+test clips of sections 03-05 observed, 20 draws) or ``all`` (default: both; the networks are trained once).
 
-- ``table``: Table II (SerialOE, AE, Proposed, Proposed (Oracle): per machine type the harmonic mean of
-  AUC and pAUC over sections 03-05, All-hmean, ToyCar-5) and Table I (the hyper-parameters chosen on
-  sections 00-02: GMM clusters and data of SerialOE, K and data of the proposed method; the Oracle's on
-  sections 03-05);
-- ``fraction``: Fig. 5, the proposed method when only 5 %, 10 %, ..., 100 % of the test clips of
-  sections 03-05 are observed (20 random draws, mean and standard deviation);
-- ``all`` (default): both; the networks are trained once.
+Units of work (paper IV-A), one per network, each trained on 85 % of the source training clips and two
+target clips of every section of its machine type (:func:`smoothing.protocol.training_split`):
 
-Steps (paper section IV-A; :mod:`smoothing.protocol` for the protocol itself):
+- ``ae_<machine type>``: a_G, the DCASE baseline autoencoder (:mod:`smoothing.autoencoder`); writes
+  ``model.keras``, ``history.csv`` and ``segment_scores.npy`` (a_G of every 4 s crop of every test clip of
+  its type);
+- ``serial_oe_<machine type>``: f_D, SerialOE (:mod:`smoothing.serial_oe`; the other machine types are its
+  pseudo-anomalies); writes ``model.keras``, ``history.csv`` and ``embeddings.npy`` (f_D of every crop of
+  every training and test clip of its type).
 
-1. Clips read at 16 kHz, amplitude standardised per clip to mean 0 and variance 1 ("we standardized its
-   amplitude"): the cached (log-)mel features are rescaled by the clip's waveform standard deviation, which
-   is exact because the mean (DC) lies outside the 50-7800 Hz band of both front ends.
-2. Per section, 85 % of the source training clips and two target training clips train the models, the rest
-   validates (:func:`smoothing.protocol.training_split`; validation losses are logged, not used to pick
-   epochs: the paper does not say it did).
-3. Per machine type: a_G = the DCASE baseline autoencoder (:mod:`smoothing.autoencoder`) and f_D = SerialOE
-   (:mod:`smoothing.serial_oe`; other machine types are the pseudo-anomalies). Training takes one random
-   4 s crop of every training clip per epoch (the batches hold 4 s segments, paper IV-A); inference uses
-   the seven evenly spaced 4 s crops of each clip (75 % overlap) and averages.
-4. Smoothing (eq. 7, :mod:`smoothing.knn`) among the 4 s test segments of the same machine type and
-   section (then the mean per clip; ``ProtocolConfig.pool`` / ``level`` for the other readings), for every
-   K of the power-of-two grid 2-2048 and both "Data" choices; saturated settings (K covering the whole
-   pool) are listed in the log, ``selection.csv`` and ``table1.csv``. Per machine type the best on
-   sections 00-02 is "Proposed", the best on sections 03-05 "Proposed (Oracle)"; the Oracle's ToyCar-5
-   uses its own best setting for that section (Table II's note). SerialOE: a GMM per section on f_D of
-   the training clips, clusters and data chosen on sections 00-02 the same way.
+Clips are amplitude-standardised (:func:`smoothing.training.standardize_features`). :meth:`Smoothing.assemble`
+reads the unit folders and runs the protocol (:mod:`smoothing.protocol`, no network): smoothing (eq. 7,
+:mod:`smoothing.knn`) among the 4 s test segments of one machine type and section for every K of the grid
+2-2048 and both "Data" choices (saturated settings flagged), chosen per machine type on sections 00-02
+("Proposed") and 03-05 ("Proposed (Oracle)", whose ToyCar-5 uses its own best setting, Table II's note);
+SerialOE's GMM per section, clusters and data chosen on sections 00-02.
 
-Outputs (in ``<out>/2021/smoothing-<experiment>[-QUICK]/<time>/``): ``scores/<system>/`` (DCASE 2021
-submission files of SerialOE, AE, Proposed, Proposed_Oracle), ``results.csv``, ``comparison.md`` (Tables I
-and II beside the paper's numbers, Fig. 5 as a table), ``selection.csv`` (every setting's score),
-``table1.csv`` (Table I, ours beside the paper's, with saturation flags), ``fraction.csv`` and
-``plots/fig5_fraction.png`` (Fig. 5), ``models/`` (the networks, their losses and the
-training split), ``config.yaml`` and ``run.log``.
+Outputs besides the runner's (``scores/<system>/``, ``results.csv``, ``comparison.md``, ``units/``):
+``selection.csv`` (every setting's score, with saturation), ``table1.csv`` (Table I beside the paper's),
+``fraction.csv``, ``fraction_draws.csv`` and ``plots/fig5_fraction.png`` (Fig. 5), ``models/split.csv``.
 
-``--generative subcluster-adacos`` smooths the scores of the multi-distribution system (Wilkinghoff 2021,
-``run_dcase2021.py multi-distribution``) instead of the autoencoder's: a combination the paper did not try,
-reported beside the others. Its scores are read from ``--generative-scores DIR`` (DCASE 2021 anomaly score
-files).
+``--generative subcluster-adacos --generative-scores DIR`` smooths the scores of the multi-distribution
+system (Wilkinghoff 2021, ``run_dcase2021.py multi-distribution``) instead of the autoencoder's (no AE
+units): a combination the paper did not try, reported beside the others.
 """
 from __future__ import annotations
 
 import time
-import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from asdcore.amplitude import waveform_std
 from asdcore.errors import ASDError
+from asdcore.runner import Assembled, Method
 from smoothing.protocol import FIG5_FRACTIONS
-from smoothing.training import ModelCache, crop_frames
+from smoothing.training import ModelCache, crop_frames, standardize_features
 
-__all__ = ["ProtocolConfig", "load_configs", "add_arguments", "run", "EXPERIMENTS", "GENERATIVE"]
+__all__ = ["ProtocolConfig", "SmoothingConfig", "load_configs", "Smoothing", "METHOD", "EXPERIMENTS", "GENERATIVE"]
 
 EXPERIMENTS = ("table", "fraction")
 GENERATIVE = ("ae", "subcluster-adacos")
-#: Column order of Table II.
-TABLE_TYPES = ("fan", "gearbox", "pump", "slider", "ToyCar", "ToyTrain", "valve")
 QUICK_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+_PAPER_METHOD = {"SerialOE": "SerialOE", "AE": "AE", "Proposed": "Proposed", "Proposed_Oracle": "Proposed (Oracle)"}
 
 
 def _err(message: str) -> ASDError:
@@ -162,270 +149,240 @@ class ProtocolConfig:
         return self
 
 
-def quick_ae(config):
-    """CPU-sized autoencoder: 10 epochs instead of 1500 and three 4 s crops per clip at inference instead of
-    seven (0-4, 3-7, 6-10 s: the whole clip, less overlap); everything else as the paper."""
-    return replace(config, epochs=10, n_segments=3)
+def _ae_config():
+    from smoothing.autoencoder import AEConfig
+
+    return AEConfig()
 
 
-def quick_serial_oe(config):
-    """CPU-sized SerialOE: the light CNN instead of EfficientNet-B0, 4 epochs, batches of 32 segments, a
-    coarser mel input (64 bins, 32 ms hop: about 7x cheaper than the paper's 224 bins / 16 ms) and three 4 s
-    crops per clip at inference."""
-    return replace(config, backbone="light", epochs=4, batch_size=32, n_mels=64, hop_length=512, n_segments=3)
+def _serial_oe_config():
+    from smoothing.serial_oe import SerialOEConfig
+
+    return SerialOEConfig()
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """The command's settings: the protocol, a_G (:class:`smoothing.autoencoder.AEConfig`, paper IV-A) and f_D
+    (:class:`smoothing.serial_oe.SerialOEConfig`, IV-A). A ``--config`` YAML file holds mappings under the
+    keys ``protocol``, ``ae`` and ``serial_oe``; unknown keys are refused."""
+
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    ae: object = field(default_factory=_ae_config)
+    serial_oe: object = field(default_factory=_serial_oe_config)
+
+    def __post_init__(self):
+        for name, kind in (("protocol", ProtocolConfig), ("ae", type(_ae_config())),
+                           ("serial_oe", type(_serial_oe_config()))):
+            if not isinstance(getattr(self, name), kind):
+                raise ASDError(f"config section '{name}' must be a mapping of settings, got {getattr(self, name)!r}")
+
+
+def quick_config() -> SmoothingConfig:
+    """CPU-sized: the quick protocol; the autoencoder with 10 epochs instead of 1500 and three 4 s crops per
+    clip at inference instead of seven (0-4, 3-7, 6-10 s: the whole clip, less overlap); SerialOE with the
+    light CNN instead of EfficientNet-B0, 4 epochs, batches of 32 segments, a coarser mel input (64 bins,
+    32 ms hop: about 7x cheaper than the paper's 224 bins / 16 ms) and three crops at inference."""
+    paper = SmoothingConfig()
+    return SmoothingConfig(paper.protocol.quick(), replace(paper.ae, epochs=10, n_segments=3),
+                           replace(paper.serial_oe, backbone="light", epochs=4, batch_size=32, n_mels=64,
+                                   hop_length=512, n_segments=3))
 
 
 def load_configs(yaml_path=None, quick: bool = False):
-    """(ProtocolConfig, AEConfig, SerialOEConfig): the paper's settings, the quick ones with ``quick``, then
-    the YAML file's overrides (top-level keys ``protocol``, ``ae``, ``serial_oe``, each a mapping)."""
-    import yaml
-
+    """(ProtocolConfig, AEConfig, SerialOEConfig): the paper's settings (the quick ones with ``quick``), then
+    the YAML file's sections ``protocol``, ``ae``, ``serial_oe``."""
     from asdcore.experiment import resolve_config
-    from smoothing.autoencoder import AEConfig
-    from smoothing.serial_oe import SerialOEConfig
 
-    protocol, ae, oe = ProtocolConfig(), AEConfig(), SerialOEConfig()
-    if quick:
-        protocol, ae, oe = protocol.quick(), quick_ae(ae), quick_serial_oe(oe)
-    sections = {}
-    if yaml_path is not None:
-        path = Path(yaml_path)
-        if not path.is_file():
-            raise ASDError(f"{path}: config file not found (give the path of a YAML file)")
-        sections = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(sections, dict) or any(not isinstance(v, dict) for v in sections.values()):
-            raise ASDError(f"{path}: expected mappings under 'protocol', 'ae' and/or 'serial_oe'")
-        unknown = sorted(set(sections) - {"protocol", "ae", "serial_oe"})
-        if unknown:
-            raise ASDError(f"{path}: unknown section(s) {', '.join(unknown)}; use protocol, ae, serial_oe")
-    protocol = resolve_config(protocol, None, sections.get("protocol"))
-    ae = resolve_config(ae, None, sections.get("ae"))
-    oe = resolve_config(oe, None, sections.get("serial_oe"))
-    return protocol.check(), ae, oe
+    config = resolve_config(quick_config() if quick else SmoothingConfig(), yaml_path)
+    return config.protocol.check(), config.ae, config.serial_oe
+
+
+# ------------------------------------------------------------------------------------------ the method
+class Smoothing(Method):
+    command = "smoothing"
+    year = 2021
+    title = "Discriminative neighbourhood smoothing (Fujimura et al.)"
+
+    def default_config(self, quick):
+        return quick_config() if quick else SmoothingConfig()
+
+    def add_arguments(self, parser):
+        parser.add_argument("--experiment", default="all", choices=list(EXPERIMENTS) + ["all"],
+                            help="table: Tables I and II; fraction: Fig. 5; all: both (default)")
+        parser.add_argument("--generative", default="ae", choices=GENERATIVE,
+                            help="a_G: the paper's autoencoder (default) or the multi-distribution sub-cluster "
+                                 "AdaCos system's scores (needs --generative-scores)")
+        parser.add_argument("--generative-scores", type=Path, default=None, metavar="DIR",
+                            help="folder of DCASE 2021 anomaly_score_*.csv files of the generative system, e.g. "
+                                 "scores/<system>/ of a run_dcase2021.py multi-distribution run")
+
+    def experiment_name(self, args):
+        """``smoothing-<experiment>[-QUICK]``; the flags are checked here, before any folder exists."""
+        from asdcore.experiment import resolve_quick
+
+        if args.generative == "subcluster-adacos" and args.generative_scores is None:
+            raise ASDError("--generative subcluster-adacos needs --generative-scores DIR: run `run_dcase2021.py "
+                           "multi-distribution` first and pass its scores folder (runs/2021/.../scores/<system>/)")
+        if args.generative == "ae" and args.generative_scores is not None:
+            raise ASDError("--generative-scores is only used with --generative subcluster-adacos; drop it or add "
+                           "--generative subcluster-adacos")
+        return f"smoothing-{args.experiment}" + ("-QUICK" if resolve_quick(args)[0] else "")
+
+    def check(self, ctx):
+        c, table = ctx.config, ctx.table
+        c.protocol.check()
+        paired = (c.ae.n_segments, c.ae.segment_seconds) == (c.serial_oe.n_segments, c.serial_oe.segment_seconds)
+        if c.protocol.level == "segment" and ctx.args.generative == "ae" and not paired:
+            raise ASDError("level 'segment' pairs a_G and f_D crop by crop: give the autoencoder and SerialOE the "
+                           "same n_segments and segment_seconds in --config")
+        machine_types = sorted(table["machine_type"].unique())
+        if len(machine_types) < 2:
+            raise ASDError("SerialOE needs at least two machine types (the others are its pseudo-anomalies); "
+                           f"the data hold only {machine_types}")
+        parts = _parts(ctx)
+        if "dev" not in parts:
+            raise ASDError("no labelled development test clips (sections 00-02): the hyper-parameters are chosen "
+                           "there; give a data root with dev_data/")
+        if "eval" not in parts:
+            if ctx.args.experiment in ("fraction", "all"):
+                raise ASDError("Fig. 5 (--experiment fraction/all) needs labelled evaluation test clips (sections "
+                               "03-05): give --ground-truth with the eval labels, or use --experiment table")
+            ctx.log.warning("no labelled evaluation test clips: Proposed (Oracle) is skipped (give --ground-truth "
+                            "with the eval labels)")
+
+    def prepare(self, ctx):
+        from smoothing.protocol import training_split
+
+        c = ctx.config
+        networks = (("ae", c.ae),) if ctx.args.generative == "ae" else ()
+        ctx.state["mels"] = {name: replace(net.logmel_config(),
+                                           n_frames=crop_frames(c.protocol.clip_seconds, net.sr, net.hop_length))
+                             for name, net in networks + (("serial_oe", c.serial_oe),)}
+        for mel in ctx.state["mels"].values():  # cached; unreadable clips (--skip-bad-files) leave the table here
+            ctx.features(mel)
+        ctx.table = ctx.table.reset_index(drop=True)
+        ctx.state["role"] = training_split(ctx.table, c.protocol.source_fraction, c.protocol.n_target_fit, ctx.seed)
+
+    def units(self, ctx):
+        types = sorted(ctx.table["machine_type"].unique())
+        networks = (["ae"] if ctx.args.generative == "ae" else []) + ["serial_oe"]
+        return [ctx.unit(f"{net}_{t}", {"network": net, "machine_type": t}) for net in networks for t in types]
+
+    def train_unit(self, ctx, unit):
+        from asdcore.experiment import atomic_write_csv
+
+        c, t = ctx.config, unit.spec["machine_type"]
+        role = ctx.state["role"]
+        fit, val, test, of_type = role == "fit", role == "val", ctx.mask(split="test"), ctx.mask(machine_type=t)
+        options = dict(seed=unit.seed, validate_every=c.protocol.validate_every, jit_compile=c.protocol.jit_compile,
+                       cache=ctx.state.setdefault("model_cache", ModelCache()))  # compiled once per process
+        started = time.perf_counter()
+        if unit.spec["network"] == "ae":
+            from smoothing.autoencoder import score_clips, train_autoencoder
+
+            need = of_type & (fit | val | test)
+            x = _clips(ctx, "ae", need)
+            model, history = train_autoencoder(x[fit[need]], x[val[need]], c.ae, **options)
+            _, segments = score_clips(model, x[test[need]], c.ae)
+            np.save(unit.folder / "segment_scores.npy", segments)
+        else:
+            from smoothing.serial_oe import embed_clips, train_serial_oe
+
+            need = fit | val | (test & of_type)  # other machine types' training clips are the outliers
+            x = _clips(ctx, "serial_oe", need)
+            sections = sorted(ctx.table.loc[of_type, "unit"].unique())
+            section_ids = np.where(of_type, ctx.table["unit"].map({s: i for i, s in enumerate(sections)}), 0)
+            section_ids = section_ids.astype(np.int64)
+            mine, other = of_type[need], ~of_type[need]
+            ids = section_ids[need]
+            model, history = train_serial_oe(
+                x[fit[need] & mine], ids[fit[need] & mine], x[fit[need] & other], len(sections), c.serial_oe,
+                val=(x[val[need] & mine], ids[val[need] & mine], x[val[need] & other]), **options)
+            np.save(unit.folder / "embeddings.npy", embed_clips(model, x[(test | fit)[need] & mine], c.serial_oe))
+        model.save(unit.folder / "model.keras")
+        atomic_write_csv(history, unit.folder / "history.csv", overwrite=True)
+        val_loss = history["val_loss"].dropna()
+        ctx.log.info("%s: %d epochs, loss %.4g, val %.4g (%.1f s)", unit.name, len(history),
+                     history["loss"].iloc[-1], val_loss.iloc[-1] if len(val_loss) else np.nan,
+                     time.perf_counter() - started)
+        return {"epochs": int(len(history)), "loss": float(history["loss"].iloc[-1]),
+                "val_loss": float(val_loss.iloc[-1]) if len(val_loss) else None}
+
+    def assemble(self, ctx, units):
+        from threadpoolctl import threadpool_limits
+
+        c, table = ctx.config, ctx.table
+        role = ctx.state["role"]
+        ctx.run.write_csv("models/split.csv", table.loc[role != "", ["file", "part", "machine_type", "unit",
+                                                                     "domain"]].assign(role=role[role != ""]))
+        fit, test = role == "fit", ctx.mask(split="test")
+        emb = np.full((len(table), c.serial_oe.n_segments, c.serial_oe.embedding_dim), np.nan, dtype=np.float32)
+        gen_seg = np.full((len(table), c.ae.n_segments), np.nan)
+        for unit in units:
+            of_type = ctx.mask(machine_type=unit.spec["machine_type"])
+            if unit.spec["network"] == "ae":
+                gen_seg[test & of_type] = _load(unit, "segment_scores.npy", test & of_type)
+            else:
+                emb[(test | fit) & of_type] = _load(unit, "embeddings.npy", (test | fit) & of_type)
+        if ctx.args.generative == "ae":
+            generative_name, gen_clip = "AE", gen_seg.mean(axis=1)
+        else:
+            generative_name, gen_clip = "SubclusterAdaCos", _given_scores(table, ctx.args.generative_scores)
+            # per-clip scores: at level "segment" every 4 s segment of a clip carries its clip's score
+            gen_seg = np.repeat(gen_clip[:, None], c.serial_oe.n_segments, axis=1)
+        # one BLAS thread for the many small distance matrices of quick runs (spinning threads on a busy CPU)
+        with threadpool_limits(limits=1 if ctx.quick else None, user_api="blas"):
+            systems, chosen, saturated, toycar5 = _systems(ctx, emb, gen_clip, gen_seg, fit, test, generative_name)
+            fig5 = (_fraction(ctx, emb, gen_clip, gen_seg, chosen.get("Proposed_Oracle"), generative_name)
+                    if ctx.args.experiment in ("fraction", "all") else None)
+        notes = _notes(ctx, generative_name)
+
+        def report(ctx, per_unit, summary):
+            text = []
+            if ctx.args.experiment in ("table", "all"):
+                text += _table_sections(ctx, summary, systems, chosen, saturated, toycar5, generative_name, notes)
+            if fig5 is not None:
+                text += _fraction_section(ctx, fig5, notes)
+            return text
+
+        table_systems = systems if ctx.args.experiment in ("table", "all") else {}
+        return Assembled(table_systems, report=report, plots=not ctx.quick)  # quick: no per-system ROC plots
+
+
+METHOD = Smoothing()
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _seed_for(seed: int, *keys) -> int:
-    return (int(seed) * 7919 + zlib.crc32("/".join(map(str, keys)).encode())) % (2 ** 31 - 1)
+def _parts(ctx) -> dict:
+    """Labelled test clips of sections 00-02 ("dev") and 03-05 ("eval"), where there are any."""
+    from asdcore.selection import labelled_test
+
+    parts = {p: labelled_test(ctx.table) & ctx.mask(part=p) for p in ("dev", "eval")}
+    return {p: rows for p, rows in parts.items() if rows.any()}
 
 
-def standardize_features(features: np.ndarray, std: np.ndarray, mel_config) -> np.ndarray:
-    """Features of the clips scaled to unit waveform variance (in place when ``features`` is writable, else
-    into a new array): the mel power scales by ``std ** -power``; in dB that is a shift of
-    ``-10 * power * log10(std)``."""
-    std = np.where(std > 0, std, 1.0)
-    if not features.flags.writeable:
-        features = np.array(features)
-    if mel_config.log:
-        features -= (10.0 * mel_config.power * np.log10(std)).astype(np.float32)[:, None, None]
-    else:
-        features /= (std ** mel_config.power).astype(np.float32)[:, None, None]
-    return features
+def _clips(ctx, network: str, rows) -> np.ndarray:
+    """The features of network ``network`` of the clips ``rows`` (a copy), amplitude-standardised (IV-A)."""
+    from asdcore.amplitude import waveform_std
+    from asdcore.experiment import cache_root
+
+    mel = ctx.state["mels"][network]
+    x = np.array(ctx.features(mel)[rows], dtype=np.float32)
+    if ctx.config.protocol.standardize_amplitude:
+        if "std" not in ctx.state:
+            ctx.state["std"] = waveform_std(ctx.table["path"], cache_root(ctx.args.cache_dir) / "amplitude",
+                                            ctx.config.serial_oe.sr)
+        standardize_features(x, ctx.state["std"][rows], mel)
+    return x
 
 
-def ae_scores(model, clips, config, chunk: int = 32):
-    """a_G of every clip (mean over the seven 4 s crops) and of every crop: ``(clips,), (clips, 7)``."""
-    from asdcore.features import crops, stack_frames
-    from smoothing.autoencoder import anomaly_score_ae
-
-    crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
-    per_segment = []
-    for start in range(0, len(clips), chunk):
-        segments = crops(clips[start:start + chunk], config.n_segments, crop)
-        n, s = segments.shape[:2]
-        stacked = stack_frames(segments.reshape((n * s,) + segments.shape[2:]), config.n_frames)
-        _, seg = anomaly_score_ae(model, stacked.reshape((n, s) + stacked.shape[1:]), return_segments=True)
-        per_segment.append(seg)
-    per_segment = np.concatenate(per_segment)
-    return per_segment.mean(axis=1), per_segment
-
-
-def embed_clips(model, clips, config, chunk: int = 64) -> np.ndarray:
-    """f_D of every 4 s crop of every clip: ``(clips, 7, dim)``."""
-    from asdcore.features import crops
-    from smoothing.serial_oe import embed
-
-    crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
-    return np.concatenate([embed(model, crops(clips[s:s + chunk], config.n_segments, crop), batch_size=256)
-                           for s in range(0, len(clips), chunk)])
-
-
-# ------------------------------------------------------------------------------------------ the command
-def add_arguments(parser, year):
-    from asdcore.experiment import add_common_arguments
-
-    parser.add_argument("--experiment", default="all", choices=list(EXPERIMENTS) + ["all"],
-                        help="table: Tables I and II; fraction: Fig. 5; all: both (default)")
-    parser.add_argument("--generative", default="ae", choices=GENERATIVE,
-                        help="a_G: the paper's autoencoder (default) or the multi-distribution sub-cluster AdaCos "
-                             "system's scores (needs --generative-scores)")
-    parser.add_argument("--generative-scores", type=Path, default=None, metavar="DIR",
-                        help="folder of DCASE 2021 anomaly_score_*.csv files of the generative system, e.g. "
-                             "scores/<system>/ of a run_dcase2021.py multi-distribution run")
-    add_common_arguments(parser)
-
-
-def _check_arguments(args):
-    if args.generative == "subcluster-adacos" and args.generative_scores is None:
-        raise ASDError("--generative subcluster-adacos needs --generative-scores DIR: run `run_dcase2021.py "
-                       "multi-distribution` first and pass its scores folder (runs/2021/.../scores/<system>/)")
-    if args.generative == "ae" and args.generative_scores is not None:
-        raise ASDError("--generative-scores is only used with --generative subcluster-adacos; drop it or add "
-                       "--generative subcluster-adacos")
-
-
-def run(args) -> int:
-    from asdcore.experiment import QUICK_BANNER, RunFolder, get_logger, resolve_quick, set_seed
-
-    _check_arguments(args)
-    quick, why = resolve_quick(args)  # --quick, or the synthetic data without --full
-    protocol, ae_config, oe_config = load_configs(args.config, quick)
-    paired = (ae_config.n_segments, ae_config.segment_seconds) == (oe_config.n_segments, oe_config.segment_seconds)
-    if protocol.level == "segment" and args.generative == "ae" and not paired:
-        raise ASDError("level 'segment' pairs a_G and f_D crop by crop: give the autoencoder and SerialOE the same "
-                       "n_segments and segment_seconds in --config")
-    set_seed(args.seed)
-    log = get_logger()
-    experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
-    name = f"smoothing-{args.experiment}" + ("-QUICK" if quick else "")
-    run_folder = RunFolder.create(args.out, 2021, name)
-    started = time.perf_counter()
-    if quick:
-        log.info("%s (%s)", QUICK_BANNER, why)
-    try:
-        result = _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, log)
-    finally:
-        log.info("elapsed %.1f s", time.perf_counter() - started)
-        run_folder.close()
-    print(f"run folder: {run_folder.path}")
-    return result
-
-
-def _run(args, run_folder, protocol, ae_config, oe_config, quick, experiments, log) -> int:
-    from asdcore.experiment import QUICK_BANNER, cache_root
-    from asdcore.pipeline import load_features, open_data
-
-    source, table = open_data(args, 2021)
-    run_folder.write_config({"command": "smoothing", "experiments": experiments, "generative": args.generative,
-                             "generative_scores": args.generative_scores, "quick": quick,
-                             "mode": QUICK_BANNER if quick else "paper settings",
-                             "data": source.description, "seed": args.seed, "protocol": protocol,
-                             "autoencoder": ae_config, "serial_oe": oe_config})
-    machine_types = sorted(table["machine_type"].unique())
-    if len(machine_types) < 2:
-        raise ASDError("SerialOE needs at least two machine types (the others are its pseudo-anomalies); "
-                       f"the data hold only {machine_types}")
-    labelled = table["label"].isin(["normal", "anomaly"]).to_numpy()
-    test = (table["split"] == "test").to_numpy()
-    parts = {p: test & labelled & (table["part"] == p).to_numpy() for p in ("dev", "eval")}
-    if not parts["dev"].any():
-        raise ASDError("no labelled development test clips (sections 00-02): the hyper-parameters are chosen "
-                       "there; give a data root with dev_data/")
-    if not parts["eval"].any():
-        if "fraction" in experiments:
-            raise ASDError("Fig. 5 (--experiment fraction/all) needs labelled evaluation test clips (sections "
-                           "03-05): give --ground-truth with the eval labels, or use --experiment table")
-        log.warning("no labelled evaluation test clips: Proposed (Oracle) is skipped (give --ground-truth with "
-                    "the eval labels)")
-
-    # ---- features (cached), amplitude standardisation ------------------------------------------------
-    t0 = time.perf_counter()
-    ae_mel = replace(ae_config.logmel_config(),
-                     n_frames=crop_frames(protocol.clip_seconds, ae_config.sr, ae_config.hop_length))
-    oe_mel = replace(oe_config.logmel_config(),
-                     n_frames=crop_frames(protocol.clip_seconds, oe_config.sr, oe_config.hop_length))
-    need_ae = args.generative == "ae"
-    if need_ae:
-        table, ae_feats = load_features(table, ae_mel, args, run_folder)
-    kept, oe_feats = load_features(table, oe_mel, args, run_folder)
-    if len(kept) != len(table):  # a file skipped by the second front end only
-        keep = table["path"].isin(kept["path"]).to_numpy()
-        table, ae_feats = kept, (ae_feats[keep] if need_ae else None)
-    table = table.reset_index(drop=True)
-    if protocol.standardize_amplitude:
-        std = waveform_std(table["path"], cache_root(args.cache_dir) / "amplitude", oe_config.sr)
-        if need_ae:
-            standardize_features(ae_feats, std, ae_mel)
-        standardize_features(oe_feats, std, oe_mel)
-    log.info("features ready in %.1f s", time.perf_counter() - t0)
-    labelled = table["label"].isin(["normal", "anomaly"]).to_numpy()
-    test = (table["split"] == "test").to_numpy()
-    parts = {p: test & labelled & (table["part"] == p).to_numpy() for p in ("dev", "eval")}
-    parts = {p: rows for p, rows in parts.items() if rows.any()}
-
-    # ---- training split ------------------------------------------------------------------------------
-    from smoothing.protocol import training_split
-
-    role = training_split(table, protocol.source_fraction, protocol.n_target_fit, args.seed)
-    run_folder.write_csv("models/split.csv", table.loc[role != "", ["file", "part", "machine_type", "unit",
-                                                                     "domain"]].assign(role=role[role != ""]))
-    fit, val = role == "fit", role == "val"
-
-    # ---- a_G -----------------------------------------------------------------------------------------
-    generative_name = "AE" if need_ae else "SubclusterAdaCos"
-    n_seg = ae_config.n_segments
-    gen_clip = np.full(len(table), np.nan)
-    gen_seg = np.full((len(table), n_seg), np.nan)
-    types_col = table["machine_type"].to_numpy()
-    cache = ModelCache()
-    from smoothing.autoencoder import train_autoencoder
-    from smoothing.serial_oe import train_serial_oe
-
-    if need_ae:
-        for machine_type in machine_types:
-            t1 = time.perf_counter()
-            of_type = types_col == machine_type
-            model, history = train_autoencoder(ae_feats[fit & of_type], ae_feats[val & of_type], ae_config,
-                                               seed=_seed_for(args.seed, "ae", machine_type),
-                                               validate_every=protocol.validate_every,
-                                               jit_compile=protocol.jit_compile, cache=cache)
-            rows = test & of_type
-            gen_clip[rows], gen_seg[rows] = ae_scores(model, ae_feats[rows], ae_config)
-            model.save(run_folder.file("models", f"ae_{machine_type}.keras"))
-            run_folder.write_csv(f"models/ae_{machine_type}_history.csv", history)
-            log.info("AE %s: %d epochs, loss %.4g, val %.4g (%.1f s)", machine_type, ae_config.epochs,
-                     history["loss"].iloc[-1], history["val_loss"].dropna().iloc[-1]
-                     if history["val_loss"].notna().any() else np.nan, time.perf_counter() - t1)
-        del ae_feats
-    else:
-        gen_clip = _given_scores(table, args.generative_scores)
-        # per-clip scores: at level "segment" every 4 s segment of a clip carries its clip's score
-        gen_seg = np.repeat(gen_clip[:, None], oe_config.n_segments, axis=1)
-        if protocol.level == "segment":
-            log.info("given per-clip scores: each 4 s segment carries its clip's a_G (level 'segment')")
-
-    # ---- f_D -----------------------------------------------------------------------------------------
-    emb = np.full((len(table), oe_config.n_segments, oe_config.embedding_dim), np.nan, dtype=np.float32)
-    units_col = table["unit"].to_numpy()
-    for machine_type in machine_types:
-        t1 = time.perf_counter()
-        of_type = types_col == machine_type
-        sections = sorted(table.loc[of_type, "unit"].unique())
-        index = {s: i for i, s in enumerate(sections)}
-        section_ids = np.zeros(len(table), dtype=np.int64)
-        section_ids[of_type] = [index[u] for u in units_col[of_type]]
-        model, history = train_serial_oe(
-            oe_feats[fit & of_type], section_ids[fit & of_type], oe_feats[fit & ~of_type], len(sections), oe_config,
-            val=(oe_feats[val & of_type], section_ids[val & of_type], oe_feats[val & ~of_type]),
-            seed=_seed_for(args.seed, "serial_oe", machine_type), validate_every=protocol.validate_every,
-            jit_compile=protocol.jit_compile, cache=cache)
-        rows = (test | fit) & of_type
-        emb[rows] = embed_clips(model, oe_feats[rows], oe_config)
-        model.save(run_folder.file("models", f"serial_oe_{machine_type}.keras"))
-        run_folder.write_csv(f"models/serial_oe_{machine_type}_history.csv", history)
-        log.info("SerialOE %s: %d epochs, loss %.4g, val %.4g (%.1f s)", machine_type, oe_config.epochs,
-                 history["loss"].iloc[-1], history["val_loss"].dropna().iloc[-1]
-                 if history["val_loss"].notna().any() else np.nan, time.perf_counter() - t1)
-    del oe_feats
-
-    # ---- systems -------------------------------------------------------------------------------------
-    # One BLAS thread for the many small distance matrices of quick runs: on a busy CPU, spinning BLAS
-    # threads make them many times slower (the GMM back-end limits itself).
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1 if quick else None, user_api="blas"):
-        return _evaluate(args, run_folder, table, protocol, quick, experiments, log, source, parts, fit, test,
-                         gen_clip, gen_seg, emb, generative_name)
+def _load(unit, name: str, rows) -> np.ndarray:
+    values = np.load(unit.folder / name)
+    if len(values) != int(rows.sum()):
+        raise ASDError(f"{unit.folder / name}: {len(values)} rows for {int(rows.sum())} clips; the data changed "
+                       "since the unit was trained: start a new run")
+    return values
 
 
 def _given_scores(table, folder) -> np.ndarray:
@@ -448,10 +405,11 @@ def _given_scores(table, folder) -> np.ndarray:
 def _serial_oe_grid(table, emb, fit, test, protocol, seed, log) -> tuple[dict, list]:
     """SerialOE scores of every test clip for every (data, clusters): a GMM per section on f_D of the
     section's training clips (all their 4 s crops)."""
+    from asdcore.selection import unit_keys
     from smoothing.serial_oe import SerialOEScorer
 
     source = (table["domain"] == "source").to_numpy()
-    keys = (table["machine_type"] + "/" + table["unit"]).to_numpy()
+    keys = unit_keys(table)
     smallest = min(int((fit & (keys == key) & (source if data == "source" else True)).sum())
                    for key in np.unique(keys[test]) for data in protocol.gmm_datas) * emb.shape[1]
     clusters = [int(c) for c in protocol.gmm_clusters if int(c) <= smallest]
@@ -473,45 +431,13 @@ def _serial_oe_grid(table, emb, fit, test, protocol, seed, log) -> tuple[dict, l
     return grid, clusters
 
 
-def _items(table, emb, gen_clip, gen_seg, rows, protocol):
-    """Items smoothed together (clips or 4 s crops) of the clip-table rows ``rows``."""
-    sub = table[rows]
-    n = len(sub)
-    domains = sub["domain"].astype(str).to_numpy()
-    if protocol.pool == "section":
-        pools = (sub["machine_type"] + "/" + sub["unit"]).to_numpy()
-    else:
-        pools = (sub["machine_type"] + "/" + sub["part"]).to_numpy()
-    if protocol.level == "clip":
-        return emb[rows].mean(axis=1), gen_clip[rows], domains, pools, np.arange(n)
-    s = emb.shape[1]
-    return (emb[rows].reshape(n * s, -1), gen_seg[rows].reshape(-1), np.repeat(domains, s), np.repeat(pools, s),
-            np.repeat(np.arange(n), s))
-
-
-def saturation_frame(test_table, domains, pools, clip_index, ks, datas) -> pd.DataFrame:
-    """Per (part, machine type, data, K) whether K saturates every smoothing pool of that part and type
-    (:func:`smoothing.protocol.saturated_settings`; items are mapped to their clip's part and type)."""
-    from smoothing import protocol as P
-
-    parts = test_table["part"].astype(str).to_numpy()[clip_index]
-    types = test_table["machine_type"].astype(str).to_numpy()[clip_index]
-    records = []
-    for part, machine_type in sorted(set(zip(parts, types))):
-        rows = (parts == part) & (types == machine_type)
-        for (data, k), value in P.saturated_settings(domains[rows], pools[rows], ks, datas).items():
-            records.append({"part": part, "machine_type": machine_type, "data": data, "k": k, "saturated": value})
-    return pd.DataFrame(records, columns=["part", "machine_type", "data", "k", "saturated"])
-
-
 def _log_saturation(log, saturated, sizes, protocol):
     """One log line: the pool sizes and, per data choice, the K from which every pool is saturated."""
     first = {}
     for data in protocol.datas:
         rows = saturated[(saturated["data"] == data) & saturated["saturated"]]
-        by_k = rows.groupby("k").size()
         n_groups = saturated[saturated["data"] == data].groupby(["part", "machine_type"]).ngroups
-        full = [int(k) for k, n in by_k.items() if n == n_groups]
+        full = [int(k) for k, n in rows.groupby("k").size().items() if n == n_groups]
         first[data] = f"K >= {min(full)}" if full else "none"
     log.info("smoothing pools (%s, level %s): %d pools of %d-%d items (%d-%d source); saturated K (a_prop "
              "the same for every candidate, reported, not a tuned choice): %s", protocol.pool, protocol.level,
@@ -519,67 +445,38 @@ def _log_saturation(log, saturated, sizes, protocol):
              ", ".join(f"{data}: {text}" for data, text in first.items()))
 
 
-def _with_saturation(selection, saturated) -> pd.DataFrame:
-    """``selection.csv`` with a ``saturated`` column (True/False for Proposed rows, empty for SerialOE and the
-    "all" rows that span several machine types)."""
-    keys = saturated.assign(k=saturated["k"].astype("Int64"), system="Proposed")
-    out = selection.merge(keys, on=["system", "part", "machine_type", "data", "k"], how="left")
-    all_rows = (out["system"] == "Proposed") & (out["machine_type"] == "all")
-    if all_rows.any():  # "all": saturated when saturated for every machine type of that part
-        every = saturated.groupby(["part", "data", "k"])["saturated"].all().rename("every").reset_index()
-        every["k"] = every["k"].astype("Int64")
-        merged = out[all_rows].merge(every, on=["part", "data", "k"], how="left")["every"].to_numpy()
-        out.loc[all_rows, "saturated"] = merged
-    out["saturated"] = out["saturated"].astype("boolean")
-    return out
-
-
-def toycar5_oracle(table, grid_prop) -> dict | None:
-    """The Oracle's ToyCar-5 (Table II note: "Hyperparameters of Proposed (Oracle) on the ToyCar-5 are 128
-    for K and All for Data"): the (data, K) with the highest AUC of ToyCar section 05 itself, ties to the
-    setting listed first. ``{"data", "k", "auc"}`` (AUC in %) or None without ToyCar section 05."""
-    best = None
-    for (data, k), scores in grid_prop.items():
-        value = _toycar5(table, scores)
-        if np.isfinite(value) and (best is None or value > best["auc"]):
-            best = {"data": data, "k": int(k), "auc": float(value)}
-    return best
-
-
-def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source, parts, fit, test, gen_clip,
-              gen_seg, emb, generative_name) -> int:
-    from asdcore.experiment import QUICK_BANNER
-    from asdcore.pipeline import evaluate_systems
+def _systems(ctx, emb, gen_clip, gen_seg, fit, test, generative_name):
+    """Every setting of Proposed and SerialOE scored; the chosen ones composed into the systems."""
     from smoothing import protocol as P
 
-    mode = "QUICK" if quick else "full"
+    protocol, table, log = ctx.config.protocol, ctx.table, ctx.log
     t0 = time.perf_counter()
+    parts = _parts(ctx)
     evaluators = {p: P.UnitEvaluator(table[rows]) for p, rows in parts.items()}
     rows_of = {p: np.flatnonzero(rows) for p, rows in parts.items()}
     types_col = table["machine_type"].to_numpy()
 
     # Proposed: every (data, K), chosen per machine type on dev (Proposed) and eval (Oracle)
-    features, scores, domains, pools, clip_index = _items(table, emb, gen_clip, gen_seg, test, protocol)
+    features, scores, domains, pools, clip_index = P.smoothing_items(table, emb, gen_clip, gen_seg, test,
+                                                                     protocol.pool, protocol.level)
     ks = P.k_grid(protocol.k_min, protocol.k_max)
-    saturated = saturation_frame(table[test], domains, pools, clip_index, ks, protocol.datas)
+    saturated = P.saturation_frame(table[test], domains, pools, clip_index, ks, protocol.datas)
     _log_saturation(log, saturated, P.pool_sizes(domains, pools), protocol)
-    smoothed = P.smooth_grid(features, scores, domains, pools, clip_index, int(test.sum()), ks, protocol.datas,
-                             protocol.metric)
     grid_prop = {}
-    for setting, values in smoothed.items():
-        full = np.full(len(table), np.nan)
-        full[test] = values
-        grid_prop[setting] = full
+    for setting, values in P.smooth_grid(features, scores, domains, pools, clip_index, int(test.sum()), ks,
+                                         protocol.datas, protocol.metric).items():
+        grid_prop[setting] = np.full(len(table), np.nan)
+        grid_prop[setting][test] = values
     names_prop = ("data", "k")
     table_prop = P.grid_table(evaluators, grid_prop, names_prop, rows_of)
     chosen = {"Proposed": P.select_best(table_prop, names_prop, "dev")}
     toycar5 = None
     if "eval" in parts:
         chosen["Proposed_Oracle"] = P.select_best(table_prop, names_prop, "eval")
-        toycar5 = toycar5_oracle(table, grid_prop)
+        toycar5 = P.toycar5_oracle(table, grid_prop)
 
     # SerialOE: GMM clusters and data chosen on dev
-    grid_oe, clusters = _serial_oe_grid(table, emb, fit, test, protocol, args.seed, log)
+    grid_oe, clusters = _serial_oe_grid(table, emb, fit, test, protocol, ctx.seed, log)
     names_oe = ("data", "n_clusters")
     table_oe = P.grid_table(evaluators, grid_oe, names_oe, rows_of)
     chosen["SerialOE"] = P.select_best(table_oe, names_oe, "dev")
@@ -587,45 +484,65 @@ def _evaluate(args, run_folder, table, protocol, quick, experiments, log, source
 
     selection = pd.concat([table_prop.assign(system="Proposed", n_clusters=np.nan),
                            table_oe.assign(system="SerialOE", k=np.nan)], ignore_index=True)
-    selection = selection[["system", "part", "data", "k", "n_clusters", "machine_type", "score"]].assign(mode=mode)
+    selection = selection[["system", "part", "data", "k", "n_clusters", "machine_type", "score"]].assign(mode=ctx.mode)
     selection[["k", "n_clusters"]] = selection[["k", "n_clusters"]].astype("Int64")
-    selection = _with_saturation(selection, saturated)
-    run_folder.write_csv("selection.csv", selection)
+    ctx.run.write_csv("selection.csv", P.with_saturation(selection, saturated))
 
-    systems = {"SerialOE": P.compose(types_col, chosen["SerialOE"], grid_oe, names_oe),
-               generative_name: gen_clip,
+    systems = {"SerialOE": P.compose(types_col, chosen["SerialOE"], grid_oe, names_oe), generative_name: gen_clip,
                "Proposed": P.compose(types_col, chosen["Proposed"], grid_prop, names_prop)}
     if "Proposed_Oracle" in chosen:
         systems["Proposed_Oracle"] = P.compose(types_col, chosen["Proposed_Oracle"], grid_prop, names_prop)
-    notes = [source.description]
-    if quick:
-        notes.append(f"{QUICK_BANNER}: AE and SerialOE epochs, backbone and input reduced (see config.yaml)")
-    notes.append("EfficientNet-B0 starts from random weights (no pretrained weights can be downloaded here)"
-                 if not quick else "SerialOE backbone: the light CNN of smoothing/serial_oe.py, random init")
-    if generative_name != "AE":
-        notes.append(f"a_G = the given scores of {args.generative_scores} (sub-cluster AdaCos, multiple "
-                     "distributions): a combination the paper did not try")
-    text = [f"# Discriminative neighbourhood smoothing (Fujimura et al.){' - ' + QUICK_BANNER if quick else ''}",
-            ""]
-    if "table" in experiments:
-        t0 = time.perf_counter()
-        # quick runs skip the per-system ROC/histogram plots (tens of seconds on a busy CPU)
-        per_unit, summary = evaluate_systems(run_folder, table, systems, 2021, quick=quick, plots=not quick)
-        log.info("systems written and evaluated in %.1f s", time.perf_counter() - t0)
-        text += _table_sections(summary, table, systems, chosen, generative_name, notes, parts, saturated,
-                                toycar5, run_folder, mode)
-    if "fraction" in experiments:
-        text += _fraction_section(args, run_folder, table, emb, gen_clip, gen_seg, parts, protocol, ks,
-                                  chosen.get("Proposed_Oracle"), quick, notes, generative_name, log)
-    run_folder.write_text("comparison.md", "\n".join(text))
-    return 0
+    return systems, chosen, saturated, toycar5
+
+
+def _fraction(ctx, emb, gen_clip, gen_seg, oracle, generative_name) -> pd.DataFrame:
+    """Fig. 5: the curve (written to fraction.csv, fraction_draws.csv and plots/fig5_fraction.png)."""
+    from asdcore.experiment import QUICK_BANNER
+    from asdcore.report import plot_grid
+    from smoothing.protocol import fraction_curve, k_grid, smoothing_items
+
+    protocol, table = ctx.config.protocol, ctx.table
+    t0 = time.perf_counter()
+    rows = _parts(ctx)["eval"]
+    features, scores, domains, pools, clip_index = smoothing_items(table, emb, gen_clip, gen_seg, rows,
+                                                                   protocol.pool, protocol.level)
+    curve, draws = fraction_curve(table[rows].reset_index(drop=True), features, scores, domains, pools, clip_index,
+                                  k_grid(protocol.k_min, protocol.k_max), protocol.datas,
+                                  fractions=protocol.fractions, n_draws=protocol.n_draws, seed=ctx.seed,
+                                  metric=protocol.metric, selection=protocol.fraction_selection, oracle=oracle,
+                                  generative=gen_clip[rows])
+    curve["system"] = curve["system"].replace({"generative": generative_name})
+    ctx.run.write_csv("fraction.csv", curve.assign(mode=ctx.mode))
+    ctx.run.write_csv("fraction_draws.csv", draws.assign(mode=ctx.mode))
+    bands = curve.assign(percent=100 * curve["fraction"], low=curve["mean"] - curve["std"],
+                         high=curve["mean"] + curve["std"])
+    plot_grid(bands, "percent", "mean", ctx.run.file("plots", "fig5_fraction.png"), low="low", high="high",
+              panel_titles={"all": "All-hmean"}, n_cols=4, xlabel="test clips used (%)", ylabel="hmean AUC, pAUC (%)",
+              title="Fig. 5: smoothing with a fraction of the test clips (sections 03-05)"
+                    + (f"\n{QUICK_BANNER}" if ctx.quick else ""))
+    ctx.log.info("Fig. 5: %d fractions x %d draws in %.1f s", len(protocol.fractions), protocol.n_draws,
+                 time.perf_counter() - t0)
+    return curve
 
 
 # ------------------------------------------------------------------------------------------ the report
-_PAPER_METHOD = {"SerialOE": "SerialOE", "AE": "AE", "Proposed": "Proposed", "Proposed_Oracle": "Proposed (Oracle)"}
+def _notes(ctx, generative_name) -> list[str]:
+    from asdcore.experiment import QUICK_BANNER
+
+    notes = [ctx.source.description]
+    if ctx.quick:
+        notes.append(f"{QUICK_BANNER}: AE and SerialOE epochs, backbone and input reduced (see config.yaml)")
+    notes.append("EfficientNet-B0 starts from random weights (no pretrained weights can be downloaded here)"
+                 if not ctx.quick else "SerialOE backbone: the light CNN of smoothing/serial_oe.py, random init")
+    if generative_name != "AE":
+        notes.append(f"a_G = the given scores of {ctx.args.generative_scores} (sub-cluster AdaCos, multiple "
+                     "distributions): a combination the paper did not try; the paper's AE, Proposed and "
+                     "Proposed (Oracle) rows are its own (a_G = AE)")
+    return notes
 
 
-def _labels(generative_name):
+def _labels(generative_name) -> dict:
+    """Our system -> its row label in Table II (the paper's method name where it is the paper's method)."""
     if generative_name == "AE":
         return dict(_PAPER_METHOD)
     return {"SerialOE": "SerialOE", generative_name: "sub-cluster AdaCos (given scores)",
@@ -633,80 +550,47 @@ def _labels(generative_name):
             "Proposed_Oracle": "Proposed (Oracle), a_G = sub-cluster AdaCos"}
 
 
-def _toycar5(table, scores) -> float:
-    """AUC of ToyCar section 05 (Table II "ToyCar-5"): both domains' test clips together (the paper does
-    not say whether it pooled the domains)."""
-    from asdcore.metrics import auc
-
-    rows = ((table["machine_type"] == "ToyCar") & (table["unit"] == "section_05") & (table["split"] == "test")
-            & table["label"].isin(["normal", "anomaly"])).to_numpy()
-    if not rows.any() or table.loc[rows, "label"].nunique() < 2:
-        return np.nan
-    return 100 * auc(table.loc[rows, "label"].to_numpy(), np.asarray(scores)[rows])
-
-
-def _paper_row(paper, method, label, present) -> dict:
-    rows = paper[paper["method"] == method]
-    overall = rows[rows["unit"] == "all"]
-    values = dict(zip(overall["machine_type"], overall["value"]))
-    record = {"method": label, "source": "paper"}
-    record.update({t: values.get(t, np.nan) for t in present})
-    record["All-hmean"] = values.get("all", np.nan)
-    toycar5 = rows.loc[rows["unit"] == "section_05", "value"]
-    record["ToyCar-5"] = float(toycar5.iloc[0]) if len(toycar5) else np.nan
-    return record
-
-
-def table2_frame(summary, table, systems, generative_name, part, toycar5=None) -> pd.DataFrame:
-    """Table II's layout: one row per method and source (ours / paper), per machine type the harmonic mean
-    of AUC and pAUC over the sections (and domains) of ``part`` in %, All-hmean, ToyCar-5.
-
-    ToyCar-5 of Proposed (Oracle) is the AUC under its own best setting for that section (``toycar5``,
-    :func:`toycar5_oracle`), as the paper reports it, not under the ToyCar Oracle's setting."""
-    from asdcore import published
-
-    labels = _labels(generative_name)
-    rows = summary[(summary["part"] == part) & (summary["domain"] == "all")
-                   & (summary["statistic"] == "harmonic mean")]
-    present = [t for t in TABLE_TYPES if t in set(rows["machine_type"])]
-    present += sorted(set(rows["machine_type"]) - set(TABLE_TYPES) - {"all"})
-    columns = present + ["All-hmean", "ToyCar-5"]
-    paper = published.load_table("fujimura2021_table2") if part == "eval" else None
-    out = []
-    for system, scores in systems.items():
-        mine = rows[rows["system"] == system].set_index("machine_type")["score"]
-        record = {"method": labels.get(system, system), "source": "ours"}
-        record.update({t: 100 * mine.get(t, np.nan) for t in present})
-        record["All-hmean"] = 100 * mine.get("all", np.nan)
-        record["ToyCar-5"] = _toycar5(table, scores) if part == "eval" else np.nan
-        if part == "eval" and system == "Proposed_Oracle" and toycar5 is not None:
-            record["ToyCar-5"] = toycar5["auc"]
-        out.append(record)
-        same_method = generative_name == "AE" or system == "SerialOE"
-        if paper is not None and same_method and system in _PAPER_METHOD:
-            out.append(_paper_row(paper, _PAPER_METHOD[system], _PAPER_METHOD[system], present))
-    if paper is not None and generative_name != "AE":  # the paper's AE-based rows, for reference
-        for method in ("AE", "Proposed", "Proposed (Oracle)"):
-            out.append(_paper_row(paper, method, f"{method} (a_G = AE)", present))
-    return pd.DataFrame(out, columns=["method", "source"] + columns)
-
-
 #: Table II's note: "Hyperparameters of Proposed (Oracle) on the ToyCar-5 are 128 for K and All for Data".
 PAPER_TOYCAR5_ORACLE = {"data": "all", "k": 128}
+_DATA = {"source": "Source", "all": "All"}
 
 
-def table1_frame(chosen, saturated=None, toycar5=None) -> pd.DataFrame:
-    """Table I's layout: per machine type the chosen SerialOE clusters/data, Proposed K/data and Oracle K/data,
-    ours beside the paper's; ``Proposed saturated`` / ``Proposed (Oracle) saturated``: whether our chosen K
-    covers every candidate of its pools (:func:`saturation_frame`; on sections 00-02 / 03-05). With
-    ``toycar5`` (:func:`toycar5_oracle`), one more row "ToyCar-5": the Oracle's own setting for ToyCar
-    section 05 (Table II's note)."""
-    from asdcore import published
+def table2_spec(systems, labels, part: str, toycar5: dict | None = None):
+    """Table II (``part="eval"``: sections 03-05) or the same statistic on sections 00-02 (``"dev"``, which the
+    paper does not print): per method and machine type the harmonic mean of AUC and pAUC over the sections
+    and domains, "all" = All-hmean. Hook: ToyCar-5 (AUC of ToyCar section 05, both domains together;
+    ``toycar5`` = our value per row label) beside the paper's, on the ToyCar rows."""
+    from asdcore.published import load_table
+    from asdcore.tables import TableSpec
 
-    paper = published.load_table("fujimura2021_table1")
-    show = {"source": "Source", "all": "All"}
-    types = sorted(set().union(*[set(c["machine_type"]) for c in chosen.values()]),
-                   key=lambda t: (TABLE_TYPES.index(t) if t in TABLE_TYPES else 99, t))
+    def extra(wide):
+        if part == "dev":  # the paper prints nothing for sections 00-02
+            return wide.drop(columns=[c for c in wide.columns if c.endswith("(paper)")])
+        paper = load_table("fujimura2021_table2")
+        paper = paper[paper["unit"] == "section_05"].set_index("method")["value"]
+        toycar = (wide["machine type"] == "ToyCar").to_numpy()
+        wide["ToyCar-5 AUC (ours)"] = np.where(toycar, wide["method"].map(toycar5 or {}).astype(float), np.nan)
+        wide["ToyCar-5 AUC (paper)"] = np.where(toycar, wide["method"].map(paper).astype(float), np.nan)
+        return wide
+
+    title = ("Table II: harmonic mean of AUC and pAUC over sections 03-05 (%)" if part == "eval" else
+             "Sections 00-02 (where the hyper-parameters are chosen; the paper prints none, %)")
+    return TableSpec("fujimura2021_table2", title, row_columns=("method",),
+                     systems={s: {"method": labels.get(s, s)} for s in systems},
+                     filters={"statistic": "harmonic mean", "unit": "all", "domain": "all"}, metrics=("score",),
+                     sets=(part,), extra_columns=extra)
+
+
+def table1_spec(chosen, saturated=None, toycar5=None):
+    """Table I: per method and machine type the chosen GMM clusters (SerialOE, on sections 00-02) or K
+    (Proposed on 00-02, Oracle on 03-05) beside the paper's. Hooks: the chosen "Data" (ours, paper), whether
+    our K saturates its pools (``saturated``, :func:`smoothing.protocol.saturation_frame`), and a row
+    "ToyCar-5 (section 05)": the Oracle's own setting for that section (``toycar5``; Table II's note)."""
+    from asdcore.published import load_table
+    from asdcore.tables import TableSpec
+
+    label = {system: {"method": _PAPER_METHOD[system]} for system in ("SerialOE", "Proposed", "Proposed_Oracle")}
+    ours = {(_PAPER_METHOD[s], r.machine_type): r for s, c in chosen.items() for r in c.itertuples()}
 
     def is_saturated(part, machine_type, data, k):
         if saturated is None:
@@ -715,145 +599,96 @@ def table1_frame(chosen, saturated=None, toycar5=None) -> pd.DataFrame:
                         & (saturated["data"] == data) & (saturated["k"] == int(k))]
         return bool(hit["saturated"].iloc[0]) if len(hit) else None
 
+    def extra(wide):
+        paper = load_table("fujimura2021_table1").set_index(["method", "machine_type"])["data"]
+        wide = wide.drop(columns=[c for c in wide.columns if c.startswith("eval clusters")])
+        keys = list(zip(wide["method"], wide["machine type"]))
+        wide["Data (ours)"] = [_DATA[ours[k].data] if k in ours else None for k in keys]
+        wide["Data (paper)"] = [_DATA[paper[k]] if k in paper.index else None for k in keys]
+        wide["saturated (ours)"] = [
+            is_saturated("eval" if k[0] == "Proposed (Oracle)" else "dev", k[1], ours[k].data, ours[k].k)
+            if k in ours and k[0] != "SerialOE" else None for k in keys]
+        if toycar5 is not None:
+            row = {"method": "Proposed (Oracle)", "machine type": "ToyCar-5 (section 05)",
+                   "eval K (ours)": toycar5["k"], "eval K (paper)": PAPER_TOYCAR5_ORACLE["k"],
+                   "Data (ours)": _DATA[toycar5["data"]], "Data (paper)": _DATA[PAPER_TOYCAR5_ORACLE["data"]],
+                   "saturated (ours)": is_saturated("eval", "ToyCar", toycar5["data"], toycar5["k"])}
+            wide = pd.concat([wide, pd.DataFrame([row])], ignore_index=True)
+        for column in wide.columns:
+            if column.endswith(("(ours)", "(paper)")) and ("K" in column or "clusters" in column):
+                wide[column] = wide[column].astype(float).round().astype("Int64")
+        wide["saturated (ours)"] = wide["saturated (ours)"].astype("boolean")
+        return wide
+
+    return TableSpec("fujimura2021_table1", "Table I: hyper-parameters chosen per machine type (SerialOE and "
+                     "Proposed on sections 00-02, Oracle on 03-05)", row_columns=("method",), systems=label,
+                     metrics=("n_clusters", "K"), sets=("dev", "eval"), extra_columns=extra)
+
+
+def table1_ours(chosen) -> pd.DataFrame:
+    """Our chosen hyper-parameters in the published CSVs' tidy vocabulary (set = where they were chosen)."""
     records = []
-    for t in types:
-        record = {"machine type": t}
-        for system, method, value in (("SerialOE", "SerialOE", "n_clusters"), ("Proposed", "Proposed", "k"),
-                                      ("Proposed_Oracle", "Proposed (Oracle)", "k")):
-            label = "clusters" if value == "n_clusters" else "K"
-            c = chosen.get(system)
-            mine = c[c["machine_type"] == t] if c is not None else pd.DataFrame()
-            p = paper[(paper["method"] == method) & (paper["machine_type"] == t)]
-            record[f"{method} {label} (ours)"] = int(mine[value].iloc[0]) if len(mine) else None
-            record[f"{method} {label} (paper)"] = int(p["value"].iloc[0]) if len(p) else None
-            record[f"{method} Data (ours)"] = show[mine["data"].iloc[0]] if len(mine) else None
-            record[f"{method} Data (paper)"] = show[p["data"].iloc[0]] if len(p) else None
-            if value == "k":
-                part = "eval" if system == "Proposed_Oracle" else "dev"
-                record[f"{method} saturated (ours)"] = (is_saturated(part, t, mine["data"].iloc[0], mine["k"].iloc[0])
-                                                        if len(mine) else None)
-        records.append(record)
-    if toycar5 is not None:
-        records.append({"machine type": "ToyCar-5 (section 05)",
-                        "Proposed (Oracle) K (ours)": toycar5["k"],
-                        "Proposed (Oracle) K (paper)": PAPER_TOYCAR5_ORACLE["k"],
-                        "Proposed (Oracle) Data (ours)": show[toycar5["data"]],
-                        "Proposed (Oracle) Data (paper)": show[PAPER_TOYCAR5_ORACLE["data"]],
-                        "Proposed (Oracle) saturated (ours)": is_saturated("eval", "ToyCar", toycar5["data"],
-                                                                           toycar5["k"])})
-    frame = pd.DataFrame(records)
-    for column in frame.columns:
-        if column.endswith(("K (ours)", "K (paper)", "clusters (ours)", "clusters (paper)")):
-            frame[column] = frame[column].astype("Int64")
-        elif "saturated" in column:
-            frame[column] = frame[column].astype("boolean")
-    return frame
+    for system, choice in chosen.items():
+        metric, value = ("n_clusters", "n_clusters") if system == "SerialOE" else ("K", "k")
+        for r in choice.itertuples():
+            records.append({"system": system, "set": "eval" if system == "Proposed_Oracle" else "dev",
+                            "machine_type": r.machine_type, "metric": metric, "value": float(getattr(r, value))})
+    return pd.DataFrame(records, columns=["system", "set", "machine_type", "metric", "value"])
 
 
-def _table_sections(summary, table, systems, chosen, generative_name, notes, parts, saturated=None, toycar5=None,
-                    run_folder=None, mode="") -> list[str]:
-    from asdcore.report import comparison_markdown
+def _print(title, frame):
+    print(f"\n{title}")
+    print(frame.astype(object).where(frame.notna(), "-").to_string(index=False))
 
-    text = []
+
+def _table_sections(ctx, summary, systems, chosen, saturated, toycar5, generative_name, notes) -> list[str]:
+    from asdcore.tables import render_markdown, tidy_results
+    from smoothing.protocol import toycar5_auc
+
     if summary.empty:
         return ["No labelled test clips: submission files only.", ""]
-    for part, title in (("eval", "Table II: harmonic mean of AUC and pAUC over sections 03-05 (%)"),
-                        ("dev", "Sections 00-02 (where the hyper-parameters are chosen; the paper prints none, %)")):
+    labels = _labels(generative_name)
+    ours5 = {labels[s]: toycar5_auc(ctx.table, scores) for s, scores in systems.items()}
+    if toycar5 is not None:
+        ours5[labels["Proposed_Oracle"]] = toycar5["auc"]  # its own best setting for the section, as the paper
+    text = []
+    parts = set(summary["part"])
+    tidy = tidy_results(summary)
+    for part in ("eval", "dev"):
         if part not in parts:
             continue
-        frame = table2_frame(summary, table, systems, generative_name, part, toycar5)
-        if part == "dev":
-            frame = frame.drop(columns=["ToyCar-5"])
         extra = ["per machine type the harmonic mean of all AUC and pAUC values of its sections and domains "
-                 "(DCASE 2021: one AUC/pAUC per section and domain); All-hmean over every machine type",
+                 "(DCASE 2021: one AUC/pAUC per section and domain); machine type 'all' = All-hmean",
                  "ToyCar-5: AUC of ToyCar section 05, source and target test clips together; Proposed (Oracle) "
                  "with its own best setting for that section (as the paper; see Table I, row ToyCar-5)"] \
             if part == "eval" else []
-        text.append(comparison_markdown(title, frame, notes + extra))
-        print(f"\n{title}")
-        print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
-    frame = table1_frame(chosen, saturated, toycar5)
-    if run_folder is not None:
-        run_folder.write_csv("table1.csv", frame.assign(mode=mode))
-    title = ("Table I: hyper-parameters chosen per machine type (SerialOE and Proposed on sections 00-02, "
-             "Oracle on 03-05)")
-    text.append(comparison_markdown(title, frame, notes + [
+        spec = table2_spec(systems, labels, part, ours5)
+        markdown, frame = render_markdown(spec, tidy, notes + extra)
+        text.append(markdown)
+        _print(spec.title, frame)
+    spec = table1_spec(chosen, saturated, toycar5)
+    markdown, frame = render_markdown(spec, table1_ours(chosen), notes + [
         "saturated: our K covers every candidate of its smoothing pools, so a_prop is the same for every "
-        "candidate clip (not a tuned choice); see selection.csv for every setting"]))
-    print(f"\n{title}")
-    print(frame.astype(object).where(frame.notna(), "-").to_string(index=False))
+        "candidate clip (not a tuned choice); see selection.csv for every setting"])
+    ctx.run.write_csv("table1.csv", frame.assign(mode=ctx.mode))
+    text.append(markdown)
+    _print(spec.title, frame)
     return text
 
 
-def _fraction_section(args, run_folder, table, emb, gen_clip, gen_seg, parts, protocol, ks, oracle, quick,
-                      notes, generative_name, log) -> list[str]:
-    from asdcore.experiment import QUICK_BANNER
+def _fraction_section(ctx, curve, notes) -> list[str]:
     from asdcore.report import comparison_markdown
-    from smoothing.protocol import fraction_curve
 
-    t0 = time.perf_counter()
-    rows = parts["eval"]
-    sub = table[rows].reset_index(drop=True)
-    features, scores, domains, pools, clip_index = _items(table, emb, gen_clip, gen_seg, rows, protocol)
-    curve, draws = fraction_curve(sub, features, scores, domains, pools, clip_index, ks, protocol.datas,
-                                  fractions=protocol.fractions, n_draws=protocol.n_draws, seed=args.seed,
-                                  metric=protocol.metric, selection=protocol.fraction_selection, oracle=oracle,
-                                  generative=gen_clip[rows])
-    curve["system"] = curve["system"].replace({"generative": generative_name})
-    mode = "QUICK" if quick else "full"
-    run_folder.write_csv("fraction.csv", curve.assign(mode=mode))
-    run_folder.write_csv("fraction_draws.csv", draws.assign(mode=mode))
-    path = plot_fraction(curve, run_folder.file("plots", "fig5_fraction.png"),
-                         title="Fig. 5: smoothing with a fraction of the test clips (sections 03-05)"
-                               + (f"\n{QUICK_BANNER}" if quick else ""))
-    log.info("Fig. 5: %d fractions x %d draws in %.1f s", len(protocol.fractions), protocol.n_draws,
-             time.perf_counter() - t0)
+    protocol = ctx.config.protocol
     all_rows = curve[curve["machine_type"] == "all"]
-    frame = all_rows.pivot(index="fraction", columns="system", values="mean").mul(100)
+    mean = all_rows.pivot(index="fraction", columns="system", values="mean").mul(100)
     spread = all_rows.pivot(index="fraction", columns="system", values="std").mul(100)
-    table_ = pd.DataFrame({"test clips (%)": (frame.index * 100).round().astype(int)})
-    for system in frame.columns:
-        table_[f"{system} All-hmean mean"] = frame[system].to_numpy()
-        table_[f"{system} All-hmean std"] = spread[system].to_numpy()
+    frame = pd.DataFrame({"test clips (%)": (mean.index * 100).round().astype(int)})
+    for system in mean.columns:
+        frame[f"{system} All-hmean mean"] = mean[system].to_numpy()
+        frame[f"{system} All-hmean std"] = spread[system].to_numpy()
     title = f"Fig. 5: All-hmean with a fraction of the test clips of sections 03-05 ({protocol.n_draws} draws, %)"
-    extra = [f"hyper-parameters: {protocol.fraction_selection.replace('_', ' ')} (see smoothing/protocol.py); "
-             f"plot: {path.relative_to(run_folder.path)}; per machine type: fraction.csv"]
-    print(f"\n{title}")
-    print(table_.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    return [comparison_markdown(title, table_, notes + extra)]
-
-
-def plot_fraction(curve: pd.DataFrame, path, title: str = "") -> Path:
-    """Fig. 5: mean +/- std over the draws against the share of test clips, All-hmean and per machine type."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    types = ["all"] + [t for t in TABLE_TYPES if t in set(curve["machine_type"])]
-    types += sorted(set(curve["machine_type"]) - set(types))
-    n_cols = 4
-    n_rows = int(np.ceil(len(types) / n_cols))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.4 * n_cols, 2.8 * n_rows), squeeze=False)
-    for ax, machine_type in zip(axes.ravel(), types):
-        for (system, rows), colour in zip(curve[curve["machine_type"] == machine_type].groupby("system", sort=False),
-                                          ("tab:red", "tab:blue", "tab:green")):
-            x = 100 * rows["fraction"].to_numpy()
-            mean, std = 100 * rows["mean"].to_numpy(), 100 * rows["std"].to_numpy()
-            ax.plot(x, mean, color=colour, marker="o", ms=3, lw=1.2, label=system)
-            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, lw=0)
-        ax.set_title("All-hmean" if machine_type == "all" else machine_type, fontsize=9)
-        ax.set_xlabel("test clips used (%)", fontsize=8)
-        ax.set_ylabel("hmean AUC, pAUC (%)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(types):]:
-        ax.axis("off")
-    axes[0, 0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    _print(title, frame)
+    return [comparison_markdown(title, frame, notes + [
+        f"hyper-parameters: {protocol.fraction_selection.replace('_', ' ')} (see smoothing/protocol.py); "
+        "plot: plots/fig5_fraction.png; per machine type: fraction.csv"])]

@@ -53,6 +53,11 @@ __all__ = [
     "fraction_draw",
     "fraction_curve",
     "FIG5_FRACTIONS",
+    "smoothing_items",
+    "saturation_frame",
+    "with_saturation",
+    "toycar5_auc",
+    "toycar5_oracle",
 ]
 
 #: Fig. 5: 5 %, 10 %, ..., 100 % of the test clips.
@@ -479,3 +484,76 @@ def fraction_curve(table: pd.DataFrame, features, scores, domains, pools, clip_i
                               "mean": float(np.mean(values)), "std": float(np.std(values)),
                               "n_draws": len(values), "data": "", "k": 1})
     return pd.DataFrame(curve), pd.DataFrame(raw)
+
+
+# ------------------------------------------------------------------------------ items, saturation, ToyCar-5
+def smoothing_items(table: pd.DataFrame, emb, gen_clip, gen_seg, rows, pool: str = "section",
+                    level: str = "segment"):
+    """The items smoothed together (clips or their 4 s crops) of the clip-table rows ``rows``:
+    ``(features, scores, domains, pools, clip_index)``. ``pool``: "section" (machine type and section) or
+    "machine_type" (machine type and part); ``level``: "segment" (every crop of ``emb`` / ``gen_seg``) or
+    "clip" (the mean f_D over the crops and ``gen_clip``)."""
+    sub = table[rows]
+    n = len(sub)
+    domains = sub["domain"].astype(str).to_numpy()
+    if pool == "section":
+        pools = (sub["machine_type"] + "/" + sub["unit"]).to_numpy()
+    else:
+        pools = (sub["machine_type"] + "/" + sub["part"]).to_numpy()
+    if level == "clip":
+        return emb[rows].mean(axis=1), gen_clip[rows], domains, pools, np.arange(n)
+    s = emb.shape[1]
+    return (emb[rows].reshape(n * s, -1), gen_seg[rows].reshape(-1), np.repeat(domains, s), np.repeat(pools, s),
+            np.repeat(np.arange(n), s))
+
+
+def saturation_frame(test_table, domains, pools, clip_index, ks, datas) -> pd.DataFrame:
+    """Per (part, machine type, data, K) whether K saturates every smoothing pool of that part and type
+    (:func:`saturated_settings`; items are mapped to their clip's part and type)."""
+    parts = test_table["part"].astype(str).to_numpy()[clip_index]
+    types = test_table["machine_type"].astype(str).to_numpy()[clip_index]
+    records = []
+    for part, machine_type in sorted(set(zip(parts, types))):
+        rows = (parts == part) & (types == machine_type)
+        for (data, k), value in saturated_settings(domains[rows], pools[rows], ks, datas).items():
+            records.append({"part": part, "machine_type": machine_type, "data": data, "k": k, "saturated": value})
+    return pd.DataFrame(records, columns=["part", "machine_type", "data", "k", "saturated"])
+
+
+def with_saturation(selection: pd.DataFrame, saturated: pd.DataFrame) -> pd.DataFrame:
+    """``selection`` (every setting's score) with a ``saturated`` column: True/False for Proposed rows, empty
+    for SerialOE; an "all" row is saturated when it is for every machine type of its part."""
+    keys = saturated.assign(k=saturated["k"].astype("Int64"), system="Proposed")
+    out = selection.merge(keys, on=["system", "part", "machine_type", "data", "k"], how="left")
+    all_rows = (out["system"] == "Proposed") & (out["machine_type"] == "all")
+    if all_rows.any():
+        every = saturated.groupby(["part", "data", "k"])["saturated"].all().rename("every").reset_index()
+        every["k"] = every["k"].astype("Int64")
+        out.loc[all_rows, "saturated"] = out[all_rows].merge(every, on=["part", "data", "k"],
+                                                             how="left")["every"].to_numpy()
+    out["saturated"] = out["saturated"].astype("boolean")
+    return out
+
+
+def toycar5_auc(table: pd.DataFrame, scores) -> float:
+    """AUC (%) of ToyCar section 05 (Table II "ToyCar-5"): both domains' test clips together (the paper does
+    not say whether it pooled the domains); NaN without both labels there."""
+    from asdcore.metrics import auc
+
+    rows = ((table["machine_type"] == "ToyCar") & (table["unit"] == "section_05") & (table["split"] == "test")
+            & table["label"].isin(["normal", "anomaly"])).to_numpy()
+    if not rows.any() or table.loc[rows, "label"].nunique() < 2:
+        return np.nan
+    return 100 * auc(table.loc[rows, "label"].to_numpy(), np.asarray(scores)[rows])
+
+
+def toycar5_oracle(table: pd.DataFrame, grid: dict) -> dict | None:
+    """The Oracle's ToyCar-5 (Table II note: "Hyperparameters of Proposed (Oracle) on the ToyCar-5 are 128
+    for K and All for Data"): the (data, K) of ``grid`` with the highest AUC of ToyCar section 05 itself,
+    ties to the setting listed first. ``{"data", "k", "auc"}`` (AUC in %) or None without ToyCar section 05."""
+    best = None
+    for (data, k), scores in grid.items():
+        value = toycar5_auc(table, scores)
+        if np.isfinite(value) and (best is None or value > best["auc"]):
+            best = {"data": data, "k": int(k), "auc": float(value)}
+    return best

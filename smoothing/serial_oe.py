@@ -72,6 +72,7 @@ __all__ = [
     "train_serial_oe",
     "serial_oe_loss",
     "embed",
+    "embed_clips",
     "SerialOEScorer",
     "BACKBONES",
 ]
@@ -596,3 +597,13 @@ class SerialOEScorer:
             raise _err(f"test embeddings must be [clips, dim] or [clips, segments, dim], got {e.shape}")
         s = self.backend.score(e.reshape(-1, e.shape[-1]))
         return s.reshape(e.shape[:-1]).mean(axis=1) if e.ndim == 3 else s
+
+
+def embed_clips(model, clips, config: SerialOEConfig, chunk: int = 64) -> np.ndarray:
+    """f_D of every evenly spaced 4 s crop of every clip: ``(clips, n_segments, embedding_dim)``."""
+    from asdcore.features import crops
+    from smoothing.training import crop_frames
+
+    crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
+    return np.concatenate([embed(model, crops(clips[s:s + chunk], config.n_segments, crop), batch_size=256)
+                           for s in range(0, len(clips), chunk)])

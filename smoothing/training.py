@@ -15,7 +15,7 @@ import pandas as pd
 from asdcore.errors import ASDError
 
 __all__ = ["crop_frames", "check_clips", "random_crops", "centre_crop", "ModelCache", "direct_validation",
-           "history_frame"]
+           "history_frame", "standardize_features"]
 
 
 def _err(message: str) -> ASDError:
@@ -108,3 +108,18 @@ def history_frame(history, validation) -> pd.DataFrame:
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     frame["val_loss"] = frame["epoch"].map(validation.values)
     return frame
+
+
+def standardize_features(features: np.ndarray, std: np.ndarray, mel_config) -> np.ndarray:
+    """Features of the clips scaled to unit waveform variance (paper IV-A, "we standardized its amplitude"; in
+    place when ``features`` is writable, else into a new array): the mel power scales by ``std ** -power``;
+    in dB that is a shift of ``-10 * power * log10(std)``. Exact because the mean (DC) lies outside the
+    50-7800 Hz band of both front ends."""
+    std = np.where(std > 0, std, 1.0)
+    if not features.flags.writeable:
+        features = np.array(features)
+    if mel_config.log:
+        features -= (10.0 * mel_config.power * np.log10(std)).astype(np.float32)[:, None, None]
+    else:
+        features /= (std ** mel_config.power).astype(np.float32)[:, None, None]
+    return features

@@ -1,5 +1,7 @@
 """The ``smoothing`` command of run_dcase2021.py: arguments, configs, amplitude standardisation, given
 generative scores, compiled-model reuse, and the quick run end to end on a tiny synthetic set."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,12 @@ import yaml
 import run_dcase2021
 from asdcore.errors import ASDError
 from asdcore.features import LogMelConfig, compute_logmel
+from asdcore.amplitude import waveform_std
+from asdcore.experiment import seed_for
+from asdcore.runner import assemble_command, train_unit_command
 from smoothing import experiments as E
+from smoothing import protocol as P
+from smoothing.training import standardize_features
 
 SYSTEMS = ("SerialOE", "AE", "Proposed", "Proposed_Oracle")
 
@@ -59,7 +66,7 @@ def test_standardised_features_equal_features_of_the_standardised_wave(config):
     wave = (0.05 * rng.normal(size=16000) + 0.01 * np.sin(np.arange(16000) * 0.3) + 0.02).astype(np.float32)
     standardised = ((wave - wave.mean()) / wave.std()).astype(np.float32)
     want = compute_logmel(standardised, config, workers=1)
-    got = E.standardize_features(compute_logmel(wave, config, workers=1), np.array([wave.std()]), config)
+    got = standardize_features(compute_logmel(wave, config, workers=1), np.array([wave.std()]), config)
     if config.log:
         np.testing.assert_allclose(got, want, atol=2e-3)
     else:
@@ -74,11 +81,11 @@ def test_waveform_std_and_cache(tmp_path):
         paths.append(tmp_path / f"c{i}.wav")
         sf.write(paths[-1], wave, 16000, subtype="FLOAT")
     want = [np.std(sf.read(p, dtype="float64")[0]) for p in paths]
-    got = E.waveform_std(paths, tmp_path / "cache")
+    got = waveform_std(paths, tmp_path / "cache")
     np.testing.assert_allclose(got, want, rtol=1e-6)
     cached = pd.read_csv(tmp_path / "cache" / "waveform_stats_sr16000.csv")
     assert len(cached) == 3
-    np.testing.assert_allclose(E.waveform_std(paths, tmp_path / "cache"), got)
+    np.testing.assert_allclose(waveform_std(paths, tmp_path / "cache"), got)
 
 
 # ---------------------------------------------------------------------------------- given a_G scores
@@ -113,33 +120,52 @@ def test_given_scores_are_read_per_clip(tmp_path):
         E._given_scores(table, partial)
 
 
-# ------------------------------------------------------------------------------- compiled-model reuse
-@pytest.mark.slow
 # ------------------------------------------------------------------------------------------ end to end
-def tiny_run(tmp_path, extra=(), generative_scores=None):
-    from asdcore.synthetic import generate
+UNITS = ["ae_ToyCar", "ae_fan", "serial_oe_ToyCar", "serial_oe_fan"]
 
-    data = tmp_path / "data"
-    if not data.exists():
-        generate(2021, data, preset="tiny", duration=5.0)
-    config = tmp_path / "tiny.yaml"
+
+@pytest.fixture(scope="module")
+def tiny_data(synthetic_set):
+    """fan + ToyCar, sections 00-05, 5 s clips (4 s crops fit)."""
+    return synthetic_set(2021, duration=5.0)
+
+
+def tiny_run(out, data, extra=()):
+    """A quick run of the smoothing command on ``data`` with one epoch per network; returns its folder (the
+    last one under ``out``) and what it printed."""
+    import contextlib
+    import io
+
+    config = out / "tiny.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(yaml.safe_dump({"ae": {"epochs": 1}, "serial_oe": {"epochs": 1},
                                       "protocol": {"clip_seconds": 5.0, "n_draws": 2, "fractions": [0.5, 1.0]}}))
-    argv = ["smoothing", "--data-root", str(data), "--quick", "--config", str(config), "--out", str(tmp_path / "runs"),
-            "--cache-dir", str(tmp_path / "cache"), *extra]
-    assert run_dcase2021.main(argv) == 0
-    runs = sorted((tmp_path / "runs" / "2021").glob("*/*"))
-    return runs[-1]
+    argv = ["smoothing", "--data-root", str(data), "--quick", "--config", str(config), "--out", str(out / "runs"),
+            "--cache-dir", str(out.parent / "cache"), *extra]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert run_dcase2021.main(argv) == 0
+    return sorted((out / "runs" / "2021").glob("*/*"))[-1], printed.getvalue()
 
 
-def test_quick_run_end_to_end(tmp_path, capsys):
-    run = tiny_run(tmp_path)
-    out = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def quick_run(tiny_data, tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("smoothing") / "serial", tiny_data)
+
+
+def _scores(run, system):
+    return pd.concat([pd.read_csv(p, header=None, names=["file", "score"]).assign(name=p.name)
+                      for p in sorted((run / "scores" / system).glob("anomaly_score_*.csv"))], ignore_index=True)
+
+
+def test_quick_run_end_to_end(quick_run):
+    run, out = quick_run
     assert "Table II" in out and "Table I" in out and "Fig. 5" in out
     assert "QUICK" in run.parent.name
     n_files = 2 * 6 * 2  # fan and ToyCar, six sections, two domains
     for system in SYSTEMS:
         assert len(list((run / "scores" / system).glob("anomaly_score_*_test.csv"))) == n_files
+    assert not (run / "plots" / "AE").exists()  # quick runs skip the per-system ROC plots
     results = pd.read_csv(run / "results.csv")
     assert set(results["system"]) == set(SYSTEMS) and set(results["mode"]) == {"QUICK"}
     summary = results[(results["row"] == "summary") & (results["domain"] == "all")
@@ -148,8 +174,10 @@ def test_quick_run_end_to_end(tmp_path, capsys):
     text = (run / "comparison.md").read_text()
     assert text.count("QUICK MODE") >= 3 and "Table II" in text and "Table I" in text and "Fig. 5" in text
     assert (run / "plots" / "fig5_fraction.png").stat().st_size > 0
-    for name in ("ae_fan.keras", "ae_ToyCar.keras", "serial_oe_fan.keras", "serial_oe_ToyCar.keras", "split.csv"):
-        assert (run / "models" / name).is_file()
+    for name in UNITS:
+        for file in ("model.keras", "history.csv", "unit.json"):
+            assert (run / "units" / name / file).is_file()
+    assert (run / "models" / "split.csv").is_file()
     selection = pd.read_csv(run / "selection.csv")
     assert set(selection["mode"]) == {"QUICK"} and set(selection["system"]) == {"Proposed", "SerialOE"}
     # Proposed uses, per machine type, the setting that is best on the dev sections
@@ -176,33 +204,55 @@ def test_quick_run_end_to_end(tmp_path, capsys):
         assert bool(r.saturated) == (r.k >= max(sections)), r
         if r.saturated:
             assert r.score == 0.5
+    # Table I (table1.csv = the comparison.md table): our chosen settings and their saturation flags
     table1 = pd.read_csv(run / "table1.csv")
-    assert list(table1["machine type"]) == ["fan", "ToyCar", "ToyCar-5 (section 05)"]
-    for method in ("Proposed", "Proposed (Oracle)"):
-        for _, r in table1.iloc[:2].iterrows():
-            part = "eval" if "Oracle" in method else "dev"
-            data = r[f"{method} Data (ours)"].lower()
+    ours = table1.dropna(subset=["Data (ours)"])
+    assert set(ours["machine type"]) == {"fan", "ToyCar", "ToyCar-5 (section 05)"}
+    assert len(table1) == 21 + 1 + 0  # the paper's 3 methods x 7 machine types, then ToyCar-5
+    for method, part, column in (("Proposed", "dev", "dev K (ours)"), ("Proposed (Oracle)", "eval", "eval K (ours)")):
+        for _, r in ours[(ours["method"] == method) & ours["machine type"].isin(["fan", "ToyCar"])].iterrows():
             want = selection[(selection["system"] == "Proposed") & (selection["part"] == part)
-                             & (selection["machine_type"] == r["machine type"]) & (selection["data"] == data)
-                             & (selection["k"] == r[f"{method} K (ours)"])]["saturated"].iloc[0]
-            assert r[f"{method} saturated (ours)"] == want
-    toycar5 = table1.iloc[2]
-    assert toycar5["Proposed (Oracle) K (paper)"] == 128 and toycar5["Proposed (Oracle) Data (paper)"] == "All"
-    assert toycar5["Proposed (Oracle) K (ours)"] in set(proposed["k"])
-    assert "ToyCar-5 (section 05)" in text
+                             & (selection["machine_type"] == r["machine type"])
+                             & (selection["data"] == r["Data (ours)"].lower()) & (selection["k"] == r[column])]
+            assert r["saturated (ours)"] == want["saturated"].iloc[0]
+    toycar5 = table1[table1["machine type"] == "ToyCar-5 (section 05)"].iloc[0]
+    assert toycar5["eval K (paper)"] == 128 and toycar5["Data (paper)"] == "All"
+    assert toycar5["eval K (ours)"] in set(proposed["k"])
+    assert "ToyCar-5 (section 05)" in text and "ToyCar-5 AUC (ours)" in text
     fraction = pd.read_csv(run / "fraction.csv")
     assert set(fraction["fraction"]) == {0.5, 1.0} and set(fraction["system"]) == {"Proposed", "AE"}
     split = pd.read_csv(run / "models" / "split.csv")
     assert set(split["role"]) == {"fit", "val"}
 
 
+def test_units_are_named_and_seeded_by_name_and_assemble_needs_only_their_folders(quick_run, tiny_data, tmp_path):
+    """--plan lists the four networks (seed = seed_for(--seed, name)); train-unit trains each one in its own
+    context, in any order; assemble, from the unit folders alone, gives the scores of the serial run."""
+    serial, _ = quick_run
+    units = pd.read_csv(serial / "units.csv")
+    assert sorted(units["name"]) == UNITS
+    assert list(units["seed"]) == [seed_for(0, name) for name in units["name"]]
+    for name, seed in zip(units["name"], units["seed"]):
+        assert json.loads((serial / "units" / name / "unit.json").read_text())["seed"] == seed
+    run, _ = tiny_run(tmp_path / "array", tiny_data, ["--plan"])
+    assert list(pd.read_csv(run / "units.csv")["name"]) == list(units["name"]) and not (run / "results.csv").exists()
+    for index in reversed(range(len(units))):
+        assert train_unit_command([str(run), "--index", str(index)], 2021) == 0
+    assert assemble_command([str(run)], 2021) == 0
+    for system in SYSTEMS:
+        ours, want = _scores(run, system), _scores(serial, system)
+        assert list(ours["file"]) == list(want["file"])
+        np.testing.assert_allclose(ours["score"], want["score"], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow
-def test_subcluster_adacos_scores_are_smoothed(tmp_path):
-    first = tiny_run(tmp_path, ["--experiment", "table"])
-    run = tiny_run(tmp_path, ["--experiment", "table", "--generative", "subcluster-adacos", "--generative-scores",
-                              str(first / "scores" / "AE")])
+def test_subcluster_adacos_scores_are_smoothed(quick_run, tiny_data, tmp_path):
+    first, _ = quick_run
+    run, _ = tiny_run(tmp_path / "given", tiny_data, ["--experiment", "table", "--generative", "subcluster-adacos",
+                                                      "--generative-scores", str(first / "scores" / "AE")])
     assert {p.name for p in (run / "scores").iterdir()} == {"SerialOE", "SubclusterAdaCos", "Proposed",
                                                             "Proposed_Oracle"}
+    assert sorted(pd.read_csv(run / "units.csv")["name"]) == ["serial_oe_ToyCar", "serial_oe_fan"]
     text = (run / "comparison.md").read_text()
     assert "a_G = sub-cluster AdaCos" in text and "(a_G = AE)" in text
 
@@ -232,33 +282,33 @@ def test_default_pool_makes_every_table1_k_a_real_choice():
     """Issue 11: under the default reading (4 s segments of one section) every K of Table I, Oracle and
     ToyCar-5 (128, All) included, is below its pool; one clip per item (the old default) saturates K >= 256
     (Source) and K >= 512 (All)."""
-    from smoothing import protocol as P
-
     table = real_layout_test_table()
     test = np.ones(len(table), bool)
     emb = np.zeros((len(table), 7, 2), np.float32)
     gen = np.zeros(len(table))
     default = E.ProtocolConfig()
     assert (default.level, default.pool, default.k_max) == ("segment", "section", 2048)
-    features, scores, domains, pools, clip_index = E._items(table, emb, gen, np.zeros((len(table), 7)), test, default)
+    features, scores, domains, pools, clip_index = P.smoothing_items(table, emb, gen, np.zeros((len(table), 7)), test,
+                                                                     default.pool, default.level)
     sizes = P.pool_sizes(domains, pools)
     # by counting: 2 domains x 200 clips x 7 segments per section, 1,400 of them source
     assert len(sizes) == 6 and set(sizes["all"]) == {2800} and set(sizes["source"]) == {1400}
     ks = P.k_grid()
-    saturated = E.saturation_frame(table, domains, pools, clip_index, ks, ("source", "all"))
+    saturated = P.saturation_frame(table, domains, pools, clip_index, ks, ("source", "all"))
     hit = saturated[saturated["saturated"]]
     assert set(zip(hit["data"], hit["k"])) == {("source", 2048)}  # 2048 > 1,400 source segments, only
     for _, _, data, k in table1_settings() + [("", "ToyCar", "all", 128)]:
         assert k - 1 < (1400 if data == "source" else 2800) - 1
     clip_level = replace_config(default, level="clip")
-    _, _, d_clip, p_clip, i_clip = E._items(table, emb, gen, None, test, clip_level)
-    sat_clip = E.saturation_frame(table, d_clip, p_clip, i_clip, ks, ("source", "all"))
+    _, _, d_clip, p_clip, i_clip = P.smoothing_items(table, emb, gen, None, test, clip_level.pool, clip_level.level)
+    sat_clip = P.saturation_frame(table, d_clip, p_clip, i_clip, ks, ("source", "all"))
     first = {d: sat_clip[(sat_clip["data"] == d) & sat_clip["saturated"]]["k"].min() for d in ("source", "all")}
     assert first == {"source": 256, "all": 512}  # 200 source / 400 clips per section
     wasted = [s for s in table1_settings() if s[3] >= first[s[2]]]
     assert len(wasted) == 8  # 8 of the 14 K of Table I would be saturated under the old default
     type_pool = replace_config(default, pool="machine_type")
-    _, _, d_t, p_t, _ = E._items(table, emb, gen, np.zeros((len(table), 7)), test, type_pool)
+    _, _, d_t, p_t, _ = P.smoothing_items(table, emb, gen, np.zeros((len(table), 7)), test, type_pool.pool,
+                                          type_pool.level)
     assert set(P.pool_sizes(d_t, p_t)["all"]) == {3 * 2800}  # ASDKit's reading: all sections of a part
 
 
@@ -276,13 +326,13 @@ def test_toycar5_oracle_takes_its_own_best_setting():
     y = (table["label"] == "anomaly").to_numpy()
     grid = {("source", 2): rng.random(len(table)), ("all", 128): rng.random(len(table)) + 0.3 * y,
             ("all", 256): rng.random(len(table)) + 0.1 * y}
-    got = E.toycar5_oracle(table, grid)
+    got = P.toycar5_oracle(table, grid)
     rows = ((table["machine_type"] == "ToyCar") & (table["unit"] == "section_05")).to_numpy()
     by_hand = {s: 100 * roc_auc_score(y[rows], v[rows]) for s, v in grid.items()}
     best = max(by_hand, key=by_hand.get)
     assert (got["data"], got["k"]) == best == ("all", 128)
     assert got["auc"] == pytest.approx(by_hand[best], rel=1e-12)
-    assert E.toycar5_oracle(table[table["machine_type"] == "fan"], {k: v[table["machine_type"] == "fan"]
+    assert P.toycar5_oracle(table[table["machine_type"] == "fan"], {k: v[table["machine_type"] == "fan"]
                                                                     for k, v in grid.items()}) is None
 
 
@@ -293,8 +343,7 @@ def test_segment_items_are_each_clips_crops_in_their_section_pool():
     emb = np.arange(4 * 3 * 2, dtype=np.float32).reshape(4, 3, 2)  # 4 clips x 3 crops x 2 dims
     gen_seg = np.arange(12, dtype=float).reshape(4, 3)
     rows = np.array([True, True, True, False])
-    features, scores, domains, pools, clip_index = E._items(table, emb, gen_seg.mean(1), gen_seg, rows,
-                                                            E.ProtocolConfig())
+    features, scores, domains, pools, clip_index = P.smoothing_items(table, emb, gen_seg.mean(1), gen_seg, rows)
     np.testing.assert_array_equal(clip_index, [0, 0, 0, 1, 1, 1, 2, 2, 2])
     for item, clip in enumerate(clip_index):
         np.testing.assert_array_equal(features[item], emb[clip, item % 3])
