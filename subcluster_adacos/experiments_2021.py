@@ -11,11 +11,14 @@ shifted conditions" (DCASE 2021 workshop). Experiments (``--experiment``) and th
   and the proposed per-type combination;
 - ``all``: every one of them; each network is trained once.
 
-Every experiment trains, for each variant it needs, one network per S in ``subclusters`` and scores it
-after every ``checkpoint_every`` epochs (:mod:`subcluster_adacos.multi_distribution`). The run folder holds
+Every experiment trains, for each variant it needs, one network per S in ``subclusters``: one unit of
+:mod:`asdcore.runner` named ``<variant>_S<S>`` (e.g. ``sections_S04``), seeded by that name. A unit keeps
+its snapshots every ``checkpoint_every`` epochs and writes the embeddings and learned centres of each
+(``units/<name>/outputs_epoch_XXXX.npz``); :meth:`MultiDistribution.assemble` fits the GMMs of every
+snapshot from those files alone (:mod:`subcluster_adacos.multi_distribution`). The run folder holds
 ``scores/<system>/`` (DCASE 2021 ``anomaly_score_*`` and, for complete systems, ``decision_result_*``
-files), ``thresholds/<system>.csv``, ``results.csv``, ``comparison.md``, ``plots/`` and ``models/``
-(``<variant>_S<S>/epoch_XXXX.keras`` snapshots and training logs).
+files), ``thresholds/<system>.csv``, ``results.csv``, ``comparison.md``, ``plots/``, ``units/`` and
+``models/`` (``normalizer.npz``, ``score_sets.csv``).
 """
 from __future__ import annotations
 
