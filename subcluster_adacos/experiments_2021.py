@@ -11,22 +11,26 @@ shifted conditions" (DCASE 2021 workshop). Experiments (``--experiment``) and th
   and the proposed per-type combination;
 - ``all``: every one of them; each network is trained once.
 
-Every experiment trains, for each variant it needs, one network per S in ``subclusters`` and scores it
-after every ``checkpoint_every`` epochs (:mod:`subcluster_adacos.multi_distribution`). The run folder holds
+Every experiment trains, for each variant it needs, one network per S in ``subclusters``: one unit of
+:mod:`asdcore.runner` named ``<variant>_S<S>`` (e.g. ``sections_S04``), seeded by that name. A unit keeps
+its snapshots every ``checkpoint_every`` epochs and writes the embeddings and learned centres of each
+(``units/<name>/outputs_epoch_XXXX.npz``); :meth:`MultiDistribution.assemble` fits the GMMs of every
+snapshot from those files alone (:mod:`subcluster_adacos.multi_distribution`). The run folder holds
 ``scores/<system>/`` (DCASE 2021 ``anomaly_score_*`` and, for complete systems, ``decision_result_*``
-files), ``thresholds/<system>.csv``, ``results.csv``, ``comparison.md``, ``plots/`` and ``models/``
-(``<variant>_S<S>/epoch_XXXX.keras`` snapshots and training logs).
+files), ``thresholds/<system>.csv``, ``results.csv``, ``comparison.md``, ``plots/``, ``units/`` and
+``models/`` (``normalizer.npz``, ``score_sets.csv``).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from asdcore.errors import ASDError
+from asdcore.experiment import QUICK_BANNER
 from asdcore.report import comparison_markdown
+from asdcore.runner import Assembled, Method
 
 EXPERIMENTS = ("distributions", "losses", "system")
 
@@ -108,50 +112,30 @@ def variants_needed(experiments, config: MultiDistributionConfig, machine_types)
     return [v for v in VARIANTS if v in used]
 
 
-def build_ensembles(features, table, classes, config: MultiDistributionConfig, variants, run_folder, seed, log):
-    """Train every network of ``variants`` and sum its score sets: variant -> ScoreSet. Also returns a
-    DataFrame listing each score set (variant, S, epoch) and whether its network diverged."""
-    import keras
+def build_ensembles(units, score_snapshot, log):
+    """Sum the score sets of the finished units (networks) per variant, in the units' order (variant, then
+    S) and by snapshot epoch: variant -> ScoreSet. ``score_snapshot(unit, epoch) -> ScoreSet``. A diverged
+    network is left out with a warning. Also returns a DataFrame listing each score set (variant, S,
+    epoch) and whether its network diverged."""
+    from subcluster_adacos.multi_distribution import sum_score_sets
 
-    from asdcore.experiment import seed_for, set_seed
-    from asdcore.representations import temporal_statistic
-    from subcluster_adacos.multi_distribution import (TemporalMaxScorer, score_network, sum_score_sets,
-                                                      train_network)
-
-    tmax_term = None
-    if table["machine_type"].isin(config.tmax_types).any():
-        tmax = temporal_statistic(features, "max")
-        tmax_term = TemporalMaxScorer(config.tmax_types, config.reg_covar).fit(tmax, table).term(tmax, table)
-    train_features = features[classes.rows]
-    ensembles, listing = {}, []
-    for variant in variants:
-        sets = []
-        for n_sub in config.subclusters:
-            name = f"{variant}_S{int(n_sub):02d}"
-            # Each network gets its own seed from (--seed, its name), the rule of the 2020 networks: its result
-            # does not depend on which networks were trained before it in this run.
-            network_seed = seed_for(seed, name)
-            set_seed(network_seed)
-            log.info("training %s: %d epochs, %d clips, %d sections, %d attribute classes, seed %d", name,
-                     config.epochs, len(train_features), classes.n_sections, classes.n_attributes, network_seed)
-            model, info = train_network(variant, train_features, classes, config.training(n_sub),
-                                        model_dir=run_folder.path / "models" / name, seed=network_seed, verbose=2,
-                                        loss_weights=config.loss_weights)
-            if info["diverged"]:
-                log.warning("%s diverged: its score sets are left out of the ensemble", name)
-                listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": None, "diverged": True})
-                continue
-            for epoch, path in sorted(info["snapshots"].items()):
-                snapshot = model if epoch == config.epochs else keras.models.load_model(path)
-                sets.append(score_network(snapshot, features, table, classes, tmax_term, config.reg_covar,
-                                          config.component_weights, config.target_decision, config.batch_size,
-                                          gmm_score=config.gmm_score, section_gmm_data=config.section_gmm_data))
-                listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": epoch, "diverged": False})
-            keras.backend.clear_session(free_memory=True)
-        if not sets:
+    sets, listing = {}, []
+    for unit in units:
+        variant, n_sub, result = unit.spec["variant"], unit.spec["n_subclusters"], unit.result()
+        sets.setdefault(variant, [])
+        if result["diverged"]:
+            log.warning("%s diverged: its score sets are left out of the ensemble", unit.name)
+            listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": None, "diverged": True})
+            continue
+        for epoch in result["epochs"]:
+            sets[variant].append(score_snapshot(unit, epoch))
+            listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": epoch, "diverged": False})
+    ensembles = {}
+    for variant, variant_sets in sets.items():
+        if not variant_sets:
             log.warning("%s: every network diverged; its systems are left out", variant)
             continue
-        ensembles[variant] = sum_score_sets(sets)
+        ensembles[variant] = sum_score_sets(variant_sets)
         log.info("%s: ensemble of %d score sets", variant, ensembles[variant].n_sets)
     return ensembles, pd.DataFrame(listing, columns=["variant", "n_subclusters", "epoch", "diverged"])
 
@@ -333,7 +317,7 @@ def table5(summary, notes):
     return comparison_markdown(title, merged, notes), merged
 
 
-# --- the command -----------------------------------------------------------------------------------------
+# --- the method ------------------------------------------------------------------------------------------
 
 def _subclusters(text):
     try:
@@ -345,140 +329,165 @@ def _subclusters(text):
     return values
 
 
-def add_arguments(parser, year):
-    from asdcore.experiment import add_common_arguments
-
-    parser.add_argument("--experiment", default="all", choices=list(EXPERIMENTS) + ["all"],
-                        help="which tables to reproduce: system (Tables 2, 5), distributions (Table 3), "
-                             "losses (Table 4) or all (default)")
-    add_common_arguments(parser)
-    parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
-    parser.add_argument("--checkpoint-every", type=int, default=None,
-                        help="score the networks after every N epochs (paper: 100)")
-    parser.add_argument("--subclusters", default=None,
-                        help="comma-separated numbers of sub-clusters S (paper: 1,2,4,8,16)")
-    parser.add_argument("--variant-choice", choices=("paper", "dev"), default=None,
-                        help="per machine type: the paper's choice of network variant (default) or the better "
-                             "one on the labelled development set")
+def _outputs_file(unit, epoch: int):
+    return unit.folder / f"outputs_epoch_{int(epoch):04d}.npz"
 
 
-def run_mode(quick: bool, config: MultiDistributionConfig) -> str:
-    """What ``config.yaml`` says about the settings: the quick-mode banner, "paper settings" when every
-    setting is the paper's default, else "custom settings" naming the settings that differ (from
-    ``--epochs``, ``--subclusters``, ``--checkpoint-every``, ``--variant-choice`` or ``--config``)."""
-    from asdcore.experiment import QUICK_BANNER
+class MultiDistribution(Method):
+    """Wilkinghoff 2021 on the runner: one unit per network (``<variant>_S<S>``, e.g. ``sections_S04``,
+    ``sections_attributes_S16``); a unit trains its network, keeps the snapshots every ``checkpoint_every``
+    epochs (``epoch_XXXX.keras``) and writes the embeddings and learned centres of each snapshot
+    (``outputs_epoch_XXXX.npz``); :meth:`assemble` fits the GMMs of every snapshot, sums the score sets
+    and sets the thresholds."""
 
-    if quick:
-        return QUICK_BANNER
-    paper = MultiDistributionConfig()
-    changed = [f.name for f in dataclasses.fields(paper) if getattr(config, f.name) != getattr(paper, f.name)]
-    if not changed:
-        return "paper settings"
-    return "custom settings (not the paper's): " + ", ".join(f"{n}={getattr(config, n)!r}" for n in changed)
+    command = "multi-distribution"
+    year = 2021
+    title = "Multiple distributions with sub-cluster AdaCos (Wilkinghoff 2021)"
+
+    def default_config(self, quick):
+        return MultiDistributionConfig().quick() if quick else MultiDistributionConfig()
+
+    def add_arguments(self, parser):
+        parser.add_argument("--experiment", default="all", choices=list(EXPERIMENTS) + ["all"],
+                            help="which tables to reproduce: system (Tables 2, 5), distributions (Table 3), "
+                                 "losses (Table 4) or all (default)")
+        parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+        parser.add_argument("--checkpoint-every", type=int, default=None,
+                            help="score the networks after every N epochs (paper: 100)")
+        parser.add_argument("--subclusters", default=None,
+                            help="comma-separated numbers of sub-clusters S (paper: 1,2,4,8,16)")
+        parser.add_argument("--variant-choice", choices=("paper", "dev"), default=None,
+                            help="per machine type: the paper's choice of network variant (default) or the "
+                                 "better one on the labelled development set")
+
+    def overrides(self, args):
+        return {"epochs": args.epochs, "checkpoint_every": args.checkpoint_every,
+                "variant_choice": args.variant_choice,
+                "subclusters": None if args.subclusters is None else _subclusters(args.subclusters)}
+
+    def experiment_name(self, args):
+        return f"multi-distribution-{args.experiment}"
+
+    def check(self, ctx):
+        ctx.config = replace(ctx.config, subclusters=tuple(int(s) for s in ctx.config.subclusters),
+                             loss_weights=tuple(float(w) for w in ctx.config.loss_weights)).check()
+
+    def prepare(self, ctx):
+        from asdcore.features import LogMelConfig, Normalizer
+        from subcluster_adacos.multi_distribution import TrainingClasses
+
+        features = ctx.features(LogMelConfig())  # read-only memory map
+        classes = TrainingClasses.from_table(ctx.table)
+        ctx.log.info("classes: %d sections, %d attribute classes (paper: 42 and 199)", classes.n_sections,
+                     classes.n_attributes)
+        normalizer = Normalizer().fit(features, rows=classes.rows)  # all normal training clips (Sec. 2.3)
+        ctx.state.update(features=features, normalizer=normalizer, view=normalizer.view(features),
+                         classes=classes, experiments=list(EXPERIMENTS) if ctx.args.experiment == "all"
+                         else [ctx.args.experiment])
+
+    def units(self, ctx):
+        variants = variants_needed(ctx.state["experiments"], ctx.config, sorted(set(ctx.table["machine_type"])))
+        return [ctx.unit(f"{variant}_S{int(s):02d}", {"variant": variant, "n_subclusters": int(s)})
+                for variant in variants for s in ctx.config.subclusters]
+
+    def estimate(self, ctx, units):
+        n_train = int(ctx.state["classes"].rows.sum())
+        return {"steps": len(units) * ctx.config.epochs * -(-n_train // ctx.config.batch_size)}
+
+    def train_unit(self, ctx, unit):
+        import keras
+
+        from subcluster_adacos.multi_distribution import network_outputs, train_network
+
+        config, classes = ctx.config, ctx.state["classes"]
+        ctx.log.info("training %s: %d epochs, %d clips, %d sections, %d attribute classes, seed %d", unit.name,
+                     config.epochs, int(classes.rows.sum()), classes.n_sections, classes.n_attributes, unit.seed)
+        model, info = train_network(unit.spec["variant"], ctx.state["view"], classes,
+                                    config.training(unit.spec["n_subclusters"]), model_dir=unit.folder,
+                                    seed=unit.seed, verbose=2, loss_weights=config.loss_weights)
+        epochs = []
+        if not info["diverged"]:
+            for epoch, path in sorted(info["snapshots"].items()):
+                snapshot = model if epoch == config.epochs else keras.models.load_model(path)
+                network_outputs(snapshot, ctx.state["view"], classes, config.batch_size).save(
+                    _outputs_file(unit, epoch))
+                epochs.append(int(epoch))
+        keras.backend.clear_session(free_memory=True)
+        return {"diverged": bool(info["diverged"]), "epochs": epochs}
+
+    def assemble(self, ctx, units):
+        from subcluster_adacos.multi_distribution import (NetworkOutputs, TemporalMaxScorer, choose_variants_on_dev,
+                                                          decide, decision_thresholds, paper_variants,
+                                                          score_outputs, select_by_type, temporal_max)
+
+        config, table, experiments = ctx.config, ctx.table, ctx.state["experiments"]
+        ctx.state["normalizer"].save(ctx.run.file("models", "normalizer.npz"))
+        tmax_term = None
+        if table["machine_type"].isin(config.tmax_types).any():  # eq. (4)
+            tmax = temporal_max(ctx.state["features"], ctx.state["normalizer"])
+            tmax_term = TemporalMaxScorer(config.tmax_types, config.reg_covar).fit(tmax, table).term(tmax, table)
+
+        def score_snapshot(unit, epoch):
+            return score_outputs(NetworkOutputs.load(_outputs_file(unit, epoch)), table, tmax_term,
+                                 config.reg_covar, config.component_weights, config.target_decision,
+                                 gmm_score=config.gmm_score, section_gmm_data=config.section_gmm_data)
+
+        ensembles, listing = build_ensembles(units, score_snapshot, ctx.log)
+        ctx.run.write_csv("models/score_sets.csv", listing)
+        machine_types = sorted(set(table["machine_type"]))
+        choice = paper_variants(machine_types, config.sections_only_types)
+        choice_note = "variant per machine type: the paper's (Sec. 2.5)"
+        if config.variant_choice == "dev":
+            choice, dev_scores = choose_variants_on_dev(table, {v: s.score for v, s in ensembles.items()}, choice)
+            ctx.run.write_csv("variant_choice.csv", dev_scores)
+            choice_note = "variant per machine type: the better on the development set"
+        proposed = select_by_type(table, ensembles, choice)
+        scores, decision_scores = systems_for(experiments, ensembles, proposed)
+        decisions = {}
+        for name, values in decision_scores.items():
+            thresholds = decision_thresholds(values, table, config.threshold_percentile)
+            ctx.run.write_csv(f"thresholds/{name}.csv", thresholds)
+            decisions[name] = decide(values, table, thresholds)
+        notes = [ctx.source.description,
+                 f"{choice_note}: " + ", ".join(f"{t} = {v}" for t, v in sorted(choice.items())),
+                 f"ensembles: S in {config.subclusters} x checkpoints at epochs {_checkpoints(config)} = "
+                 f"{len(config.subclusters) * len(_checkpoints(config))} score sets per variant"]
+        if ctx.quick:
+            notes.insert(0, f"{ctx.settings_label}: {config.epochs} epochs, S in {config.subclusters}")
+        elif ctx.settings_label != "paper settings":
+            notes.insert(0, ctx.settings_label)
+        return Assembled(scores, decisions, report=lambda ctx, per_unit, summary: report(
+            ctx, experiments, per_unit, summary, notes))
 
 
-def run(args) -> int:
-    from asdcore.experiment import RunFolder, get_logger, resolve_config, resolve_quick, set_seed
-
-    set_seed(args.seed)
-    log = get_logger()
-    quick, why = resolve_quick(args)
-    default = MultiDistributionConfig()
-    if quick:
-        default = default.quick()
-    overrides = {"epochs": args.epochs, "checkpoint_every": args.checkpoint_every,
-                 "variant_choice": args.variant_choice,
-                 "subclusters": None if args.subclusters is None else _subclusters(args.subclusters)}
-    config = resolve_config(default, args.config, overrides)
-    config = replace(config, subclusters=tuple(int(s) for s in config.subclusters),
-                     loss_weights=tuple(float(w) for w in config.loss_weights)).check()
-    experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
-    run_folder = RunFolder.create(args.out, 2021, f"multi-distribution-{args.experiment}")
-    try:
-        return _run(args, config, quick, why, experiments, run_folder, log)
-    finally:
-        run_folder.close()
-
-
-def _run(args, config, quick, why, experiments, run_folder, log) -> int:
-    from asdcore.experiment import QUICK_BANNER
-    from asdcore.features import LogMelConfig, Normalizer
-    from asdcore.pipeline import evaluate_systems, load_features, open_data
-    from subcluster_adacos.multi_distribution import (TrainingClasses, choose_variants_on_dev, decide,
-                                                      decision_thresholds, paper_variants, select_by_type)
-
-    if quick:
-        log.info("%s (%s)", QUICK_BANNER, why)
-    feature_config = LogMelConfig()
-    source, table = open_data(args, 2021)
-    run_folder.write_config({"command": "multi-distribution", "experiments": experiments, "quick": quick,
-                             "mode": run_mode(quick, config), "quick_reason": why,
-                             "data": source.description, "seed": args.seed, "settings": config,
-                             "features": feature_config})
-    table, features = load_features(table, feature_config, args, run_folder)
-    classes = TrainingClasses.from_table(table)
-    log.info("classes: %d sections, %d attribute classes (paper: 42 and 199)", classes.n_sections,
-             classes.n_attributes)
-    normalizer = Normalizer().fit(features[classes.rows])
-    features = normalizer.transform(features)
-    normalizer.save(run_folder.file("models", "normalizer.npz"))
-    machine_types = sorted(set(table["machine_type"]))
-    variants = variants_needed(experiments, config, machine_types)
-    ensembles, listing = build_ensembles(features, table, classes, config, variants, run_folder, args.seed, log)
-    run_folder.write_csv("models/score_sets.csv", listing)
-
-    choice = paper_variants(machine_types, config.sections_only_types)
-    choice_note = "variant per machine type: the paper's (Sec. 2.5)"
-    if config.variant_choice == "dev":
-        choice, dev_scores = choose_variants_on_dev(table, {v: s.score for v, s in ensembles.items()}, choice)
-        run_folder.write_csv("variant_choice.csv", dev_scores)
-        choice_note = "variant per machine type: the better on the development set"
-    proposed = select_by_type(table, ensembles, choice)
-    scores, decision_scores = systems_for(experiments, ensembles, proposed)
-    decisions = {}
-    for name, values in decision_scores.items():
-        thresholds = decision_thresholds(values, table, config.threshold_percentile)
-        run_folder.write_csv(f"thresholds/{name}.csv", thresholds)
-        decisions[name] = decide(values, table, thresholds)
-    per_unit, summary = evaluate_systems(run_folder, table, scores, 2021, decisions=decisions, quick=quick)
-
-    n_sets = len(config.subclusters) * len(_checkpoints(config))
-    notes = [source.description,
-             f"{choice_note}: " + ", ".join(f"{t} = {v}" for t, v in sorted(choice.items())),
-             f"ensembles: S in {config.subclusters} x checkpoints at epochs {_checkpoints(config)} = "
-             f"{n_sets} score sets per variant"]
-    if quick:
-        notes.insert(0, f"{QUICK_BANNER} ({why}): {config.epochs} epochs, S in {config.subclusters}")
-    elif run_mode(quick, config) != "paper settings":
-        notes.insert(0, run_mode(quick, config))
-    text = ["# Multiple distributions with sub-cluster AdaCos (Wilkinghoff 2021): " + ", ".join(experiments), ""]
-    if quick:
-        text += [f"**{QUICK_BANNER}**", ""]
+def report(ctx, experiments, per_unit, summary, notes) -> list[str]:
+    """The sections of comparison.md (Tables 2-5 for the experiments run); also printed."""
+    text = ["Experiments: " + ", ".join(experiments), ""]
     if summary.empty:
-        text.append("No labelled test clips: submission files only.")
-    else:
-        sections = []
-        if "system" in experiments:
-            sections += [table2(per_unit, summary, notes), table5(summary, notes)]
-        if "distributions" in experiments:
-            sections.append(table3(summary, notes))
-        if "losses" in experiments:
-            sections.append(table4(summary, notes))
-        for markdown, frame in sections:
-            if not markdown:
-                continue
-            text.append(markdown)
-            print("\n" + markdown.splitlines()[0].lstrip("# ") + (f"  [{QUICK_BANNER}]" if quick else ""))
-            print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
-        official = summary[(summary["system"] == "proposed") & (summary["machine_type"] == "all")
-                           & (summary["domain"] == "all") & (summary["statistic"] == "harmonic mean")]
-        for row in official.itertuples(index=False):
-            print(f"official score (harmonic mean of all AUCs and pAUCs), {row.part}: {100 * row.score:.2f} %")
-    run_folder.write_text("comparison.md", "\n".join(text))
-    print(f"\nrun folder: {run_folder.path}")
-    return 0
+        return text + ["No labelled test clips: submission files only."]
+    sections = []
+    if "system" in experiments:
+        sections += [table2(per_unit, summary, notes), table5(summary, notes)]
+    if "distributions" in experiments:
+        sections.append(table3(summary, notes))
+    if "losses" in experiments:
+        sections.append(table4(summary, notes))
+    for markdown, frame in sections:
+        if not markdown:
+            continue
+        text.append(markdown)
+        print("\n" + markdown.splitlines()[0].lstrip("# ") + (f"  [{QUICK_BANNER}]" if ctx.quick else ""))
+        print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
+    official = summary[(summary["system"] == "proposed") & (summary["machine_type"] == "all")
+                       & (summary["domain"] == "all") & (summary["statistic"] == "harmonic mean")]
+    for row in official.itertuples(index=False):
+        print(f"official score (harmonic mean of all AUCs and pAUCs), {row.part}: {100 * row.score:.2f} %")
+    return text
 
 
 def _checkpoints(config) -> list[int]:
     epochs = [e for e in range(1, config.epochs + 1) if e % config.checkpoint_every == 0]
     return epochs if epochs and epochs[-1] == config.epochs else epochs + [config.epochs]
+
+
+METHOD = MultiDistribution()

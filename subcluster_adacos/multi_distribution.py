@@ -96,7 +96,8 @@ __all__ = [
     "section_keys", "attribute_keys", "TrainingClasses", "train_network", "head_centres",
     "weighted_component_log_likelihoods", "DistributionScorer", "TemporalMaxScorer", "ScoreSet",
     "combine_terms", "sum_score_sets", "decision_thresholds", "decide", "paper_variants",
-    "choose_variants_on_dev", "select_by_type", "score_network",
+    "choose_variants_on_dev", "select_by_type", "score_network", "NetworkOutputs", "network_outputs",
+    "score_outputs", "temporal_max",
 ]
 
 BOTH_HEADS = "sections_attributes"
@@ -168,7 +169,9 @@ def train_network(variant: str, features: np.ndarray, classes: TrainingClasses, 
     Parameters
     ----------
     variant : ``BOTH_HEADS`` (section and attribute heads, equal loss weights) or ``SECTIONS_ONLY``.
-    features : normalised log-mel of the training clips ``classes.rows`` (clips, frames, bins).
+    features : normalised log-mel (clips, frames, bins) of the training clips ``classes.rows``, or of every
+        clip of the table (then the training rows are read lazily, batch by batch: pass a
+        :class:`~asdcore.features.StandardisedView` of the memory-mapped features, nothing is copied).
     training_config : :class:`subcluster_adacos.training.TrainingConfig` (S, epochs, checkpoints, ...).
     loss_weights : weights of the two heads' losses (default equal, paper Sec. 2.3).
 
@@ -176,17 +179,23 @@ def train_network(variant: str, features: np.ndarray, classes: TrainingClasses, 
     -------
     model, info : as :func:`subcluster_adacos.training.train_model` (``info["snapshots"]``: epoch -> path).
     """
-    from subcluster_adacos.training import train_model, train_multi_head_model
+    from subcluster_adacos.training import RowSubset, train_model, train_multi_head_model
 
-    if len(features) != int(classes.rows.sum()):
-        raise ASDError(f"{len(features)} feature arrays for {int(classes.rows.sum())} training clips")
+    n_train = int(classes.rows.sum())
+    rows = None
+    if len(features) == len(classes.rows) and len(features) != n_train:
+        rows = classes.rows
+    elif len(features) != n_train:
+        raise ASDError(f"{len(features)} feature arrays for {n_train} training clips ({len(classes.rows)} clips)")
     if variant == SECTIONS_ONLY:
-        return train_model(features, classes.section_labels, classes.n_sections, training_config,
-                           model_dir=model_dir, seed=seed, verbose=verbose)
+        # TODO(lead): pass rows= to train_model once its rows parameter (2020 port) is merged
+        return train_model(features if rows is None else RowSubset(features, rows), classes.section_labels,
+                           classes.n_sections, training_config, model_dir=model_dir, seed=seed, verbose=verbose)
     if variant == BOTH_HEADS:
         return train_multi_head_model(features, [classes.section_labels, classes.attribute_labels],
                                       [classes.n_sections, classes.n_attributes], training_config,
-                                      model_dir=model_dir, seed=seed, verbose=verbose, loss_weights=loss_weights)
+                                      model_dir=model_dir, seed=seed, verbose=verbose, loss_weights=loss_weights,
+                                      rows=rows)
     raise ASDError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
 
 
@@ -556,20 +565,90 @@ def select_by_type(table: pd.DataFrame, sets_by_variant: dict, choice: dict) -> 
     return ScoreSet(score, decision, terms, n_sets)
 
 
+@dataclass
+class NetworkOutputs:
+    """What one snapshot of a network gives the scores of Sec. 2.4: the embeddings of every clip and the
+    learned (L2-normalised) centres of its heads (``attribute_centres`` None for a section-only network).
+    Saved by the training unit (:meth:`save`), scored later without Keras (:func:`score_outputs`)."""
+
+    embeddings: np.ndarray
+    section_centres: dict
+    attribute_centres: dict | None = None
+
+    def save(self, path) -> None:
+        """One ``.npz`` file (written to a temporary name, then renamed)."""
+        import os
+        import tempfile
+
+        # float32: the network's outputs are float32 (predict), so nothing is lost
+        arrays = {"embeddings": np.asarray(self.embeddings, dtype=np.float32),
+                  "section_names": np.array(list(self.section_centres), dtype=str),
+                  "section_centres": np.stack(list(self.section_centres.values()))}
+        if self.attribute_centres is not None:
+            arrays["attribute_names"] = np.array(list(self.attribute_centres), dtype=str)
+            arrays["attribute_centres"] = np.stack(list(self.attribute_centres.values()))
+        path = os.fspath(path)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".npz")
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "NetworkOutputs":
+        with np.load(path) as data:
+            sections = dict(zip(data["section_names"].tolist(), data["section_centres"]))
+            attributes = (dict(zip(data["attribute_names"].tolist(), data["attribute_centres"]))
+                          if "attribute_names" in data else None)
+            return cls(np.asarray(data["embeddings"]), sections, attributes)
+
+
+def network_outputs(model, features, classes: TrainingClasses, batch_size: int = 64,
+                    chunk: int = 64 * 64) -> NetworkOutputs:
+    """Embeddings of every clip of ``features`` (read ``chunk`` clips at a time, so a lazily standardised
+    memory map is never copied whole; ``chunk`` a multiple of ``batch_size`` keeps the batches of one
+    ``predict`` call) and the learned centres of the model's heads (:func:`head_centres`)."""
+    from subcluster_adacos.scoring import extract_embeddings
+
+    section_centres, attribute_centres = head_centres(model, classes)
+    parts = [extract_embeddings(model, np.asarray(features[start:start + chunk], dtype=np.float32), batch_size)
+             for start in range(0, len(features), chunk)]
+    embeddings = np.concatenate(parts) if parts else np.zeros((0, 0))
+    if not np.all(np.isfinite(embeddings)):
+        raise ASDError("the network produced non-finite embeddings (training diverged); it cannot be scored")
+    return NetworkOutputs(embeddings, section_centres, attribute_centres)
+
+
+def score_outputs(outputs: NetworkOutputs, table: pd.DataFrame, tmax_term: np.ndarray | None = None,
+                  reg_covar: float = 1e-3, component_weights: bool = True, target_decision: str = "first_term",
+                  gmm_score: str = "component", section_gmm_data: str = "source") -> ScoreSet:
+    """The score set of one snapshot from its :class:`NetworkOutputs`: the GMMs of eqs. (2)-(3)
+    initialised with the learned centres (settings of :class:`DistributionScorer`), combined with the
+    eq. (4) term."""
+    embeddings = np.asarray(outputs.embeddings, dtype=np.float64)
+    if len(embeddings) != len(table):
+        raise ASDError(f"{len(embeddings)} embeddings for {len(table)} clips; the network's outputs belong to "
+                       "another clip table")
+    scorer = DistributionScorer(reg_covar=reg_covar, component_weights=component_weights, gmm_score=gmm_score,
+                                section_data=section_gmm_data)
+    scorer.fit(embeddings, table, outputs.section_centres, outputs.attribute_centres)
+    return combine_terms(scorer.terms(embeddings, table), table, tmax_term, target_decision)
+
+
 def score_network(model, features: np.ndarray, table: pd.DataFrame, classes: TrainingClasses,
                   tmax_term: np.ndarray | None = None, reg_covar: float = 1e-3, component_weights: bool = True,
                   target_decision: str = "first_term", batch_size: int = 64, gmm_score: str = "component",
                   section_gmm_data: str = "source") -> ScoreSet:
-    """The score set of one trained network (one checkpoint): embeddings of every clip, the GMMs of
-    eqs. (2)-(3) initialised with the network's learned centres (settings of :class:`DistributionScorer`),
-    combined with the eq. (4) term."""
-    from subcluster_adacos.scoring import extract_embeddings
+    """The score set of one trained network (one checkpoint): :func:`network_outputs` then
+    :func:`score_outputs`."""
+    return score_outputs(network_outputs(model, features, classes, batch_size), table, tmax_term, reg_covar,
+                         component_weights, target_decision, gmm_score, section_gmm_data)
 
-    embeddings = extract_embeddings(model, features, batch_size)
-    if not np.all(np.isfinite(embeddings)):
-        raise ASDError("the network produced non-finite embeddings (training diverged); it cannot be scored")
-    section_centres, attribute_centres = head_centres(model, classes)
-    scorer = DistributionScorer(reg_covar=reg_covar, component_weights=component_weights, gmm_score=gmm_score,
-                                section_data=section_gmm_data)
-    scorer.fit(embeddings, table, section_centres, attribute_centres)
-    return combine_terms(scorer.terms(embeddings, table), table, tmax_term, target_decision)
+
+def temporal_max(features, normalizer=None, chunk: int = 1024) -> np.ndarray:
+    """``t_max(x)`` of eq. (4): per mel bin the maximum over time, (clips, bins), read ``chunk`` clips at a
+    time. With ``normalizer`` the maximum of the standardised log-mel: standardisation is increasing per
+    bin, so it is applied to the maxima of the raw features (the same numbers, no standardised copy)."""
+    parts = [np.asarray(features[start:start + chunk], dtype=np.float32).max(axis=1)
+             for start in range(0, len(features), chunk)]
+    tmax = np.concatenate(parts)
+    return tmax if normalizer is None else normalizer.transform(tmax)

@@ -283,9 +283,32 @@ class HeadScaleMonitor(ScaleMonitor):
                                  {k: v[-1:] for k, v in self.histories.items()}, epoch + 1)
 
 
+class RowSubset:
+    """The rows ``rows`` of ``features`` (an array, memory map or
+    :class:`~asdcore.features.StandardisedView`), read lazily: ``subset[i]`` is ``features[rows[i]]``.
+
+    What :func:`make_multi_label_dataset` needs (``len``, ``shape``, integer-array indexing), so a network
+    trains on the training clips of a memory-mapped feature store without a copy of those clips.
+    """
+
+    def __init__(self, features, rows):
+        rows = np.asarray(rows)
+        self.features = features
+        self.rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
+        self.shape = (len(self.rows),) + tuple(features.shape[1:])
+        self.dtype = np.dtype(np.float32)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        return self.features[self.rows[index]]
+
+
 def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: TrainingConfig,
                            model_dir=None, seed: int = 0, verbose: int = 1, input_shape=None,
-                           loss_weights=None):
+                           loss_weights=None, rows=None):
     """Train one embedding network with one sub-cluster AdaCos head per label set (Wilkinghoff 2021).
 
     The generalisation of :func:`train_model` to several label sets (e.g. sections and attribute
@@ -299,6 +322,9 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
     label_sets : sequence of integer arrays, one per head, aligned with ``features``.
     n_classes : sequence of int, the classes of each head.
     loss_weights : sequence of float or None (equal weights, the paper's choice).
+    rows : indices or boolean mask over ``features``' first axis, or None (all of them): train on those
+        clips only, read batch by batch (:class:`RowSubset`, no copy); ``label_sets`` are then aligned with
+        the selected rows.
 
     Returns
     -------
@@ -307,6 +333,8 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
 
     from subcluster_adacos.network import build_multi_head_training_model, head_names
 
+    if rows is not None:
+        features = RowSubset(features, rows)
     label_sets = [np.asarray(labels) for labels in label_sets]
     n_classes = [int(c) for c in n_classes]
     if config.loss != "subcluster_adacos":

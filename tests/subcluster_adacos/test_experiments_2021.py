@@ -14,7 +14,6 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from asdcore.errors import ASDError  # noqa: E402
 from subcluster_adacos.experiments_2021 import (  # noqa: E402
     MultiDistributionConfig,
-    run_mode,
     table2,
     table3,
     table4,
@@ -47,145 +46,63 @@ def test_defaults_are_the_papers_settings():
             dataclasses.replace(c, **{name: bad}).check()
 
 
-def test_a_full_run_with_overrides_is_not_labelled_paper_settings():
-    c = MultiDistributionConfig()
-    assert run_mode(False, c) == "paper settings"
-    assert run_mode(True, c).startswith("QUICK MODE")
-    for changed in ({"epochs": 10}, {"subclusters": (1, 2)}, {"class_weight": "balanced"}):
-        mode = run_mode(False, dataclasses.replace(c, **changed))
-        assert mode.startswith("custom settings") and "paper settings" not in mode
-        assert next(iter(changed)) in mode
+# --- the score sets the assemble step sums (Sec. 2.5) -----------------------------------------------------------
+
+class _Unit:
+    """A finished unit as build_ensembles sees it: name, spec and the result of train_unit."""
+
+    def __init__(self, variant, n_sub, epochs, diverged=False):
+        self.name = f"{variant}_S{n_sub:02d}"
+        self.spec = {"variant": variant, "n_subclusters": n_sub}
+        self._result = {"diverged": diverged, "epochs": [] if diverged else list(epochs)}
+
+    def result(self):
+        return self._result
 
 
-# --- the score sets the pipeline builds (Sec. 2.5) -------------------------------------------------------------
-
-class _Folder:
-    def __init__(self, path):
-        self.path = path
+def _value(unit, epoch, n=5):
+    """A known score per (variant, S, epoch)."""
+    return np.full(n, 1000.0 * (unit.spec["variant"] == BOTH_HEADS) + 10.0 * unit.spec["n_subclusters"] + epoch / 100)
 
 
-def _toy_table():
-    rows = []
-    for section in ("section_00", "section_01"):
-        for i in range(4):
-            rows.append(("ToyCar", section, "train", "normal", "source", f"a_{i % 2}"))
-        rows.append(("ToyCar", section, "train", "normal", "target", "b_0"))
-        rows.append(("ToyCar", section, "test", "normal", "source", ""))
-    return pd.DataFrame(rows, columns=["machine_type", "unit", "split", "label", "domain", "attributes"])
+def _score_set(unit, epoch):
+    from subcluster_adacos.multi_distribution import ScoreSet
+
+    v = _value(unit, epoch)
+    return ScoreSet(v, v, {name: v for name in ("section", "attribute", "target")}, 1)
 
 
-def _fake_pipeline(monkeypatch, diverged=()):
-    """train_network / score_network stand-ins: every network records its seed and the first draw of the
-    global NumPy state after seeding; a score set's values are known per (variant, S, epoch)."""
-    import keras
-
-    import subcluster_adacos.multi_distribution as md
-
-    trained = []
-
-    def train_network(variant, features, classes, training_config, model_dir=None, seed=0, verbose=2,
-                      loss_weights=None):
-        s, epochs, every = training_config.n_subclusters, training_config.epochs, training_config.checkpoint_every
-        trained.append({"name": f"{variant}_S{s:02d}", "seed": seed, "draw": np.random.random(),
-                        "class_weight": training_config.class_weight})
-        if f"{variant}_S{s:02d}" in diverged:
-            return None, {"diverged": True, "snapshots": {}}
-        snapshots = {e: f"{variant}|{s}|{e}" for e in range(every, epochs + 1, every)}
-        return f"{variant}|{s}|{epochs}", {"diverged": False, "snapshots": snapshots}
-
-    def value(snapshot, n):
-        variant, s, epoch = snapshot.split("|")
-        return np.full(n, 1000.0 * (variant == md.BOTH_HEADS) + 10.0 * int(s) + int(epoch) / 100)
-
-    calls = []
-
-    def score_network(snapshot, features, table, classes, tmax_term, reg_covar, component_weights,
-                      target_decision, batch_size, gmm_score="component", section_gmm_data="source"):
-        calls.append((gmm_score, section_gmm_data))
-        v = value(snapshot, len(table))
-        return md.ScoreSet(v, v, {name: v for name in ("section", "attribute", "target")}, 1)
-
-    monkeypatch.setattr(md, "train_network", train_network)
-    monkeypatch.setattr(md, "score_network", score_network)
-    monkeypatch.setattr(keras.models, "load_model", lambda path: str(path))
-    monkeypatch.setattr(keras.backend, "clear_session", lambda free_memory=False: None)
-    return trained, calls, value
-
-
-def test_the_paper_ensemble_sums_20_score_sets_per_variant(tmp_path, monkeypatch):
+def test_the_paper_ensemble_sums_20_score_sets_per_variant():
     import logging
 
     from subcluster_adacos.experiments_2021 import build_ensembles
-    from subcluster_adacos.multi_distribution import TrainingClasses
 
-    trained, calls, value = _fake_pipeline(monkeypatch)
-    table = _toy_table()
-    classes = TrainingClasses.from_table(table)
-    features = np.zeros((len(table), 3, 2), dtype=np.float32)
-    config = dataclasses.replace(MultiDistributionConfig(), gmm_score="mixture", section_gmm_data="all")
-    log = logging.getLogger("test")
-    ensembles, listing = build_ensembles(features, table, classes, config, [BOTH_HEADS, SECTIONS_ONLY],
-                                         _Folder(tmp_path), 3, log)
+    units = [_Unit(v, s, (100, 200, 300, 400)) for v in (BOTH_HEADS, SECTIONS_ONLY) for s in (1, 2, 4, 8, 16)]
+    ensembles, listing = build_ensembles(units, _score_set, logging.getLogger("test"))
     for variant in (BOTH_HEADS, SECTIONS_ONLY):
         rows = listing[listing["variant"] == variant]
         assert len(rows) == 20 and ensembles[variant].n_sets == 20  # 5 values of S x 4 checkpoints
         assert sorted(set(rows["epoch"])) == [100, 200, 300, 400] and sorted(set(rows["n_subclusters"])) == [
             1, 2, 4, 8, 16]
-        by_hand = sum(value(f"{variant}|{s}|{e}", len(table)) for s in (1, 2, 4, 8, 16) for e in (100, 200, 300, 400))
+        by_hand = sum(_value(u, e) for u in units if u.spec["variant"] == variant for e in (100, 200, 300, 400))
         np.testing.assert_allclose(ensembles[variant].score, by_hand)
-    assert set(calls) == {("mixture", "all")}  # the settings reach every score set
-    assert {t["class_weight"] for t in trained} == {"none"}
 
 
-def test_each_2021_network_is_seeded_from_seed_and_its_name(tmp_path, monkeypatch):
-    """Seed rule of the 2020 networks (asdcore.experiment.seed_for): the same network gets the same seed
-    and the same global random state whatever was trained before it."""
-    import logging
-    import zlib
-
-    from subcluster_adacos.experiments_2021 import build_ensembles
-    from subcluster_adacos.multi_distribution import TrainingClasses
-
-    table = _toy_table()
-    classes = TrainingClasses.from_table(table)
-    features = np.zeros((len(table), 3, 2), dtype=np.float32)
-    runs = []
-    for subclusters, variants in (((1, 2, 4), [BOTH_HEADS, SECTIONS_ONLY]), ((4,), [SECTIONS_ONLY])):
-        trained, _, _ = _fake_pipeline(monkeypatch)
-        config = dataclasses.replace(MultiDistributionConfig().quick(), subclusters=subclusters)
-        build_ensembles(features, table, classes, config, variants, _Folder(tmp_path / str(len(runs))), 7,
-                        logging.getLogger("test"))
-        runs.append({t["name"]: t for t in trained})
-    for name, t in runs[0].items():
-        assert t["seed"] == (7 * 1_000_003 + zlib.crc32(name.encode())) % 2**31
-    assert len({t["seed"] for t in runs[0].values()}) == 6
-    alone = runs[1]["sections_S04"]
-    assert (alone["seed"], alone["draw"]) == (runs[0]["sections_S04"]["seed"], runs[0]["sections_S04"]["draw"])
-
-
-def test_a_diverged_2021_network_is_left_out_with_a_warning(tmp_path, monkeypatch, caplog):
+def test_a_diverged_2021_network_is_left_out_with_a_warning(caplog):
     import logging
 
     from subcluster_adacos.experiments_2021 import build_ensembles, systems_for
-    from subcluster_adacos.multi_distribution import TrainingClasses
 
-    _, _, value = _fake_pipeline(monkeypatch, diverged={"sections_S02", "sections_attributes_S01",
-                                                        "sections_attributes_S02"})
-    table = _toy_table()
-    classes = TrainingClasses.from_table(table)
-    features = np.zeros((len(table), 3, 2), dtype=np.float32)
-    config = MultiDistributionConfig().quick()  # 2 epochs, a checkpoint after each, S in {1, 2}
+    units = [_Unit(BOTH_HEADS, 1, (), diverged=True), _Unit(BOTH_HEADS, 2, (), diverged=True),
+             _Unit(SECTIONS_ONLY, 1, (1, 2)), _Unit(SECTIONS_ONLY, 2, (), diverged=True)]
     with caplog.at_level(logging.WARNING, logger="test"):
-        ensembles, listing = build_ensembles(features, table, classes, config, [BOTH_HEADS, SECTIONS_ONLY],
-                                             _Folder(tmp_path), 0, logging.getLogger("test"))
+        ensembles, listing = build_ensembles(units, _score_set, logging.getLogger("test"))
     assert "sections_S02 diverged" in caplog.text and "every network diverged" in caplog.text
     assert BOTH_HEADS not in ensembles and ensembles[SECTIONS_ONLY].n_sets == 2
-    np.testing.assert_allclose(ensembles[SECTIONS_ONLY].score,
-                               value(f"{SECTIONS_ONLY}|1|1", len(table)) + value(f"{SECTIONS_ONLY}|1|2", len(table)))
+    np.testing.assert_allclose(ensembles[SECTIONS_ONLY].score, _value(units[2], 1) + _value(units[2], 2))
     assert listing["diverged"].sum() == 3
     scores, _ = systems_for(["losses"], ensembles, ensembles[SECTIONS_ONLY])
     assert set(scores) == {"loss_sections", "proposed"}
-
 
 def test_variants_needed():
     config = MultiDistributionConfig()
@@ -268,23 +185,46 @@ def _only_run_folder(base: Path) -> Path:
     return folders[0]
 
 
-def test_quick_run_end_to_end(tmp_path, monkeypatch):
-    """One two-head network (ToyCar), one epoch, on a tiny synthetic set with 2 s clips."""
-    import run_dcase2021
-    from asdcore.synthetic import generate
+@pytest.fixture(scope="module")
+def tiny_toycar(synthetic_set):
+    """ToyCar only, 6 + 3 training clips and 3 + 3 test clips per section and domain, 2 s clips."""
+    return synthetic_set(2021, seed=1, machine_types=("ToyCar",), n_train=6, n_target_train=3, n_test_normal=3,
+                         n_test_anomaly=3, duration=2.0)
 
-    monkeypatch.setenv("ASD_CACHE_DIR", str(tmp_path / "cache"))
-    root = generate(2021, tmp_path / "data", seed=1, preset="tiny", machine_types=("ToyCar",), n_train=6,
-                    n_target_train=3, n_test_normal=3, n_test_anomaly=3, duration=2.0)
-    config = tmp_path / "settings.yaml"
-    config.write_text("epochs: 1\ncheckpoint_every: 1\nsubclusters: [2]\n")
-    out = tmp_path / "runs"
-    argv = ["multi-distribution", "--experiment", "system", "--data-root", root, "--out", out, "--quick",
-            "--config", config]
-    assert run_dcase2021.main([str(a) for a in argv]) == 0
-    run = _only_run_folder(out / "2021" / "multi-distribution-system")
-    assert "quick: true" in (run / "config.yaml").read_text()
-    assert (run / "models" / "sections_attributes_S02" / "epoch_0001.keras").is_file()
+
+def _argv(root, out, config, *extra):
+    return [str(a) for a in ["multi-distribution", "--experiment", "system", "--data-root", root, "--out", out,
+                             "--quick", "--config", config, *extra]]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tiny_toycar, tmp_path_factory):
+    """One quick run: two two-head networks (ToyCar; S = 1, 2), one epoch each."""
+    import run_dcase2021
+
+    tmp = tmp_path_factory.mktemp("md2021")
+    config = tmp / "settings.yaml"
+    config.write_text("epochs: 1\ncheckpoint_every: 1\nsubclusters: [1, 2]\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ASD_CACHE_DIR", str(tmp / "cache"))
+        assert run_dcase2021.main(_argv(tiny_toycar, tmp / "runs", config)) == 0
+        yield tmp, config, _only_run_folder(tmp / "runs" / "2021" / "multi-distribution-system")
+
+
+def _scores(run: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(p, header=None, names=["file", "score"]).assign(name=p.name)
+                      for p in sorted((run / "scores").glob("*/*.csv"))], ignore_index=True)
+
+
+def test_quick_run_end_to_end(quick_run):
+    _, _, run = quick_run
+    assert "mode: QUICK" in (run / "config.yaml").read_text()
+    units = pd.read_csv(run / "units.csv")
+    assert list(units["name"]) == ["sections_attributes_S01", "sections_attributes_S02"]
+    for name in units["name"]:
+        assert (run / "units" / name / "epoch_0001.keras").is_file()
+        assert (run / "units" / name / "outputs_epoch_0001.npz").is_file()
+    assert len(pd.read_csv(run / "models" / "score_sets.csv")) == 2 and (run / "models" / "normalizer.npz").is_file()
     system = run / "scores" / "proposed"
     for part, sections in (("dev", ("00", "01", "02")), ("eval", ("03", "04", "05"))):
         for section in sections:
@@ -313,3 +253,32 @@ def test_quick_run_end_to_end(tmp_path, monkeypatch):
     assert "QUICK MODE" in comparison and "SYNTHETIC" in comparison
     assert "Table 2" in comparison and "Table 5" in comparison and "75.03" in comparison
     assert "nan" not in comparison  # empty cells are written "-"
+
+
+def test_units_are_named_and_seeded_by_name_and_assemble_needs_only_their_folders(quick_run, tiny_toycar):
+    """--plan lists the networks (seed = seed_for(--seed, name), whatever else the run trains); a job array
+    trains them one by one in any order (train-unit), and assemble, in a fresh context that knows only the
+    unit folders, gives the scores of the one-process run."""
+    import run_dcase2021
+    from asdcore.experiment import seed_for
+
+    tmp, config, serial = quick_run
+    assert run_dcase2021.main(_argv(tiny_toycar, tmp / "array", config, "--plan")) == 0
+    run = _only_run_folder(tmp / "array" / "2021" / "multi-distribution-system")
+    units = pd.read_csv(run / "units.csv")
+    assert list(units["name"]) == ["sections_attributes_S01", "sections_attributes_S02"]
+    assert list(units["seed"]) == [seed_for(0, name) for name in units["name"]]
+    assert not (run / "results.csv").exists()
+    for index in reversed(range(len(units))):
+        assert run_dcase2021.main(["train-unit", str(run), "--index", str(index)]) == 0
+    assert run_dcase2021.main(["assemble", str(run)]) == 0
+    ours, theirs = _scores(run), _scores(serial)
+    assert list(ours["file"]) == list(theirs["file"])
+    np.testing.assert_allclose(ours["score"], theirs["score"], rtol=1e-6)
+    # a run with other networks gives this one the same seed; overrides are not labelled paper settings
+    argv = [a for a in _argv(tiny_toycar, tmp / "other", config, "--plan", "--subclusters", "2,4", "--epochs", "3")
+            if a != "--quick"]
+    assert run_dcase2021.main(argv) == 0
+    other = _only_run_folder(tmp / "other" / "2021" / "multi-distribution-system")
+    assert pd.read_csv(other / "units.csv").set_index("name")["seed"]["sections_attributes_S02"] == units["seed"][1]
+    assert "paper settings with overrides (epochs, subclusters" in (other / "config.yaml").read_text()
