@@ -39,6 +39,13 @@ class FakeNetworks:
             return None
         return self.scores(spec, backend, n_components)
 
+    def combined(self, spec):
+        """The ScoringSystem's scores in the real run (tested in test_training_scoring.py): stands for the
+        rule combined_scores(learned GMM, temporal mean)."""
+        if spec in self.diverged:
+            return None
+        return np.where(TYPES == "ToyConveyor", MEAN, self.scores(spec, "gmm", spec.n_subclusters))
+
 
 CONFIG = SubClusterAdaCosConfig()
 MEAN = np.arange(8, dtype=float) * 100.0
