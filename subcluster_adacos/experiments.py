@@ -114,30 +114,27 @@ class TrainedNetworks:
         return self._networks[spec]
 
     def system(self, spec: ModelSpec, load_model: bool = False):
-        """The Table V "combined" :class:`~subcluster_adacos.scoring.ScoringSystem` of ``spec``, fitted on
-        the training clips (None when the network diverged): the object saved for ``score``."""
+        """The Table V "combined" :class:`~subcluster_adacos.scoring.ScoringSystem` of ``spec``, fitted once on
+        the training clips' embeddings (None when the network diverged); ``load_model`` adds the embedding
+        network (from the unit's last snapshot) so that the system can be saved for ``score``."""
         from subcluster_adacos.scoring import ScoringSystem
         from subcluster_adacos.training import load_network
 
         trained = self.get(spec)
         if trained["diverged"]:
             return None
-        if spec not in self._systems or (load_model and not self._systems[spec].embedding_models):
-            models = []
-            if load_model:
-                from subcluster_adacos.network import embedding_model
-
-                models = [embedding_model(load_network(self.folders[spec], load_model=True)["model"])]
+        if spec not in self._systems:
             feature_config, normalizer, view = self.ctx.state["logmel"]
-            cached = self._systems.get(spec)
-            if cached is not None:
-                cached.embedding_models = models
-            else:
-                self._systems[spec] = ScoringSystem(
-                    feature_config, normalizer, models, combined_mean_types=self.config.combined_mean_types,
-                    centres=[trained["centres"]], class_names=self.class_names, gmm_score=self.config.gmm_score,
-                ).fit(view, self.ctx.state["keys"], rows=self.ctx.state["train"], embeddings=[trained["embeddings"]])
-        return self._systems[spec]
+            self._systems[spec] = ScoringSystem(
+                feature_config, normalizer, [], combined_mean_types=self.config.combined_mean_types,
+                centres=[trained["centres"]], class_names=self.class_names, gmm_score=self.config.gmm_score,
+            ).fit(view, self.ctx.state["keys"], rows=self.ctx.state["train"], embeddings=[trained["embeddings"]])
+        system = self._systems[spec]
+        if load_model and not system.embedding_models:
+            from subcluster_adacos.network import embedding_model
+
+            system.embedding_models = [embedding_model(load_network(self.folders[spec], load_model=True)["model"])]
+        return system
 
     def backend(self, spec: ModelSpec, backend: str, n_components: int | None = None):
         """Scores of one back-end on the embeddings of ``spec`` (None when that network diverged)."""
@@ -171,7 +168,7 @@ class TrainedNetworks:
             self._systems[key] = (learned, combined)
         return self._systems[key]
 
-    def combined(self, spec: ModelSpec, mean_scores=None):
+    def combined(self, spec: ModelSpec):
         """Table V "combined" scores of ``spec`` (None when it diverged), from the same system as is saved."""
         if self.get(spec)["diverged"]:
             return None
