@@ -95,91 +95,11 @@ def training_config(spec: ModelSpec, c: SubClusterAdaCosConfig):
                           divergence_scale=c.divergence_scale)
 
 
-class TrainedNetworks:
-    """The finished networks of a run, read from their unit folders (:func:`~subcluster_adacos.training.
-    load_network`), and the back-end scores on their embeddings (each back-end fitted once per run)."""
-
-    def __init__(self, ctx, folders: dict):
-        self.ctx, self.config, self.log = ctx, ctx.config, ctx.log
-        self.table = ctx.table
-        self.folders = folders  # ModelSpec -> unit folder
-        self.class_names = ctx.state["class_names"]
-        self._networks, self._systems = {}, {}
-
-    def get(self, spec: ModelSpec) -> dict:
-        from subcluster_adacos.training import load_network
-
-        if spec not in self._networks:
-            self._networks[spec] = load_network(self.folders[spec])
-        return self._networks[spec]
-
-    def system(self, spec: ModelSpec, load_model: bool = False):
-        """The Table V "combined" :class:`~subcluster_adacos.scoring.ScoringSystem` of ``spec``, fitted once on
-        the training clips' embeddings (None when the network diverged); ``load_model`` adds the embedding
-        network (from the unit's last snapshot) so that the system can be saved for ``score``."""
-        from subcluster_adacos.scoring import ScoringSystem
-        from subcluster_adacos.training import load_network
-
-        trained = self.get(spec)
-        if trained["diverged"]:
-            return None
-        if spec not in self._systems:
-            feature_config, normalizer, view = self.ctx.state["logmel"]
-            self._systems[spec] = ScoringSystem(
-                feature_config, normalizer, [], combined_mean_types=self.config.combined_mean_types,
-                centres=[trained["centres"]], class_names=self.class_names, gmm_score=self.config.gmm_score,
-            ).fit(view, self.ctx.state["keys"], rows=self.ctx.state["train"], embeddings=[trained["embeddings"]])
-        system = self._systems[spec]
-        if load_model and not system.embedding_models:
-            from subcluster_adacos.network import embedding_model
-
-            system.embedding_models = [embedding_model(load_network(self.folders[spec], load_model=True)["model"])]
-        return system
-
-    def backend(self, spec: ModelSpec, backend: str, n_components: int | None = None):
-        """Scores of one back-end on the embeddings of ``spec`` (None when that network diverged)."""
-        from subcluster_adacos.scoring import backend_scores
-
-        trained = self.get(spec)
-        if trained["diverged"]:
-            return None
-        if backend == "model_output":
-            return trained["model_output"]
-        n_components = n_components or spec.n_subclusters
-        if backend == "gmm" and n_components == spec.n_subclusters:  # the system's GMMs, fitted once
-            return self.scored(spec)[0]
-        return backend_scores(backend, trained["embeddings"], self.table, self.class_names, trained["centres"],
-                              n_components, self.config.gmm_score)
-
-    def scored(self, spec: ModelSpec):
-        """``(learned, combined)`` scores of every clip (NaN for training clips) from :meth:`system`."""
-        from subcluster_adacos.scoring import combined_scores
-
-        key = ("scored", spec)
-        if key not in self._systems:
-            system, trained = self.system(spec), self.get(spec)
-            test = np.flatnonzero(self.ctx.state["test"])
-            learned, combined = np.full(len(self.table), np.nan), np.full(len(self.table), np.nan)
-            view = self.ctx.state["logmel"][2]
-            parts = system.score_parts(view, self.ctx.state["keys"], rows=test, embeddings=[trained["embeddings"]])
-            learned[test] = parts[0]
-            combined[test] = combined_scores(*parts, self.table["machine_type"].to_numpy()[test],
-                                             system.combined_mean_types)  # = system.score
-            self._systems[key] = (learned, combined)
-        return self._systems[key]
-
-    def combined(self, spec: ModelSpec):
-        """Table V "combined" scores of ``spec`` (None when it diverged), from the same system as is saved."""
-        if self.get(spec)["diverged"]:
-            return None
-        return self.scored(spec)[1]
-
-
 def _label(spec: ModelSpec) -> dict:
     return {"mixup": "yes" if spec.mixup else "no", "modified_adacos": "yes" if spec.loss != "adacos" else "no"}
 
 
-def run_experiment(name, nets: TrainedNetworks, representation_scores: dict):
+def run_experiment(name, nets, representation_scores: dict):
     """Systems (name -> scores) and their paper-table row labels for one experiment.
 
     Returns ``(systems, labels, diverged, notes)``: ``diverged`` holds the row labels of the systems whose
@@ -334,13 +254,10 @@ class SubClusterAdaCos2020(Method):
 
     def prepare(self, ctx):
         from asdcore.representations import standardised_logmel
-        from asdcore.selection import unit_keys
         from subcluster_adacos.training import class_labels
 
         standardised_logmel(ctx)  # lazily standardised memory map: no copy of the data set
         ctx.state["train"] = np.flatnonzero(ctx.mask(split="train"))
-        ctx.state["test"] = ~ctx.mask(split="train")
-        ctx.state["keys"] = unit_keys(ctx.table)
         ctx.state["labels"], ctx.state["class_names"] = class_labels(ctx.table)
 
     def specs(self, ctx) -> list[ModelSpec]:
@@ -373,9 +290,11 @@ class SubClusterAdaCos2020(Method):
 
     def assemble(self, ctx, units):
         from asdcore.representations import score_simple_representation
+        from subcluster_adacos.scoring import TrainedNetworks
 
         experiments = self.experiments(ctx)
-        nets = TrainedNetworks(ctx, {ModelSpec(**u.spec): u.folder for u in units})
+        nets = TrainedNetworks(ctx.table, ctx.state["logmel"], {ModelSpec(**u.spec): u.folder for u in units},
+                               ctx.state["class_names"], ctx.config, ctx.log)
         view = ctx.state["logmel"][2]
         representation_scores = {}
         if "representations" in experiments or "ensemble" in experiments:

@@ -17,7 +17,7 @@ from asdcore.backends import (CosineMeanBackend, CosineTopKBackend, GaussianBack
 from asdcore.errors import ASDError
 
 __all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "backend_scores", "scored_by_mean",
-           "combined_scores", "ScoringSystem"]
+           "combined_scores", "ScoringSystem", "TrainedNetworks"]
 
 #: Table II rows (key -> label in the paper) plus the GMM of Table IV.
 BACKENDS = {
@@ -311,3 +311,86 @@ class ScoringSystem:
         return cls(LogMelConfig(**fc), Normalizer.load(folder / "normalizer.npz"), models, backends,
                    combined_mean_types=info.get("combined_mean_types", ()),
                    mean_backends=joblib.load(mean_path) if mean_path.exists() else None)
+
+
+class TrainedNetworks:
+    """The finished networks of a run, read from their folders (:func:`~subcluster_adacos.training.
+    load_network`), and the back-end scores on their embeddings (each back-end fitted once per run).
+
+    Parameters
+    ----------
+    table : the clip table; ``features``: ``(feature_config, normalizer, standardised view)`` of its clips.
+    folders : network spec (anything with ``n_subclusters``) -> the folder :func:`train_network` wrote.
+    config : has ``combined_mean_types`` and ``gmm_score`` (the experiment's config).
+    """
+
+    def __init__(self, table, features, folders: dict, class_names, config, log=None):
+        from asdcore.experiment import get_logger
+        from asdcore.selection import train, unit_keys
+
+        self.table, self.features, self.folders = table, features, folders
+        self.class_names, self.config, self.log = class_names, config, log or get_logger()
+        self.keys, self.train = unit_keys(table), train(table)
+        self._networks, self._systems = {}, {}
+
+    def get(self, spec) -> dict:
+        from subcluster_adacos.training import load_network
+
+        if spec not in self._networks:
+            self._networks[spec] = load_network(self.folders[spec])
+        return self._networks[spec]
+
+    def system(self, spec, load_model: bool = False):
+        """The Table V "combined" :class:`~subcluster_adacos.scoring.ScoringSystem` of ``spec``, fitted once on
+        the training clips' embeddings (None when the network diverged); ``load_model`` adds the embedding
+        network (from the unit's last snapshot) so that the system can be saved for ``score``."""
+        from subcluster_adacos.training import load_network
+
+        trained = self.get(spec)
+        if trained["diverged"]:
+            return None
+        if spec not in self._systems:
+            feature_config, normalizer, view = self.features
+            self._systems[spec] = ScoringSystem(
+                feature_config, normalizer, [], combined_mean_types=self.config.combined_mean_types,
+                centres=[trained["centres"]], class_names=self.class_names, gmm_score=self.config.gmm_score,
+            ).fit(view, self.keys, rows=self.train, embeddings=[trained["embeddings"]])
+        system = self._systems[spec]
+        if load_model and not system.embedding_models:
+            from subcluster_adacos.network import embedding_model
+
+            system.embedding_models = [embedding_model(load_network(self.folders[spec], load_model=True)["model"])]
+        return system
+
+    def backend(self, spec, backend: str, n_components: int | None = None):
+        """Scores of one back-end on the embeddings of ``spec`` (None when that network diverged)."""
+        trained = self.get(spec)
+        if trained["diverged"]:
+            return None
+        if backend == "model_output":
+            return trained["model_output"]
+        n_components = n_components or spec.n_subclusters
+        if backend == "gmm" and n_components == spec.n_subclusters:  # the system's GMMs, fitted once
+            return self.scored(spec)[0]
+        return backend_scores(backend, trained["embeddings"], self.table, self.class_names, trained["centres"],
+                              n_components, self.config.gmm_score)
+
+    def scored(self, spec):
+        """``(learned, combined)`` scores of every clip (NaN for training clips) from :meth:`system`."""
+        key = ("scored", spec)
+        if key not in self._systems:
+            system, trained = self.system(spec), self.get(spec)
+            test = np.flatnonzero(~self.train)
+            learned, combined = np.full(len(self.table), np.nan), np.full(len(self.table), np.nan)
+            parts = system.score_parts(self.features[2], self.keys, rows=test, embeddings=[trained["embeddings"]])
+            learned[test] = parts[0]
+            combined[test] = combined_scores(*parts, self.table["machine_type"].to_numpy()[test],
+                                             system.combined_mean_types)  # = system.score
+            self._systems[key] = (learned, combined)
+        return self._systems[key]
+
+    def combined(self, spec):
+        """Table V "combined" scores of ``spec`` (None when it diverged), from the same system as is saved."""
+        if self.get(spec)["diverged"]:
+            return None
+        return self.scored(spec)[1]
