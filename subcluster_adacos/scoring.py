@@ -114,10 +114,11 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
     n_subclusters : GMM components (S).
     gmm_score : "max_component" (reference) or "loglik" (weighted mixture log-likelihood).
     """
-    from asdcore.pipeline import unit_keys
+    from asdcore.selection import train as train_rows
+    from asdcore.selection import unit_keys
 
     keys = unit_keys(table)
-    train = (table["split"] == "train").to_numpy()
+    train = train_rows(table)
     test = ~train
     scores = np.full(len(table), np.nan)
     if backend == "plda":

@@ -202,3 +202,23 @@ def test_units_are_the_networks_named_and_seeded_by_name_and_assemble_works_from
         b = pd.read_csv(array / "scores" / "table4_S02_gmm" / csv.name, header=None)[1].to_numpy()
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert "Table IV" in (array / "comparison.md").read_text()
+
+
+def test_plan_lists_each_network_once_named_and_seeded_by_name(synthetic_set, cli_env):
+    """--experiment all --plan: one unit per distinct network of the chosen tables (shared between them),
+    named ModelSpec.name and seeded seed_for(--seed, name); nothing is trained."""
+    from pathlib import Path
+
+    from asdcore.experiment import seed_for
+    from asdcore.runner import run_command
+    from subcluster_adacos.experiments import METHOD
+
+    root = synthetic_set(2020, seed=4, machine_types=("fan",), duration=1.0)
+    out = cli_env / "plan"
+    assert run_command(METHOD, ["--quick", "--seed", "7", "--data-root", str(root), "--out", str(out), "--plan"]) == 0
+    (run,) = list((Path(out) / "2020" / "subcluster-adacos-all").iterdir())
+    units = pd.read_csv(run / "units.csv")
+    assert list(units["name"]) == ["adacos_S01_mixup", "adacos_S01_nomixup", "subcluster_adacos_S01_nomixup",
+                                   "subcluster_adacos_S01_mixup", "subcluster_adacos_S04_mixup"]
+    assert list(units["seed"]) == [seed_for(7, name) for name in units["name"]]
+    assert not (run / "units").exists() and not (run / "results.csv").exists()
