@@ -16,35 +16,53 @@ import pandas as pd
 
 from asdcore.backends import GaussianBackend, score_per_unit
 from asdcore.errors import ASDError
+from asdcore.runner import Assembled, Method
 
 __all__ = ["temporal_statistic", "score_simple_representation", "SimpleRepresentationsConfig",
-           "add_arguments", "run"]
+           "standardised_logmel", "SimpleRepresentations", "METHOD"]
 
 STATISTICS = ("mean", "max")
 
 
-def temporal_statistic(features: np.ndarray, statistic: str) -> np.ndarray:
-    """Per mel bin the mean or the maximum over time: ``[clips, frames, bins] -> [clips, bins]``."""
-    if statistic == "mean":
-        return features.mean(axis=1)
-    if statistic == "max":
-        return features.max(axis=1)
-    raise ASDError(f"unknown temporal statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+#: clips read at a time from a memory map or a standardised view
+READ_CHUNK = 1024
 
 
-def score_simple_representation(table: pd.DataFrame, features: np.ndarray, statistic: str,
+def temporal_statistic(features, statistic: str, rows=None) -> np.ndarray:
+    """Per mel bin the mean or the maximum over time: ``[clips, frames, bins] -> [clips, bins]``.
+
+    ``features`` may be a memory map or a :class:`asdcore.features.StandardisedView`: it is read
+    :data:`READ_CHUNK` clips at a time; ``rows`` (indices) restricts the result to those clips, in that order.
+    """
+    if statistic not in STATISTICS:
+        raise ASDError(f"unknown temporal statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+    reduce = np.mean if statistic == "mean" else np.max
+    if isinstance(features, np.ndarray) and not isinstance(features, np.memmap) and rows is None:
+        return reduce(features, axis=1)
+    rows = np.arange(len(features)) if rows is None else np.asarray(rows)
+    if rows.dtype == bool:
+        rows = np.flatnonzero(rows)
+    if not len(rows):
+        return np.zeros((0, features.shape[-1]), dtype=np.float32)
+    return np.concatenate([reduce(np.asarray(features[rows[i:i + READ_CHUNK]]), axis=1)
+                           for i in range(0, len(rows), READ_CHUNK)])
+
+
+def score_simple_representation(table: pd.DataFrame, features, statistic: str,
                                 reg_covar: float = 1e-3) -> np.ndarray:
     """Anomaly scores of every test clip of ``table`` (NaN for training clips).
 
     One Gaussian with full covariance per unit (machine type + ID/section) on the normal training clips
     of that unit; score = negative log-likelihood (Table V). ``features`` are the normalised log-mel
-    spectrograms aligned with ``table``; ``reg_covar`` is added to the covariance diagonal.
+    spectrograms aligned with ``table`` (an array or a lazily standardised view, read in chunks);
+    ``reg_covar`` is added to the covariance diagonal.
     """
-    from asdcore.pipeline import unit_keys
+    from asdcore.selection import train as train_rows
+    from asdcore.selection import unit_keys
 
     representation = temporal_statistic(features, statistic)
     keys = unit_keys(table)
-    train = (table["split"] == "train").to_numpy()
+    train = train_rows(table)
     test = ~train
     scores = np.full(len(table), np.nan)
     scores[test] = score_per_unit(
@@ -61,52 +79,57 @@ class SimpleRepresentationsConfig:
     reg_covar: float = 1e-3  # added to the Gaussian's covariance diagonal (scikit-learn GaussianMixture)
 
 
-# --- the command --------------------------------------------------------------------------------------
+def standardised_logmel(ctx):
+    """The run's log-mel features (LogMelConfig(), Sec. IV-B) standardised per bin with the statistics of
+    all training clips, lazily (:class:`asdcore.features.StandardisedView` over the memory-mapped store):
+    ``(feature_config, normalizer, view)``, computed once per process and kept in ``ctx.state``."""
+    if "logmel" not in ctx.state:
+        from asdcore.features import LogMelConfig, Normalizer
 
-def add_arguments(parser, year):
-    from asdcore.experiment import add_common_arguments
+        feature_config = LogMelConfig()
+        features = ctx.features(feature_config)
+        normalizer = Normalizer().fit(features, rows=ctx.mask(split="train"))
+        ctx.state["logmel"] = (feature_config, normalizer, normalizer.view(features))
+    return ctx.state["logmel"]
 
-    add_common_arguments(parser)
+
+TABLE_V = dict(published="wilkinghoff2020_table5", row_columns=("representation",),
+               filters={"statistic": "arithmetic mean"})
 
 
-def run(args) -> int:
-    from asdcore import published
-    from asdcore.experiment import QUICK_BANNER, RunFolder, resolve_config, set_seed
-    from asdcore.features import LogMelConfig, Normalizer
-    from asdcore.pipeline import evaluate_systems, load_features, open_data
-    from asdcore.report import (PART_COLUMNS, comparison_markdown, in_paper_order, ours_in_paper_layout,
-                                published_in_paper_layout, side_by_side)
+# --- the command: trains nothing, so it has no units; assemble fits the Gaussians -----------------------
 
-    set_seed(args.seed)
-    run_folder = RunFolder.create(args.out, 2020, "simple-representations")
-    config = resolve_config(SimpleRepresentationsConfig(), args.config)
-    feature_config = LogMelConfig()
-    source, table = open_data(args, 2020)
-    run_folder.write_config({"experiment": "simple-representations", "data": source.description,
-                             "seed": args.seed, "quick": args.quick, "settings": config,
-                             "features": feature_config})
-    table, features = load_features(table, feature_config, args, run_folder)
-    train = (table["split"] == "train").to_numpy()
-    normalizer = Normalizer().fit(features[train])
-    features = normalizer.transform(features)
-    systems = {statistic: score_simple_representation(table, features, statistic, config.reg_covar)
-               for statistic in config.statistics}
-    per_unit, summary = evaluate_systems(run_folder, table, systems, 2020, quick=args.quick)
-    notes = [source.description]
-    if args.quick:
-        notes.append(QUICK_BANNER + " (this experiment trains nothing, so --quick changes nothing here)")
-    text = ["# Simple representations (Wilkinghoff 2020, Table V)", ""]
-    if not summary.empty:
-        labels = {statistic: {"representation": statistic} for statistic in config.statistics}
-        ours = ours_in_paper_layout(summary, labels, machine_types=None)
-        paper = published.load_table("wilkinghoff2020_table5")
-        paper = published_in_paper_layout(paper[paper["representation"].isin(config.statistics)],
-                                          ["representation"], machine_types=None)
-        combined = in_paper_order(side_by_side(ours, paper, ["representation", "machine type"], list(PART_COLUMNS)),
-                                  ["representation"])
-        text.append(comparison_markdown("Mean AUC and pAUC per machine type (%)", combined, notes))
-        print(combined.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    run_folder.write_text("comparison.md", "\n".join(text))
-    print(f"run folder: {run_folder.path}")
-    run_folder.close()
-    return 0
+class SimpleRepresentations(Method):
+    """``run_dcase2020.py simple-representations``: Table V rows "mean" and "max"."""
+
+    command = "simple-representations"
+    year = 2020
+    title = "Simple representations (Wilkinghoff 2020, Table V)"
+    uses_keras = False
+
+    def default_config(self, quick):
+        return SimpleRepresentationsConfig()  # nothing is trained: quick mode changes nothing
+
+    def assemble(self, ctx, units):
+        from asdcore.tables import TableSpec, render_markdown, tidy_results
+
+        _, _, view = standardised_logmel(ctx)
+        config = ctx.config
+        systems = {s: score_simple_representation(ctx.table, view, s, config.reg_covar) for s in config.statistics}
+        spec = TableSpec(title="Mean AUC and pAUC per machine type (%)", **TABLE_V,
+                         systems={s: {"representation": s} for s in config.statistics})
+
+        def report(ctx, per_unit, summary):
+            if summary.empty:
+                return ["No labelled test clips: submission files only."]
+            notes = [ctx.source.description]
+            if ctx.quick:
+                notes.append("this experiment trains nothing, so --quick changes nothing here")
+            text, frame = render_markdown(spec, tidy_results(summary), notes)
+            print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
+            return [text]
+
+        return Assembled(systems, report=report)
+
+
+METHOD = SimpleRepresentations()

@@ -10,17 +10,23 @@ Experiments (``--experiment``) and the paper's table each reproduces:
 - ``ensemble``: Fig. 2/3, GMM scores of the S = 1 ... 64 networks summed;
 - ``all``: every one of them; each network is trained once and shared between experiments.
 
-The run folder also holds ``models/system/`` (the combined system of Table V) for ``run_dcase2020.py score``.
+Each network is one unit of the runner (:mod:`asdcore.runner`), named :attr:`ModelSpec.name` (e.g.
+``adacos_S01_nomixup``, ``subcluster_adacos_S32_mixup``) and seeded by that name; it writes its snapshots,
+embeddings, centres and model-output scores into ``units/<name>/``
+(:func:`subcluster_adacos.training.train_network`). ``assemble`` fits the back-ends from those folders.
+The run folder also holds ``models/system/`` (the combined system of Table V, the same
+:class:`~subcluster_adacos.scoring.ScoringSystem` that scored the "combined" row) for
+``run_dcase2020.py score``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from asdcore.errors import ASDError
+from asdcore.experiment import QUICK_BANNER
+from asdcore.runner import Assembled, Method
 
 EXPERIMENTS = ("backends", "mixup", "subclusters", "representations", "ensemble")
 TABLE_II_BACKENDS = ("model_output", "cosine_mean", "cosine_top10", "plda", "gaussian_spherical",
@@ -78,85 +84,22 @@ def models_for(experiment: str, config: SubClusterAdaCosConfig) -> list[ModelSpe
     raise ASDError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)} or all")
 
 
-class TrainedNetworks:
-    """Trains each :class:`ModelSpec` once per run and keeps its embeddings and head centres."""
+def training_config(spec: ModelSpec, c: SubClusterAdaCosConfig):
+    """The :class:`~subcluster_adacos.training.TrainingConfig` of one network of the experiments."""
+    from subcluster_adacos.training import TrainingConfig
 
-    def __init__(self, run, table, features, labels, class_names, config, seed, log):
-        self.run, self.table, self.features = run, table, features
-        self.labels, self.class_names, self.config = labels, class_names, config
-        self.seed, self.log = seed, log
-        self.train_rows = (table["split"] == "train").to_numpy()
-        self._cache = {}
-
-    def get(self, spec: ModelSpec) -> dict:
-        if spec not in self._cache:
-            self._cache[spec] = self._train(spec)
-        return self._cache[spec]
-
-    def _train(self, spec: ModelSpec) -> dict:
-        from subcluster_adacos.layers import normalized_centers
-        from subcluster_adacos.network import head_layer
-        from subcluster_adacos.scoring import extract_embeddings, model_output_scores
-        from subcluster_adacos.training import TrainingConfig, train_model
-
-        c = self.config
-        training = TrainingConfig(loss=spec.loss, n_subclusters=spec.n_subclusters, mixup=spec.mixup,
-                                  mixup_labels=c.mixup_labels,
-                                  angle_mode=c.angle_mode, epochs=c.epochs, batch_size=c.batch_size,
-                                  learning_rate=c.learning_rate, l2=c.l2, class_weight=c.class_weight,
-                                  checkpoint_every=c.checkpoint_every, divergence_scale=c.divergence_scale)
-        model_dir = self.run.path / "models" / spec.name
-        final = model_dir / f"epoch_{c.epochs:04d}.keras"
-        if final.is_file():  # a resumed run: this network finished before the interruption
-            import keras
-
-            self.log.info("loading the finished network %s", final)
-            model = keras.models.load_model(final)
-            info = {"diverged": False, "scales": [float(keras.ops.convert_to_numpy(head_layer(model).scale))]}
-        else:
-            from asdcore.experiment import seed_for, set_seed
-
-            # Each network gets its own seed from (--seed, its name): its result does not depend on which
-            # other networks the chosen experiments train before it.
-            network_seed = seed_for(self.seed, spec.name)
-            set_seed(network_seed)
-            self.log.info("training %s (%d epochs, %d clips, %d classes, seed %d)", spec.name, c.epochs,
-                          int(self.train_rows.sum()), len(self.class_names), network_seed)
-            model, info = train_model(self.features[self.train_rows], self.labels[self.train_rows],
-                                      len(self.class_names), training, model_dir=model_dir, seed=network_seed,
-                                      verbose=2)
-        result = {"model": model, "diverged": info["diverged"], "scales": info["scales"]}
-        if info["diverged"]:
-            self.log.warning("%s diverged (adaptive scale %s): reported as 'diverges', as in Table III",
-                             spec.name, info["scales"][-1:] or "n/a")
-            return result
-        result["embeddings"] = extract_embeddings(model, self.features, c.batch_size)
-        result["centres"] = normalized_centers(head_layer(model))
-        test = ~self.train_rows
-        output = np.full(len(self.table), np.nan)
-        output[test] = model_output_scores(model, self.features[test], self.labels[test], len(self.class_names),
-                                           c.batch_size)
-        result["model_output"] = output
-        return result
-
-    def backend(self, spec: ModelSpec, backend: str, n_components: int | None = None):
-        """Scores of one back-end on the embeddings of ``spec`` (None when that network diverged)."""
-        from subcluster_adacos.scoring import backend_scores
-
-        trained = self.get(spec)
-        if trained["diverged"]:
-            return None
-        if backend == "model_output":
-            return trained["model_output"]
-        return backend_scores(backend, trained["embeddings"], self.table, self.class_names, trained["centres"],
-                              n_components or spec.n_subclusters, self.config.gmm_score)
+    return TrainingConfig(loss=spec.loss, n_subclusters=spec.n_subclusters, mixup=spec.mixup,
+                          mixup_labels=c.mixup_labels, angle_mode=c.angle_mode, epochs=c.epochs,
+                          batch_size=c.batch_size, learning_rate=c.learning_rate, l2=c.l2,
+                          class_weight=c.class_weight, checkpoint_every=c.checkpoint_every,
+                          divergence_scale=c.divergence_scale)
 
 
 def _label(spec: ModelSpec) -> dict:
     return {"mixup": "yes" if spec.mixup else "no", "modified_adacos": "yes" if spec.loss != "adacos" else "no"}
 
 
-def run_experiment(name, nets: TrainedNetworks, representation_scores: dict):
+def run_experiment(name, nets, representation_scores: dict):
     """Systems (name -> scores) and their paper-table row labels for one experiment.
 
     Returns ``(systems, labels, diverged, notes)``: ``diverged`` holds the row labels of the systems whose
@@ -192,8 +135,7 @@ def run_experiment(name, nets: TrainedNetworks, representation_scores: dict):
         spec = models_for("representations", config)[0]
         learned = nets.backend(spec, "gmm")
         mean = representation_scores["mean"]
-        combined = None if learned is None else combined_scores(learned, mean, machine_types,
-                                                                 config.combined_mean_types)
+        combined = nets.combined(spec)  # the saved ScoringSystem's scores: learned, the temporal mean for ToyConveyor
         for key, scores in (("mean", mean), ("max", representation_scores["max"]), ("learned", learned),
                             ("combined", combined)):
             add(f"table5_{key}", scores, {"representation": key})
@@ -219,57 +161,50 @@ def run_experiment(name, nets: TrainedNetworks, representation_scores: dict):
 
 # --- comparison tables ----------------------------------------------------------------------------------
 
+_ALL = {"statistic": "arithmetic mean", "machine_type": "all"}
 _TABLES = {
-    "backends": ("wilkinghoff2020_table2", ["backend"], ("all",), "Table II: back-ends (mean over IDs, %)"),
-    "mixup": ("wilkinghoff2020_table3", ["mixup", "modified_adacos"], ("all",),
-              "Table III: mixup and modified AdaCos, S = 1, Gaussian back-end (%)"),
-    "subclusters": ("wilkinghoff2020_table4", ["n_subclusters", "backend"], ("all",),
-                    "Table IV: number of sub-clusters (%)"),
-    "representations": ("wilkinghoff2020_table5", ["representation"], None,
-                        "Table V: representations per machine type (%)"),
-    "ensemble": ("wilkinghoff2020_ensemble", ["system"], None,
-                 "Fig. 2/3: ensemble over the number of sub-clusters (evaluation set, %)"),
+    "backends": dict(published="wilkinghoff2020_table2", row_columns=("backend",), filters=_ALL,
+                     title="Table II: back-ends (mean over IDs, %)"),
+    "mixup": dict(published="wilkinghoff2020_table3", row_columns=("mixup", "modified_adacos"), filters=_ALL,
+                  title="Table III: mixup and modified AdaCos, S = 1, Gaussian back-end (%)"),
+    "subclusters": dict(published="wilkinghoff2020_table4", row_columns=("n_subclusters", "backend"),
+                        filters=_ALL, title="Table IV: number of sub-clusters (%)"),
+    "representations": dict(published="wilkinghoff2020_table5", row_columns=("representation",),
+                            filters={"statistic": "arithmetic mean"},
+                            title="Table V: representations per machine type (%)"),
+    "ensemble": dict(published="wilkinghoff2020_ensemble", row_columns=("system",),
+                     filters={"statistic": "arithmetic mean"},
+                     title="Fig. 2/3: ensemble over the number of sub-clusters (evaluation set, %)"),
 }
 
-def _mark_diverged(merged, diverged, label_columns, machine_types):
-    """Our cells of the diverged rows (of the run's ``machine_types``) read "diverges" (as in the paper's
-    Table III); the other numbers of our columns are rounded to two decimals, kept as text."""
-    if not diverged:
-        return merged
+
+def table_spec(name, labels, diverged, run_types=()):
+    """The :class:`~asdcore.tables.TableSpec` of one experiment: our systems in the paper's rows; the rows
+    of diverged networks read "diverges" (for the machine types of the run, ``run_types``, and "all")."""
+    from asdcore.tables import TableSpec
+
     wanted = {tuple(str(v) for v in row.values()) for row in diverged}
-    hit = np.array([tuple(r) in wanted for r in merged[label_columns].astype(str).itertuples(index=False)])
-    hit &= merged["machine type"].astype(str).isin([str(t) for t in machine_types]).to_numpy()
-    out = merged.copy()
-    for column in [c for c in out.columns if c.endswith("(ours)")]:
-        values = [None if not np.isfinite(v) else f"{v:.2f}" for v in out[column].astype(float)]
-        out[column] = np.where(hit, "diverges", np.array(values, dtype=object))
-    return out
+    types = {str(t) for t in run_types} | {"all"}
+
+    def mark_diverged(wide):
+        if not wanted:
+            return wide
+        columns = list(_TABLES[name]["row_columns"])
+        hit = np.array([tuple(r) in wanted for r in wide[columns].astype(str).itertuples(index=False)], dtype=bool)
+        hit &= wide["machine type"].astype(str).isin(types).to_numpy()
+        ours = [c for c in wide.columns if c.endswith("(ours)")]
+        wide[ours] = wide[ours].astype(object)
+        wide.loc[hit, ours] = "diverges"
+        return wide
+
+    return TableSpec(**_TABLES[name], systems=labels, extra_columns=mark_diverged)
 
 
 def comparison(name, summary, labels, diverged, notes, config, run_types=()):
-    """The markdown section of one experiment: our numbers beside the paper's, in the paper's rows; the
-    rows of diverged networks read "diverges" (per machine type of the run, ``run_types``, and "all")."""
-    from asdcore import published
-    from asdcore.report import (PART_COLUMNS, comparison_markdown, in_paper_order, ours_in_paper_layout,
-                                published_in_paper_layout, side_by_side)
+    """The markdown section of one experiment and its frame: our numbers beside the paper's, in the paper's
+    rows; the rows of diverged networks read "diverges"."""
+    from asdcore.tables import render_markdown, tidy_results
 
-    table_name, label_columns, machine_types, title = _TABLES[name]
-    if labels and not summary.empty:
-        ours = ours_in_paper_layout(summary, labels, machine_types=machine_types)
-    else:  # every network of the experiment diverged
-        ours = pd.DataFrame(columns=label_columns + ["machine type", *PART_COLUMNS])
-    seen = set(summary["machine_type"]) if "machine_type" in summary else set()
-    types = machine_types or sorted(seen | set(run_types) | {"all"})
-    for row in diverged:
-        ours = pd.concat([ours, pd.DataFrame([{**row, "machine type": t, **{c: np.nan for c in PART_COLUMNS}}
-                                              for t in types])], ignore_index=True)
-    paper = published.load_table(table_name)
-    wanted = {tuple(str(v) for v in labels_.values()) for labels_ in labels.values()} | \
-             {tuple(str(v) for v in row.values()) for row in diverged}
-    paper = paper[[tuple(r) in wanted for r in paper[label_columns].astype(str).itertuples(index=False)]]
-    paper = published_in_paper_layout(paper, label_columns, machine_types=machine_types)
-    merged = side_by_side(ours, paper, label_columns + ["machine type"], list(PART_COLUMNS))
-    merged = _mark_diverged(in_paper_order(merged, label_columns), diverged, label_columns, types)
     extra = []
     if name == "ensemble":
         extra.append(f"ensemble = the scores of the networks with S in {config.subclusters} summed, each scored "
@@ -281,117 +216,119 @@ def comparison(name, summary, labels, diverged, notes, config, run_types=()):
     if name == "mixup" or diverged:
         extra.append(f"diverges = training stopped because the adaptive scale exceeded {config.divergence_scale:g}"
                      " or became NaN/infinite, or the loss became non-finite (checked after every epoch)")
-    return comparison_markdown(title, merged, notes + extra), merged
+    seen = set(summary["machine_type"]) if "machine_type" in summary else set()
+    return render_markdown(table_spec(name, labels, diverged, set(run_types) | seen), tidy_results(summary),
+                           notes + extra)
 
 
 # --- the command -----------------------------------------------------------------------------------------
 
-def add_arguments(parser, year):
-    from asdcore.experiment import add_common_arguments
+class SubClusterAdaCos2020(Method):
+    """``run_dcase2020.py subcluster-adacos``: one unit per network (:attr:`ModelSpec.name`, e.g.
+    ``subcluster_adacos_S04_mixup``), shared between the chosen experiments; ``assemble`` fits the
+    back-ends on the units' embeddings, scores Tables II-V and the ensemble and saves the combined system."""
 
-    parser.add_argument("--experiment", default="all", choices=list(EXPERIMENTS) + ["all"],
-                        help="which table to reproduce (default: all)")
-    add_common_arguments(parser)
-    parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
-    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                        help="continue an interrupted run in its folder (same flags as the interrupted run)")
-    parser.add_argument("--angle-mode", choices=("reference", "corrected"), default=None,
-                        help="mixed-up angle: the public code's (reference, default) or without the count factor")
+    command = "subcluster-adacos"
+    year = 2020
+    title = "Sub-cluster AdaCos (Wilkinghoff 2020)"
 
+    def default_config(self, quick):
+        return SubClusterAdaCosConfig().quick() if quick else SubClusterAdaCosConfig()
 
-def run(args) -> int:
-    from asdcore.experiment import QUICK_BANNER, RunFolder, get_logger, resolve_config, resolve_quick, set_seed
-    from asdcore.features import LogMelConfig, Normalizer
-    from asdcore.pipeline import evaluate_systems, load_features, open_data
-    from asdcore.representations import score_simple_representation
-    from subcluster_adacos.training import class_labels
+    def add_arguments(self, parser):
+        parser.add_argument("--experiment", default="all", choices=list(EXPERIMENTS) + ["all"],
+                            help="which table to reproduce (default: all)")
+        parser.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+        parser.add_argument("--angle-mode", choices=("reference", "corrected"), default=None,
+                            help="mixed-up angle: the public code's (reference, default) or without the count factor")
 
-    set_seed(args.seed)
-    log = get_logger()
-    quick, why = resolve_quick(args)
-    default = SubClusterAdaCosConfig()
-    if quick:
-        default = default.quick()
-    config = resolve_config(default, args.config, {"epochs": args.epochs, "angle_mode": args.angle_mode})
-    experiments = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
-    if args.resume is not None:
-        run_folder = RunFolder.resume(args.resume)
-    else:
-        run_folder = RunFolder.create(args.out, 2020, f"subcluster-adacos-{args.experiment}")
-    if quick:
-        log.info("%s (%s)", QUICK_BANNER, why)
-    feature_config = LogMelConfig()
-    source, table = open_data(args, 2020)
-    run_folder.write_config({"command": "subcluster-adacos", "experiments": experiments, "quick": quick,
-                             "data": source.description, "seed": args.seed, "settings": config,
-                             "features": feature_config})
-    table, features = load_features(table, feature_config, args, run_folder)
-    train = (table["split"] == "train").to_numpy()
-    normalizer = Normalizer().fit(features[train])
-    features = normalizer.transform(features)
-    labels, class_names = class_labels(table)
-    nets = TrainedNetworks(run_folder, table, features, labels, class_names, config, args.seed, log)
-    representation_scores = {}
-    if "representations" in experiments or "ensemble" in experiments:
-        statistics = ("mean", "max") if "representations" in experiments else ("mean",)
-        representation_scores = {s: score_simple_representation(table, features, s) for s in statistics}
-    systems, labels_by_experiment, diverged_by_experiment, notes_by_experiment = {}, {}, {}, {}
-    for name in experiments:
-        found, row_labels, diverged, extra = run_experiment(name, nets, representation_scores)
-        systems.update(found)
-        labels_by_experiment[name] = row_labels
-        diverged_by_experiment[name] = diverged
-        notes_by_experiment[name] = extra
-    if systems:
-        per_unit, summary = evaluate_systems(run_folder, table, systems, 2020, quick=quick)
-    else:  # every network diverged: nothing to score, the tables say "diverges"
-        per_unit, summary = pd.DataFrame(), pd.DataFrame()
-    notes = [source.description]
-    if quick:
-        notes.append(f"{QUICK_BANNER} ({why}): {config.epochs} epochs, S in {config.subclusters}")
-    text = [f"# Sub-cluster AdaCos (Wilkinghoff 2020): {', '.join(experiments)}", ""]
-    if summary.empty and not any(diverged_by_experiment.values()):
-        text.append("No labelled test clips: submission files only.")
-    else:
+    def overrides(self, args):
+        return {"epochs": args.epochs, "angle_mode": args.angle_mode}
+
+    def experiment_name(self, args):
+        return f"subcluster-adacos-{args.experiment}"
+
+    @staticmethod
+    def experiments(ctx):
+        return list(EXPERIMENTS) if ctx.args.experiment == "all" else [ctx.args.experiment]
+
+    def prepare(self, ctx):
+        from asdcore.representations import standardised_logmel
+        from subcluster_adacos.training import class_labels
+
+        standardised_logmel(ctx)  # lazily standardised memory map: no copy of the data set
+        ctx.state["train"] = np.flatnonzero(ctx.mask(split="train"))
+        ctx.state["labels"], ctx.state["class_names"] = class_labels(ctx.table)
+
+    def specs(self, ctx) -> list[ModelSpec]:
+        specs = []
+        for name in self.experiments(ctx):
+            specs += [s for s in models_for(name, ctx.config) if s not in specs]
+        return specs
+
+    def units(self, ctx):
+        return [ctx.unit(s.name, {"loss": s.loss, "mixup": s.mixup, "n_subclusters": s.n_subclusters})
+                for s in self.specs(ctx)]
+
+    def estimate(self, ctx, units):
+        steps = int(np.ceil(len(ctx.state["train"]) / ctx.config.batch_size)) * ctx.config.epochs
+        return {"steps": steps * len(units)}
+
+    def train_unit(self, ctx, unit):
+        from subcluster_adacos.training import train_network
+
+        spec = ModelSpec(**unit.spec)
+        c = ctx.config
+        ctx.log.info("training %s (%d epochs, %d clips, %d classes, seed %d)", spec.name, c.epochs,
+                     len(ctx.state["train"]), len(ctx.state["class_names"]), unit.seed)
+        summary = train_network(ctx.state["logmel"][2], ctx.state["labels"], len(ctx.state["class_names"]),
+                                training_config(spec, c), unit.folder, ctx.state["train"], seed=unit.seed)
+        if summary["diverged"]:
+            ctx.log.warning("%s diverged (adaptive scale %s): reported as 'diverges', as in Table III",
+                            spec.name, summary["scales"][-1:] or "n/a")
+        return summary
+
+    def assemble(self, ctx, units):
+        from asdcore.representations import score_simple_representation
+        from subcluster_adacos.scoring import TrainedNetworks
+
+        experiments = self.experiments(ctx)
+        nets = TrainedNetworks(ctx.table, ctx.state["logmel"], {ModelSpec(**u.spec): u.folder for u in units},
+                               ctx.state["class_names"], ctx.config, ctx.log)
+        view = ctx.state["logmel"][2]
+        representation_scores = {}
+        if "representations" in experiments or "ensemble" in experiments:
+            statistics = ("mean", "max") if "representations" in experiments else ("mean",)
+            representation_scores = {s: score_simple_representation(ctx.table, view, s) for s in statistics}
+        systems, found = {}, {}
         for name in experiments:
-            section, merged = comparison(name, summary, labels_by_experiment[name], diverged_by_experiment[name],
-                                         notes + notes_by_experiment[name], config,
-                                         run_types=sorted(set(table["machine_type"])))
-            text.append(section)
-            print(f"\n{_TABLES[name][3]}")
-            print(merged.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
-    run_folder.write_text("comparison.md", "\n".join(text))
-    if "representations" in experiments:
-        save_scoring_system(run_folder, nets, config, feature_config, normalizer, table, features)
-    print(f"\nrun folder: {run_folder.path}")
-    run_folder.close()
-    return 0
+            scores, row_labels, diverged, notes = run_experiment(name, nets, representation_scores)
+            systems.update(scores)
+            found[name] = (row_labels, diverged, notes)
+        if "representations" in experiments:
+            spec = ModelSpec("subcluster_adacos", True, ctx.config.representation_subclusters)
+            system = nets.system(spec, load_model=True)
+            if system is not None:  # the combined system of Table V, for run_dcase2020.py score
+                system.save(ctx.run.path / "models" / "system")
+
+        def report(ctx, per_unit, summary):
+            config = ctx.config
+            notes = [ctx.source.description]
+            if ctx.quick:
+                notes.append(f"{QUICK_BANNER} ({ctx.why}): {config.epochs} epochs, S in {config.subclusters}")
+            text = [f"experiments: {', '.join(experiments)}", ""]
+            if summary.empty and not any(d for _, d, _ in found.values()):
+                return text + ["No labelled test clips: submission files only."]
+            for name in experiments:
+                row_labels, diverged, extra = found[name]
+                section, merged = comparison(name, summary, row_labels, diverged, notes + extra, config,
+                                             run_types=sorted(set(ctx.table["machine_type"])))
+                text.append(section)
+                print(f"\n{_TABLES[name]['title']}")
+                print(merged.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
+            return text
+
+        return Assembled(systems, report=report)
 
 
-def save_scoring_system(run_folder, nets, config, feature_config, normalizer, table, features):
-    """Save the "combined" system of Table V (learned representation with a GMM per ID; the temporal mean
-    for ``combined_mean_types``) under ``models/system`` for ``run_dcase2020.py score``."""
-    from asdcore.backends import GaussianBackend, GMMBackend
-    from asdcore.pipeline import unit_keys
-    from subcluster_adacos.network import embedding_model
-    from subcluster_adacos.scoring import ScoringSystem, scored_by_mean
-
-    spec = ModelSpec("subcluster_adacos", True, config.representation_subclusters)
-    trained = nets.get(spec)
-    if trained["diverged"]:
-        return
-    keys = unit_keys(table)
-    train = (table["split"] == "train").to_numpy()
-    index = {name: i for i, name in enumerate(nets.class_names)}
-    backends, mean_backends = {}, {}
-    means = features.mean(axis=1)
-    for unit in np.unique(keys[train]):
-        rows = train & (keys == unit)
-        if scored_by_mean([unit.split("/")[0]], config.combined_mean_types)[0]:
-            mean_backends[unit] = GaussianBackend("full", normalize=False).fit(means[rows])
-        else:
-            backends[unit] = GMMBackend(spec.n_subclusters, means_init=trained["centres"][index[unit]],
-                                        score=config.gmm_score).fit(trained["embeddings"][rows])
-    system = ScoringSystem(feature_config, normalizer, [embedding_model(trained["model"])], [backends],
-                           combined_mean_types=config.combined_mean_types, mean_backends=mean_backends)
-    system.save(run_folder.path / "models" / "system")
+METHOD = SubClusterAdaCos2020()

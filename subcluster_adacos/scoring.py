@@ -17,7 +17,7 @@ from asdcore.backends import (CosineMeanBackend, CosineTopKBackend, GaussianBack
 from asdcore.errors import ASDError
 
 __all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "backend_scores", "scored_by_mean",
-           "combined_scores", "ScoringSystem"]
+           "combined_scores", "ScoringSystem", "TrainedNetworks"]
 
 #: Table II rows (key -> label in the paper) plus the GMM of Table IV.
 BACKENDS = {
@@ -32,21 +32,43 @@ BACKENDS = {
 }
 
 
-def extract_embeddings(training_model, features: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Embeddings (clips, 128) of the nested embedding network of a training model (inference mode)."""
+#: clips read from a memory map / standardised view per prediction call (a multiple of every batch size used)
+READ_CHUNK = 1024
+
+
+def _chunks(n: int, rows=None):
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    for start in range(0, len(rows), READ_CHUNK):
+        yield rows[start:start + READ_CHUNK]
+
+
+def extract_embeddings(training_model, features, batch_size: int = 64, rows=None) -> np.ndarray:
+    """Embeddings (clips, 128) of the nested embedding network of a training model (inference mode).
+
+    ``features`` may be a memory map or a :class:`~asdcore.features.StandardisedView`: it is read
+    :data:`READ_CHUNK` clips at a time (``rows``: only those clips, in that order), never copied whole.
+    """
     from subcluster_adacos.network import embedding_model
 
-    return np.asarray(embedding_model(training_model).predict(features, batch_size=batch_size, verbose=0),
-                      dtype=np.float64)
+    model = embedding_model(training_model)
+    return np.concatenate([np.asarray(model.predict(np.asarray(features[chunk], dtype=np.float32),
+                                                    batch_size=batch_size, verbose=0), dtype=np.float64)
+                           for chunk in _chunks(len(features), rows)])
 
 
-def model_output_scores(training_model, features: np.ndarray, labels: np.ndarray, n_classes: int,
-                        batch_size: int = 64) -> np.ndarray:
+def model_output_scores(training_model, features, labels: np.ndarray, n_classes: int,
+                        batch_size: int = 64, rows=None) -> np.ndarray:
     """Table II "representation model output": ``-log P(class of the clip | clip)`` from the head at
-    inference (no mixup, fixed scale)."""
+    inference (no mixup, fixed scale). ``rows``: score only those clips of ``features`` (``labels`` are
+    then theirs); read in chunks as :func:`extract_embeddings`."""
+    labels = np.asarray(labels)
     one_hot = np.eye(n_classes, dtype=np.float32)[labels]
-    probabilities = training_model.predict({"features": features, "labels": one_hot}, batch_size=batch_size,
-                                           verbose=0)
+    probabilities = []
+    for i, chunk in enumerate(_chunks(len(features), rows)):
+        part = slice(i * READ_CHUNK, i * READ_CHUNK + len(chunk))
+        probabilities.append(training_model.predict({"features": np.asarray(features[chunk], dtype=np.float32),
+                                                     "labels": one_hot[part]}, batch_size=batch_size, verbose=0))
+    probabilities = np.concatenate(probabilities)
     return -np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-30, None))
 
 
@@ -92,10 +114,11 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
     n_subclusters : GMM components (S).
     gmm_score : "max_component" (reference) or "loglik" (weighted mixture log-likelihood).
     """
-    from asdcore.pipeline import unit_keys
+    from asdcore.selection import train as train_rows
+    from asdcore.selection import unit_keys
 
     keys = unit_keys(table)
-    train = (table["split"] == "train").to_numpy()
+    train = train_rows(table)
     test = ~train
     scores = np.full(len(table), np.nan)
     if backend == "plda":
@@ -130,49 +153,122 @@ def _embed_directly(model, features, batch_size=64):
 
 class ScoringSystem:
     """Everything needed to score new recordings: feature settings, normalisation statistics, one or more
-    embedding networks and their per-unit GMMs (scores of several networks are summed, as the ensemble).
+    embedding networks and their per-unit GMMs (scores of several networks are summed, as the ensemble),
+    and the temporal-mean Gaussians of the "combined" rule of Table V.
+
+    The one object behind the Table V "learned" and "combined" rows of a run and the saved system of
+    ``run_dcase2020.py score``: :meth:`fit` fits the back-ends on the normal training clips, :meth:`score`
+    scores clips (scikit-learn style); both take precomputed embeddings so a run embeds each clip once.
 
     Saved to a folder as ``system.json`` (settings), ``normalizer.npz``, ``embedding_<i>.keras`` and
     ``backends_<i>.joblib`` (scikit-learn GMMs; load only folders you trust: joblib files can run code).
     """
 
-    def __init__(self, feature_config, normalizer, embedding_models, backends, combined_mean_types=(),
-                 mean_backends=None):
+    def __init__(self, feature_config, normalizer, embedding_models, backends=None, combined_mean_types=(),
+                 mean_backends=None, centres=None, class_names=None, gmm_score: str = "max_component"):
         self.feature_config = feature_config
         self.normalizer = normalizer
         self.embedding_models = list(embedding_models)
-        self.backends = list(backends)  # one dict unit -> fitted back-end per embedding model
+        self.backends = list(backends or [])  # one dict unit -> fitted back-end per embedding model
         self.combined_mean_types = tuple(combined_mean_types)
         self.mean_backends = mean_backends or {}
+        # for fit: per model the head's normalised centres (classes, S, dim), the GMM means' initialisation
+        self.centres = None if centres is None else [np.asarray(c) for c in centres]
+        self.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.gmm_score = gmm_score
 
     @property
     def units(self):
         return sorted(self.backends[0]) if self.backends else sorted(self.mean_backends)
 
+    def _embeddings(self, features, rows, embeddings):
+        """Per network the embeddings of the clips ``rows`` (all when None): sliced from the precomputed
+        ``embeddings`` (aligned with ``features``) or computed reading ``features`` chunk by chunk."""
+        if embeddings is not None:
+            return [np.asarray(e) if rows is None else np.asarray(e)[rows] for e in embeddings]
+        return [np.concatenate([_embed_directly(model, np.asarray(features[c], dtype=np.float32))
+                                for c in _chunks(len(features), rows)])
+                for model in self.embedding_models]
+
+    def fit(self, features, units, rows=None, embeddings=None) -> "ScoringSystem":
+        """Fit one GMM per unit and network on the embeddings of the (normal training) clips ``rows`` of
+        ``features`` (standardised, clips x frames x bins; read in chunks), S components whose means start
+        at the unit's centres (Sec. III-C), and one full-covariance Gaussian on the temporal mean for the
+        units of ``combined_mean_types`` (Table V "combined").
+
+        ``units`` (type/unit key of every clip) and ``embeddings`` (optional, per network, of every clip)
+        are aligned with ``features``; ``rows`` selects the training clips (default: all).
+        """
+        from asdcore.representations import temporal_statistic
+
+        units = np.asarray(units)
+        if rows is not None:
+            rows = np.asarray(rows)
+            rows = np.flatnonzero(rows) if rows.dtype == bool else rows
+        fit_units = units if rows is None else units[rows]
+        if self.centres is None or self.class_names is None:
+            raise ASDError("ScoringSystem.fit needs the heads' centres and class names (give centres=, class_names=)")
+        class_of_unit = {name: i for i, name in enumerate(self.class_names)}
+        self.backends = []
+        for centres, embedded in zip(self.centres, self._embeddings(features, rows, embeddings)):
+            make = _gmm_factory(centres, class_of_unit, centres.shape[1], self.gmm_score)
+            self.backends.append({unit: make(unit).fit(embedded[fit_units == unit]) for unit in np.unique(fit_units)})
+        self.mean_backends = {}
+        by_mean = scored_by_mean([u.split("/")[0] for u in fit_units], self.combined_mean_types)
+        if by_mean.any():
+            chosen = np.arange(len(features))[rows if rows is not None else slice(None)][by_mean]
+            means = temporal_statistic(features, "mean", rows=chosen)
+            for unit in np.unique(fit_units[by_mean]):
+                self.mean_backends[unit] = GaussianBackend("full", normalize=False).fit(
+                    means[fit_units[by_mean] == unit])
+        return self
+
+    def score_parts(self, features, units, rows=None, embeddings=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(learned, mean)`` scores of the clips ``rows`` of ``features`` (default: all): the networks'
+        GMM scores summed (NaN for units without GMMs) and the temporal-mean Gaussian's (NaN for units
+        the "combined" rule does not score with it)."""
+        from asdcore.representations import temporal_statistic
+
+        units = np.asarray(units)
+        if rows is not None:
+            rows = np.asarray(rows)
+            rows = np.flatnonzero(rows) if rows.dtype == bool else rows
+            units = units[rows]
+        known = set(self.units) | set(self.mean_backends)
+        unknown = sorted(set(units) - known)
+        if unknown:
+            raise ASDError(f"no trained model for unit(s) {unknown[:3]}; known: {', '.join(sorted(known)[:8])} ...")
+        learned_scores, mean_scores = np.full(len(units), np.nan), np.full(len(units), np.nan)
+        with_gmm = np.isin(units, list(self.backends[0])) if self.backends else np.zeros(len(units), dtype=bool)
+        if with_gmm.any():
+            learned_scores[with_gmm] = 0.0
+            clip_rows = np.arange(len(features))[rows if rows is not None else slice(None)][with_gmm]
+            embedded = self._embeddings(features, clip_rows, embeddings)
+            learned = np.flatnonzero(with_gmm)
+            for embedding, backends in zip(embedded, self.backends):
+                for unit in np.unique(units[learned]):
+                    hit = units[learned] == unit
+                    learned_scores[learned[hit]] += backends[unit].score(embedding[hit])
+        by_mean = np.flatnonzero(np.isin(units, list(self.mean_backends)))
+        if len(by_mean):
+            clip_rows = np.arange(len(features))[rows if rows is not None else slice(None)][by_mean]
+            means = temporal_statistic(features, "mean", rows=clip_rows)
+            for unit in np.unique(units[by_mean]):
+                hit = units[by_mean] == unit
+                mean_scores[by_mean[hit]] = self.mean_backends[unit].score(means[hit])
+        return learned_scores, mean_scores
+
+    def score(self, features, units, rows=None, embeddings=None) -> np.ndarray:
+        """Anomaly scores of the clips ``rows`` of ``features`` (default: all) for the unit of each clip:
+        the "combined" rule (:func:`combined_scores`) of the learned and the temporal-mean scores."""
+        learned, mean = self.score_parts(features, units, rows, embeddings)
+        selected = np.asarray(units) if rows is None else np.asarray(units)[rows]
+        machine_types = np.array([u.split("/")[0] for u in selected])
+        return combined_scores(learned, mean, machine_types, self.combined_mean_types)
+
     def score_features(self, features: np.ndarray, units) -> np.ndarray:
         """Scores of normalised log-mel ``features`` (clips, frames, bins) for the given unit of each clip."""
-        units = np.asarray(units)
-        unknown = sorted(set(units) - set(self.units) - set(self.mean_backends))
-        if unknown:
-            raise ASDError(f"no trained model for unit(s) {unknown[:3]}; known: {', '.join(self.units[:8])} ...")
-        machine_types = np.array([u.split("/")[0] for u in units])
-        by_mean = scored_by_mean(machine_types, self.combined_mean_types)
-        learned_scores, mean_scores = np.full(len(units), np.nan), np.full(len(units), np.nan)
-        learned = np.flatnonzero(~by_mean)
-        if len(learned):
-            learned_scores[learned] = 0.0
-            for model, backends in zip(self.embedding_models, self.backends):
-                embeddings = _embed_directly(model, features[learned])
-                for unit in np.unique(units[learned]):
-                    rows = units[learned] == unit
-                    learned_scores[learned[rows]] += backends[unit].score(embeddings[rows])
-        by_mean = np.flatnonzero(by_mean)
-        if len(by_mean):
-            means = features[by_mean].mean(axis=1)
-            for unit in np.unique(units[by_mean]):
-                rows = units[by_mean] == unit
-                mean_scores[by_mean[rows]] = self.mean_backends[unit].score(means[rows])
-        return combined_scores(learned_scores, mean_scores, machine_types, self.combined_mean_types)
+        return self.score(features, units)
 
     def save(self, folder) -> Path:
         import json
@@ -216,3 +312,86 @@ class ScoringSystem:
         return cls(LogMelConfig(**fc), Normalizer.load(folder / "normalizer.npz"), models, backends,
                    combined_mean_types=info.get("combined_mean_types", ()),
                    mean_backends=joblib.load(mean_path) if mean_path.exists() else None)
+
+
+class TrainedNetworks:
+    """The finished networks of a run, read from their folders (:func:`~subcluster_adacos.training.
+    load_network`), and the back-end scores on their embeddings (each back-end fitted once per run).
+
+    Parameters
+    ----------
+    table : the clip table; ``features``: ``(feature_config, normalizer, standardised view)`` of its clips.
+    folders : network spec (anything with ``n_subclusters``) -> the folder :func:`train_network` wrote.
+    config : has ``combined_mean_types`` and ``gmm_score`` (the experiment's config).
+    """
+
+    def __init__(self, table, features, folders: dict, class_names, config, log=None):
+        from asdcore.experiment import get_logger
+        from asdcore.selection import train, unit_keys
+
+        self.table, self.features, self.folders = table, features, folders
+        self.class_names, self.config, self.log = class_names, config, log or get_logger()
+        self.keys, self.train = unit_keys(table), train(table)
+        self._networks, self._systems = {}, {}
+
+    def get(self, spec) -> dict:
+        from subcluster_adacos.training import load_network
+
+        if spec not in self._networks:
+            self._networks[spec] = load_network(self.folders[spec])
+        return self._networks[spec]
+
+    def system(self, spec, load_model: bool = False):
+        """The Table V "combined" :class:`~subcluster_adacos.scoring.ScoringSystem` of ``spec``, fitted once on
+        the training clips' embeddings (None when the network diverged); ``load_model`` adds the embedding
+        network (from the unit's last snapshot) so that the system can be saved for ``score``."""
+        from subcluster_adacos.training import load_network
+
+        trained = self.get(spec)
+        if trained["diverged"]:
+            return None
+        if spec not in self._systems:
+            feature_config, normalizer, view = self.features
+            self._systems[spec] = ScoringSystem(
+                feature_config, normalizer, [], combined_mean_types=self.config.combined_mean_types,
+                centres=[trained["centres"]], class_names=self.class_names, gmm_score=self.config.gmm_score,
+            ).fit(view, self.keys, rows=self.train, embeddings=[trained["embeddings"]])
+        system = self._systems[spec]
+        if load_model and not system.embedding_models:
+            from subcluster_adacos.network import embedding_model
+
+            system.embedding_models = [embedding_model(load_network(self.folders[spec], load_model=True)["model"])]
+        return system
+
+    def backend(self, spec, backend: str, n_components: int | None = None):
+        """Scores of one back-end on the embeddings of ``spec`` (None when that network diverged)."""
+        trained = self.get(spec)
+        if trained["diverged"]:
+            return None
+        if backend == "model_output":
+            return trained["model_output"]
+        n_components = n_components or spec.n_subclusters
+        if backend == "gmm" and n_components == spec.n_subclusters:  # the system's GMMs, fitted once
+            return self.scored(spec)[0]
+        return backend_scores(backend, trained["embeddings"], self.table, self.class_names, trained["centres"],
+                              n_components, self.config.gmm_score)
+
+    def scored(self, spec):
+        """``(learned, combined)`` scores of every clip (NaN for training clips) from :meth:`system`."""
+        key = ("scored", spec)
+        if key not in self._systems:
+            system, trained = self.system(spec), self.get(spec)
+            test = np.flatnonzero(~self.train)
+            learned, combined = np.full(len(self.table), np.nan), np.full(len(self.table), np.nan)
+            parts = system.score_parts(self.features[2], self.keys, rows=test, embeddings=[trained["embeddings"]])
+            learned[test] = parts[0]
+            combined[test] = combined_scores(*parts, self.table["machine_type"].to_numpy()[test],
+                                             system.combined_mean_types)  # = system.score
+            self._systems[key] = (learned, combined)
+        return self._systems[key]
+
+    def combined(self, spec):
+        """Table V "combined" scores of ``spec`` (None when it diverged), from the same system as is saved."""
+        if self.get(spec)["diverged"]:
+            return None
+        return self.scored(spec)[1]

@@ -23,7 +23,7 @@ from asdcore.experiment import get_logger
 
 __all__ = ["TrainingConfig", "class_labels", "balanced_class_weights", "make_dataset", "train_model",
            "ScaleMonitor", "EpochSnapshots", "distribution_strategy", "make_multi_label_dataset",
-           "HeadScaleMonitor", "train_multi_head_model"]
+           "HeadScaleMonitor", "train_multi_head_model", "train_network", "load_network"]
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,16 @@ def balanced_class_weights(labels, n_classes: int) -> np.ndarray:
 
 
 def make_dataset(features: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int,
-                 shuffle: bool = True, seed: int = 0):
+                 shuffle: bool = True, seed: int = 0, rows=None):
     """A ``tf.data`` pipeline yielding ``({"features", "labels"},)`` batches gathered from ``features``.
 
     The array is indexed batch by batch inside ``tf.numpy_function`` (read in ascending index order, so
     memory maps read forward, and returned in the shuffled order); batches are prefetched while the model
-    trains on the previous one.
+    trains on the previous one. ``rows`` (indices into ``features``; ``labels`` are then those rows'
+    labels) trains on a selection without copying it: each batch reads ``features[rows[batch]]``.
     """
-    return make_multi_label_dataset(features, [labels], [n_classes], batch_size, shuffle=shuffle, seed=seed)
+    return make_multi_label_dataset(features, [labels], [n_classes], batch_size, shuffle=shuffle, seed=seed,
+                                    rows=rows)
 
 
 def distribution_strategy():
@@ -134,12 +136,26 @@ class EpochSnapshots(keras.callbacks.Callback):
             self.model.save(self.folder / f"epoch_{done:04d}.keras")
 
 
+def _row_indices(rows, n: int):
+    """``rows`` (None, a boolean mask or indices over ``n`` clips) as an int64 index array, or None."""
+    if rows is None:
+        return None
+    rows = np.asarray(rows)
+    rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= n):
+        raise ASDError(f"row indices outside 0..{n - 1}")
+    return rows
+
+
 def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config: TrainingConfig,
-                model_dir=None, seed: int = 0, verbose: int = 1, input_shape=None):
+                model_dir=None, seed: int = 0, verbose: int = 1, input_shape=None, rows=None):
     """Train one embedding network on ``features`` (clips, frames, bins) and integer ``labels``.
 
     Parameters
     ----------
+    features : array, memory map or :class:`asdcore.features.StandardisedView` (read batch by batch).
+    rows : indices (or a boolean mask) of the training clips in ``features``; ``labels`` are then the
+        labels of those rows. Nothing is copied: each batch reads ``features[rows[batch]]``.
     model_dir : folder for ``epoch_XXXX.keras`` snapshots, ``training_log.csv`` and the resumable backup;
         None trains without writing anything.
 
@@ -152,8 +168,10 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
 
     from subcluster_adacos.network import build_training_model
 
-    if len(features) != len(labels):
-        raise ASDError(f"{len(features)} feature arrays for {len(labels)} labels")
+    rows = _row_indices(rows, len(features))
+    n_clips = len(features) if rows is None else len(rows)
+    if n_clips != len(labels):
+        raise ASDError(f"{n_clips} feature arrays for {len(labels)} labels")
     weights = None
     if config.class_weight == "balanced":
         weights = balanced_class_weights(labels, n_classes)
@@ -167,7 +185,7 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
                                      class_weights=weights, seed=seed, mixup_labels=config.mixup_labels)
         _compile(model, config)
     monitor = ScaleMonitor(config.divergence_scale)
-    dataset = make_dataset(features, labels, n_classes, config.batch_size, shuffle=True, seed=seed)
+    dataset = make_dataset(features, labels, n_classes, config.batch_size, shuffle=True, seed=seed, rows=rows)
     return _fit(model, dataset, config, monitor, model_dir, verbose, scales=lambda: monitor.history)
 
 
@@ -202,8 +220,8 @@ def _fit(model, dataset, config: TrainingConfig, monitor, model_dir, verbose, sc
 # --- several label sets, one head each (Wilkinghoff 2021: sections and attribute classes) ----------------
 
 def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_size: int,
-                             shuffle: bool = True, seed: int = 0, label_names=None):
-    """Like :func:`make_dataset` with one one-hot label input per label set.
+                             shuffle: bool = True, seed: int = 0, label_names=None, rows=None):
+    """Like :func:`make_dataset` with one one-hot label input per label set (``rows``: as there).
 
     Yields ``{"features", label_names[0], label_names[1], ...}`` batches (default names ``labels``,
     ``labels_1``, ...: the inputs of :func:`~subcluster_adacos.network.build_multi_head_training_model`).
@@ -217,7 +235,8 @@ def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_
     if not (len(label_sets) == len(n_classes) == len(label_names)):
         raise ASDError(f"{len(label_sets)} label sets, {len(n_classes)} class counts and {len(label_names)} "
                        "names; give one of each per head")
-    n = len(features)
+    rows = _row_indices(rows, len(features))
+    n = len(features) if rows is None else len(rows)
     frame_shape = tuple(features.shape[1:])
     one_hots = [np.eye(c, dtype=np.float32)[labels] for c, labels in zip(n_classes, label_sets)]
 
@@ -229,7 +248,7 @@ def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_
         order = np.argsort(indices, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
-        ascending = indices[order]
+        ascending = indices[order] if rows is None else rows[indices[order]]
         batch = np.asarray(features[ascending], dtype=np.float32)[rank]
         return (batch,) + tuple(o[indices] for o in one_hots)
 
@@ -361,3 +380,61 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
     monitor = HeadScaleMonitor(head_names(len(n_classes)), config.divergence_scale)
     dataset = make_multi_label_dataset(features, label_sets, n_classes, config.batch_size, shuffle=True, seed=seed)
     return _fit(model, dataset, config, monitor, model_dir, verbose, scales=lambda: monitor.histories)
+
+
+# --- one network of an experiment, trained into its own folder ------------------------------------------
+
+def train_network(features, labels: np.ndarray, n_classes: int, config: TrainingConfig, folder, rows,
+                  seed: int = 0, verbose: int = 2) -> dict:
+    """Train one embedding network on the clips ``rows`` of ``features`` and write into ``folder`` what
+    scoring needs, so that scoring can run in another process from the folder alone (:func:`load_network`).
+
+    ``features`` (clips, frames, bins) is read batch by batch (a memory map or a
+    :class:`~asdcore.features.StandardisedView`); ``labels`` are the classes of every clip of ``features``.
+    Written: ``epoch_XXXX.keras`` snapshots and ``training_log.csv`` (:func:`train_model`), and unless the
+    network diverged ``embeddings.npy`` (every clip, Sec. III-C), ``centres.npy`` (the head's L2-normalised
+    sub-cluster centres, the GMM initialisation) and ``model_output.npy`` (Table II "representation model
+    output" for the clips not in ``rows``, NaN for those in it).
+
+    Returns ``{"diverged": bool, "scales": adaptive scale per epoch, "epochs": epochs trained}``.
+    """
+    from subcluster_adacos.layers import normalized_centers
+    from subcluster_adacos.network import head_layer
+    from subcluster_adacos.scoring import extract_embeddings, model_output_scores
+
+    folder = Path(folder)
+    rows = _row_indices(rows, len(features))
+    labels = np.asarray(labels)
+    model, info = train_model(features, labels[rows], n_classes, config, model_dir=folder, seed=seed,
+                              verbose=verbose, rows=rows)
+    summary = {"diverged": bool(info["diverged"]), "scales": [float(s) for s in info["scales"]],
+               "epochs": len(info["history"].get("loss", []))}
+    if info["diverged"]:
+        return summary
+    np.save(folder / "embeddings.npy", extract_embeddings(model, features, config.batch_size))
+    np.save(folder / "centres.npy", normalized_centers(head_layer(model)))
+    others = np.setdiff1d(np.arange(len(features)), rows)
+    output = np.full(len(features), np.nan)
+    output[others] = model_output_scores(model, features, labels[others], n_classes, config.batch_size, rows=others)
+    np.save(folder / "model_output.npy", output)
+    if not any(folder.glob("epoch_*.keras")):  # model_dir snapshots are written by train_model
+        model.save(folder / f"epoch_{config.epochs:04d}.keras")
+    return summary
+
+
+def load_network(folder, load_model: bool = False) -> dict:
+    """What :func:`train_network` wrote into ``folder``: ``embeddings``, ``centres``, ``model_output`` (None
+    when the network diverged) and, with ``load_model``, ``model`` (the last snapshot's training model)."""
+    folder = Path(folder)
+    if not (folder / "embeddings.npy").is_file():
+        return {"diverged": True}
+    result = {"diverged": False, "embeddings": np.load(folder / "embeddings.npy"),
+              "centres": np.load(folder / "centres.npy"), "model_output": np.load(folder / "model_output.npy")}
+    if load_model:
+        import subcluster_adacos.layers  # noqa: F401 - registers the custom layers for deserialisation
+
+        snapshots = sorted(folder.glob("epoch_*.keras"))
+        if not snapshots:
+            raise ASDError(f"{folder}: no epoch_*.keras snapshot; train the unit again")
+        result["model"] = keras.models.load_model(snapshots[-1])
+    return result

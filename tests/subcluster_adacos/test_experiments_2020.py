@@ -39,6 +39,13 @@ class FakeNetworks:
             return None
         return self.scores(spec, backend, n_components)
 
+    def combined(self, spec):
+        """The ScoringSystem's scores in the real run (tested in test_training_scoring.py): stands for the
+        rule combined_scores(learned GMM, temporal mean)."""
+        if spec in self.diverged:
+            return None
+        return np.where(TYPES == "ToyConveyor", MEAN, self.scores(spec, "gmm", spec.n_subclusters))
+
 
 CONFIG = SubClusterAdaCosConfig()
 MEAN = np.arange(8, dtype=float) * 100.0
@@ -148,3 +155,70 @@ def test_comparison_writes_diverges_and_the_divergence_rule():
     learned = merged[merged["representation"] == "learned"]
     ours = learned[learned["dev AUC (ours)"] == "diverges"]
     assert set(ours["machine type"]) == {"fan", "ToyConveyor", "all"}
+
+
+@pytest.mark.slow  # about 2.5 min on a shared CPU: two runs of two networks each
+def test_units_are_the_networks_named_and_seeded_by_name_and_assemble_works_from_their_folders(
+        synthetic_set, cli_env):
+    """One unit per network (ModelSpec.name), seeded seed_for(--seed, name); a cluster-style run (--plan,
+    train-unit --index I for each unit, assemble) gives the scores of a normal run."""
+    import json
+    from pathlib import Path
+
+    from asdcore.experiment import seed_for
+    from asdcore.runner import assemble_command, run_command, train_unit_command
+    from subcluster_adacos.experiments import METHOD
+
+    root = synthetic_set(2020, seed=4, machine_types=("fan",), duration=1.0)
+    config = cli_env / "tiny.yaml"
+    config.write_text("epochs: 1\nsubclusters: [1, 2]\nbatch_size: 16\n")
+    common = ["--experiment", "subclusters", "--quick", "--config", str(config), "--data-root", str(root)]
+
+    def only_run(out):
+        (run,) = list((Path(out) / "2020" / "subcluster-adacos-subclusters").iterdir())
+        return run
+
+    assert run_command(METHOD, common + ["--out", str(cli_env / "serial")]) == 0
+    serial = only_run(cli_env / "serial")
+    assert run_command(METHOD, common + ["--out", str(cli_env / "array"), "--plan"]) == 0
+    array = only_run(cli_env / "array")
+    units = pd.read_csv(array / "units.csv")
+    assert list(units["name"]) == ["subcluster_adacos_S01_mixup", "subcluster_adacos_S02_mixup"]
+    assert list(units["seed"]) == [seed_for(0, name) for name in units["name"]]
+    assert not (array / "results.csv").exists()
+    for index in reversed(range(len(units))):  # any order: each unit's seed comes from its name
+        assert train_unit_command([str(array), "--index", str(index)], 2020) == 0
+    for name, seed in zip(units["name"], units["seed"]):
+        record = json.loads((array / "units" / name / "unit.json").read_text())
+        assert record["seed"] == seed and record["result"]["diverged"] is False
+        for written in ("embeddings.npy", "centres.npy", "model_output.npy", "epoch_0001.keras"):
+            assert (array / "units" / name / written).is_file(), written
+    assert assemble_command([str(array)], 2020) == 0
+    ours, theirs = pd.read_csv(serial / "results.csv"), pd.read_csv(array / "results.csv")
+    assert {"table4_S01_gaussian", "table4_S02_gmm"} <= set(ours["system"])
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=1e-5)
+    for csv in sorted((serial / "scores" / "table4_S02_gmm").glob("*.csv")):
+        a = pd.read_csv(csv, header=None)[1].to_numpy()
+        b = pd.read_csv(array / "scores" / "table4_S02_gmm" / csv.name, header=None)[1].to_numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert "Table IV" in (array / "comparison.md").read_text()
+
+
+def test_plan_lists_each_network_once_named_and_seeded_by_name(synthetic_set, cli_env):
+    """--experiment all --plan: one unit per distinct network of the chosen tables (shared between them),
+    named ModelSpec.name and seeded seed_for(--seed, name); nothing is trained."""
+    from pathlib import Path
+
+    from asdcore.experiment import seed_for
+    from asdcore.runner import run_command
+    from subcluster_adacos.experiments import METHOD
+
+    root = synthetic_set(2020, seed=4, machine_types=("fan",), duration=1.0)
+    out = cli_env / "plan"
+    assert run_command(METHOD, ["--quick", "--seed", "7", "--data-root", str(root), "--out", str(out), "--plan"]) == 0
+    (run,) = list((Path(out) / "2020" / "subcluster-adacos-all").iterdir())
+    units = pd.read_csv(run / "units.csv")
+    assert list(units["name"]) == ["adacos_S01_mixup", "adacos_S01_nomixup", "subcluster_adacos_S01_nomixup",
+                                   "subcluster_adacos_S01_mixup", "subcluster_adacos_S04_mixup"]
+    assert list(units["seed"]) == [seed_for(7, name) for name in units["name"]]
+    assert not (run / "units").exists() and not (run / "results.csv").exists()

@@ -129,3 +129,55 @@ def test_gmm_means_start_at_that_ids_learned_centres(monkeypatch):
         x = l2_normalize(embeddings[rows & ~train])
         log_p = [multivariate_normal(m, c).logpdf(x) for m, c in zip(gmm.means_, gmm.covariances_)]
         np.testing.assert_allclose(scores[rows & ~train], -np.max(log_p, axis=0), rtol=1e-6)
+
+
+def test_rows_of_a_standardised_view_give_the_same_batches_as_a_standardised_copy():
+    """Issue 13: training reads view[rows[batch]] from the lazily standardised memory map; the batches (and
+    their shuffled order) equal those of the standardised copy of the training rows."""
+    from asdcore.features import Normalizer
+
+    rng = np.random.default_rng(3)
+    raw = rng.normal(3.0, 2.0, size=(20, 5, 4)).astype(np.float32)
+    rows = np.array([0, 2, 3, 7, 8, 11, 12, 15, 19])
+    labels = rng.integers(0, 3, len(rows))
+    labels[:3] = [0, 1, 2]
+    norm = Normalizer().fit(raw, rows=rows)
+    copy = Normalizer().fit(raw[rows]).transform(raw[rows])
+    lazy = list(make_dataset(norm.view(raw), labels, 3, batch_size=4, seed=7, rows=rows))
+    eager = list(make_dataset(copy, labels, 3, batch_size=4, seed=7))
+    assert len(lazy) == len(eager) == 3
+    for a, b in zip(lazy, eager):
+        np.testing.assert_array_equal(a["features"].numpy(), b["features"].numpy())
+        np.testing.assert_array_equal(a["labels"].numpy(), b["labels"].numpy())
+
+
+def test_scoring_system_fit_score_is_the_gmm_back_end_and_the_temporal_mean_combined():
+    """The one ScoringSystem behind Table V: learned = backend_scores("gmm"), combined = the temporal-mean
+    Gaussian (score_simple_representation) for ToyConveyor, the learned scores elsewhere."""
+    from asdcore.features import LogMelConfig, Normalizer
+    from asdcore.representations import score_simple_representation
+    from subcluster_adacos.scoring import ScoringSystem
+
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame({"machine_type": ["fan"] * 24 + ["ToyConveyor"] * 24,
+                          "unit": (["id_00"] * 12 + ["id_02"] * 12) * 2,
+                          "split": (["train"] * 8 + ["test"] * 4) * 4})
+    classes = ["ToyConveyor/id_00", "ToyConveyor/id_02", "fan/id_00", "fan/id_02"]
+    centres = l2_normalize(rng.normal(size=(4, 2, 6)))
+    embeddings = rng.normal(size=(48, 6))
+    features = rng.normal(size=(48, 7, 5)).astype(np.float32)
+    keys = (table["machine_type"] + "/" + table["unit"]).to_numpy()
+    train = np.flatnonzero(table["split"] == "train")
+    test = np.flatnonzero(table["split"] == "test")
+    system = ScoringSystem(LogMelConfig(), Normalizer(), [], combined_mean_types=("ToyConveyor",),
+                           centres=[centres], class_names=classes).fit(features, keys, rows=train,
+                                                                       embeddings=[embeddings])
+    learned, mean = system.score_parts(features, keys, rows=test, embeddings=[embeddings])
+    expected = backend_scores("gmm", embeddings, table, classes, centres, n_subclusters=2)[test]
+    np.testing.assert_allclose(learned, expected, rtol=1e-12)
+    simple = score_simple_representation(table, features, "mean")[test]
+    conveyor = table["machine_type"].to_numpy()[test] == "ToyConveyor"
+    np.testing.assert_allclose(mean[conveyor], simple[conveyor], rtol=1e-10)
+    assert np.isnan(mean[~conveyor]).all()
+    combined = system.score(features, keys, rows=test, embeddings=[embeddings])
+    np.testing.assert_allclose(combined, np.where(conveyor, simple, expected), rtol=1e-10)
