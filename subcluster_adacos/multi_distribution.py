@@ -179,7 +179,7 @@ def train_network(variant: str, features: np.ndarray, classes: TrainingClasses, 
     -------
     model, info : as :func:`subcluster_adacos.training.train_model` (``info["snapshots"]``: epoch -> path).
     """
-    from subcluster_adacos.training import RowSubset, train_model, train_multi_head_model
+    from subcluster_adacos.training import train_model, train_multi_head_model
 
     n_train = int(classes.rows.sum())
     rows = None
@@ -188,9 +188,8 @@ def train_network(variant: str, features: np.ndarray, classes: TrainingClasses, 
     elif len(features) != n_train:
         raise ASDError(f"{len(features)} feature arrays for {n_train} training clips ({len(classes.rows)} clips)")
     if variant == SECTIONS_ONLY:
-        # TODO(lead): pass rows= to train_model once its rows parameter (2020 port) is merged
-        return train_model(features if rows is None else RowSubset(features, rows), classes.section_labels,
-                           classes.n_sections, training_config, model_dir=model_dir, seed=seed, verbose=verbose)
+        return train_model(features, classes.section_labels, classes.n_sections, training_config,
+                           model_dir=model_dir, seed=seed, verbose=verbose, rows=rows)
     if variant == BOTH_HEADS:
         return train_multi_head_model(features, [classes.section_labels, classes.attribute_labels],
                                       [classes.n_sections, classes.n_attributes], training_config,

@@ -302,29 +302,6 @@ class HeadScaleMonitor(ScaleMonitor):
                                  {k: v[-1:] for k, v in self.histories.items()}, epoch + 1)
 
 
-class RowSubset:
-    """The rows ``rows`` of ``features`` (an array, memory map or
-    :class:`~asdcore.features.StandardisedView`), read lazily: ``subset[i]`` is ``features[rows[i]]``.
-
-    What :func:`make_multi_label_dataset` needs (``len``, ``shape``, integer-array indexing), so a network
-    trains on the training clips of a memory-mapped feature store without a copy of those clips.
-    """
-
-    def __init__(self, features, rows):
-        rows = np.asarray(rows)
-        self.features = features
-        self.rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
-        self.shape = (len(self.rows),) + tuple(features.shape[1:])
-        self.dtype = np.dtype(np.float32)
-        self.ndim = len(self.shape)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index):
-        return self.features[self.rows[index]]
-
-
 def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: TrainingConfig,
                            model_dir=None, seed: int = 0, verbose: int = 1, input_shape=None,
                            loss_weights=None, rows=None):
@@ -342,8 +319,8 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
     n_classes : sequence of int, the classes of each head.
     loss_weights : sequence of float or None (equal weights, the paper's choice).
     rows : indices or boolean mask over ``features``' first axis, or None (all of them): train on those
-        clips only, read batch by batch (:class:`RowSubset`, no copy); ``label_sets`` are then aligned with
-        the selected rows.
+        clips only, read batch by batch (no copy, as :func:`train_model`); ``label_sets`` are then aligned
+        with the selected rows.
 
     Returns
     -------
@@ -352,8 +329,8 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
 
     from subcluster_adacos.network import build_multi_head_training_model, head_names
 
-    if rows is not None:
-        features = RowSubset(features, rows)
+    rows = _row_indices(rows, len(features))
+    n_clips = len(features) if rows is None else len(rows)
     label_sets = [np.asarray(labels) for labels in label_sets]
     n_classes = [int(c) for c in n_classes]
     if config.loss != "subcluster_adacos":
@@ -361,8 +338,8 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
     if len(label_sets) != len(n_classes):
         raise ASDError(f"{len(label_sets)} label sets for {len(n_classes)} class counts; give one per head")
     for labels in label_sets:
-        if len(labels) != len(features):
-            raise ASDError(f"{len(features)} feature arrays for {len(labels)} labels")
+        if len(labels) != n_clips:
+            raise ASDError(f"{n_clips} training clips for {len(labels)} labels")
     if config.class_weight == "balanced":
         weights = [balanced_class_weights(labels, c) for labels, c in zip(label_sets, n_classes)]
     elif config.class_weight == "none":
@@ -378,7 +355,8 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
                                                 seed=seed, mixup_labels=config.mixup_labels)
         _compile(model, config)
     monitor = HeadScaleMonitor(head_names(len(n_classes)), config.divergence_scale)
-    dataset = make_multi_label_dataset(features, label_sets, n_classes, config.batch_size, shuffle=True, seed=seed)
+    dataset = make_multi_label_dataset(features, label_sets, n_classes, config.batch_size, shuffle=True, seed=seed,
+                                       rows=rows)
     return _fit(model, dataset, config, monitor, model_dir, verbose, scales=lambda: monitor.histories)
 
 
