@@ -245,6 +245,7 @@ class DDCSAD(Method):
         from asdcore.experiment import cache_root
         from asdcore.features import LogMelConfig, valid_frames
         from asdcore.pipeline import load_features
+        from asdcore.selection import unit_keys
         from ddcsad import data
 
         config, log = ctx.config, ctx.log
@@ -254,8 +255,6 @@ class DDCSAD(Method):
         feature_config = LogMelConfig(n_fft=config.n_fft, hop_length=config.hop_length, n_mels=config.n_mels,
                                       n_frames=config.feature_frames)
         with_model = {f"{t}/{u}" for _, t, u in ids}
-        from asdcore.selection import unit_keys
-
         wanted = ctx.mask(split="train") | np.isin(unit_keys(ctx.table), list(with_model))
         ctx.table = ctx.table[wanted].reset_index(drop=True)
         # every frame of clips of different lengths: NaN-padded (ctx.features keeps a fixed frame count)
