@@ -204,7 +204,6 @@ QUICK_CONFIG = dataclasses.replace(
 """``--quick``: a light CNN and 40 iterations of 16-clip batches, one ID per type and part (CPU minutes)."""
 
 
-
 # ------------------------------------------------------------------------------------------ the method
 
 TYPE_ORDER = ("fan", "pump", "slider", "ToyCar", "ToyConveyor", "valve", "Machine Average")
@@ -506,7 +505,8 @@ def _report(ctx, table2, summary, alphas, fig2) -> list[str]:
         lines.append(comparison_markdown("Fig. 2: AUC [%] ± 95 % CI against the number of real anomalies",
                                          wide, notes2))
     if printable is not None:
-        print(("QUICK MODE - " if ctx.quick else "") + "AUC [%] +/- 95 % CI per machine type (pooled IDs), ours vs paper:")
+        print(("QUICK MODE - " if ctx.quick else "")
+              + "AUC [%] +/- 95 % CI per machine type (pooled IDs), ours vs paper:")
         print(printable.to_string(index=False))
     return lines
 
