@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     from asdcore.synthetic import ensure_synthetic
     from ddcsad import data
     from ddcsad import experiments as E
+    from ddcsad.training import LossTrainer
 
     config = E.QUICK_CONFIG
     root = args.data_root or ensure_synthetic(2020, cache_dir=cache_root(None) / "synthetic")
@@ -48,8 +49,8 @@ def main(argv=None) -> int:
     offsets, _ = data.amplitude_normalisation(table, config.amplitude_norm, cache_dir=cache_root(None) / "amplitude")
     data.normalise_amplitude(features, offsets)
     features, lengths = data.fit_short_clips(features, valid_frames(features), config.crop_frames)
-    trainer = E.LossTrainer("dsad", dataclasses.replace(config, bn_calibration_batches=0),
-                            (config.crop_frames, features.shape[2]), seed=args.seed)
+    trainer = LossTrainer("dsad", dataclasses.replace(config, bn_calibration_batches=0),
+                          (config.crop_frames, features.shape[2]), seed=args.seed)
     model = trainer.model
     rows = []
     for ui, (part, machine_type, unit) in enumerate(data.select_units(table, config.parts, None)):

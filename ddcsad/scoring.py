@@ -67,6 +67,9 @@ __all__ = [
     "choose_alpha",
     "type_auc",
     "machine_average",
+    "alpha_table",
+    "id_scores",
+    "table2_frame",
 ]
 
 ALPHA_GRID = tuple(round(0.1 * i, 1) for i in range(11))
@@ -293,3 +296,96 @@ def machine_average(per_type: pd.DataFrame) -> pd.DataFrame:
         rows.append({"part": part, "machine_type": "Machine Average", "auc": group["auc"].mean(),
                      "pauc": group["pauc"].mean(), "n_units": int(group["n_units"].sum())})
     return pd.DataFrame(rows)
+
+
+def alpha_table(losses, table: pd.DataFrame, ids, outputs: dict, alpha="table1", minmax_over: str = "crops",
+                log=None) -> pd.DataFrame:
+    """alpha of eq. (5) per (loss, machine type): Table I, chosen on the development IDs, and the one used.
+
+    Parameters
+    ----------
+    ids : list of (part, machine_type, unit)
+        The machine IDs with a model.
+    outputs : dict
+        ``loss -> {"<type>/<unit>": (rows, logit, d)}`` of the models trained without anomalies.
+    alpha : "table1", "validation" or a number
+        Which alpha is used for BCE+DSAD / BCE+DDCSAD (the other losses imply 0 or 1).
+
+    Returns
+    -------
+    DataFrame
+        ``loss, method, machine_type, alpha_table1, alpha_validation, validation_auc, alpha_used``.
+    """
+    labels = table["label"].to_numpy()
+    rows = []
+    for loss in losses:
+        for machine_type in sorted({t for _, t, _ in ids}):
+            row = {"loss": loss, "method": PAPER_NAMES[loss], "machine_type": machine_type}
+            fixed = fixed_alpha(loss)
+            row["alpha_table1"] = table1_alpha(loss, machine_type)
+            sets = []
+            for part, t, u in ids:
+                if part != "dev" or t != machine_type:
+                    continue
+                rows_u, logit, d = outputs[loss][f"{t}/{u}"]
+                keep = np.isin(labels[rows_u], ["normal", "anomaly"])
+                y = labels[rows_u] == "anomaly"
+                if keep.any() and y[keep].any() and not y[keep].all():
+                    sets.append((logit[keep], d[keep], y[keep]))
+            row["alpha_validation"], row["validation_auc"] = np.nan, np.nan
+            if fixed is None and sets:
+                try:
+                    best, curve = choose_alpha(sets, ALPHA_GRID, minmax_over)
+                    row["alpha_validation"] = best
+                    row["validation_auc"] = float(curve["auc"].max())
+                except ASDError as err:  # e.g. one class only among the pooled dev clips
+                    if log is not None:
+                        log.warning("alpha for %s %s not chosen: %s", loss, machine_type, err)
+            if fixed is not None:
+                used = fixed
+            elif alpha == "table1":
+                used = row["alpha_table1"]
+            elif alpha == "validation":
+                if np.isnan(row["alpha_validation"]):
+                    raise ASDError(f"alpha: validation needs labelled dev test clips of {machine_type}; "
+                                   "train dev IDs (parts: [dev, eval]) or use alpha: table1")
+                used = row["alpha_validation"]
+            else:
+                used = float(alpha)
+            row["alpha_used"] = used
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def id_scores(loss: str, n_rows: int, ids, outputs: dict, alphas: pd.DataFrame, minmax_over: str = "crops",
+              pool: dict | None = None) -> np.ndarray:
+    """Scores aligned with the clip table (NaN where not scored): eq. (5) per ID over its evaluated clips.
+
+    ``outputs``: ``"<type>/<unit>" -> (rows, logit, d)`` of one loss's models; ``pool``: the Fig. 2 pools,
+    whose clips are left out (the model trained without anomalies evaluated like the fine-tuned ones).
+    """
+    used = {(r.loss, r.machine_type): float(r.alpha_used) for r in alphas.itertuples()}
+    scores = np.full(n_rows, np.nan)
+    for _part, machine_type, unit in ids:
+        key = f"{machine_type}/{unit}"
+        rows, logit, d = outputs[key]
+        if pool is not None:
+            keep = ~np.isin(rows, pool.get(key, []))
+            rows, logit, d = rows[keep], logit[keep], d[keep]
+        scores[rows] = variant_scores(loss, logit, d, used[(loss, machine_type)], minmax_over)
+    return scores
+
+
+def table2_frame(table: pd.DataFrame, systems: dict) -> pd.DataFrame:
+    """Table II's cells: per loss, part and machine type the pooled AUC +/- 95 % (:func:`type_auc`) and the
+    Machine Average (:func:`machine_average`); columns ``loss, method, part, machine_type, auc, ci95, ...``."""
+    frames = []
+    for loss, scores in systems.items():
+        per_type = type_auc(table, scores)
+        if per_type.empty:
+            continue
+        both = pd.concat([per_type, machine_average(per_type)], ignore_index=True)
+        both.insert(0, "method", PAPER_NAMES[loss])
+        both.insert(0, "loss", loss)
+        frames.append(both)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -9,7 +9,7 @@ import yaml
 
 from asdcore import synthetic
 from asdcore.errors import ASDError
-from ddcsad import data
+from asdcore.experiment import seed_for
 from ddcsad import experiments as E
 
 
@@ -32,7 +32,9 @@ def test_help_needs_no_tensorflow():
     import sys
 
     code = ("import sys; import ddcsad.experiments as e; from ddcsad.losses import VARIANTS; "
-            "assert e.VARIANTS == VARIANTS")
+            "from ddcsad import data, scoring; assert e.VARIANTS == VARIANTS; "
+            "assert e.AMPLITUDE_LEVELS == data.AMPLITUDE_LEVELS and e.EPOCH_DEFINITIONS == data.EPOCH_DEFINITIONS; "
+            "assert e.MINMAX_OVER == scoring.MINMAX_OVER")
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
     code = "import sys, ddcsad.experiments; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
@@ -46,42 +48,6 @@ def test_paper_defaults():
     assert c.batch_composition_anomalies == (32, 31, 1) and (c.n_crops, c.crop_frames) == (10, 256)
     assert (c.n_mels, c.n_fft, c.hop_length, c.anomaly_pool) == (128, 1024, 512, 64)
     assert E.QUICK_CONFIG.backbone == "light" and E.QUICK_CONFIG.iterations < 100
-
-
-def small_config(**changes):
-    base = dataclasses.replace(E.QUICK_CONFIG, light_channels=(4, 8), light_input_pool=1, crop_frames=16,
-                               batch_composition=(2, 2), steps_per_epoch=3, inference_batch_size=8)
-    return dataclasses.replace(base, **changes)
-
-
-def test_trainer_counts_iterations_updates_centroids_and_resets():
-    rng = np.random.default_rng(0)
-    feats = rng.normal(size=(10, 20, 16)).astype(np.float32)
-    feats[:4] += 1.0
-    sets = data.UnitSets("dev", "fan", "id_00", normal=np.arange(4), outlier=np.arange(4, 10))
-    trainer = E.LossTrainer("bce+ddcsad", small_config(), (16, 16), seed=0)
-    model = trainer.model
-    initial = [w.copy() for w in trainer.initial_weights]
-    info = trainer.train(feats, sets, iterations=5, composition=(2, 2), seed=0)
-    assert int(model.encoder_optimizer.iterations.numpy()) == 5  # exactly the asked iterations
-    assert int(model.head_optimizer.iterations.numpy()) == 5
-    # one update from the random network + one per epoch end (3 iterations, then a short epoch of 2)
-    assert info["centroid_updates"] == 3 and info["steps_per_epoch"] == 3 and info["epochs"] == 2
-    # the centroids are the mean embeddings of the centre crops of the final network
-    start = (20 - 16) // 2
-    z = model.embed(feats[:, start: start + 16])
-    np.testing.assert_allclose(model.c_p.numpy(), z[:4].mean(axis=0), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(model.c_n.numpy(), z[4:].mean(axis=0), rtol=1e-4, atol=1e-5)
-    assert any(not np.allclose(a, b) for a, b in zip(model.get_weights(), initial))
-    trained = model.get_weights()
-    trainer.reset()
-    for a, b in zip(model.get_weights(), initial):
-        np.testing.assert_array_equal(a, b)
-    assert int(model.encoder_optimizer.iterations.numpy()) == 0 and int(model.centroid_updates.numpy()) == 0
-    assert all(not np.any(v.numpy()) for v in model.head_optimizer.variables)
-    trainer.reset(trained)  # fine-tuning starts from the trained weights, centroids included
-    np.testing.assert_array_equal(model.c_p.numpy(), trained[[i for i, w in enumerate(model.weights)
-                                                              if w.path.endswith("c_p")][0]])
 
 
 def make_tiny(root):
@@ -142,34 +108,46 @@ def test_quick_command_end_to_end(tmp_path):
     text = (run / "comparison.md").read_text()
     assert "QUICK MODE" in text and "Table II" in text and "Fig. 2" in text and "82.33 ± 3.00" not in text  # DSAD was not run
     assert "95.14 ± 1.70" in text  # the paper's BCE+DDCSAD fan cell beside ours
+    # one unit per loss and ID, named by what it is and seeded by its name; the fine-tunes inside it
+    units = pd.read_csv(run / "units.csv")
+    assert list(units["name"]) == [E.unit_name(loss, "fan", unit) for loss in ("bce", "ddcsad", "bce+ddcsad")
+                                   for unit in ("id_00", "id_01")]
+    assert list(units["name"][:2]) == ["fan-id_00-bce", "fan-id_01-bce"]
+    assert list(units["seed"]) == [seed_for(1, name) for name in units["name"]]
+    assert sorted(p.name for p in (run / "units" / "fan-id_01-bce_ddcsad").iterdir()) == [
+        "anomalies1.weights.npz", "model.weights.npz", "outputs.npz", "unit.json"]
 
 
-def test_model_files_size_estimate_and_disk_check(tmp_path, monkeypatch):
-    """save_models: the log's size is the weights file's size; too little space stops with one line."""
-    import logging
-    import shutil
-    from collections import namedtuple
+def _scores_of(run):
+    return {p.relative_to(run).as_posix(): pd.read_csv(p, header=None)[1].to_numpy()
+            for p in sorted(run.glob("**/scores/*/*.csv"))}
 
-    from ddcsad.model import save_model_weights
 
-    config = small_config(save_models="all")
-    trainer = E.LossTrainer("bce+ddcsad", config, (16, 16), seed=0)
-    save_model_weights(trainer.model, tmp_path / "one.weights.npz")
-    actual = (tmp_path / "one.weights.npz").stat().st_size
-    messages = []
-    log = logging.getLogger("test-ddcsad-plan")
-    monkeypatch.setattr(log, "info", lambda fmt, *a: messages.append(fmt % a))
-    assert E.plan_model_files(config, 10, 5, trainer.model, tmp_path, log) == 15
-    each_mb = float(messages[0].split(" of ")[1].split(" MB")[0])
-    n_vars = len(trainer.model.weights)
-    assert actual / 1e6 - 5e-4 <= each_mb <= (actual + 256 * n_vars + 1024) / 1e6 + 5e-4  # >= the file, close
-    assert E.plan_model_files(dataclasses.replace(config, save_models="base"), 10, 5, trainer.model, tmp_path) == 10
-    assert E.plan_model_files(dataclasses.replace(config, save_models="none"), 10, 5, trainer.model, tmp_path) == 0
-    usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 9, 10 ** 9, 15 * actual))
-    with pytest.raises(ASDError) as err:
-        E.plan_model_files(config, 10, 5, trainer.model, tmp_path)
-    assert "save_models" in str(err.value) and "\n" not in str(err.value)
+def test_plan_train_unit_assemble_match_a_normal_run(tmp_path):
+    """The job-array path (plan, train-unit --index i for each unit, assemble) works from the unit folders
+    alone and gives the scores of a run in one process."""
+    from run_dcase2020 import main
+
+    root = make_tiny(tmp_path / "data")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"iterations": 2, "finetune_iterations": 1, "steps_per_epoch": 1,
+                                                     "units_per_type": 1, "light_channels": [4],
+                                                     "bn_calibration_batches": 1}))
+    argv = ["ddcsad", "--data-root", str(root), "--quick", "--cache-dir", str(tmp_path / "cache"), "--config",
+            str(tmp_path / "c.yaml"), "--losses", "bce+ddcsad", "--anomalies", "0,1", "--seed", "3"]
+    assert main(argv + ["--out", str(tmp_path / "serial")]) == 0
+    assert main(argv + ["--out", str(tmp_path / "array"), "--plan"]) == 0
+    run = next((tmp_path / "array" / "2020" / "ddcsad").iterdir())
+    names = list(pd.read_csv(run / "units.csv")["name"])
+    assert names == ["fan-id_00-bce_ddcsad", "fan-id_01-bce_ddcsad"] and not (run / "units").exists()
+    for i in reversed(range(len(names))):  # any order: each unit depends on its name only
+        assert main(["train-unit", str(run), "--index", str(i)]) == 0
+    assert main(["assemble", str(run)]) == 0
+    serial = next((tmp_path / "serial" / "2020" / "ddcsad").iterdir())
+    ours, theirs = _scores_of(run), _scores_of(serial)
+    assert sorted(ours) == sorted(theirs) and any("few_anomalies" in k for k in ours)
+    for key in ours:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    assert (run / "comparison.md").read_text().count("Table II") >= 1
 
 
 def test_paper_default_saves_no_model_files():
