@@ -462,7 +462,12 @@ def run_method(method: Method, args, argv: list[str]) -> int:
                            "resume it with the command that started it")
         argv = stored["argv"]
         args = _parse_method_args(method, argv)
+        args.plan = False  # resuming a planned run trains its units
     else:
+        # settings are checked before anything is written: a bad setting leaves no empty run folder
+        quick, _ = resolve_quick(args)
+        resolve_config(method.default_config(quick), getattr(args, "config", None),
+                       {k: v for k, v in method.overrides(args).items() if v is not None})
         run = RunFolder.create(args.out, method.year, method.experiment_name(args))
     args.command, args.year = method.command, method.year
     set_seed(int(args.seed), keras=method.uses_keras)

@@ -141,3 +141,16 @@ def test_overrides_are_not_labelled_paper_settings(toy, data_root, env):
     run_command(toy, ["--data-root", str(data_root), "--out", str(env / "o"), "--noise", "0.5", "--plan"])
     config = (_only_run(env / "o") / "config.yaml").read_text()
     assert "paper settings with overrides (noise)" in config and "mode: full" in config
+
+
+def test_a_planned_run_can_be_resumed_and_bad_settings_leave_no_folder(toy, data_root, env):
+    serial = _scores(_serial(toy, data_root, env / "serial"))
+    run_command(toy, ["--data-root", str(data_root), "--out", str(env / "planned"), "--quick", "--plan"])
+    run = _only_run(env / "planned")
+    assert run_command(toy, ["--resume", str(run)]) == 0
+    pd.testing.assert_frame_equal(_scores(run), serial)
+    with pytest.raises(ASDError, match="unknown setting"):
+        bad = env / "bad.yaml"
+        bad.write_text("no_such_setting: 1\n")
+        run_command(toy, ["--data-root", str(data_root), "--out", str(env / "bad"), "--config", str(bad)])
+    assert not (env / "bad").exists()
