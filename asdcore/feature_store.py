@@ -34,6 +34,7 @@ import numpy as np
 
 from .errors import ASDError
 from .estimates import check_free_disk
+from .experiment import atomic_write_text
 from .features import FeatureSet, LogMelConfig, _cache_folder, _identity, extract_features
 
 __all__ = ["open_feature_store", "read_rows", "store_paths"]
@@ -121,18 +122,6 @@ def _validate(array_path: str, manifest_path: str, n_clips: int, config: LogMelC
         if sums != manifest.get("checksums"):
             return None, "checksum mismatch (damaged or changed file)"
     return manifest, None
-
-
-def _write_json_atomic(path: str, obj) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def open_feature_store(
@@ -231,7 +220,7 @@ def _build(paths, config, array_path, manifest_path, skip_bad_files, channel, pr
         "block_rows": _BLOCK_ROWS,
         "checksums": checksums,
     }
-    _write_json_atomic(manifest_path, manifest)
+    atomic_write_text(manifest_path, json.dumps(manifest), overwrite=True)
     return manifest
 
 
