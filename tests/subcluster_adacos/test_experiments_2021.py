@@ -13,11 +13,9 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from asdcore.errors import ASDError  # noqa: E402
 from subcluster_adacos.experiments_2021 import (  # noqa: E402
+    EXPERIMENTS,
     MultiDistributionConfig,
-    table2,
-    table3,
-    table4,
-    table5,
+    paper_tables,
     variants_needed,
 )
 from subcluster_adacos.multi_distribution import BOTH_HEADS, SECTIONS_ONLY  # noqa: E402
