@@ -18,7 +18,9 @@ its snapshots every ``checkpoint_every`` epochs and writes the embeddings and le
 snapshot from those files alone (:mod:`subcluster_adacos.multi_distribution`). The run folder holds
 ``scores/<system>/`` (DCASE 2021 ``anomaly_score_*`` and, for complete systems, ``decision_result_*``
 files), ``thresholds/<system>.csv``, ``results.csv``, ``comparison.md``, ``plots/``, ``units/`` and
-``models/`` (``normalizer.npz``, ``score_sets.csv``).
+``models/`` (``normalizer.npz``, ``score_sets.csv``). The tables of comparison.md are
+:class:`asdcore.tables.TableSpec` s over ``asdcore/published/wilkinghoff2021_table{2,3,4,5}.csv``
+(:func:`paper_tables`).
 """
 from __future__ import annotations
 
@@ -164,8 +166,9 @@ BASELINES = {"baseline autoencoder": "AE", "baseline MobileNetV2": "MobileNetV2"
 
 
 def _ours(frame, systems, part, metrics=("auc", "pauc"), **conditions):
-    """Our rows of ``frame`` (summary or per_unit) in the published vocabulary (:func:`asdcore.tables.tidy_results`):
-    ``systems``, set ``part``, ``metrics`` only, and ``column == value`` (a tuple: any of them)."""
+    """Our rows of ``frame`` (summary or per_unit) in the published vocabulary
+    (:func:`asdcore.tables.tidy_results`): ``systems``, set ``part``, ``metrics`` only, and ``column == value``
+    (a tuple: any of them)."""
     from asdcore.tables import tidy_results
 
     if frame is None or frame.empty:
