@@ -18,18 +18,18 @@ its snapshots every ``checkpoint_every`` epochs and writes the embeddings and le
 snapshot from those files alone (:mod:`subcluster_adacos.multi_distribution`). The run folder holds
 ``scores/<system>/`` (DCASE 2021 ``anomaly_score_*`` and, for complete systems, ``decision_result_*``
 files), ``thresholds/<system>.csv``, ``results.csv``, ``comparison.md``, ``plots/``, ``units/`` and
-``models/`` (``normalizer.npz``, ``score_sets.csv``).
+``models/`` (``normalizer.npz``, ``score_sets.csv``). The tables of comparison.md are
+:class:`asdcore.tables.TableSpec` s over ``asdcore/published/wilkinghoff2021_table{2,3,4,5}.csv``
+(:func:`paper_tables`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
 import pandas as pd
 
 from asdcore.errors import ASDError
 from asdcore.experiment import QUICK_BANNER
-from asdcore.report import comparison_markdown
 from asdcore.runner import Assembled, Method
 
 EXPERIMENTS = ("distributions", "losses", "system")
@@ -41,7 +41,6 @@ LOSS_SYSTEMS = {"loss_sections": "sections", "loss_sections_attributes": "sectio
                 "proposed": "proposed ensemble"}
 #: the domain a distribution is defined for in Table 3 (None: both)
 DISTRIBUTION_DOMAIN = {"distribution_attribute": "source", "distribution_target": "target"}
-MACHINE_ORDER = ["ToyCar", "ToyTrain", "fan", "gearbox", "pump", "slider", "valve", "all"]
 
 
 @dataclass(frozen=True)
@@ -158,163 +157,147 @@ def systems_for(experiments, ensembles, proposed) -> tuple[dict, dict]:
 
 
 # --- comparison tables ------------------------------------------------------------------------------------
+# Each paper table is an asdcore.tables.TableSpec over asdcore/published/wilkinghoff2021_table<N>.csv: one row
+# per printed row and machine type (section, domain), columns "<set> <METRIC> (ours)" / "(paper)". What a spec
+# cannot express is a hook: the baselines' columns of Tables 2 and 5 and our F1 (Table 2) are extra columns.
 
-def _published(name, **filters):
-    from asdcore import published
-
-    tidy = published.load_table(name)
-    for column, value in filters.items():
-        tidy = tidy[tidy[column] == value]
-    return tidy
+#: the paper's baseline systems (Tables 2 and 5) -> the prefix of their extra columns
+BASELINES = {"baseline autoencoder": "AE", "baseline MobileNetV2": "MobileNetV2"}
 
 
-def _pivot(tidy, keys, rename):
-    """Tidy published rows -> one row per ``keys``, columns AUC / pAUC (/ score) in percent."""
-    if tidy.empty:
-        return pd.DataFrame(columns=[rename.get(k, k) for k in keys] + ["AUC", "pAUC"])
-    wide = tidy.pivot(index=keys, columns="metric", values="value").reset_index()
-    wide.columns.name = None
-    wide = wide.rename(columns={"auc": "AUC", "pauc": "pAUC", "score": "score", **rename})
-    for column in ("AUC", "pAUC"):
-        if column not in wide:
-            wide[column] = np.nan
-    return wide
+def _ours(frame, systems, part, metrics=("auc", "pauc"), **conditions):
+    """Our rows of ``frame`` (summary or per_unit) in the published vocabulary
+    (:func:`asdcore.tables.tidy_results`): ``systems``, set ``part``, ``metrics`` only, and ``column == value``
+    (a tuple: any of them)."""
+    from asdcore.tables import tidy_results
+
+    if frame is None or frame.empty:
+        return tidy_results(None)
+    rows = frame[frame["system"].isin(list(systems)) & (frame["part"] == part)]
+    for column, value in conditions.items():
+        rows = rows[rows[column].isin(value if isinstance(value, tuple) else (value,))]
+    return tidy_results(rows, metrics)
 
 
-def _machine_rank(machine_type):
-    """Position in the paper's tables (ToyCar ... valve, then other types, then "all")."""
-    order = {m: i for i, m in enumerate(MACHINE_ORDER)}
-    return order.get(machine_type, len(order) - 1.5)
+def _baseline_columns(published, keys, part, metrics):
+    """``extra_columns`` hook: the paper's baselines beside the rendered rows, ``<AE|MobileNetV2> <set>
+    <METRIC> (paper)``, inserted after the row labels (the paper prints them first)."""
+    from asdcore.published import load_table
+
+    names = {"auc": "AUC", "pauc": "pAUC", "score": "score"}
+
+    def extra(wide):
+        paper = load_table(published)
+        position = len(keys)
+        for system, short in BASELINES.items():
+            rows = paper[(paper["system"] == system) & (paper["set"] == part)]
+            for metric in metrics:
+                values = rows[rows["metric"] == metric].set_index([k for k, _ in keys])["value"]
+                index = pd.MultiIndex.from_frame(wide[[shown for _, shown in keys]].astype(str))
+                wide.insert(position, f"{short} {part} {names[metric]} (paper)", values.reindex(index).to_numpy())
+                position += 1
+        return wide
+
+    return extra
 
 
-def _order(frame):
-    """Rows by machine type in the paper's order, then source before target before the official score."""
-    domain = {"source": 0, "target": 1, "both (official score)": 3}
-    frame = frame.assign(_m=frame["machine type"].map(_machine_rank),
-                         _d=frame["domain"].map(lambda d: domain.get(d, 2)))
-    return frame.sort_values(["_m", "_d"], kind="stable").drop(columns=["_m", "_d"]).reset_index(drop=True)
+def table2_spec(types=()):
+    """Table 2: AUC and pAUC per section and domain on the development set and their harmonic mean per
+    machine type (section ``all``, domain ``all``), the proposed system; the baselines' columns and our F1 of
+    the decisions (Sec. 2.6; the paper prints none) are extra columns."""
+    from asdcore.tables import TableSpec
+
+    baselines = _baseline_columns("wilkinghoff2021_table2", [("machine_type", "machine type"), ("unit", "unit"),
+                                                             ("domain", "domain")], "dev", ("auc", "pauc"))
+
+    def extra(wide):
+        wide = baselines(wide.drop(columns=["dev F1 (paper)"]))
+        return wide.rename(columns={"unit": "section"})
+
+    # the paper's rows of its proposed system and ours, named "proposed"
+    filters = {"system": ("proposed system", "proposed"), **({"machine_type": tuple(types)} if types else {})}
+    return TableSpec("wilkinghoff2021_table2", "Table 2: AUC and pAUC (%) per section and domain, development set "
+                     "(section all: harmonic mean per machine type; F1 of the decisions: ours only)",
+                     systems={"proposed": {}}, filters=filters, metrics=("auc", "pauc", "f1"), sets=("dev",),
+                     index_columns=("machine_type", "unit", "domain"), extra_columns=extra)
 
 
-def table2(per_unit, summary, notes):
-    """Table 2: AUC and pAUC per section and domain on the dev set, harmonic mean per machine type."""
-    from asdcore.report import side_by_side
-
-    rows = per_unit[(per_unit["system"] == "proposed") & (per_unit["part"] == "dev")]
-    ours = pd.DataFrame({"machine type": rows["machine_type"], "section": rows["unit"], "domain": rows["domain"],
-                         "AUC": 100 * rows["auc"], "pAUC": 100 * rows["pauc"], "F1": 100 * rows["f1"]})
-    means = summary[(summary["system"] == "proposed") & (summary["part"] == "dev") & (summary["domain"] == "all")
-                    & (summary["statistic"] == "harmonic mean")]
-    ours = pd.concat([ours, pd.DataFrame({"machine type": means["machine_type"], "section": "harmonic mean",
-                                          "domain": "", "AUC": 100 * means["auc"], "pAUC": 100 * means["pauc"],
-                                          "F1": 100 * means["f1"]})], ignore_index=True)
-    keys = ["machine type", "section", "domain"]
-    types = set(ours["machine type"])
-    papers = {}
-    for system in ("baseline autoencoder", "baseline MobileNetV2", "proposed system"):
-        tidy = _published("wilkinghoff2021_table2", system=system)
-        tidy = tidy[tidy["machine_type"].isin(types)]
-        wide = _pivot(tidy, ["machine_type", "unit", "domain"], {"machine_type": "machine type", "unit": "section"})
-        hmean = wide["section"] == "all"
-        wide.loc[hmean, "section"], wide.loc[hmean, "domain"] = "harmonic mean", ""
-        papers[system] = wide
-    merged = side_by_side(ours, papers["proposed system"], keys, ["AUC", "pAUC"])
-    for system, short in (("baseline autoencoder", "AE"), ("baseline MobileNetV2", "MobileNetV2")):
-        baseline = papers[system][keys + ["AUC", "pAUC"]].rename(
-            columns={"AUC": f"{short} AUC (paper)", "pAUC": f"{short} pAUC (paper)"})
-        merged = merged.merge(baseline, on=keys, how="left")
-    merged = merged.merge(ours[keys + ["F1"]].rename(columns={"F1": "F1 (ours)"}), on=keys, how="left")
-    merged = merged[keys + ["AE AUC (paper)", "AE pAUC (paper)", "MobileNetV2 AUC (paper)",
-                            "MobileNetV2 pAUC (paper)", "AUC (ours)", "AUC (paper)", "pAUC (ours)", "pAUC (paper)",
-                            "F1 (ours)"]]
-    merged = merged.assign(_m=merged["machine type"].map(_machine_rank),
-                           _h=(merged["section"] == "harmonic mean").astype(int),
-                           _d=merged["domain"].map({"source": 0, "target": 1}).fillna(2))
-    merged = merged.sort_values(["_m", "_h", "_d", "section"], kind="stable").drop(columns=["_m", "_h", "_d"])
-    merged = merged.reset_index(drop=True)
-    title = "Table 2: AUC and pAUC (%) per section and domain, development set (F1 of the decisions: ours only)"
-    return comparison_markdown(title, merged, notes), merged
+def table2_ours(per_unit, summary):
+    """Our Table 2 rows: per section and domain, and the harmonic mean per machine type (section ``all``)."""
+    metrics = ("auc", "pauc", "f1")
+    sections = _ours(per_unit, ["proposed"], "dev", metrics)
+    means = _ours(summary, ["proposed"], "dev", metrics, domain="all", statistic="harmonic mean").assign(unit="all")
+    return pd.concat([sections, means], ignore_index=True)
 
 
-def _domain_rows(summary, system, part, label, domains=("source", "target")):
-    rows = summary[(summary["system"] == system) & (summary["part"] == part)
-                   & (summary["statistic"] == "harmonic mean") & summary["domain"].isin(domains)]
-    return pd.DataFrame({"machine type": rows["machine_type"], "domain": rows["domain"],
-                         "AUC": 100 * rows["auc"], "pAUC": 100 * rows["pauc"]}).assign(label=label)
+def table3_spec(types=()):
+    """Table 3: harmonic means of each term of eqs. (2)-(3) alone and of the proposed ensemble, development
+    set; P(x|a,k) is a source-domain, P(x|X_target(s),k) a target-domain term (rows of the other domain: none,
+    as in the paper)."""
+    from asdcore.tables import TableSpec
+
+    return TableSpec("wilkinghoff2021_table3", "Table 3: harmonic means of AUC and pAUC (%) of the single "
+                     "distributions, development set", row_columns=("distribution",),
+                     systems={s: {"distribution": label} for s, label in DISTRIBUTION_SYSTEMS.items()},
+                     filters={"machine_type": tuple(types)} if types else {}, sets=("dev",),
+                     index_columns=("machine_type", "domain"))
 
 
-def _wide_table(summary, systems: dict, table_name, label_column, title, notes, blank=None):
-    """Tables 3 and 4: rows (machine type, domain), for every labelled system AUC and pAUC, ours and paper."""
-    from asdcore.report import side_by_side
-
-    keys = ["machine type", "domain"]
-    merged = None
-    for system, label in systems.items():
-        ours = _domain_rows(summary, system, "dev", label)
-        if ours.empty:
-            continue
-        if blank and system in blank:
-            ours.loc[ours["domain"] != blank[system], ["AUC", "pAUC"]] = np.nan
-        types = set(ours["machine type"])
-        tidy = _published(table_name, **{label_column: label})
-        paper = _pivot(tidy[tidy["machine_type"].isin(types)], ["machine_type", "domain"],
-                       {"machine_type": "machine type"})
-        part = side_by_side(ours, paper, keys, ["AUC", "pAUC"])
-        part = part.rename(columns={c: f"{label} {c}" for c in part.columns if c not in keys})
-        merged = part if merged is None else merged.merge(part, on=keys, how="outer")
-    if merged is None:
-        return "", pd.DataFrame()
-    merged = _order(merged)
-    return comparison_markdown(title, merged, notes), merged
+def table3_ours(summary):
+    parts = [_ours(summary, [system], "dev", domain=DISTRIBUTION_DOMAIN.get(system, ("source", "target")),
+                   statistic="harmonic mean") for system in DISTRIBUTION_SYSTEMS]
+    return pd.concat(parts, ignore_index=True)
 
 
-def table3(summary, notes):
-    return _wide_table(summary, DISTRIBUTION_SYSTEMS, "wilkinghoff2021_table3", "distribution",
-                       "Table 3: harmonic means of AUC and pAUC (%) of the single distributions, development set",
-                       notes + ["P(x|a,k) is defined on the source domain, P(x|X_target(s),k) on the target domain "
-                                "only (other cells empty, as in the paper); each distribution is summed over the "
-                                "networks of the proposed system"], blank=DISTRIBUTION_DOMAIN)
+def table4_spec(types=()):
+    """Table 4: harmonic means of the section-only ensemble, the two-head ensemble and the proposed per-type
+    combination, development set."""
+    from asdcore.tables import TableSpec
+
+    return TableSpec("wilkinghoff2021_table4", "Table 4: harmonic means of AUC and pAUC (%) of the two losses, "
+                     "development set", row_columns=("loss",),
+                     systems={s: {"loss": label} for s, label in LOSS_SYSTEMS.items()},
+                     filters={"machine_type": tuple(types)} if types else {}, sets=("dev",),
+                     index_columns=("machine_type", "domain"))
 
 
-def table4(summary, notes):
-    return _wide_table(summary, LOSS_SYSTEMS, "wilkinghoff2021_table4", "loss",
-                       "Table 4: harmonic means of AUC and pAUC (%) of the two losses, development set", notes)
+def table4_ours(summary):
+    return _ours(summary, LOSS_SYSTEMS, "dev", domain=("source", "target"), statistic="harmonic mean")
 
 
-def table5(summary, notes):
-    """Table 5: harmonic means per machine type and domain on the evaluation set, with the official score."""
-    from asdcore.report import side_by_side
+def table5_spec(types=()):
+    """Table 5: harmonic means per machine type and domain on the evaluation set and the official score
+    (machine type ``all``, domain ``all``); the baselines' columns are extra columns."""
+    from asdcore.tables import TableSpec
 
-    ours = _domain_rows(summary, "proposed", "eval", "proposed")
-    if ours.empty:
-        return "", pd.DataFrame()
-    official = summary[(summary["system"] == "proposed") & (summary["part"] == "eval")
-                       & (summary["machine_type"] == "all") & (summary["domain"] == "all")
-                       & (summary["statistic"] == "harmonic mean")]
-    keys = ["machine type", "domain"]
-    ours = pd.concat([ours, pd.DataFrame({"machine type": ["all"], "domain": ["both (official score)"],
-                                          "AUC": 100 * official["score"].to_numpy()[:1], "pAUC": [np.nan]})],
-                     ignore_index=True)
-    types = set(ours["machine type"])
-    papers = {}
-    for system in ("baseline autoencoder", "baseline MobileNetV2", "proposed system"):
-        tidy = _published("wilkinghoff2021_table5", system=system)
-        wide = _pivot(tidy[tidy["machine_type"].isin(types)], ["machine_type", "domain"],
-                      {"machine_type": "machine type"})
-        both = wide["domain"] == "all"
-        if "score" in wide:
-            wide.loc[both, "AUC"] = wide.loc[both, "score"]
-        wide.loc[both, "domain"] = "both (official score)"
-        papers[system] = wide
-    merged = side_by_side(ours, papers["proposed system"], keys, ["AUC", "pAUC"])
-    for system, short in (("baseline autoencoder", "AE"), ("baseline MobileNetV2", "MobileNetV2")):
-        baseline = papers[system][keys + ["AUC", "pAUC"]].rename(
-            columns={"AUC": f"{short} AUC (paper)", "pAUC": f"{short} pAUC (paper)"})
-        merged = merged.merge(baseline, on=keys, how="left")
-    merged = _order(merged[keys + ["AE AUC (paper)", "AE pAUC (paper)", "MobileNetV2 AUC (paper)",
-                                   "MobileNetV2 pAUC (paper)", "AUC (ours)", "AUC (paper)", "pAUC (ours)",
-                                   "pAUC (paper)"]])
-    title = "Table 5: harmonic means of AUC and pAUC (%), evaluation set (all / both: the official score)"
-    return comparison_markdown(title, merged, notes), merged
+    filters = {"system": ("proposed system", "proposed"), **({"machine_type": tuple(types)} if types else {})}
+    return TableSpec("wilkinghoff2021_table5", "Table 5: harmonic means of AUC and pAUC (%), evaluation set "
+                     "(score: the official score, harmonic mean of all AUCs and pAUCs)", systems={"proposed": {}},
+                     filters=filters, metrics=("auc", "pauc", "score"), sets=("eval",),
+                     index_columns=("machine_type", "domain"),
+                     extra_columns=_baseline_columns("wilkinghoff2021_table5", [("machine_type", "machine type"),
+                                                                                ("domain", "domain")],
+                                                     "eval", ("auc", "pauc", "score")))
+
+
+def table5_ours(summary):
+    per_domain = _ours(summary, ["proposed"], "eval", domain=("source", "target"), statistic="harmonic mean")
+    official = _ours(summary, ["proposed"], "eval", ("score",), machine_type="all", domain="all",
+                     statistic="harmonic mean")
+    return pd.concat([per_domain, official], ignore_index=True)
+
+
+def paper_tables(experiments, per_unit, summary):
+    """``[(TableSpec, our tidy rows)]`` of the tables the experiments reproduce, restricted to our machine
+    types; a table none of whose systems we have (Table 5 without evaluation labels) is left out."""
+    tables = []
+    if "system" in experiments:
+        tables += [(table2_spec, table2_ours(per_unit, summary)), (table5_spec, table5_ours(summary))]
+    if "distributions" in experiments:
+        tables.append((table3_spec, table3_ours(summary)))
+    if "losses" in experiments:
+        tables.append((table4_spec, table4_ours(summary)))
+    return [(spec(sorted(set(ours["machine_type"]))), ours) for spec, ours in tables if not ours.empty]
 
 
 # --- the method ------------------------------------------------------------------------------------------
@@ -461,22 +444,16 @@ class MultiDistribution(Method):
 
 
 def report(ctx, experiments, per_unit, summary, notes) -> list[str]:
-    """The sections of comparison.md (Tables 2-5 for the experiments run); also printed."""
+    """The sections of comparison.md (Tables 2-5 for the experiments run, :func:`paper_tables`); also printed."""
+    from asdcore.tables import render_markdown
+
     text = ["Experiments: " + ", ".join(experiments), ""]
     if summary.empty:
         return text + ["No labelled test clips: submission files only."]
-    sections = []
-    if "system" in experiments:
-        sections += [table2(per_unit, summary, notes), table5(summary, notes)]
-    if "distributions" in experiments:
-        sections.append(table3(summary, notes))
-    if "losses" in experiments:
-        sections.append(table4(summary, notes))
-    for markdown, frame in sections:
-        if not markdown:
-            continue
+    for spec, ours in paper_tables(experiments, per_unit, summary):
+        markdown, frame = render_markdown(spec, ours, notes)
         text.append(markdown)
-        print("\n" + markdown.splitlines()[0].lstrip("# ") + (f"  [{QUICK_BANNER}]" if ctx.quick else ""))
+        print("\n" + spec.title + (f"  [{QUICK_BANNER}]" if ctx.quick else ""))
         print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
     official = summary[(summary["system"] == "proposed") & (summary["machine_type"] == "all")
                        & (summary["domain"] == "all") & (summary["statistic"] == "harmonic mean")]

@@ -13,11 +13,11 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from asdcore.errors import ASDError  # noqa: E402
 from subcluster_adacos.experiments_2021 import (  # noqa: E402
+    DISTRIBUTION_SYSTEMS,
+    EXPERIMENTS,
+    LOSS_SYSTEMS,
     MultiDistributionConfig,
-    table2,
-    table3,
-    table4,
-    table5,
+    paper_tables,
     variants_needed,
 )
 from subcluster_adacos.multi_distribution import BOTH_HEADS, SECTIONS_ONLY  # noqa: E402
@@ -135,46 +135,133 @@ def fake_results(systems, parts=("dev", "eval")):
     return pd.DataFrame(per_unit), pd.DataFrame(summary)
 
 
+def _paper(table, **labels):
+    """One published value, read from the CSV directly (not through the renderer)."""
+    from asdcore.published import load_table
+
+    rows = load_table(f"wilkinghoff2021_{table}")
+    for column, value in labels.items():
+        rows = rows[rows[column] == value]
+    assert len(rows) == 1, labels
+    return float(rows["value"].iloc[0])
+
+
+def _rendered(experiments, per_unit, summary, notes=()):
+    from asdcore.tables import render_markdown
+
+    out = {}
+    for spec, ours in paper_tables(experiments, per_unit, summary):
+        markdown, frame = render_markdown(spec, ours, list(notes))
+        out[spec.published.rsplit("_", 1)[1]] = (markdown, frame)
+    return out
+
+
+def _cell(frame, column, **labels):
+    rows = frame
+    for key, value in labels.items():
+        rows = rows[rows[key.replace("_", " ")] == value]
+    assert len(rows) == 1, labels
+    return rows[column].iloc[0]
+
+
 def test_tables_have_the_papers_rows_and_numbers():
-    per_unit, summary = fake_results(["proposed", "distribution_section", "distribution_attribute",
-                                      "distribution_target", "loss_sections", "loss_sections_attributes"])
-    markdown, t2 = table2(per_unit, summary, ["QUICK note"])
-    assert "QUICK note" in markdown
-    assert list(t2["machine type"]) == ["ToyCar"] * 7 + ["all"]
-    assert list(t2["section"][:3]) == ["section_00", "section_01", "section_02"]
-    assert list(t2["domain"][:6]) == ["source"] * 3 + ["target"] * 3
+    """Each rendered cell is the published CSV's value or the value of our results it stands for, each
+    looked up independently; rows: the paper's, for the machine types we ran, in its order."""
+    systems = ["proposed", "distribution_section", "distribution_attribute", "distribution_target",
+               "loss_sections", "loss_sections_attributes"]
+    per_unit, summary = fake_results(systems)
+    tables = _rendered(list(EXPERIMENTS), per_unit, summary, ["QUICK note"])
+    assert sorted(tables) == ["table2", "table3", "table4", "table5"]
+
+    # Table 2: per section and domain, then the harmonic mean per machine type (section "all")
+    markdown, t2 = tables["table2"]
+    assert "QUICK note" in markdown and "Table 2" in markdown
+    assert list(zip(t2["machine type"], t2["section"], t2["domain"])) == [
+        ("ToyCar", f"section_0{i}", d) for d in ("source", "target") for i in range(3)] + [
+        ("ToyCar", "all", "all"), ("all", "all", "all")]
+    for row in per_unit[(per_unit["system"] == "proposed") & (per_unit["part"] == "dev")].itertuples():
+        key = dict(machine_type=row.machine_type, section=row.unit, domain=row.domain)
+        assert _cell(t2, "dev AUC (ours)", **key) == pytest.approx(100 * row.auc)
+        assert _cell(t2, "dev pAUC (ours)", **key) == pytest.approx(100 * row.pauc)
+        assert _cell(t2, "dev F1 (ours)", **key) == pytest.approx(100 * row.f1)
+        labels = dict(machine_type=row.machine_type, unit=row.unit, domain=row.domain)
+        assert _cell(t2, "dev AUC (paper)", **key) == _paper("table2", system="proposed system", metric="auc",
+                                                             **labels)
+        assert _cell(t2, "dev pAUC (paper)", **key) == _paper("table2", system="proposed system", metric="pauc",
+                                                              **labels)
+        for system, short in (("baseline autoencoder", "AE"), ("baseline MobileNetV2", "MobileNetV2")):
+            for metric, name in (("auc", "AUC"), ("pauc", "pAUC")):
+                assert _cell(t2, f"{short} dev {name} (paper)", **key) == _paper("table2", system=system,
+                                                                                 metric=metric, **labels)
+    # ToyCar section 0 source as printed: AE 67.63 / 51.87, MobileNetV2 66.56 / 66.47, proposed 75.03 / 60.32
     first = t2.iloc[0]
-    # ToyCar section 0 source in the paper's Table 2: AE 67.63 / 51.87, MobileNetV2 66.56 / 66.47, 75.03 / 60.32
-    assert (first["AE AUC (paper)"], first["MobileNetV2 pAUC (paper)"], first["AUC (paper)"]) == (67.63, 66.47, 75.03)
-    assert first["AUC (ours)"] == pytest.approx(50.0) and first["F1 (ours)"] == pytest.approx(30.0)
-    hmean = t2[t2["section"] == "harmonic mean"]
-    assert list(hmean["AUC (paper)"]) == [78.37, 77.69] and list(hmean["AUC (ours)"]) == pytest.approx([80.0, 80.0])
+    assert (first["AE dev AUC (paper)"], first["MobileNetV2 dev pAUC (paper)"], first["dev AUC (paper)"]) == (
+        67.63, 66.47, 75.03)
+    hmean = t2[t2["section"] == "all"]
+    ours_hmean = summary[(summary["system"] == "proposed") & (summary["part"] == "dev")
+                         & (summary["domain"] == "all")].set_index("machine_type")
+    assert list(hmean["dev AUC (ours)"]) == pytest.approx(list(100 * ours_hmean.loc[["ToyCar", "all"], "auc"]))
+    assert list(hmean["dev AUC (paper)"]) == [78.37, 77.69]
+    assert "dev F1 (paper)" not in t2  # the paper prints no F1
 
-    _, t3 = table3(summary, [])
-    assert list(t3["machine type"]) == ["ToyCar", "ToyCar", "all", "all"]
-    assert list(t3["domain"]) == ["source", "target", "source", "target"]
-    source, target = t3.iloc[0], t3.iloc[1]
-    assert source["P(x|s,k) AUC (paper)"] == 82.49 and source["P(x|a,k) AUC (paper)"] == 86.22
-    assert np.isnan(target["P(x|a,k) AUC (ours)"]) and np.isnan(source["P(x|X_target(s),k) AUC (ours)"])
-    assert target["P(x|X_target(s),k) AUC (paper)"] == 76.02
-    assert source["proposed ensemble AUC (ours)"] == pytest.approx(70.0)
+    # Table 5: per machine type and domain, then the official score (all, all)
+    _, t5 = tables["table5"]
+    assert list(zip(t5["machine type"], t5["domain"])) == [("ToyCar", "source"), ("ToyCar", "target"),
+                                                           ("all", "source"), ("all", "target"), ("all", "all")]
+    ours5 = summary[(summary["system"] == "proposed") & (summary["part"] == "eval")
+                    & (summary["statistic"] == "harmonic mean")]
+    for row in ours5[ours5["domain"] != "all"].itertuples():
+        key = dict(machine_type=row.machine_type, domain=row.domain)
+        assert _cell(t5, "eval AUC (ours)", **key) == pytest.approx(100 * row.auc)
+        assert _cell(t5, "eval pAUC (ours)", **key) == pytest.approx(100 * row.pauc)
+        assert np.isnan(_cell(t5, "eval score (ours)", **key))
+        for system, prefix in (("proposed system", ""), ("baseline autoencoder", "AE "),
+                               ("baseline MobileNetV2", "MobileNetV2 ")):
+            assert _cell(t5, f"{prefix}eval AUC (paper)", **key) == _paper("table5", system=system, metric="auc",
+                                                                          **key)
+    official = _cell(t5, "eval score (ours)", machine_type="all", domain="all")
+    assert official == pytest.approx(100 * ours5[(ours5["machine_type"] == "all")
+                                                 & (ours5["domain"] == "all")]["score"].item())
+    assert _cell(t5, "eval score (paper)", machine_type="all", domain="all") == 64.20
+    assert _cell(t5, "AE eval score (paper)", machine_type="all", domain="all") == 56.38
+    assert t5.iloc[0]["eval AUC (paper)"] == 67.07
 
-    _, t4 = table4(summary, [])
-    row = t4.iloc[0]
-    assert (row["sections AUC (paper)"], row["sections and file endings AUC (paper)"]) == (74.49, 88.58)
-    assert row["sections AUC (ours)"] == pytest.approx(74.0)
-
-    _, t5 = table5(summary, [])
-    assert list(t5["domain"]) == ["source", "target", "source", "target", "both (official score)"]
-    last = t5.iloc[-1]
-    assert (last["AUC (paper)"], last["AE AUC (paper)"], last["AUC (ours)"]) == (64.20, 56.38, pytest.approx(71.23))
-    assert t5.iloc[0]["AUC (paper)"] == 67.07
+    # Tables 3 and 4: one row per distribution / loss, machine type and domain; rows of our systems only
+    _, t3 = tables["table3"]
+    assert set(t3[t3["distribution"] == "P(x|a,k)"]["domain"]) == {"source"}  # as in the paper: no target row
+    assert set(t3[t3["distribution"] == "P(x|X_target(s),k)"]["domain"]) == {"target"}
+    assert len(t3) == 12 and list(t3["machine type"]) == ["ToyCar"] * 6 + ["all"] * 6
+    _, t4 = tables["table4"]
+    assert len(t4) == 12
+    for frame, column, table, systems_ in ((t3, "distribution", "table3", DISTRIBUTION_SYSTEMS),
+                                           (t4, "loss", "table4", LOSS_SYSTEMS)):
+        for system, label in systems_.items():
+            for row in summary[(summary["system"] == system) & (summary["part"] == "dev")
+                               & summary["domain"].isin(["source", "target"])].itertuples():
+                key = {column: label, "machine_type": row.machine_type, "domain": row.domain}
+                if frame[(frame[column] == label) & (frame["domain"] == row.domain)].empty:
+                    continue  # a term the paper defines on the other domain only
+                assert _cell(frame, "dev AUC (ours)", **key) == pytest.approx(100 * row.auc)
+                assert _cell(frame, "dev pAUC (ours)", **key) == pytest.approx(100 * row.pauc)
+                assert _cell(frame, "dev AUC (paper)", **key) == _paper(table, metric="auc", **key)
+                assert _cell(frame, "dev pAUC (paper)", **key) == _paper(table, metric="pauc", **key)
+    assert _cell(t3, "dev AUC (paper)", distribution="P(x|s,k)", machine_type="ToyCar", domain="source") == 82.49
+    assert _cell(t4, "dev AUC (paper)", loss="sections and file endings", machine_type="ToyCar",
+                 domain="source") == 88.58
 
 
 def test_table5_is_left_out_without_eval_labels():
-    _, summary = fake_results(["proposed"], parts=("dev",))
-    markdown, frame = table5(summary, [])
-    assert markdown == "" and frame.empty
+    per_unit, summary = fake_results(["proposed"], parts=("dev",))
+    assert sorted(_rendered(["system"], per_unit, summary)) == ["table2"]
+
+
+def test_only_the_experiments_tables_and_a_missing_loss_variant_keeps_its_paper_rows():
+    per_unit, summary = fake_results(["proposed", "loss_sections"])
+    tables = _rendered(["losses"], per_unit, summary)
+    assert sorted(tables) == ["table4"]
+    _, t4 = tables["table4"]
+    both = t4[t4["loss"] == "sections and file endings"]  # every network of the variant diverged: paper only
+    assert len(both) == 4 and both["dev AUC (ours)"].isna().all() and both["dev AUC (paper)"].notna().all()
 
 
 # --- the command end to end ----------------------------------------------------------------------------------
@@ -252,6 +339,7 @@ def test_quick_run_end_to_end(quick_run):
     comparison = (run / "comparison.md").read_text()
     assert "QUICK MODE" in comparison and "SYNTHETIC" in comparison
     assert "Table 2" in comparison and "Table 5" in comparison and "75.03" in comparison
+    assert "dev AUC (ours)" in comparison and "AE dev AUC (paper)" in comparison and "eval score (paper)" in comparison
     assert "nan" not in comparison  # empty cells are written "-"
 
 
