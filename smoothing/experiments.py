@@ -218,16 +218,15 @@ class Smoothing(Method):
                                  "scores/<system>/ of a run_dcase2021.py multi-distribution run")
 
     def experiment_name(self, args):
-        """``smoothing-<experiment>[-QUICK]``; the flags are checked here, before any folder exists."""
-        from asdcore.experiment import resolve_quick
-
+        """``smoothing-<experiment>`` (one naming rule for every command: quick mode is in config.yaml, the
+        log and every output, not in the folder name); the flags are checked here, before any folder exists."""
         if args.generative == "subcluster-adacos" and args.generative_scores is None:
             raise ASDError("--generative subcluster-adacos needs --generative-scores DIR: run `run_dcase2021.py "
                            "multi-distribution` first and pass its scores folder (runs/2021/.../scores/<system>/)")
         if args.generative == "ae" and args.generative_scores is not None:
             raise ASDError("--generative-scores is only used with --generative subcluster-adacos; drop it or add "
                            "--generative subcluster-adacos")
-        return f"smoothing-{args.experiment}" + ("-QUICK" if resolve_quick(args)[0] else "")
+        return f"smoothing-{args.experiment}"
 
     def check(self, ctx):
         c, table = ctx.config, ctx.table

@@ -161,7 +161,8 @@ def _scores(run, system):
 def test_quick_run_end_to_end(quick_run):
     run, out = quick_run
     assert "Table II" in out and "Table I" in out and "Fig. 5" in out
-    assert "QUICK" in run.parent.name
+    assert run.parent.name == "smoothing-all"  # one folder naming rule; quick mode is in the outputs
+    assert "mode: QUICK" in (run / "config.yaml").read_text()
     n_files = 2 * 6 * 2  # fan and ToyCar, six sections, two domains
     for system in SYSTEMS:
         assert len(list((run / "scores" / system).glob("anomaly_score_*_test.csv"))) == n_files
