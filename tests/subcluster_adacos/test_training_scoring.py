@@ -181,3 +181,31 @@ def test_scoring_system_fit_score_is_the_gmm_back_end_and_the_temporal_mean_comb
     assert np.isnan(mean[~conveyor]).all()
     combined = system.score(features, keys, rows=test, embeddings=[embeddings])
     np.testing.assert_allclose(combined, np.where(conveyor, simple, expected), rtol=1e-10)
+
+
+def test_compile_builds_adam_up_front_and_training_is_unchanged():
+    """issue 16: ``_compile`` creates Adam's slots before the first step (so the step is traced once);
+    two training steps then give the same weights as Keras' own lazy build (same seeds, same batches)."""
+    import keras
+
+    from subcluster_adacos.network import build_training_model
+    from subcluster_adacos.training import TrainingConfig, _compile
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 64, 32)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2, 0, 1]]
+    weights = []
+    for prebuilt in (True, False):
+        keras.utils.set_random_seed(0)
+        model = build_training_model(3, input_shape=(64, 32), seed=0)
+        if prebuilt:
+            _compile(model, TrainingConfig())
+            assert model.optimizer.built and len(model.optimizer.variables) > 2 * len(model.trainable_variables)
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3))
+            assert not model.optimizer.built
+        for _ in range(2):
+            model.train_on_batch({"features": x, "labels": y})
+        weights.append([keras.ops.convert_to_numpy(w) for w in model.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
