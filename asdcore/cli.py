@@ -64,10 +64,6 @@ def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description
     try:
         if method is not None:
             return int(run_method(method, args, argv[1:]) or 0)
-        if getattr(args, "precision", "float32") != "float32":
-            from asdcore.experiment import apply_precision
-
-            apply_precision(args.precision)
         return int(module.run(args) or 0)
     except ASDError as error:
         print(f"error: {error}", file=sys.stderr)

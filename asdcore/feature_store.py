@@ -4,7 +4,8 @@ At the papers' scale the features do not fit in memory comfortably: the DCASE 20
 ~38k clips x 313 x 128 float32 = 6 GB, and a per-clip cache read back whole with ``np.load`` doubles that
 with the copies tf.data makes. :func:`open_feature_store` keeps them in **one** ``.npy`` file per
 configuration and data set, opened with ``mmap_mode="r"``: trainers and scorers read the rows of one batch
-at a time (:func:`read_rows`), so resident memory stays bounded by a few batches whatever the data size.
+at a time (:func:`asdcore.features.read_rows`), so resident memory stays bounded by a few batches whatever
+the data size.
 
 Layout::
 
@@ -37,7 +38,7 @@ from .estimates import check_free_disk
 from .experiment import atomic_write_text
 from .features import FeatureSet, LogMelConfig, _cache_folder, _identity, extract_features
 
-__all__ = ["open_feature_store", "read_rows", "store_paths"]
+__all__ = ["open_feature_store", "store_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -222,17 +223,3 @@ def _build(paths, config, array_path, manifest_path, skip_bad_files, channel, pr
     }
     atomic_write_text(manifest_path, json.dumps(manifest), overwrite=True)
     return manifest
-
-
-def read_rows(features: np.ndarray, rows) -> np.ndarray:
-    """``features[rows]`` as a float32 array, read in ascending row order and returned in ``rows``' order.
-
-    Reading a memory map in ascending order turns random access into a forward scan of the file; the
-    original (e.g. shuffled) order is restored afterwards, so a batch's order, and with it the mixup
-    partners, stays random.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    order = np.argsort(rows, kind="stable")
-    out = np.empty((len(rows),) + tuple(features.shape[1:]), dtype=np.float32)
-    out[order] = features[rows[order]]
-    return out

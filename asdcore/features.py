@@ -52,6 +52,7 @@ __all__ = [
     "extract_features",
     "Normalizer",
     "StandardisedView",
+    "read_rows",
     "crops",
     "segment_waveform",
     "stack_frames",
@@ -643,6 +644,20 @@ class Normalizer:
             return cls(mean=d["mean"], std=d["std"], eps=float(d["eps"]))
 
 
+def read_rows(features, rows) -> np.ndarray:
+    """``features[rows]`` as float32, read in ascending row order and returned in ``rows``' order.
+
+    Reading a memory map in ascending order turns random access into a forward scan of the file; the
+    original (e.g. shuffled) order is restored afterwards, so a batch's order, and with it the mixup
+    partners, stays random.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    out = np.empty((len(rows),) + tuple(features.shape[1:]), dtype=np.float32)
+    out[order] = features[rows[order]]
+    return out
+
+
 class StandardisedView:
     """``features`` standardised row by row on reading: ``view[rows]`` is ``normalizer.transform(features[rows])``.
 
@@ -662,14 +677,9 @@ class StandardisedView:
         return self.shape[0]
 
     def __getitem__(self, index) -> np.ndarray:
-        if isinstance(index, np.ndarray) or isinstance(index, list):
+        if isinstance(index, (np.ndarray, list)):
             index = np.asarray(index)
-            if index.dtype == bool:
-                index = np.flatnonzero(index)
-            order = np.argsort(index, kind="stable")
-            out = np.empty((len(index),) + self.shape[1:], dtype=np.float32)
-            out[order] = self.features[index[order]]
-            rows = out
+            rows = read_rows(self.features, np.flatnonzero(index) if index.dtype == bool else index)
         else:
             rows = np.asarray(self.features[index], dtype=np.float32)
         return self.normalizer.transform(rows)

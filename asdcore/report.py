@@ -1,4 +1,5 @@
-"""Ours-vs-published tables (``comparison.md``) and per-machine-type plots (ROC curves, score histograms)."""
+"""Markdown sections of ``comparison.md`` (the tables themselves: :mod:`asdcore.tables`) and plots: ROC curves
+and score histograms per machine type, and the panel grid of Kuroyanagi Fig. 2 / Fujimura Fig. 5."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,51 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["side_by_side", "comparison_markdown", "plot_scores", "ours_in_paper_layout",
-           "published_in_paper_layout", "in_paper_order", "PART_COLUMNS", "plot_grid"]
+__all__ = ["comparison_markdown", "plot_scores", "plot_grid", "MACHINE_ORDER"]
 
 #: Machine types in the order of the papers' tables; "all" last.
 MACHINE_ORDER = ["fan", "gearbox", "pump", "slider", "valve", "ToyCar", "ToyConveyor", "ToyTrain", "all"]
-
-
-def in_paper_order(frame: pd.DataFrame, row_columns: list[str], column: str = "machine type") -> pd.DataFrame:
-    """Rows grouped by ``row_columns`` (first-appearance order kept) and, within, machine types in the
-    papers' order."""
-    order = {m: i for i, m in enumerate(MACHINE_ORDER)}
-    frame = frame.sort_values(column, key=lambda s: s.map(order).fillna(len(order)), kind="stable")
-    if not row_columns:
-        return frame.reset_index(drop=True)
-    firsts = {}
-    for values in frame[row_columns].astype(str).itertuples(index=False):
-        firsts.setdefault(tuple(values), len(firsts))
-    rank = [firsts[tuple(v)] for v in frame[row_columns].astype(str).itertuples(index=False)]
-    return frame.assign(_rank=rank).sort_values("_rank", kind="stable").drop(columns="_rank").reset_index(drop=True)
-
-
-def side_by_side(ours: pd.DataFrame, published: pd.DataFrame | None, keys: list[str],
-                 metrics: list[str]) -> pd.DataFrame:
-    """Join our numbers and the paper's on ``keys``; columns ``<metric> (ours)`` and ``<metric> (paper)``.
-
-    Both frames hold percentages in ``metrics`` columns. Rows of ours without a published counterpart
-    keep an empty paper column (and the other way round), so no row is silently dropped.
-    """
-    left = ours[keys + metrics].rename(columns={m: f"{m} (ours)" for m in metrics})
-    if published is None or published.empty:
-        right = pd.DataFrame(columns=keys + [f"{m} (paper)" for m in metrics])
-    else:
-        right = published[keys + [m for m in metrics if m in published]].rename(
-            columns={m: f"{m} (paper)" for m in metrics})
-    for m in metrics:
-        if f"{m} (paper)" not in right:
-            right[f"{m} (paper)"] = np.nan
-    for key in keys:
-        left[key] = left[key].astype(str)
-        right[key] = right[key].astype(str)
-    left["_order"] = np.arange(len(left))
-    # An outer merge sorts its keys; keep our row order, with rows only the paper has at the end.
-    merged = left.merge(right, on=keys, how="outer").sort_values("_order", kind="stable", na_position="last")
-    ordered = keys + [c for m in metrics for c in (f"{m} (ours)", f"{m} (paper)")]
-    return merged[ordered].reset_index(drop=True)
 
 
 def comparison_markdown(title: str, table: pd.DataFrame, notes: list[str] | None = None, digits: int = 2) -> str:
@@ -111,51 +71,6 @@ def plot_scores(table: pd.DataFrame, score_column: str, out_dir, title: str = ""
         plt.close(fig)
         written.append(path)
     return written
-
-
-PART_COLUMNS = ("dev AUC", "dev pAUC", "eval AUC", "eval pAUC")
-
-
-def _by_part(rows: pd.DataFrame, keys: list[str], auc, pauc) -> pd.DataFrame:
-    out = rows[keys].drop_duplicates().reset_index(drop=True)
-    for part in ("dev", "eval"):
-        part_rows = rows[rows["part"] == part]
-        for label, values in (("AUC", auc(part_rows)), ("pAUC", pauc(part_rows))):
-            column = part_rows[keys].assign(**{f"{part} {label}": np.asarray(values, dtype=float)})
-            out = out.merge(column, on=keys, how="left")
-    return out
-
-
-def ours_in_paper_layout(summary: pd.DataFrame, row_labels: dict[str, dict], machine_types=("all",),
-                         statistic: str = "arithmetic mean") -> pd.DataFrame:
-    """Our summary rows shaped like a 2020 paper table: one row per system (labelled by ``row_labels``:
-    system -> {column: value}) and machine type, columns ``dev AUC, dev pAUC, eval AUC, eval pAUC`` in %.
-
-    ``machine_types=None`` keeps every machine type. The default statistic is the mean over all IDs of a
-    set, the "all"/mean rows of Wilkinghoff 2020 Tables II-V.
-    """
-    rows = summary[(summary["statistic"] == statistic) & summary["system"].isin(list(row_labels))]
-    if machine_types is not None:
-        rows = rows[rows["machine_type"].isin(list(machine_types))]
-    rows = rows.rename(columns={"system": "_system", "machine_type": "machine type"})
-    label_frame = pd.DataFrame([{"_system": s, "_rank": i, **labels} for i, (s, labels) in enumerate(row_labels.items())])
-    rows = rows.merge(label_frame, on="_system").sort_values("_rank", kind="stable")  # the order of row_labels
-    keys = [c for c in label_frame.columns if c not in ("_system", "_rank")] + ["machine type"]
-    return _by_part(rows, keys, lambda r: 100 * r["auc"], lambda r: 100 * r["pauc"])
-
-
-def published_in_paper_layout(tidy: pd.DataFrame, label_columns: list[str], machine_types=("all",),
-                              rename: dict | None = None) -> pd.DataFrame:
-    """A tidy published table (:func:`asdcore.published.load_table`) in the layout of
-    :func:`ours_in_paper_layout`; ``rename`` maps published label columns to ours."""
-    rows = tidy if machine_types is None else tidy[tidy["machine_type"].isin(list(machine_types))]
-    wide = rows.pivot_table(index=label_columns + ["machine_type", "set"], columns="metric", values="value",
-                            sort=False).reset_index()
-    wide = wide.rename(columns={"machine_type": "machine type", "set": "part", **(rename or {})})
-    keys = [(rename or {}).get(c, c) for c in label_columns] + ["machine type"]
-    missing = lambda r: np.full(len(r), np.nan)  # noqa: E731
-    return _by_part(wide, keys, lambda r: r["auc"] if "auc" in r else missing(r),
-                    lambda r: r["pauc"] if "pauc" in r else missing(r))
 
 
 def plot_grid(frame: pd.DataFrame, x: str, y: str, path, low: str | None = None, high: str | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["rows", "train", "test", "labelled_test", "normal_test", "unit_keys", "section_keys"]
+__all__ = ["rows", "train", "test", "labelled_test", "unit_keys", "section_keys"]
 
 
 def rows(table: pd.DataFrame, **conditions) -> np.ndarray:
@@ -34,11 +34,6 @@ def test(table: pd.DataFrame) -> np.ndarray:
 def labelled_test(table: pd.DataFrame) -> np.ndarray:
     """Test clips whose label is known (dev test; eval test with the organisers' ground truth)."""
     return rows(table, split="test", label=["normal", "anomaly"])
-
-
-def normal_test(table: pd.DataFrame) -> np.ndarray:
-    """Labelled normal test clips."""
-    return rows(table, split="test", label="normal")
 
 
 def unit_keys(table: pd.DataFrame) -> np.ndarray:

@@ -18,6 +18,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from asdcore.features import read_rows
+
 from asdcore.errors import ASDError
 from asdcore.experiment import get_logger
 
@@ -246,14 +248,10 @@ def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_
 
     def gather(indices):
         # Read in ascending index order (memory maps read forward), then put the clips back in the shuffled
-        # order: mixup pairs sample i with sample n-1-i of the batch, and in a sorted batch that partner
-        # would follow the clip table's order (machine type, unit) instead of being a random clip, as it is
-        # with Keras' fit(shuffle=True) in the public code.
-        order = np.argsort(indices, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        ascending = indices[order] if rows is None else rows[indices[order]]
-        batch = np.asarray(features[ascending], dtype=np.float32)[rank]
+        # order (asdcore.features.read_rows): mixup pairs sample i with sample n-1-i of the batch, and in a
+        # sorted batch that partner would follow the clip table's order (machine type, unit) instead of being a
+        # random clip, as it is with Keras' fit(shuffle=True) in the public code.
+        batch = read_rows(features, indices if rows is None else rows[indices])
         return (batch,) + tuple(o[indices] for o in one_hots)
 
     def load(indices):

@@ -9,7 +9,8 @@ import soundfile as sf
 
 import asdcore.feature_store as store_module
 from asdcore.errors import ASDError, AudioError
-from asdcore.feature_store import open_feature_store, read_rows, store_paths
+from asdcore.feature_store import open_feature_store, store_paths
+from asdcore.features import read_rows
 from asdcore.features import LogMelConfig, compute_logmel
 
 SR = 16000

@@ -32,12 +32,11 @@ def data_root(synthetic_set):
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("ASD_CACHE_DIR", str(tmp_path / "cache"))
-    # worker processes import the toy method from this folder
+def env(cli_env, monkeypatch):
+    # cli_env: run folders and caches in the test's own folder; worker processes import the toy method from this folder
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.delenv("TOY_FAIL", raising=False)
-    return tmp_path
+    return cli_env
 
 
 def _only_run(out: Path) -> Path:

@@ -20,7 +20,6 @@ def test_masks_match_hand_written_ones():
     assert selection.train(t).tolist() == [True, False, False, True, False, False]
     assert selection.test(t).tolist() == [False, True, True, False, True, True]
     assert selection.labelled_test(t).tolist() == [False, True, False, False, True, True]
-    assert selection.normal_test(t).tolist() == [False, False, False, False, True, False]
     assert selection.rows(t, machine_type=["pump"], split="test").tolist() == [False] * 4 + [True, True]
     assert selection.rows(t).all()
 
