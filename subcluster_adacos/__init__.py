@@ -4,6 +4,9 @@
 :mod:`subcluster_adacos.layers` / :mod:`subcluster_adacos.network` on first use, so that importing the
 command modules (``run_dcase2020.py subcluster-adacos --help``, ``run_dcase2021.py multi-distribution --help``)
 does not load Keras/TensorFlow.
+
+To load a saved ``.keras`` model, import :mod:`subcluster_adacos.layers` (or any name from it) first: that
+registers the layers with Keras' deserialiser (``import subcluster_adacos`` alone no longer does).
 """
 import importlib
 

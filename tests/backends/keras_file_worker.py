@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import subcluster_adacos  # noqa: E402,F401  (registers the layers for deserialisation)
+import subcluster_adacos.layers  # noqa: E402,F401  (registers the layers for deserialisation)
 
 
 def main(model_in, inputs_path, outputs_path, model_out):
