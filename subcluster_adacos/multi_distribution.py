@@ -97,7 +97,7 @@ __all__ = [
     "weighted_component_log_likelihoods", "DistributionScorer", "TemporalMaxScorer", "ScoreSet",
     "combine_terms", "sum_score_sets", "decision_thresholds", "decide", "paper_variants",
     "choose_variants_on_dev", "select_by_type", "score_network", "NetworkOutputs", "network_outputs",
-    "score_outputs", "temporal_max",
+    "score_outputs", "temporal_max", "build_ensembles",
 ]
 
 BOTH_HEADS = "sections_attributes"
@@ -651,3 +651,29 @@ def temporal_max(features, normalizer=None, chunk: int = 1024) -> np.ndarray:
              for start in range(0, len(features), chunk)]
     tmax = np.concatenate(parts)
     return tmax if normalizer is None else normalizer.transform(tmax)
+
+
+def build_ensembles(units, score_snapshot, log):
+    """Sum the score sets of the finished units (networks) per variant, in the units' order (variant, then
+    S) and by snapshot epoch: variant -> ScoreSet. ``score_snapshot(unit, epoch) -> ScoreSet``. A diverged
+    network is left out with a warning. Also returns a DataFrame listing each score set (variant, S,
+    epoch) and whether its network diverged."""
+    sets, listing = {}, []
+    for unit in units:
+        variant, n_sub, result = unit.spec["variant"], unit.spec["n_subclusters"], unit.result()
+        sets.setdefault(variant, [])
+        if result["diverged"]:
+            log.warning("%s diverged: its score sets are left out of the ensemble", unit.name)
+            listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": None, "diverged": True})
+            continue
+        for epoch in result["epochs"]:
+            sets[variant].append(score_snapshot(unit, epoch))
+            listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": epoch, "diverged": False})
+    ensembles = {}
+    for variant, variant_sets in sets.items():
+        if not variant_sets:
+            log.warning("%s: every network diverged; its systems are left out", variant)
+            continue
+        ensembles[variant] = sum_score_sets(variant_sets)
+        log.info("%s: ensemble of %d score sets", variant, ensembles[variant].n_sets)
+    return ensembles, pd.DataFrame(listing, columns=["variant", "n_subclusters", "epoch", "diverged"])
