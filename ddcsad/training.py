@@ -165,7 +165,7 @@ def train_id_models(config, loss: str, features, lengths, table, machine_type: s
 
     Parameters
     ----------
-    config : ddcsad.experiments.DDCSADConfig
+    config : ddcsad.settings.DDCSADConfig
     features, lengths : the clip table's log-mel features ``[clips, frames, mels]`` and valid frames.
     table : DataFrame
         The clip table (row positions index ``features``).
