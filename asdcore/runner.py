@@ -43,8 +43,9 @@ import pandas as pd
 
 from asdcore.errors import ASDError
 from asdcore.estimates import human_duration
-from asdcore.experiment import (QUICK_BANNER, RunFolder, add_common_arguments, atomic_write_text,
-                                config_to_dict, get_logger, resolve_config, resolve_quick, seed_for, set_seed)
+from asdcore.atomic_io import atomic_write_text
+from asdcore.experiment import (QUICK_BANNER, RunFolder, add_common_arguments, config_to_dict, get_logger,
+                                resolve_config, resolve_quick, seed_for, set_seed)
 
 __all__ = ["Unit", "Method", "RunContext", "Assembled", "run_method", "train_unit_command", "assemble_command",
            "add_runner_arguments", "load_method", "run_command"]

@@ -125,7 +125,7 @@ class Smoothing(Method):
         return [ctx.unit(f"{net}_{t}", {"network": net, "machine_type": t}) for net in networks for t in types]
 
     def train_unit(self, ctx, unit):
-        from asdcore.experiment import atomic_write_csv
+        from asdcore.atomic_io import atomic_save_npy, atomic_write_csv
 
         c, t = ctx.config, unit.spec["machine_type"]
         role = ctx.state["role"]
@@ -140,7 +140,7 @@ class Smoothing(Method):
             x = _clips(ctx, "ae", need)
             model, history = train_autoencoder(x[fit[need]], x[val[need]], c.ae, **options)
             _, segments = score_clips(model, x[test[need]], c.ae)
-            np.save(unit.folder / "segment_scores.npy", segments)
+            atomic_save_npy(unit.folder / "segment_scores.npy", segments, overwrite=True)
         else:
             from smoothing.serial_oe import embed_clips, train_serial_oe
 
@@ -154,7 +154,8 @@ class Smoothing(Method):
             model, history = train_serial_oe(
                 x[fit[need] & mine], ids[fit[need] & mine], x[fit[need] & other], len(sections), c.serial_oe,
                 val=(x[val[need] & mine], ids[val[need] & mine], x[val[need] & other]), **options)
-            np.save(unit.folder / "embeddings.npy", embed_clips(model, x[(test | fit)[need] & mine], c.serial_oe))
+            embeddings = embed_clips(model, x[(test | fit)[need] & mine], c.serial_oe)
+            atomic_save_npy(unit.folder / "embeddings.npy", embeddings, overwrite=True)
         model.save(unit.folder / "model.keras")
         atomic_write_csv(history, unit.folder / "history.csv", overwrite=True)
         val_loss = history["val_loss"].dropna()

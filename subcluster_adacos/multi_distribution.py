@@ -88,6 +88,7 @@ import pandas as pd
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
+from asdcore.atomic_io import atomic_save_npz
 from asdcore.backends import GaussianBackend, GMMBackend
 from asdcore.errors import ASDError
 
@@ -575,10 +576,7 @@ class NetworkOutputs:
     attribute_centres: dict | None = None
 
     def save(self, path) -> None:
-        """One ``.npz`` file (written to a temporary name, then renamed)."""
-        import os
-        import tempfile
-
+        """One ``.npz`` file (written atomically, :func:`asdcore.atomic_io.atomic_save_npz`)."""
         # float32: the network's outputs are float32 (predict), so nothing is lost
         arrays = {"embeddings": np.asarray(self.embeddings, dtype=np.float32),
                   "section_names": np.array(list(self.section_centres), dtype=str),
@@ -586,11 +584,7 @@ class NetworkOutputs:
         if self.attribute_centres is not None:
             arrays["attribute_names"] = np.array(list(self.attribute_centres), dtype=str)
             arrays["attribute_centres"] = np.stack(list(self.attribute_centres.values()))
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
+        atomic_save_npz(path, overwrite=True, **arrays)  # a resumed unit writes its snapshots' outputs again
 
     @classmethod
     def load(cls, path) -> "NetworkOutputs":
