@@ -258,12 +258,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, ground_truth: bool = T
                         help="size of the generated synthetic data when no --data-root is given (default: quick)")
 
 
-def resolve_quick(args) -> tuple[bool, str]:
-    """Quick mode or the paper's settings, and why: ``--quick``; or no ``--data-root`` (the synthetic data)
-    without ``--full``. Returns ``(quick, reason)``; the reason is "" in full mode."""
-    if getattr(args, "quick", False):
+def resolve_quick(*, quick: bool = False, full: bool = False, data_root=None) -> tuple[bool, str]:
+    """Quick mode or the paper's settings, and why: ``quick`` (``--quick``); or no ``data_root`` (the
+    synthetic data) without ``full`` (``--full``). Returns ``(quick, reason)``; the reason is "" in full mode."""
+    if quick:
         return True, "--quick"
-    if getattr(args, "data_root", None) is None and not getattr(args, "full", False):
+    if data_root is None and not full:
         return True, "no --data-root: synthetic data run in quick mode (give --full for the paper's settings)"
     return False, ""
 

@@ -92,13 +92,14 @@ class DDCSAD(Method):
         wanted = ctx.mask(split="train") | np.isin(unit_keys(ctx.table), list(with_model))
         ctx.table = ctx.table[wanted].reset_index(drop=True)
         # every frame of clips of different lengths: NaN-padded (ctx.features keeps a fixed frame count)
-        ctx.table, features = load_features(ctx.table, feature_config, ctx.args, ctx.run, ragged="pad")
+        ctx.table, features = load_features(ctx.table, feature_config, cache_dir=ctx.cache_dir,
+                                            skip_bad_files=ctx.skip_bad_files, run=ctx.run, ragged="pad")
         features, lengths = data.fit_short_clips(features, valid_frames(features), config.crop_frames)
         log.info("features: %d clips of %d-%d frames (crops span each whole clip)", len(lengths),
                  int(lengths.min()) if len(lengths) else 0, int(lengths.max()) if len(lengths) else 0)
         offsets, amplitudes = data.amplitude_normalisation(
-            ctx.table, config.amplitude_norm, cache_dir=cache_root(ctx.args.cache_dir) / "amplitude",
-            sr=feature_config.sr, skip_bad_files=ctx.args.skip_bad_files)
+            ctx.table, config.amplitude_norm, cache_dir=cache_root(ctx.cache_dir) / "amplitude",
+            sr=feature_config.sr, skip_bad_files=ctx.skip_bad_files)
         features = data.normalise_amplitude(features, offsets)
         counts = [k for k in config.anomalies if k > 0]
         pool, dropped = {}, []

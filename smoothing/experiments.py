@@ -227,7 +227,7 @@ def _clips(ctx, network: str, rows) -> np.ndarray:
     x = np.array(ctx.features(mel)[rows], dtype=np.float32)
     if ctx.config.protocol.standardize_amplitude:
         if "std" not in ctx.state:
-            ctx.state["std"] = waveform_std(ctx.table["path"], cache_root(ctx.args.cache_dir) / "amplitude",
+            ctx.state["std"] = waveform_std(ctx.table["path"], cache_root(ctx.cache_dir) / "amplitude",
                                             ctx.config.serial_oe.sr)
         standardize_features(x, ctx.state["std"][rows], mel)
     return x
