@@ -42,7 +42,7 @@ def waveform_statistics(paths, cache_dir=None, sr: int = 16000, skip_bad_files: 
         ``path, n, sum, sumsq`` aligned with ``paths``.
     """
     from asdcore.audio import load_many
-    from asdcore.experiment import atomic_write_csv
+    from asdcore.atomic_io import atomic_write_csv
 
     paths = [os.path.abspath(os.fspath(p)) for p in paths]
     ids = []

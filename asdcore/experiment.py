@@ -14,13 +14,13 @@ import logging
 import os
 import random
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from asdcore.atomic_io import atomic_write_csv, atomic_write_text  # noqa: F401 - re-exported
 from asdcore.errors import ASDError
 
 LOGGER_NAME = "asd"
@@ -75,36 +75,6 @@ def apply_precision(precision: str) -> None:
     import keras
 
     keras.config.set_dtype_policy(precision)
-
-
-def atomic_write_text(path, text: str, overwrite: bool = False) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
-
-    Refuses to replace an existing file unless ``overwrite`` is true.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ASDError(f"{path}: exists already; refusing to overwrite an earlier result (choose a new --out)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; results are for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_csv(frame, path, overwrite: bool = False, **to_csv_kwargs) -> Path:
-    """Write a DataFrame as CSV atomically (see :func:`atomic_write_text`)."""
-    to_csv_kwargs.setdefault("index", False)
-    return atomic_write_text(path, frame.to_csv(**to_csv_kwargs), overwrite=overwrite)
 
 
 def config_to_dict(config) -> dict:
@@ -288,12 +258,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, ground_truth: bool = T
                         help="size of the generated synthetic data when no --data-root is given (default: quick)")
 
 
-def resolve_quick(args) -> tuple[bool, str]:
-    """Quick mode or the paper's settings, and why: ``--quick``; or no ``--data-root`` (the synthetic data)
-    without ``--full``. Returns ``(quick, reason)``; the reason is "" in full mode."""
-    if getattr(args, "quick", False):
+def resolve_quick(*, quick: bool = False, full: bool = False, data_root=None) -> tuple[bool, str]:
+    """Quick mode or the paper's settings, and why: ``quick`` (``--quick``); or no ``data_root`` (the
+    synthetic data) without ``full`` (``--full``). Returns ``(quick, reason)``; the reason is "" in full mode."""
+    if quick:
         return True, "--quick"
-    if getattr(args, "data_root", None) is None and not getattr(args, "full", False):
+    if data_root is None and not full:
         return True, "no --data-root: synthetic data run in quick mode (give --full for the paper's settings)"
     return False, ""
 

@@ -28,14 +28,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zlib
 
 import numpy as np
 
+from .atomic_io import atomic_path, atomic_write_text
 from .errors import ASDError
 from .estimates import check_free_disk
-from .experiment import atomic_write_text
 from .features import FeatureSet, LogMelConfig, _cache_folder, _identity, extract_features
 
 __all__ = ["open_feature_store", "store_paths"]
@@ -195,9 +194,7 @@ def _build(paths, config, array_path, manifest_path, skip_bad_files, channel, pr
     n = len(paths)
     shape = (n, config.n_frames, config.n_mels)
     check_free_disk(folder, int(np.prod(shape)) * 4, f"the feature store for {n} clips", margin=1.05)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npy")
-    os.close(fd)
-    try:
+    with atomic_path(array_path, overwrite=True) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         result = extract_features(paths, config, cache_dir=None, skip_bad_files=skip_bad_files, channel=channel,
                                   progress=progress, batch_size=batch_size, out=out)
@@ -206,11 +203,6 @@ def _build(paths, config, array_path, manifest_path, skip_bad_files, channel, pr
         del out, result.features
         n_kept = int(result.kept.sum())
         checksums = _block_checksums(tmp, offset, config.n_frames * config.n_mels * 4, n_kept)
-        os.replace(tmp, array_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     manifest = {
         "version": _STORE_VERSION,
         "config_key": config.key(),

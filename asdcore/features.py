@@ -35,13 +35,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.fft
 import scipy.signal
 
+from .atomic_io import atomic_save_npy, atomic_save_npz
 from .audio import fit_length, load_audio
 from .errors import ASDError, AudioError
 
@@ -332,17 +332,7 @@ def _identity(path: str) -> str:
 
 
 def _atomic_save(path: str, array: np.ndarray) -> None:
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_save_npy(path, array, overwrite=True)  # a cache entry: another process may have written it too
 
 
 def _cache_folder(cache_dir, config, channel) -> str:
@@ -630,13 +620,7 @@ class Normalizer:
         """Write ``mean``, ``std`` and ``eps`` to an ``.npz`` file (atomically)."""
         if self.mean is None:
             raise ASDError("Normalizer.save called before fit")
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, mean=self.mean, std=self.std, eps=np.float64(self.eps))
-        os.replace(tmp, path)
+        atomic_save_npz(path, overwrite=True, mean=self.mean, std=self.std, eps=np.float64(self.eps))
 
     @classmethod
     def load(cls, path) -> "Normalizer":

@@ -43,8 +43,9 @@ import pandas as pd
 
 from asdcore.errors import ASDError
 from asdcore.estimates import human_duration
-from asdcore.experiment import (QUICK_BANNER, RunFolder, add_common_arguments, atomic_write_text,
-                                config_to_dict, get_logger, resolve_config, resolve_quick, seed_for, set_seed)
+from asdcore.atomic_io import atomic_write_text
+from asdcore.experiment import (QUICK_BANNER, RunFolder, add_common_arguments, config_to_dict, get_logger,
+                                resolve_config, resolve_quick, seed_for, set_seed)
 
 __all__ = ["Unit", "Method", "RunContext", "Assembled", "run_method", "train_unit_command", "assemble_command",
            "add_runner_arguments", "load_method", "run_command"]
@@ -186,8 +187,16 @@ class RunContext:
     source : asdcore.pipeline.DataSource
     table : pandas.DataFrame
         The clip table (rows of unreadable files dropped when ``--skip-bad-files``).
+    cache_dir : pathlib.Path or None
+        ``--cache-dir`` (None: :func:`asdcore.experiment.cache_root` decides).
+    skip_bad_files : bool
+        ``--skip-bad-files``.
     state : dict
         Free space for the method's prepared data (features, labels, ...).
+
+    This is the one place of the core that reads the command line's namespace (``args``): the core's
+    functions (:func:`asdcore.pipeline.open_data`, :func:`~asdcore.pipeline.load_features`,
+    :func:`asdcore.experiment.resolve_quick`) take explicit keyword arguments.
     """
 
     def __init__(self, method: Method, args, run: RunFolder, log=None):
@@ -195,7 +204,7 @@ class RunContext:
         self.args = args
         self.year = method.year
         self.log = log or get_logger()
-        self.quick, self.why = resolve_quick(args)
+        self.quick, self.why = _quick_mode(args)
         overrides = {k: v for k, v in method.overrides(args).items() if v is not None}
         self.config = resolve_config(method.default_config(self.quick), getattr(args, "config", None), overrides)
         changed = sorted(overrides) + ([f"--config {args.config}"] if getattr(args, "config", None) else [])
@@ -210,12 +219,16 @@ class RunContext:
             from asdcore.experiment import apply_precision
 
             apply_precision(args.precision)
+        self.cache_dir = getattr(args, "cache_dir", None)
+        self.skip_bad_files = bool(getattr(args, "skip_bad_files", False))
         self.run = run
         self.state: dict = {}
         self._features: dict = {}
         from asdcore.pipeline import open_data
 
-        self.source, self.table = open_data(args, self.year)
+        self.source, self.table = open_data(self.year, data_root=getattr(args, "data_root", None),
+                                            synthetic_preset=getattr(args, "synthetic_preset", "quick"),
+                                            cache_dir=self.cache_dir, ground_truth=getattr(args, "ground_truth", None))
 
     @property
     def mode(self) -> str:
@@ -247,7 +260,8 @@ class RunContext:
         if key not in self._features:
             from asdcore.pipeline import load_features
 
-            table, features = load_features(self.table, feature_config, self.args, self.run)
+            table, features = load_features(self.table, feature_config, cache_dir=self.cache_dir,
+                                            skip_bad_files=self.skip_bad_files, run=self.run)
             if len(table) != len(self.table):
                 if self._features:
                     raise ASDError("unreadable clips differ between two feature configurations; "
@@ -258,6 +272,12 @@ class RunContext:
 
 
 # --- command-line plumbing ------------------------------------------------------------------------------
+
+def _quick_mode(args) -> tuple[bool, str]:
+    """:func:`asdcore.experiment.resolve_quick` of the flags ``--quick``, ``--full`` and ``--data-root``."""
+    return resolve_quick(quick=bool(getattr(args, "quick", False)), full=bool(getattr(args, "full", False)),
+                         data_root=getattr(args, "data_root", None))
+
 
 def add_runner_arguments(parser: argparse.ArgumentParser, ground_truth: bool = True) -> None:
     """The common flags plus the runner's: ``--resume``, ``--workers``, ``--plan``."""
@@ -465,7 +485,7 @@ def run_method(method: Method, args, argv: list[str]) -> int:
         args.plan = False  # resuming a planned run trains its units
     else:
         # settings are checked before anything is written: a bad setting leaves no empty run folder
-        quick, _ = resolve_quick(args)
+        quick, _ = _quick_mode(args)
         resolve_config(method.default_config(quick), getattr(args, "config", None),
                        {k: v for k, v in method.overrides(args).items() if v is not None})
         run = RunFolder.create(args.out, method.year, method.experiment_name(args))

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from asdcore.errors import ASDError
-from asdcore.experiment import atomic_write_text
+from asdcore.atomic_io import atomic_write_text
 
 __all__ = [
     "score_file_name",

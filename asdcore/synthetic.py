@@ -85,6 +85,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .atomic_io import atomic_dir
 from .errors import ASDError
 from .layouts import MACHINE_TYPES, OFFICIAL_UNITS
 
@@ -952,21 +953,14 @@ def ensure_synthetic(year, cache_dir=None, preset="quick", seed=0) -> Path:
             raise ASDError(f"{root} holds files the generator did not write ({', '.join(stray[:3])}); "
                            "expected an incomplete synthetic set there: move them or choose another cache_dir")
         shutil.rmtree(root)
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f".{root.name}.partial-{os.getpid()}-{int(time.time() * 1000)}"
     logging.getLogger(__name__).info("generating synthetic DCASE %d data (preset %r, seed %d) into %s (once)",
                                      year, preset, int(seed), root)
-    try:
+    with atomic_dir(root, keep_existing=True) as tmp:  # another process may finish the same set first
         generate(year, tmp, seed=seed, preset=preset, progress=sys.stderr.isatty())
         (tmp / _MARKER).write_text(json.dumps(expected) + "\n")
-        try:
-            os.replace(tmp, root)
-        except OSError:
-            if not _complete(root, expected):  # not another process's finished set
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not _complete(root, expected):
+        raise ASDError(f"{root}: another process left an incomplete synthetic set there; remove the folder and "
+                       "run again")
     return root
 
 

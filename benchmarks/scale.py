@@ -88,15 +88,16 @@ def build_store(path: Path, clips: int, frames: int = 313, bins: int = 128, chun
     """A float32 ``.npy`` of random log-mel-like values, written in chunks of ``chunk`` clips."""
     if path.is_file():
         return path
+    from asdcore.atomic_io import atomic_path
+
     rng = np.random.default_rng(seed)
-    tmp = path.with_suffix(".tmp.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(clips, frames, bins))
-    for start in range(0, clips, chunk):
-        n = min(chunk, clips - start)
-        out[start:start + n] = (rng.standard_normal((n, frames, bins), dtype=np.float32) * 10.0 - 40.0)
-    out.flush()
-    del out
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(clips, frames, bins))
+        for start in range(0, clips, chunk):
+            n = min(chunk, clips - start)
+            out[start:start + n] = (rng.standard_normal((n, frames, bins), dtype=np.float32) * 10.0 - 40.0)
+        out.flush()
+        del out
     return path
 
 

@@ -540,14 +540,10 @@ def save_model_weights(model, path) -> None:
     ``encoder_optimizer`` / ``head_optimizer`` are tracked attributes): three times the size. Rebuild
     the model with the same settings and call :func:`load_model_weights`.
     """
-    import os
-    from pathlib import Path
+    from asdcore.atomic_io import atomic_save_npz
 
-    path = Path(path)
     values = {f"{i:05d}|{v.path}": np.asarray(ops.convert_to_numpy(v)) for i, v in enumerate(model.weights)}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **values)
-    os.replace(tmp, path)
+    atomic_save_npz(path, overwrite=True, **values)  # a unit trained again writes its weights again
 
 
 def load_model_weights(model, path) -> None:

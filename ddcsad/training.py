@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from asdcore.atomic_io import atomic_save_npz
 from asdcore.errors import ASDError
 from asdcore.experiment import seed_for
 from ddcsad import data
@@ -165,7 +166,7 @@ def train_id_models(config, loss: str, features, lengths, table, machine_type: s
 
     Parameters
     ----------
-    config : ddcsad.experiments.DDCSADConfig
+    config : ddcsad.settings.DDCSADConfig
     features, lengths : the clip table's log-mel features ``[clips, frames, mels]`` and valid frames.
     table : DataFrame
         The clip table (row positions index ``features``).
@@ -224,9 +225,7 @@ def train_id_models(config, loss: str, features, lengths, table, machine_type: s
         if log is not None:
             log.info("%s %s %s + %d anomalies: %d it, loss %.4g, %.1f s", loss, machine_type, unit, k,
                      config.finetune_iterations, info.get("loss", float("nan")), time.time() - t0)
-    tmp = folder / (OUTPUTS_FILE + ".tmp.npz")
-    np.savez(tmp, **outputs)
-    tmp.replace(folder / OUTPUTS_FILE)
+    atomic_save_npz(folder / OUTPUTS_FILE, overwrite=True, **outputs)
     return rows_log
 
 

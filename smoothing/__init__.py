@@ -11,9 +11,10 @@ detection". Three parts, one module each:
 
 Around them: :mod:`smoothing.training` (4 s crops, validation loss, compiled-model reuse shared by both
 networks), :mod:`smoothing.protocol` (the split, the evaluation, the K grid and its saturation, the
-selection and Fig. 5, NumPy only) and :mod:`smoothing.experiments` (the ``smoothing`` command).
+selection and Fig. 5, NumPy only) and :mod:`smoothing.experiments` (the ``smoothing`` command; its settings in
+:mod:`smoothing.settings`, its paper tables in :mod:`smoothing.tables`).
 
 The submodules import Keras only where they need it, so ``smoothing.knn`` stays a NumPy-only import.
 """
 
-__all__ = ["autoencoder", "experiments", "knn", "protocol", "serial_oe", "training"]
+__all__ = ["autoencoder", "experiments", "knn", "protocol", "serial_oe", "settings", "tables", "training"]

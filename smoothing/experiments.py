@@ -31,11 +31,14 @@ Outputs besides the runner's (``scores/<system>/``, ``results.csv``, ``compariso
 ``--generative subcluster-adacos --generative-scores DIR`` smooths the scores of the multi-distribution
 system (Wilkinghoff 2021, ``run_dcase2021.py multi-distribution``) instead of the autoencoder's (no AE
 units): a combination the paper did not try, reported beside the others.
+
+The settings live in :mod:`smoothing.settings`, the paper tables in :mod:`smoothing.tables`; this module keeps
+the protocol (re-exporting the settings' names).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,159 +46,12 @@ import pandas as pd
 
 from asdcore.errors import ASDError
 from asdcore.runner import Assembled, Method
-from smoothing.protocol import FIG5_FRACTIONS
+from smoothing.settings import (  # noqa: F401 - re-exported: the command's names
+    EXPERIMENTS, GENERATIVE, ProtocolConfig, SmoothingConfig, load_configs, quick_config)
+from smoothing.tables import _fraction_section, _notes, _table_sections
 from smoothing.training import ModelCache, crop_frames, standardize_features
 
 __all__ = ["ProtocolConfig", "SmoothingConfig", "load_configs", "Smoothing", "METHOD", "EXPERIMENTS", "GENERATIVE"]
-
-EXPERIMENTS = ("table", "fraction")
-GENERATIVE = ("ae", "subcluster-adacos")
-QUICK_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
-_PAPER_METHOD = {"SerialOE": "SerialOE", "AE": "AE", "Proposed": "Proposed", "Proposed_Oracle": "Proposed (Oracle)"}
-
-
-def _err(message: str) -> ASDError:
-    return ASDError(f"smoothing/experiments.py: {message}")
-
-
-@dataclass(frozen=True)
-class ProtocolConfig:
-    """The protocol's settings; defaults = Fujimura et al. (section / table cited) or documented choices.
-
-    Attributes
-    ----------
-    source_fraction, n_target_fit :
-        85 % of the source training clips and two target clips train the models (IV-A).
-    standardize_amplitude :
-        Every clip scaled to zero mean and unit variance (IV-A).
-    clip_seconds :
-        Frames kept per clip (10 s clips, IV-A); longer clips keep their last 10 s, shorter ones are
-        repeat-padded (:func:`asdcore.audio.fit_length`).
-    k_min, k_max :
-        The K grid: powers of two from 2 (K = 1 is a_G itself) to 2048 (Table I), every one evaluated; a
-        (data, K) that covers every candidate of every pool is reported as saturated
-        (:func:`smoothing.protocol.saturated_settings`).
-    datas :
-        Test items used as neighbours: "source" or "all" (Table I, "Data").
-    metric :
-        Distance between f_D features (cosine; see :class:`smoothing.knn.NeighbourhoodSmoother`).
-    pool, level :
-        Which test items smooth each other (issue 11). Default ``level="segment"``, ``pool="section"``:
-        eq. (7) over the seven 4 s segments of every test clip of one machine type and section, then the
-        mean per clip. On the real data (100 normal + 100 anomalous clips per section and domain) a
-        section then holds 1,400 source / 2,800 segments in all, so every K of Table I (Source up to
-        1,024, All up to 2,048, Oracle included) is below its pool and a real choice; the paper scores
-        4 s segments (IV-A) and draws its smoothing per section (Fig. 3, 4; Fig. 5 keeps each section's
-        ratios). ``level="clip"`` (one f_D and a_G per clip: the mean over its crops; 200 / 400 per
-        section: every K >= 256 / 512 saturates) and ``pool="machine_type"`` (all sections of the type in
-        the same part, as the kNN back-end of ASDKit by default; 600 / 1,200 clips, 4,200 / 8,400
-        segments) are the other readings.
-    gmm_clusters, gmm_datas, gmm_covariance, gmm_reg_covar :
-        SerialOE's inlier model h: a GMM per section on f_D of the training clips; clusters and data chosen
-        on sections 00-02 (Table I lists 2-32 clusters; the grid is powers of two 1-32); covariance and
-        regulariser are scikit-learn's defaults (not stated in the paper).
-    fractions, n_draws, fraction_selection :
-        Fig. 5: 5 %, 10 %, ..., 100 %, 20 draws; "per_fraction": per fraction and machine type the (data, K)
-        with the best mean over the draws ("We always gave the best hyperparameter"), or "oracle": the
-        Oracle setting of the full test set.
-    validate_every :
-        Epochs between validation losses (0: after the last epoch only).
-    jit_compile :
-        Keras ``jit_compile`` of both networks ("auto"; False saves the XLA compilation on CPU quick runs).
-    """
-
-    source_fraction: float = 0.85
-    n_target_fit: int = 2
-    standardize_amplitude: bool = True
-    clip_seconds: float = 10.0
-    k_min: int = 2
-    k_max: int = 2048
-    datas: tuple = ("source", "all")
-    metric: str = "cosine"
-    pool: str = "section"
-    level: str = "segment"
-    gmm_clusters: tuple = (1, 2, 4, 8, 16, 32)
-    gmm_datas: tuple = ("source", "all")
-    gmm_covariance: str = "full"
-    gmm_reg_covar: float = 1e-6
-    fractions: tuple = FIG5_FRACTIONS
-    n_draws: int = 20
-    fraction_selection: str = "per_fraction"
-    validate_every: int = 10
-    jit_compile: object = "auto"
-
-    def quick(self) -> "ProtocolConfig":
-        """CPU-sized: 1-4 GMM clusters, four fractions x 5 draws for Fig. 5, no XLA."""
-        return replace(self, gmm_clusters=(1, 2, 4), fractions=QUICK_FRACTIONS, n_draws=5, validate_every=0,
-                       jit_compile=False)
-
-    def check(self) -> "ProtocolConfig":
-        if self.pool not in ("section", "machine_type"):
-            raise _err(f"pool must be 'section' or 'machine_type', got {self.pool!r}")
-        if self.level not in ("clip", "segment"):
-            raise _err(f"level must be 'clip' or 'segment', got {self.level!r}")
-        if self.fraction_selection not in ("per_fraction", "oracle"):
-            raise _err(f"fraction_selection must be 'per_fraction' or 'oracle', got {self.fraction_selection!r}")
-        for name in ("datas", "gmm_datas"):
-            values = tuple(getattr(self, name))
-            if not values or any(v not in ("source", "all") for v in values):
-                raise _err(f"{name} must list 'source' and/or 'all', got {values}")
-        if not self.gmm_clusters or any(int(c) < 1 for c in self.gmm_clusters):
-            raise _err(f"gmm_clusters must be positive integers, got {self.gmm_clusters}")
-        if not self.fractions or any(not 0 < float(f) <= 1 for f in self.fractions):
-            raise _err(f"fractions must lie in (0, 1], got {self.fractions}")
-        if int(self.n_draws) < 1:
-            raise _err(f"n_draws must be >= 1, got {self.n_draws}")
-        return self
-
-
-def _ae_config():
-    from smoothing.autoencoder import AEConfig
-
-    return AEConfig()
-
-
-def _serial_oe_config():
-    from smoothing.serial_oe import SerialOEConfig
-
-    return SerialOEConfig()
-
-
-@dataclass(frozen=True)
-class SmoothingConfig:
-    """The command's settings: the protocol, a_G (:class:`smoothing.autoencoder.AEConfig`, paper IV-A) and f_D
-    (:class:`smoothing.serial_oe.SerialOEConfig`, IV-A). A ``--config`` YAML file holds mappings under the
-    keys ``protocol``, ``ae`` and ``serial_oe``; unknown keys are refused."""
-
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    ae: object = field(default_factory=_ae_config)
-    serial_oe: object = field(default_factory=_serial_oe_config)
-
-    def __post_init__(self):
-        for name, kind in (("protocol", ProtocolConfig), ("ae", type(_ae_config())),
-                           ("serial_oe", type(_serial_oe_config()))):
-            if not isinstance(getattr(self, name), kind):
-                raise ASDError(f"config section '{name}' must be a mapping of settings, got {getattr(self, name)!r}")
-
-
-def quick_config() -> SmoothingConfig:
-    """CPU-sized: the quick protocol; the autoencoder with 10 epochs instead of 1500 and three 4 s crops per
-    clip at inference instead of seven (0-4, 3-7, 6-10 s: the whole clip, less overlap); SerialOE with the
-    light CNN instead of EfficientNet-B0, 4 epochs, batches of 32 segments, a coarser mel input (64 bins,
-    32 ms hop: about 7x cheaper than the paper's 224 bins / 16 ms) and three crops at inference."""
-    paper = SmoothingConfig()
-    return SmoothingConfig(paper.protocol.quick(), replace(paper.ae, epochs=10, n_segments=3),
-                           replace(paper.serial_oe, backbone="light", epochs=4, batch_size=32, n_mels=64,
-                                   hop_length=512, n_segments=3))
-
-
-def load_configs(yaml_path=None, quick: bool = False):
-    """(ProtocolConfig, AEConfig, SerialOEConfig): the paper's settings (the quick ones with ``quick``), then
-    the YAML file's sections ``protocol``, ``ae``, ``serial_oe``."""
-    from asdcore.experiment import resolve_config
-
-    config = resolve_config(quick_config() if quick else SmoothingConfig(), yaml_path)
-    return config.protocol.check(), config.ae, config.serial_oe
 
 
 # ------------------------------------------------------------------------------------------ the method
@@ -269,7 +125,7 @@ class Smoothing(Method):
         return [ctx.unit(f"{net}_{t}", {"network": net, "machine_type": t}) for net in networks for t in types]
 
     def train_unit(self, ctx, unit):
-        from asdcore.experiment import atomic_write_csv
+        from asdcore.atomic_io import atomic_save_npy, atomic_write_csv
 
         c, t = ctx.config, unit.spec["machine_type"]
         role = ctx.state["role"]
@@ -284,7 +140,7 @@ class Smoothing(Method):
             x = _clips(ctx, "ae", need)
             model, history = train_autoencoder(x[fit[need]], x[val[need]], c.ae, **options)
             _, segments = score_clips(model, x[test[need]], c.ae)
-            np.save(unit.folder / "segment_scores.npy", segments)
+            atomic_save_npy(unit.folder / "segment_scores.npy", segments, overwrite=True)
         else:
             from smoothing.serial_oe import embed_clips, train_serial_oe
 
@@ -298,7 +154,8 @@ class Smoothing(Method):
             model, history = train_serial_oe(
                 x[fit[need] & mine], ids[fit[need] & mine], x[fit[need] & other], len(sections), c.serial_oe,
                 val=(x[val[need] & mine], ids[val[need] & mine], x[val[need] & other]), **options)
-            np.save(unit.folder / "embeddings.npy", embed_clips(model, x[(test | fit)[need] & mine], c.serial_oe))
+            embeddings = embed_clips(model, x[(test | fit)[need] & mine], c.serial_oe)
+            atomic_save_npy(unit.folder / "embeddings.npy", embeddings, overwrite=True)
         model.save(unit.folder / "model.keras")
         atomic_write_csv(history, unit.folder / "history.csv", overwrite=True)
         val_loss = history["val_loss"].dropna()
@@ -370,7 +227,7 @@ def _clips(ctx, network: str, rows) -> np.ndarray:
     x = np.array(ctx.features(mel)[rows], dtype=np.float32)
     if ctx.config.protocol.standardize_amplitude:
         if "std" not in ctx.state:
-            ctx.state["std"] = waveform_std(ctx.table["path"], cache_root(ctx.args.cache_dir) / "amplitude",
+            ctx.state["std"] = waveform_std(ctx.table["path"], cache_root(ctx.cache_dir) / "amplitude",
                                             ctx.config.serial_oe.sr)
         standardize_features(x, ctx.state["std"][rows], mel)
     return x
@@ -401,52 +258,11 @@ def _given_scores(table, folder) -> np.ndarray:
     return scores
 
 
-def _serial_oe_grid(table, emb, fit, test, protocol, seed, log) -> tuple[dict, list]:
-    """SerialOE scores of every test clip for every (data, clusters): a GMM per section on f_D of the
-    section's training clips (all their 4 s crops)."""
-    from asdcore.selection import unit_keys
-    from smoothing.serial_oe import SerialOEScorer
-
-    source = (table["domain"] == "source").to_numpy()
-    keys = unit_keys(table)
-    smallest = min(int((fit & (keys == key) & (source if data == "source" else True)).sum())
-                   for key in np.unique(keys[test]) for data in protocol.gmm_datas) * emb.shape[1]
-    clusters = [int(c) for c in protocol.gmm_clusters if int(c) <= smallest]
-    if not clusters:
-        raise ASDError(f"SerialOE's GMM: a section has only {smallest} training crops, fewer than "
-                       f"{min(protocol.gmm_clusters)} clusters; lower gmm_clusters in --config")
-    if len(clusters) < len(protocol.gmm_clusters):
-        log.warning("GMM clusters %s dropped: a section has only %d training crops",
-                    [c for c in protocol.gmm_clusters if int(c) > smallest], smallest)
-    grid = {(data, c): np.full(len(table), np.nan) for data in protocol.gmm_datas for c in clusters}
-    for key in np.unique(keys[test]):
-        rows = test & (keys == key)
-        for data in protocol.gmm_datas:
-            train = fit & (keys == key) & (source if data == "source" else True)
-            for c in clusters:
-                scorer = SerialOEScorer(n_components=c, covariance_type=protocol.gmm_covariance,
-                                        reg_covar=protocol.gmm_reg_covar, random_state=seed)
-                grid[(data, c)][rows] = scorer.fit(emb[train]).score(emb[rows])
-    return grid, clusters
-
-
-def _log_saturation(log, saturated, sizes, protocol):
-    """One log line: the pool sizes and, per data choice, the K from which every pool is saturated."""
-    first = {}
-    for data in protocol.datas:
-        rows = saturated[(saturated["data"] == data) & saturated["saturated"]]
-        n_groups = saturated[saturated["data"] == data].groupby(["part", "machine_type"]).ngroups
-        full = [int(k) for k, n in rows.groupby("k").size().items() if n == n_groups]
-        first[data] = f"K >= {min(full)}" if full else "none"
-    log.info("smoothing pools (%s, level %s): %d pools of %d-%d items (%d-%d source); saturated K (a_prop "
-             "the same for every candidate, reported, not a tuned choice): %s", protocol.pool, protocol.level,
-             len(sizes), sizes["all"].min(), sizes["all"].max(), sizes["source"].min(), sizes["source"].max(),
-             ", ".join(f"{data}: {text}" for data, text in first.items()))
-
-
 def _systems(ctx, emb, gen_clip, gen_seg, fit, test, generative_name):
     """Every setting of Proposed and SerialOE scored; the chosen ones composed into the systems."""
     from smoothing import protocol as P
+    from smoothing.protocol import _log_saturation
+    from smoothing.serial_oe import _serial_oe_grid
 
     protocol, table, log = ctx.config.protocol, ctx.table, ctx.log
     t0 = time.perf_counter()
@@ -524,170 +340,3 @@ def _fraction(ctx, emb, gen_clip, gen_seg, oracle, generative_name) -> pd.DataFr
     return curve
 
 
-# ------------------------------------------------------------------------------------------ the report
-def _notes(ctx, generative_name) -> list[str]:
-    from asdcore.experiment import QUICK_BANNER
-
-    notes = [ctx.source.description]
-    if ctx.quick:
-        notes.append(f"{QUICK_BANNER}: AE and SerialOE epochs, backbone and input reduced (see config.yaml)")
-    notes.append("EfficientNet-B0 starts from random weights (no pretrained weights can be downloaded here)"
-                 if not ctx.quick else "SerialOE backbone: the light CNN of smoothing/serial_oe.py, random init")
-    if generative_name != "AE":
-        notes.append(f"a_G = the given scores of {ctx.args.generative_scores} (sub-cluster AdaCos, multiple "
-                     "distributions): a combination the paper did not try; the paper's AE, Proposed and "
-                     "Proposed (Oracle) rows are its own (a_G = AE)")
-    return notes
-
-
-def _labels(generative_name) -> dict:
-    """Our system -> its row label in Table II (the paper's method name where it is the paper's method)."""
-    if generative_name == "AE":
-        return dict(_PAPER_METHOD)
-    return {"SerialOE": "SerialOE", generative_name: "sub-cluster AdaCos (given scores)",
-            "Proposed": "Proposed, a_G = sub-cluster AdaCos",
-            "Proposed_Oracle": "Proposed (Oracle), a_G = sub-cluster AdaCos"}
-
-
-#: Table II's note: "Hyperparameters of Proposed (Oracle) on the ToyCar-5 are 128 for K and All for Data".
-PAPER_TOYCAR5_ORACLE = {"data": "all", "k": 128}
-_DATA = {"source": "Source", "all": "All"}
-
-
-def table2_spec(systems, labels, part: str, toycar5: dict | None = None):
-    """Table II (``part="eval"``: sections 03-05) or the same statistic on sections 00-02 (``"dev"``, which the
-    paper does not print): per method and machine type the harmonic mean of AUC and pAUC over the sections
-    and domains, "all" = All-hmean. Hook: ToyCar-5 (AUC of ToyCar section 05, both domains together;
-    ``toycar5`` = our value per row label) beside the paper's, on the ToyCar rows."""
-    from asdcore.published import load_table
-    from asdcore.tables import TableSpec
-
-    def extra(wide):
-        if part == "dev":  # the paper prints nothing for sections 00-02
-            return wide.drop(columns=[c for c in wide.columns if c.endswith("(paper)")])
-        paper = load_table("fujimura2021_table2")
-        paper = paper[paper["unit"] == "section_05"].set_index("method")["value"]
-        toycar = (wide["machine type"] == "ToyCar").to_numpy()
-        wide["ToyCar-5 AUC (ours)"] = np.where(toycar, wide["method"].map(toycar5 or {}).astype(float), np.nan)
-        wide["ToyCar-5 AUC (paper)"] = np.where(toycar, wide["method"].map(paper).astype(float), np.nan)
-        return wide
-
-    title = ("Table II: harmonic mean of AUC and pAUC over sections 03-05 (%)" if part == "eval" else
-             "Sections 00-02 (where the hyper-parameters are chosen; the paper prints none, %)")
-    return TableSpec("fujimura2021_table2", title, row_columns=("method",),
-                     systems={s: {"method": labels.get(s, s)} for s in systems},
-                     filters={"statistic": "harmonic mean", "unit": "all", "domain": "all"}, metrics=("score",),
-                     sets=(part,), extra_columns=extra)
-
-
-def table1_spec(chosen, saturated=None, toycar5=None):
-    """Table I: per method and machine type the chosen GMM clusters (SerialOE, on sections 00-02) or K
-    (Proposed on 00-02, Oracle on 03-05) beside the paper's. Hooks: the chosen "Data" (ours, paper), whether
-    our K saturates its pools (``saturated``, :func:`smoothing.protocol.saturation_frame`), and a row
-    "ToyCar-5 (section 05)": the Oracle's own setting for that section (``toycar5``; Table II's note)."""
-    from asdcore.published import load_table
-    from asdcore.tables import TableSpec
-
-    label = {system: {"method": _PAPER_METHOD[system]} for system in ("SerialOE", "Proposed", "Proposed_Oracle")}
-    ours = {(_PAPER_METHOD[s], r.machine_type): r for s, c in chosen.items() for r in c.itertuples()}
-
-    def is_saturated(part, machine_type, data, k):
-        if saturated is None:
-            return None
-        hit = saturated[(saturated["part"] == part) & (saturated["machine_type"] == machine_type)
-                        & (saturated["data"] == data) & (saturated["k"] == int(k))]
-        return bool(hit["saturated"].iloc[0]) if len(hit) else None
-
-    def extra(wide):
-        paper = load_table("fujimura2021_table1").set_index(["method", "machine_type"])["data"]
-        wide = wide.drop(columns=[c for c in wide.columns if c.startswith("eval clusters")])
-        keys = list(zip(wide["method"], wide["machine type"]))
-        wide["Data (ours)"] = [_DATA[ours[k].data] if k in ours else None for k in keys]
-        wide["Data (paper)"] = [_DATA[paper[k]] if k in paper.index else None for k in keys]
-        wide["saturated (ours)"] = [
-            is_saturated("eval" if k[0] == "Proposed (Oracle)" else "dev", k[1], ours[k].data, ours[k].k)
-            if k in ours and k[0] != "SerialOE" else None for k in keys]
-        if toycar5 is not None:
-            row = {"method": "Proposed (Oracle)", "machine type": "ToyCar-5 (section 05)",
-                   "eval K (ours)": toycar5["k"], "eval K (paper)": PAPER_TOYCAR5_ORACLE["k"],
-                   "Data (ours)": _DATA[toycar5["data"]], "Data (paper)": _DATA[PAPER_TOYCAR5_ORACLE["data"]],
-                   "saturated (ours)": is_saturated("eval", "ToyCar", toycar5["data"], toycar5["k"])}
-            wide = pd.concat([wide, pd.DataFrame([row])], ignore_index=True)
-        for column in wide.columns:
-            if column.endswith(("(ours)", "(paper)")) and ("K" in column or "clusters" in column):
-                wide[column] = wide[column].astype(float).round().astype("Int64")
-        wide["saturated (ours)"] = wide["saturated (ours)"].astype("boolean")
-        return wide
-
-    return TableSpec("fujimura2021_table1", "Table I: hyper-parameters chosen per machine type (SerialOE and "
-                     "Proposed on sections 00-02, Oracle on 03-05)", row_columns=("method",), systems=label,
-                     metrics=("n_clusters", "K"), sets=("dev", "eval"), extra_columns=extra)
-
-
-def table1_ours(chosen) -> pd.DataFrame:
-    """Our chosen hyper-parameters in the published CSVs' tidy vocabulary (set = where they were chosen)."""
-    records = []
-    for system, choice in chosen.items():
-        metric, value = ("n_clusters", "n_clusters") if system == "SerialOE" else ("K", "k")
-        for r in choice.itertuples():
-            records.append({"system": system, "set": "eval" if system == "Proposed_Oracle" else "dev",
-                            "machine_type": r.machine_type, "metric": metric, "value": float(getattr(r, value))})
-    return pd.DataFrame(records, columns=["system", "set", "machine_type", "metric", "value"])
-
-
-def _print(title, frame):
-    print(f"\n{title}")
-    print(frame.astype(object).where(frame.notna(), "-").to_string(index=False))
-
-
-def _table_sections(ctx, summary, systems, chosen, saturated, toycar5, generative_name, notes) -> list[str]:
-    from asdcore.tables import render_markdown, tidy_results
-    from smoothing.protocol import toycar5_auc
-
-    if summary.empty:
-        return ["No labelled test clips: submission files only.", ""]
-    labels = _labels(generative_name)
-    ours5 = {labels[s]: toycar5_auc(ctx.table, scores) for s, scores in systems.items()}
-    if toycar5 is not None:
-        ours5[labels["Proposed_Oracle"]] = toycar5["auc"]  # its own best setting for the section, as the paper
-    text = []
-    parts = set(summary["part"])
-    tidy = tidy_results(summary)
-    for part in ("eval", "dev"):
-        if part not in parts:
-            continue
-        extra = ["per machine type the harmonic mean of all AUC and pAUC values of its sections and domains "
-                 "(DCASE 2021: one AUC/pAUC per section and domain); machine type 'all' = All-hmean",
-                 "ToyCar-5: AUC of ToyCar section 05, source and target test clips together; Proposed (Oracle) "
-                 "with its own best setting for that section (as the paper; see Table I, row ToyCar-5)"] \
-            if part == "eval" else []
-        spec = table2_spec(systems, labels, part, ours5)
-        markdown, frame = render_markdown(spec, tidy, notes + extra)
-        text.append(markdown)
-        _print(spec.title, frame)
-    spec = table1_spec(chosen, saturated, toycar5)
-    markdown, frame = render_markdown(spec, table1_ours(chosen), notes + [
-        "saturated: our K covers every candidate of its smoothing pools, so a_prop is the same for every "
-        "candidate clip (not a tuned choice); see selection.csv for every setting"])
-    ctx.run.write_csv("table1.csv", frame.assign(mode=ctx.mode))
-    text.append(markdown)
-    _print(spec.title, frame)
-    return text
-
-
-def _fraction_section(ctx, curve, notes) -> list[str]:
-    from asdcore.report import comparison_markdown
-
-    protocol = ctx.config.protocol
-    all_rows = curve[curve["machine_type"] == "all"]
-    mean = all_rows.pivot(index="fraction", columns="system", values="mean").mul(100)
-    spread = all_rows.pivot(index="fraction", columns="system", values="std").mul(100)
-    frame = pd.DataFrame({"test clips (%)": (mean.index * 100).round().astype(int)})
-    for system in mean.columns:
-        frame[f"{system} All-hmean mean"] = mean[system].to_numpy()
-        frame[f"{system} All-hmean std"] = spread[system].to_numpy()
-    title = f"Fig. 5: All-hmean with a fraction of the test clips of sections 03-05 ({protocol.n_draws} draws, %)"
-    _print(title, frame)
-    return [comparison_markdown(title, frame, notes + [
-        f"hyper-parameters: {protocol.fraction_selection.replace('_', ' ')} (see smoothing/protocol.py); "
-        "plot: plots/fig5_fraction.png; per machine type: fraction.csv"])]

@@ -15,7 +15,7 @@ Everything here works on NumPy arrays and the clip table, so it is tested with h
 - :func:`fraction_draw`, :func:`fraction_curve` -- Fig. 5: smoothing with a fraction of the test clips.
 
 Choices the paper leaves open (documented where they are made; each is a setting of
-:class:`smoothing.experiments.ProtocolConfig`):
+:class:`smoothing.settings.ProtocolConfig`):
 
 - **Ties** in the selection go to the setting listed first (smaller K, "source" before "all"; fewer
   clusters): the simpler one.
@@ -557,3 +557,17 @@ def toycar5_oracle(table: pd.DataFrame, grid: dict) -> dict | None:
         if np.isfinite(value) and (best is None or value > best["auc"]):
             best = {"data": data, "k": int(k), "auc": float(value)}
     return best
+
+
+def _log_saturation(log, saturated, sizes, protocol):
+    """One log line: the pool sizes and, per data choice, the K from which every pool is saturated."""
+    first = {}
+    for data in protocol.datas:
+        rows = saturated[(saturated["data"] == data) & saturated["saturated"]]
+        n_groups = saturated[saturated["data"] == data].groupby(["part", "machine_type"]).ngroups
+        full = [int(k) for k, n in rows.groupby("k").size().items() if n == n_groups]
+        first[data] = f"K >= {min(full)}" if full else "none"
+    log.info("smoothing pools (%s, level %s): %d pools of %d-%d items (%d-%d source); saturated K (a_prop "
+             "the same for every candidate, reported, not a tuned choice): %s", protocol.pool, protocol.level,
+             len(sizes), sizes["all"].min(), sizes["all"].max(), sizes["source"].min(), sizes["source"].max(),
+             ", ".join(f"{data}: {text}" for data, text in first.items()))

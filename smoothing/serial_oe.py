@@ -607,3 +607,31 @@ def embed_clips(model, clips, config: SerialOEConfig, chunk: int = 64) -> np.nda
     crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
     return np.concatenate([embed(model, crops(clips[s:s + chunk], config.n_segments, crop), batch_size=256)
                            for s in range(0, len(clips), chunk)])
+
+
+def _serial_oe_grid(table, emb, fit, test, protocol, seed, log) -> tuple[dict, list]:
+    """SerialOE scores of every test clip for every (data, clusters): a GMM per section on f_D of the
+    section's training clips (all their 4 s crops)."""
+    from asdcore.selection import unit_keys
+
+    source = (table["domain"] == "source").to_numpy()
+    keys = unit_keys(table)
+    smallest = min(int((fit & (keys == key) & (source if data == "source" else True)).sum())
+                   for key in np.unique(keys[test]) for data in protocol.gmm_datas) * emb.shape[1]
+    clusters = [int(c) for c in protocol.gmm_clusters if int(c) <= smallest]
+    if not clusters:
+        raise ASDError(f"SerialOE's GMM: a section has only {smallest} training crops, fewer than "
+                       f"{min(protocol.gmm_clusters)} clusters; lower gmm_clusters in --config")
+    if len(clusters) < len(protocol.gmm_clusters):
+        log.warning("GMM clusters %s dropped: a section has only %d training crops",
+                    [c for c in protocol.gmm_clusters if int(c) > smallest], smallest)
+    grid = {(data, c): np.full(len(table), np.nan) for data in protocol.gmm_datas for c in clusters}
+    for key in np.unique(keys[test]):
+        rows = test & (keys == key)
+        for data in protocol.gmm_datas:
+            train = fit & (keys == key) & (source if data == "source" else True)
+            for c in clusters:
+                scorer = SerialOEScorer(n_components=c, covariance_type=protocol.gmm_covariance,
+                                        reg_covar=protocol.gmm_reg_covar, random_state=seed)
+                grid[(data, c)][rows] = scorer.fit(emb[train]).score(emb[rows])
+    return grid, clusters

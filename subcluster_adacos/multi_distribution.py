@@ -88,6 +88,7 @@ import pandas as pd
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
+from asdcore.atomic_io import atomic_save_npz
 from asdcore.backends import GaussianBackend, GMMBackend
 from asdcore.errors import ASDError
 
@@ -97,7 +98,7 @@ __all__ = [
     "weighted_component_log_likelihoods", "DistributionScorer", "TemporalMaxScorer", "ScoreSet",
     "combine_terms", "sum_score_sets", "decision_thresholds", "decide", "paper_variants",
     "choose_variants_on_dev", "select_by_type", "score_network", "NetworkOutputs", "network_outputs",
-    "score_outputs", "temporal_max",
+    "score_outputs", "temporal_max", "build_ensembles",
 ]
 
 BOTH_HEADS = "sections_attributes"
@@ -575,10 +576,7 @@ class NetworkOutputs:
     attribute_centres: dict | None = None
 
     def save(self, path) -> None:
-        """One ``.npz`` file (written to a temporary name, then renamed)."""
-        import os
-        import tempfile
-
+        """One ``.npz`` file (written atomically, :func:`asdcore.atomic_io.atomic_save_npz`)."""
         # float32: the network's outputs are float32 (predict), so nothing is lost
         arrays = {"embeddings": np.asarray(self.embeddings, dtype=np.float32),
                   "section_names": np.array(list(self.section_centres), dtype=str),
@@ -586,11 +584,7 @@ class NetworkOutputs:
         if self.attribute_centres is not None:
             arrays["attribute_names"] = np.array(list(self.attribute_centres), dtype=str)
             arrays["attribute_centres"] = np.stack(list(self.attribute_centres.values()))
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
+        atomic_save_npz(path, overwrite=True, **arrays)  # a resumed unit writes its snapshots' outputs again
 
     @classmethod
     def load(cls, path) -> "NetworkOutputs":
@@ -651,3 +645,29 @@ def temporal_max(features, normalizer=None, chunk: int = 1024) -> np.ndarray:
              for start in range(0, len(features), chunk)]
     tmax = np.concatenate(parts)
     return tmax if normalizer is None else normalizer.transform(tmax)
+
+
+def build_ensembles(units, score_snapshot, log):
+    """Sum the score sets of the finished units (networks) per variant, in the units' order (variant, then
+    S) and by snapshot epoch: variant -> ScoreSet. ``score_snapshot(unit, epoch) -> ScoreSet``. A diverged
+    network is left out with a warning. Also returns a DataFrame listing each score set (variant, S,
+    epoch) and whether its network diverged."""
+    sets, listing = {}, []
+    for unit in units:
+        variant, n_sub, result = unit.spec["variant"], unit.spec["n_subclusters"], unit.result()
+        sets.setdefault(variant, [])
+        if result["diverged"]:
+            log.warning("%s diverged: its score sets are left out of the ensemble", unit.name)
+            listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": None, "diverged": True})
+            continue
+        for epoch in result["epochs"]:
+            sets[variant].append(score_snapshot(unit, epoch))
+            listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": epoch, "diverged": False})
+    ensembles = {}
+    for variant, variant_sets in sets.items():
+        if not variant_sets:
+            log.warning("%s: every network diverged; its systems are left out", variant)
+            continue
+        ensembles[variant] = sum_score_sets(variant_sets)
+        log.info("%s: ensemble of %d score sets", variant, ensembles[variant].n_sets)
+    return ensembles, pd.DataFrame(listing, columns=["variant", "n_subclusters", "epoch", "diverged"])

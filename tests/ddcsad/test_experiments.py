@@ -31,7 +31,7 @@ def test_help_needs_no_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys; import ddcsad.experiments as e; from ddcsad.losses import VARIANTS; "
+    code = ("import sys; import ddcsad.settings as e; from ddcsad.losses import VARIANTS; "
             "from ddcsad import data, scoring; assert e.VARIANTS == VARIANTS; "
             "assert e.AMPLITUDE_LEVELS == data.AMPLITUDE_LEVELS and e.EPOCH_DEFINITIONS == data.EPOCH_DEFINITIONS; "
             "assert e.MINMAX_OVER == scoring.MINMAX_OVER")

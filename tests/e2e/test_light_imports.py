@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMAND_MODULES = ("subcluster_adacos.experiments", "subcluster_adacos.experiments_2021", "ddcsad.experiments",
-                   "smoothing.experiments", "asdcore.representations", "asdcore.runner")
+COMMAND_MODULES = ("subcluster_adacos.experiments", "subcluster_adacos.settings_2020", "subcluster_adacos.tables_2020",
+                   "subcluster_adacos.experiments_2021", "subcluster_adacos.settings_2021",
+                   "subcluster_adacos.tables_2021", "ddcsad.experiments", "ddcsad.settings", "ddcsad.tables",
+                   "smoothing.experiments", "smoothing.settings", "smoothing.tables", "asdcore.representations",
+                   "asdcore.runner")
 NO_KERAS = "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'Keras was imported'"
 
 

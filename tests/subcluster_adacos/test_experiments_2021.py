@@ -75,7 +75,7 @@ def _score_set(unit, epoch):
 def test_the_paper_ensemble_sums_20_score_sets_per_variant():
     import logging
 
-    from subcluster_adacos.experiments_2021 import build_ensembles
+    from subcluster_adacos.multi_distribution import build_ensembles
 
     units = [_Unit(v, s, (100, 200, 300, 400)) for v in (BOTH_HEADS, SECTIONS_ONLY) for s in (1, 2, 4, 8, 16)]
     ensembles, listing = build_ensembles(units, _score_set, logging.getLogger("test"))
@@ -91,7 +91,8 @@ def test_the_paper_ensemble_sums_20_score_sets_per_variant():
 def test_a_diverged_2021_network_is_left_out_with_a_warning(caplog):
     import logging
 
-    from subcluster_adacos.experiments_2021 import build_ensembles, systems_for
+    from subcluster_adacos.experiments_2021 import systems_for
+    from subcluster_adacos.multi_distribution import build_ensembles
 
     units = [_Unit(BOTH_HEADS, 1, (), diverged=True), _Unit(BOTH_HEADS, 2, (), diverged=True),
              _Unit(SECTIONS_ONLY, 1, (1, 2)), _Unit(SECTIONS_ONLY, 2, (), diverged=True)]
