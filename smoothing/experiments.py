@@ -203,6 +203,7 @@ class Smoothing(Method):
     command = "smoothing"
     year = 2021
     title = "Discriminative neighbourhood smoothing (Fujimura et al.)"
+    clear_session_between_units = False  # the compiled networks are reused across units (ModelCache)
 
     def default_config(self, quick):
         return quick_config() if quick else SmoothingConfig()
@@ -275,7 +276,8 @@ class Smoothing(Method):
         role = ctx.state["role"]
         fit, val, test, of_type = role == "fit", role == "val", ctx.mask(split="test"), ctx.mask(machine_type=t)
         options = dict(seed=unit.seed, validate_every=c.protocol.validate_every, jit_compile=c.protocol.jit_compile,
-                       cache=ctx.state.setdefault("model_cache", ModelCache()))  # compiled once per process
+                       cache=ctx.state.setdefault("model_cache", ModelCache()),  # compiled once per process
+                       folder=unit.folder)  # training_log.csv, tensorboard/ (asdcore.keras_utils)
         started = time.perf_counter()
         if unit.spec["network"] == "ae":
             from smoothing.autoencoder import score_clips, train_autoencoder

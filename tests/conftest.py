@@ -88,3 +88,25 @@ def make_clip_table(units, n_train=3, n_test=12, year=2020, part="dev", seed=0) 
 def clip_table():
     """The :func:`make_clip_table` factory."""
     return make_clip_table
+
+
+def read_tensorboard_scalars(folder) -> dict:
+    """Every scalar of the TensorBoard event files under ``folder``: ``{tag: [(step, value), ...]}``, read
+    back with TensorFlow's own event reader (independent of the callback that wrote them)."""
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    scalars = {}
+    for path in sorted(Path(folder).rglob("events.out.tfevents*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
+                scalars.setdefault(value.tag, []).append((int(event.step), number))
+    return scalars
+
+
+@pytest.fixture()
+def tensorboard_scalars():
+    """:func:`read_tensorboard_scalars`."""
+    return read_tensorboard_scalars

@@ -1,0 +1,158 @@
+"""Training curves drawn from the units' CSV logs (``training_log.csv``, :mod:`asdcore.keras_utils`).
+
+Seeing that training works without TensorBoard: the runner draws ``plots/training/<unit>.png`` for every
+unit with a log (:func:`plot_unit_logs`), one panel per kind of logged value, each value a line over the
+epochs:
+
+- losses: ``loss`` and its terms (DDCSAD ``bce`` / ``centroid_loss``, SerialOE ``mac_loss`` / ``id_loss``,
+  the smoothing networks' ``val_loss``);
+- adaptive scale(s) of the sub-cluster AdaCos heads (``scale``, ``scale_<head>``; log y-axis);
+- DDCSAD's mean squared distances of normal / outlier embeddings to c_p / c_n (``dist_*``);
+- learning rate(s) (log y-axis).
+
+:func:`plot_scale_curves` puts several networks' adaptive scales on one figure with the divergence
+threshold: Wilkinghoff 2020, Table III and the appendix (without mixup the modified AdaCos scale grows
+without bound; with mixup it settles).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from asdcore.errors import ASDError
+
+__all__ = ["read_training_log", "curve_panels", "plot_training_log", "plot_unit_logs", "plot_scale_curves"]
+
+#: File name of a unit's main training log (the same as asdcore.keras_utils.TRAINING_LOG, no Keras import here).
+TRAINING_LOG = "training_log.csv"
+
+
+def read_training_log(path) -> pd.DataFrame:
+    """A CSV training log with an ``epoch`` column counted from 1 (Keras' CSVLogger counts from 0)."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ASDError(f"{path}: not a readable training log ({error}); train the unit again") from error
+    if "epoch" not in frame.columns:
+        raise ASDError(f"{path}: no 'epoch' column; not a Keras CSV training log")
+    frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch")  # a resumed run appends
+    return frame.assign(epoch=frame["epoch"].astype(int) + 1).reset_index(drop=True)
+
+
+def _is_loss(column: str) -> bool:
+    return column.endswith("loss") or column == "bce"
+
+
+def curve_panels(columns) -> list[tuple[str, list[str], bool]]:
+    """``(title, columns, log y-axis)`` of each panel for the columns of a log (empty panels left out)."""
+    columns = [c for c in columns if c != "epoch"]
+    panels = [("loss", [c for c in columns if _is_loss(c)], False),
+              ("adaptive scale", [c for c in columns if c == "scale" or c.startswith("scale_")], True),
+              ("mean squared distance to the centroids", [c for c in columns if c.startswith("dist_")], False),
+              ("learning rate", [c for c in columns if c.startswith("learning_rate")], True)]
+    return [panel for panel in panels if panel[1]]
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """Values for a log axis: non-positive and non-finite ones left out (NaN)."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(values) & (values > 0), values, np.nan)
+
+
+def plot_training_log(log_path, png_path, title: str = "") -> Path | None:
+    """Draw one log's curves (:func:`curve_panels`) into ``png_path``; None when the log has no epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = read_training_log(log_path)
+    panels = curve_panels(frame.columns)
+    if frame.empty or not panels:
+        return None
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2.3 * len(panels) + 0.6), sharex=True, squeeze=False)
+    epochs = frame["epoch"].to_numpy()
+    marker = "o" if len(frame) <= 30 else None
+    for ax, (name, columns, log_y) in zip(axes[:, 0], panels):
+        for column in columns:
+            values = frame[column].to_numpy(dtype=float)
+            ax.plot(epochs, _positive(values) if log_y else values, marker=marker, ms=3, lw=1.2, label=column)
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_ylabel(name if len(name) < 20 else name.replace(" to the ", "\nto the "), fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    axes[-1, 0].set_xlabel("epoch")
+    axes[-1, 0].xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title or Path(log_path).parent.name, fontsize=10)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return png_path
+
+
+def plot_unit_logs(unit_folders, out_dir) -> list[Path]:
+    """``<out_dir>/<unit>.png`` for every unit folder holding a ``training_log.csv`` (the unit's main
+    training; DDCSAD's fine-tunings keep their own ``training_log_anomalies<k>.csv``, open them in
+    TensorBoard). Returns the written paths."""
+    written = []
+    for folder in unit_folders:
+        log = Path(folder) / TRAINING_LOG
+        if log.is_file():
+            path = plot_training_log(log, Path(out_dir) / f"{Path(folder).name}.png",
+                                     title=f"training of {Path(folder).name}")
+            if path is not None:
+                written.append(path)
+    return written
+
+
+def plot_scale_curves(logs: dict, png_path, threshold: float, title: str = "") -> Path:
+    """The adaptive scale per epoch of several networks on one log-scale figure, with the divergence
+    threshold drawn (Wilkinghoff 2020, Table III: a network whose scale passes it is reported "diverges").
+
+    Parameters
+    ----------
+    logs : dict
+        Curve label -> path of the network's ``training_log.csv`` (missing files are left out).
+    threshold : float
+        The scale above which training stops (``divergence_scale``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = 0
+    for label, path in logs.items():
+        if not Path(path).is_file():
+            continue
+        frame = read_training_log(path)
+        if "scale" not in frame.columns:
+            continue
+        values = frame["scale"].to_numpy(dtype=float)
+        diverged = len(values) and (not math.isfinite(values[-1]) or values[-1] > threshold)
+        ax.plot(frame["epoch"], _positive(values), marker="o" if len(frame) <= 30 else None, ms=3, lw=1.4,
+                label=f"{label}{' (diverges)' if diverged else ''}")
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        raise ASDError(f"no training log with a 'scale' column among {list(logs)}; were the networks trained?")
+    ax.axhline(float(threshold), color="red", ls="--", lw=1, label=f"divergence threshold {float(threshold):.0e}")
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="adaptive scale s", title=title or "adaptive scale per epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return png_path
