@@ -6,9 +6,10 @@ epochs:
 
 - losses: ``loss`` and its terms (DDCSAD ``bce`` / ``centroid_loss``, SerialOE ``mac_loss`` / ``id_loss``,
   the smoothing networks' ``val_loss``);
-- adaptive scale(s) of the sub-cluster AdaCos heads (``scale``, ``scale_<head>``; log y-axis);
+- adaptive scale(s) of the sub-cluster AdaCos heads (``scale``, ``scale_<head>``; log y-axis when they span
+  more than a decade);
 - DDCSAD's mean squared distances of normal / outlier embeddings to c_p / c_n (``dist_*``);
-- learning rate(s) (log y-axis).
+- learning rate(s) (log y-axis when they span more than a decade).
 
 :func:`plot_scale_curves` puts several networks' adaptive scales on one figure with the divergence
 threshold: Wilkinghoff 2020, Table III and the appendix (without mixup the modified AdaCos scale grows
@@ -40,6 +41,8 @@ def read_training_log(path) -> pd.DataFrame:
     if "epoch" not in frame.columns:
         raise ASDError(f"{path}: no 'epoch' column; not a Keras CSV training log")
     frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch")  # a resumed run appends
+    # Keras' CSVLogger adds an empty val_<name> column per value when there is no validation data
+    frame = frame.drop(columns=[c for c in frame.columns if c != "epoch" and frame[c].isna().all()])
     return frame.assign(epoch=frame["epoch"].astype(int) + 1).reset_index(drop=True)
 
 
@@ -48,7 +51,8 @@ def _is_loss(column: str) -> bool:
 
 
 def curve_panels(columns) -> list[tuple[str, list[str], bool]]:
-    """``(title, columns, log y-axis)`` of each panel for the columns of a log (empty panels left out)."""
+    """``(title, columns, log y-axis possible)`` of each panel for the columns of a log (empty panels left
+    out); a possible log axis is used when the values span more than a decade (:func:`_spans_decades`)."""
     columns = [c for c in columns if c != "epoch"]
     panels = [("loss", [c for c in columns if _is_loss(c)], False),
               ("adaptive scale", [c for c in columns if c == "scale" or c.startswith("scale_")], True),
@@ -61,6 +65,14 @@ def _positive(values: np.ndarray) -> np.ndarray:
     """Values for a log axis: non-positive and non-finite ones left out (NaN)."""
     values = np.asarray(values, dtype=float)
     return np.where(np.isfinite(values) & (values > 0), values, np.nan)
+
+
+def _spans_decades(frame: pd.DataFrame, columns) -> bool:
+    """Whether the positive finite values of ``columns`` span more than a factor of 10 (then a log axis
+    shows them better; a narrower range reads better on a linear one)."""
+    values = _positive(frame[list(columns)].to_numpy(dtype=float).ravel())
+    values = values[np.isfinite(values)]
+    return len(values) > 0 and values.max() > 10 * values.min()
 
 
 def plot_training_log(log_path, png_path, title: str = "") -> Path | None:
@@ -78,9 +90,12 @@ def plot_training_log(log_path, png_path, title: str = "") -> Path | None:
     epochs = frame["epoch"].to_numpy()
     marker = "o" if len(frame) <= 30 else None
     for ax, (name, columns, log_y) in zip(axes[:, 0], panels):
+        log_y = log_y and _spans_decades(frame, columns)
         for column in columns:
             values = frame[column].to_numpy(dtype=float)
-            ax.plot(epochs, _positive(values) if log_y else values, marker=marker, ms=3, lw=1.2, label=column)
+            values = _positive(values) if log_y else values
+            shown = np.isfinite(values)  # values logged on some epochs only (validation) stay one line
+            ax.plot(epochs[shown], values[shown], marker=marker, ms=3, lw=1.2, label=column)
         if log_y:
             ax.set_yscale("log")
         ax.set_ylabel(name if len(name) < 20 else name.replace(" to the ", "\nto the "), fontsize=8)

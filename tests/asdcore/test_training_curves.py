@@ -44,7 +44,7 @@ def test_ddcsad_log_gives_loss_terms_distances_and_learning_rates(tmp_path, draw
     x, y = fig.axes[1].get_lines()[0].get_data()
     np.testing.assert_array_equal(x, frame["epoch"] + 1)  # epochs counted from 1 on the figure
     np.testing.assert_allclose(y, frame["dist_normal_cp"])
-    assert fig.axes[2].get_yscale() == "log"
+    assert fig.axes[2].get_yscale() == "log"  # the rates span 1.25e-5 .. 1e-3: more than a decade
 
 
 def test_two_heads_scales_get_a_log_panel_and_a_resumed_log_keeps_the_last_rows(tmp_path):
@@ -53,11 +53,28 @@ def test_two_heads_scales_get_a_log_panel_and_a_resumed_log_keeps_the_last_rows(
     assert curve_panels(columns) == [("loss", ["loss", "val_loss"], False),
                                      ("adaptive scale", ["scale", "scale_head_1"], True),
                                      ("learning rate", ["learning_rate"], True)]
-    pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "training_log.csv", index=False)
+    frame = pd.DataFrame(rows, columns=columns).assign(val_scale=np.nan)  # as Keras' CSVLogger: empty val_*
+    frame.to_csv(tmp_path / "training_log.csv", index=False)
     from asdcore.training_curves import read_training_log
 
     log = read_training_log(tmp_path / "training_log.csv")
     assert list(log["epoch"]) == [1, 2] and log["loss"].iloc[-1] == 1.9  # the resumed epoch's row wins
+    assert "val_scale" not in log.columns  # an empty column draws no empty line
+
+
+def test_sparse_values_stay_one_line_and_narrow_ranges_use_a_linear_axis(tmp_path, drawn):
+    e = np.arange(6)
+    pd.DataFrame({"epoch": e, "loss": 2.0 - 0.1 * e, "val_loss": [np.nan, np.nan, 1.5, np.nan, np.nan, 1.2],
+                  "val_learning_rate": np.nan, "scale": 5.0 - 0.2 * e, "learning_rate": 1e-3}).to_csv(
+        tmp_path / "training_log.csv", index=False)
+    plot_training_log(tmp_path / "training_log.csv", tmp_path / "u.png")
+    (fig,) = drawn
+    loss_ax, scale_ax, lr_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["loss", "val_loss"]
+    x, y = loss_ax.get_lines()[1].get_data()
+    np.testing.assert_array_equal(x, [3, 6])  # epochs from 1
+    np.testing.assert_allclose(y, [1.5, 1.2])
+    assert scale_ax.get_yscale() == "linear" and lr_ax.get_yscale() == "linear"  # 4-5 and a constant
 
 
 def test_runner_helper_draws_one_png_per_unit_with_a_log(tmp_path):
