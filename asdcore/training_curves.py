@@ -128,8 +128,9 @@ def plot_unit_logs(unit_folders, out_dir) -> list[Path]:
 
 
 def plot_scale_curves(logs: dict, png_path, threshold: float, title: str = "") -> Path:
-    """The adaptive scale per epoch of several networks on one log-scale figure, with the divergence
-    threshold drawn (Wilkinghoff 2020, Table III: a network whose scale passes it is reported "diverges").
+    """The adaptive scale per epoch of several networks on one figure (log y-axes), with the divergence
+    threshold drawn (Wilkinghoff 2020, Table III: a network whose scale passes it is reported "diverges"):
+    left the curves against the threshold, right the same curves on their own range.
 
     Parameters
     ----------
@@ -143,28 +144,37 @@ def plot_scale_curves(logs: dict, png_path, threshold: float, title: str = "") -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    drawn = 0
+    curves = []
     for label, path in logs.items():
         if not Path(path).is_file():
             continue
         frame = read_training_log(path)
-        if "scale" not in frame.columns:
-            continue
-        values = frame["scale"].to_numpy(dtype=float)
-        diverged = len(values) and (not math.isfinite(values[-1]) or values[-1] > threshold)
-        ax.plot(frame["epoch"], _positive(values), marker="o" if len(frame) <= 30 else None, ms=3, lw=1.4,
-                label=f"{label}{' (diverges)' if diverged else ''}")
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
+        if "scale" in frame.columns:
+            curves.append((label, frame["epoch"].to_numpy(), frame["scale"].to_numpy(dtype=float)))
+    if not curves:
         raise ASDError(f"no training log with a 'scale' column among {list(logs)}; were the networks trained?")
+    # left: the curves against the threshold; right: the same curves on their own range (they may all lie
+    # decades below the threshold, where the left panel squeezes them together)
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("P", "--")]
+    for i, (label, epochs, values) in enumerate(curves):
+        diverged = not math.isfinite(values[-1]) or values[-1] > threshold
+        marker, line = styles[i % len(styles)]
+        for axis in (ax, zoom):
+            axis.plot(epochs, _positive(values), marker=marker if len(epochs) <= 30 else None, ls=line, ms=4,
+                      lw=1.4, color=f"C{i}", label=f"{label}{' (diverges)' if diverged else ''}")
     ax.axhline(float(threshold), color="red", ls="--", lw=1, label=f"divergence threshold {float(threshold):.0e}")
-    ax.set_yscale("log")
-    ax.set(xlabel="epoch", ylabel="adaptive scale s", title=title or "adaptive scale per epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
+    values = _positive(np.concatenate([v for _, _, v in curves]))
+    values = values[np.isfinite(values)]
+    zoom_log = len(values) > 0 and values.max() > 10 * values.min()  # a linear axis reads better within a decade
+    for axis, name, log_y in ((ax, "with the divergence threshold", True), (zoom, "the curves' own range", zoom_log)):
+        if log_y:
+            axis.set_yscale("log")
+        axis.set(xlabel="epoch", ylabel="adaptive scale s", title=name)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.suptitle(title or "adaptive scale per epoch", fontsize=11)
     fig.tight_layout()
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)

@@ -98,5 +98,7 @@ def test_scale_figure_has_one_line_per_network_and_the_threshold(tmp_path, drawn
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["no mixup (diverges)", "mixup", "other", "divergence threshold 1e+08"]
     assert ax.get_yscale() == "log" and list(ax.get_lines()[-1].get_ydata()) == [1e8, 1e8]
+    assert len(fig.axes[1].get_lines()) == 3  # the same three curves on their own range, no threshold
+    np.testing.assert_allclose(fig.axes[1].get_lines()[1].get_ydata(), [10.0, 9.0, 8.5])
     with pytest.raises(ASDError, match="scale"):
         plot_scale_curves({"missing": tmp_path / "nothing.csv"}, tmp_path / "x.png", threshold=1e8)
