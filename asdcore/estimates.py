@@ -89,7 +89,8 @@ class RunProgress:
         self.total = max(0, int(total_steps or 0))
         self.clock = clock
         self.done = 0
-        self.label = ""
+        self.label = ""  # the unit being trained (the runner sets it)
+        self.announced = False  # whether the first measured pace has been logged
         self._first = None  # (steps done, time) at the end of the first measured step
 
     def advance(self, steps: int = 1) -> None:

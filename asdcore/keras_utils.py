@@ -122,7 +122,7 @@ class ProgressLine(keras.callbacks.Callback):
         progress.advance(1)
         if self._measured_from is None:
             self._measured_from = progress.done
-        elif (progress.done - self._measured_from == self.announce_after and not getattr(progress, "announced", False)
+        elif (progress.done - self._measured_from == self.announce_after and not progress.announced
               and progress.total and progress.seconds_left() is not None):
             progress.announced = True
             self.log.info("measured %.3g s per training step on the first %d steps: the %d steps of this run take "
