@@ -56,9 +56,21 @@ def curve_panels(columns) -> list[tuple[str, list[str], bool]]:
     columns = [c for c in columns if c != "epoch"]
     panels = [("loss", [c for c in columns if _is_loss(c)], False),
               ("adaptive scale", [c for c in columns if c == "scale" or c.startswith("scale_")], True),
-              ("mean squared distance to the centroids", [c for c in columns if c.startswith("dist_")], False),
+              ("mean squared distance to the centroids",
+               sorted((c for c in columns if c.startswith("dist_")), key=lambda c: (c.split("_")[1:2], "_cn" in c)),
+               False),
               ("learning rate", [c for c in columns if c.startswith("learning_rate")], True)]
     return [panel for panel in panels if panel[1]]
+
+
+def _style(column: str) -> dict:
+    """Legend label and line style of a column: DDCSAD's distances read "normal to c_p" (normal solid,
+    outlier dashed; circles to c_p, squares to c_n); other columns keep their name."""
+    if column.startswith("dist_") and column.count("_") == 2:
+        _, group, centre = column.split("_")
+        return {"label": f"{group} to c_{centre[1:]}", "ls": "-" if group == "normal" else "--",
+                "marker": "o" if centre == "cp" else "s"}
+    return {"label": column, "marker": "o"}
 
 
 def _positive(values: np.ndarray) -> np.ndarray:
@@ -86,21 +98,24 @@ def plot_training_log(log_path, png_path, title: str = "") -> Path | None:
     panels = curve_panels(frame.columns)
     if frame.empty or not panels:
         return None
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2.3 * len(panels) + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, 2.3 * len(panels) + 0.6), sharex=True, squeeze=False)
     epochs = frame["epoch"].to_numpy()
-    marker = "o" if len(frame) <= 30 else None
+    marker = len(frame) <= 30  # markers while the epochs can be told apart
     for ax, (name, columns, log_y) in zip(axes[:, 0], panels):
         log_y = log_y and _spans_decades(frame, columns)
         for column in columns:
             values = frame[column].to_numpy(dtype=float)
             values = _positive(values) if log_y else values
             shown = np.isfinite(values)  # values logged on some epochs only (validation) stay one line
-            ax.plot(epochs[shown], values[shown], marker=marker, ms=3, lw=1.2, label=column)
+            style = _style(column)
+            if not marker:
+                style.pop("marker")
+            ax.plot(epochs[shown], values[shown], ms=3, lw=1.2, **style)
         if log_y:
             ax.set_yscale("log")
         ax.set_ylabel(name if len(name) < 20 else name.replace(" to the ", "\nto the "), fontsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the panel, never on a line
     axes[-1, 0].set_xlabel("epoch")
     axes[-1, 0].xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title or Path(log_path).parent.name, fontsize=10)

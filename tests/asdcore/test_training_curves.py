@@ -27,8 +27,8 @@ def _ddcsad_log(path, epochs=4):
     """A log as Keras' CSVLogger writes it (epochs from 0) with DDCSAD's columns."""
     e = np.arange(epochs)
     frame = pd.DataFrame({"epoch": e, "bce": 0.7 / (e + 1), "centroid_loss": 2.0 / (e + 1), "loss": 2.7 / (e + 1),
-                          "dist_normal_cp": 1.0 + e, "dist_normal_cn": 5.0 + e, "dist_outlier_cp": 6.0 + e,
-                          "dist_outlier_cn": 2.0 + e, "learning_rate_encoder": 1e-4 * 0.5 ** e,
+                          "dist_normal_cn": 5.0 + e, "dist_normal_cp": 1.0 + e, "dist_outlier_cn": 2.0 + e,
+                          "dist_outlier_cp": 6.0 + e, "learning_rate_encoder": 1e-4 * 0.5 ** e,
                           "learning_rate_linear": 1e-3 * 0.5 ** e})
     frame.to_csv(path, index=False)
     return frame
@@ -41,6 +41,8 @@ def test_ddcsad_log_gives_loss_terms_distances_and_learning_rates(tmp_path, draw
     titles = [ax.get_ylabel() for ax in fig.axes]
     assert len(fig.axes) == 3 and titles[0] == "loss" and "distance" in titles[1] and titles[2] == "learning rate"
     assert [len(ax.get_lines()) for ax in fig.axes] == [3, 4, 2]  # bce, centroid_loss, loss | 4 distances | 2 rates
+    assert [line.get_label() for line in fig.axes[1].get_lines()] == [
+        "normal to c_p", "normal to c_n", "outlier to c_p", "outlier to c_n"]
     x, y = fig.axes[1].get_lines()[0].get_data()
     np.testing.assert_array_equal(x, frame["epoch"] + 1)  # epochs counted from 1 on the figure
     np.testing.assert_allclose(y, frame["dist_normal_cp"])
