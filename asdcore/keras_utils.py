@@ -108,10 +108,10 @@ class ProgressLine(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         run = current_progress()
         if run is not None and run.total:
-            self.progress = run
+            self.progress, self._scope = run, "run"
         else:
             epochs, steps = self.params.get("epochs"), self.params.get("steps")
-            self.progress = RunProgress((epochs or 0) * (steps or 0))
+            self.progress, self._scope = RunProgress((epochs or 0) * (steps or 0)), "training"
         self._measured_from = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -125,9 +125,9 @@ class ProgressLine(keras.callbacks.Callback):
         elif (progress.done - self._measured_from == self.announce_after and not progress.announced
               and progress.total and progress.seconds_left() is not None):
             progress.announced = True
-            self.log.info("measured %.3g s per training step on the first %d steps: the %d steps of this run take "
+            self.log.info("measured %.3g s per training step on the first %d steps: the %d steps of this %s take "
                           "about %s (refined after every epoch)", progress.seconds_per_step(), self.announce_after,
-                          progress.total, human_duration(progress.total * progress.seconds_per_step()))
+                          progress.total, self._scope, human_duration(progress.total * progress.seconds_per_step()))
 
     def on_epoch_end(self, epoch, logs=None):
         label = self.label or self.progress.label
