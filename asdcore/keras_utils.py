@@ -107,6 +107,7 @@ class ProgressLine(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         run = current_progress()
+        self._unit = run.label if run is not None else ""
         if run is not None and run.total:
             self.progress, self._scope = run, "run"
         else:
@@ -130,7 +131,7 @@ class ProgressLine(keras.callbacks.Callback):
                           progress.total, self._scope, human_duration(progress.total * progress.seconds_per_step()))
 
     def on_epoch_end(self, epoch, logs=None):
-        label = self.label or self.progress.label
+        label = self.label or self._unit
         values = " ".join(f"{k} {_format(v)}" for k, v in (logs or {}).items())
         self.log.info("%sepoch %d/%s: %s (%s) | %s", f"{label} " if label else "", epoch + 1,
                       self.params.get("epochs", "?"), values,

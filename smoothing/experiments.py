@@ -269,6 +269,18 @@ class Smoothing(Method):
         networks = (["ae"] if ctx.args.generative == "ae" else []) + ["serial_oe"]
         return [ctx.unit(f"{net}_{t}", {"network": net, "machine_type": t}) for net in networks for t in types]
 
+    def estimate(self, ctx, units):
+        """Training steps: per epoch one batch per ``batch_segments`` fitting clips of the type (a_G) or per
+        half batch of them (f_D: the other half are other types' clips), as CropBatches / OEBatches count."""
+        c, fit = ctx.config, ctx.state["role"] == "fit"
+        per_batch = {"ae": (c.ae.epochs, c.ae.batch_segments),
+                     "serial_oe": (c.serial_oe.epochs, c.serial_oe.batch_size // 2)}
+        steps = 0
+        for u in units:
+            epochs, clips = per_batch[u.spec["network"]]
+            steps += epochs * -(-int((fit & ctx.mask(machine_type=u.spec["machine_type"])).sum()) // clips)
+        return {"steps": steps}
+
     def train_unit(self, ctx, unit):
         from asdcore.experiment import atomic_write_csv
 
