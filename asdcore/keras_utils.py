@@ -9,16 +9,14 @@ logs the same way:
 - :func:`training_callbacks`: the method's own callbacks (centroid updates, scale monitor, snapshots,
   validation: they write their scalars into the epoch logs) followed by the standard set
 
-  ===================  ==========================================================================
-  :class:`LearningRates`  every optimizer's current learning rate into the epoch logs
-                          (``learning_rate``, or ``learning_rate_<name>`` for several optimizers)
-  :class:`ProgressLine`   one log line per epoch: the logged values and the ETA of the whole run
-                          (:class:`asdcore.estimates.RunProgress`, fed with every training step)
-  ``TerminateOnNaN``      optional (``stop_on_nan``)
-  ``CSVLogger``           ``<folder>/training_log.csv``: one row per epoch, every logged value
-  ``TensorBoard``         ``<folder>/tensorboard/``: Keras' own callback, the same values as scalars
-                          ``epoch_<name>`` (open with ``tensorboard --logdir <run folder>``)
-  ===================  ==========================================================================
+  - :class:`LearningRates`: every optimizer's current learning rate into the epoch logs (``learning_rate``,
+    or ``learning_rate_<name>`` for several optimizers);
+  - :class:`ProgressLine`: one log line per epoch, the logged values and the ETA of the whole run
+    (:class:`asdcore.estimates.RunProgress`, fed with every training step);
+  - ``keras.callbacks.TerminateOnNaN``: optional (``stop_on_nan``);
+  - ``keras.callbacks.CSVLogger``: ``<folder>/training_log.csv``, one row per epoch, every logged value;
+  - ``keras.callbacks.TensorBoard`` (Keras' own): ``<folder>/tensorboard/``, the same values as scalars
+    ``epoch_<name>`` (open with ``tensorboard --logdir <run folder>/units``).
 
   The order matters: Keras hands one ``logs`` dict to the callbacks in list order, so whatever a method's
   callback adds at the end of an epoch (an adaptive scale, a centroid distance) reaches the CSV log and
@@ -33,12 +31,11 @@ import keras
 
 from asdcore.estimates import RunProgress, current_progress, human_duration
 from asdcore.experiment import get_logger, set_seed
+from asdcore.training_curves import TRAINING_LOG  # the log the runner draws plots/training/<unit>.png from
 
 __all__ = ["reset_for_unit", "training_callbacks", "LearningRates", "ProgressLine", "TRAINING_LOG",
            "TENSORBOARD_DIR", "training_log_path", "tensorboard_available"]
 
-#: CSV log of a unit's (main) training, in the unit folder; the runner draws plots/training/<unit>.png from it.
-TRAINING_LOG = "training_log.csv"
 #: TensorBoard folder of a unit (one sub-folder per further training of the same unit).
 TENSORBOARD_DIR = "tensorboard"
 

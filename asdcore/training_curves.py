@@ -27,7 +27,7 @@ from asdcore.errors import ASDError
 
 __all__ = ["read_training_log", "curve_panels", "plot_training_log", "plot_unit_logs", "plot_scale_curves"]
 
-#: File name of a unit's main training log (the same as asdcore.keras_utils.TRAINING_LOG, no Keras import here).
+#: File name of a unit's (main) training log in its folder (written by asdcore.keras_utils.training_callbacks).
 TRAINING_LOG = "training_log.csv"
 
 
