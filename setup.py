@@ -17,6 +17,7 @@ setup(
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",
+        "tensorboard>=2.16",  # keras.callbacks.TensorBoard writes its scalars through it
         "librosa>=0.10",
         "numpy>=1.26",
         "scipy>=1.11",

@@ -5,16 +5,21 @@ many networks there are, how long the whole run will take and how much disk its 
 
 - :func:`check_free_disk` stops a run with one line when the disk is short (before any training).
 - the runner logs, after each unit, its time and the time left for the others at that pace.
+- :class:`RunProgress` turns the method's total step count (``Method.estimate``) and the steps measured so
+  far into the ETA of the whole run; :class:`asdcore.keras_utils.ProgressLine` feeds it from training and
+  prints it once per epoch.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 
 from .errors import ASDError
 
-__all__ = ["check_free_disk", "human_bytes", "human_duration"]
+__all__ = ["check_free_disk", "human_bytes", "human_duration", "RunProgress", "current_progress", "start_progress",
+           "stop_progress"]
 
 
 def human_bytes(n: float) -> str:
@@ -58,3 +63,83 @@ def check_free_disk(folder, need_bytes: float, what: str, margin: float = 1.1) -
             f"{what} needs about {human_bytes(need_bytes)} in {os.path.abspath(os.fspath(folder))}, but only "
             f"{human_bytes(free)} is free; free space there or choose another folder (--out / --cache-dir)"
         )
+
+
+class RunProgress:
+    """The ETA of a whole run from its total training steps and the pace measured so far.
+
+    The clock starts at the end of the first measured step, not before it: the first step of a run
+    traces and compiles the training function, which would make the early estimates far too long. From
+    then on the pace is the mean time per step over every step measured since (so the estimate is refined
+    as training goes, and later units' own compile steps count at their true cost)::
+
+        pace = (t_now - t_first) / (done - done_first)      seconds per step
+        left = max(0, total - done) * pace                  seconds
+
+    Parameters
+    ----------
+    total_steps : int
+        Training steps of every unit this process trains (from ``Method.estimate``; 0 or None: unknown, then
+        only the steps done are shown).
+    clock : callable
+        Returns seconds (default ``time.monotonic``); tests pass a fake clock.
+    """
+
+    def __init__(self, total_steps, clock=time.monotonic):
+        self.total = max(0, int(total_steps or 0))
+        self.clock = clock
+        self.done = 0
+        self.label = ""  # the unit being trained (the runner sets it)
+        self.announced = False  # whether the first measured pace has been logged
+        self._first = None  # (steps done, time) at the end of the first measured step
+
+    def advance(self, steps: int = 1) -> None:
+        """Count ``steps`` finished training steps."""
+        self.done += int(steps)
+        if self._first is None:
+            self._first = (self.done, self.clock())
+
+    def seconds_per_step(self):
+        """Measured pace, or None before a second step has finished."""
+        if self._first is None or self.done <= self._first[0]:
+            return None
+        return (self.clock() - self._first[1]) / (self.done - self._first[0])
+
+    def seconds_left(self):
+        """Estimated seconds until ``total`` steps are done, or None (no total, or not measured yet)."""
+        pace = self.seconds_per_step()
+        if pace is None or not self.total:
+            return None
+        return max(0, self.total - self.done) * pace
+
+    def fraction(self):
+        """Share of the total steps done (None without a total)."""
+        return min(1.0, self.done / self.total) if self.total else None
+
+    def describe(self) -> str:
+        """``run 35% (350/1000 steps), about 2 min 10 s left`` (what the progress line shows)."""
+        if not self.total:
+            return f"run: {self.done} steps"
+        text = f"run {100 * self.fraction():.0f}% ({self.done}/{self.total} steps)"
+        left = self.seconds_left()
+        return text + (f", about {human_duration(left)} left" if left is not None else ", ETA after the next step")
+
+
+_CURRENT: RunProgress | None = None
+
+
+def start_progress(total_steps, clock=time.monotonic) -> RunProgress:
+    """Make the progress of the units this process trains the current one (the runner calls this)."""
+    global _CURRENT
+    _CURRENT = RunProgress(total_steps, clock)
+    return _CURRENT
+
+
+def current_progress() -> RunProgress | None:
+    """The run's :class:`RunProgress` (None outside a runner's training loop)."""
+    return _CURRENT
+
+
+def stop_progress() -> None:
+    global _CURRENT
+    _CURRENT = None

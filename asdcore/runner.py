@@ -42,8 +42,8 @@ from pathlib import Path
 import pandas as pd
 
 from asdcore.errors import ASDError
-from asdcore.estimates import human_duration
 from asdcore.atomic_io import atomic_write_text
+from asdcore.estimates import current_progress, human_duration, start_progress, stop_progress
 from asdcore.experiment import (QUICK_BANNER, RunFolder, add_common_arguments, config_to_dict, get_logger,
                                 resolve_config, resolve_quick, seed_for, set_seed)
 
@@ -124,6 +124,9 @@ class Method:
     title: str = ""
     #: whether units train Keras models (then every unit also seeds Keras and its back-end)
     uses_keras: bool = True
+    #: clear the Keras session before each unit (asdcore.keras_utils.reset_for_unit); False for a method
+    #: that reuses compiled networks across the units of one process
+    clear_session_between_units: bool = True
 
     # --- configuration ---------------------------------------------------------------------------------
     def default_config(self, quick: bool):
@@ -334,7 +337,15 @@ def _write_units_csv(ctx: RunContext, units: list[Unit]) -> None:
 def _train_one(ctx: RunContext, unit: Unit) -> dict:
     """Train ``unit`` in this process (re-seeding first) and mark it finished."""
     unit.folder.mkdir(parents=True, exist_ok=True)
-    set_seed(unit.seed, keras=ctx.method.uses_keras)
+    if ctx.method.uses_keras:
+        from asdcore.keras_utils import reset_for_unit
+
+        reset_for_unit(unit.seed, clear_session=ctx.method.clear_session_between_units)
+    else:
+        set_seed(unit.seed, keras=False)
+    progress = current_progress()
+    if progress is not None:
+        progress.label = unit.name
     started = time.time()
     result = ctx.method.train_unit(ctx, unit)
     record = {"name": unit.name, "seed": unit.seed, "spec": unit.spec, "seconds": round(time.time() - started, 3),
@@ -405,8 +416,13 @@ def _train_in_workers(ctx: RunContext, todo: list[Unit], workers: int) -> None:
                        f"--resume {ctx.run.path}")
 
 
-def train_units(ctx: RunContext, units: list[Unit], workers: int = 1) -> None:
-    """Train the unfinished units, serially or in ``workers`` processes."""
+def train_units(ctx: RunContext, units: list[Unit], workers: int = 1, total_steps: int = 0) -> None:
+    """Train the unfinished units, serially or in ``workers`` processes.
+
+    ``total_steps`` (``Method.estimate`` over all units) starts the run's progress
+    (:func:`asdcore.estimates.start_progress`) for the units still to train, so the epoch lines of the
+    trainers show the ETA of the whole run (serial training; each worker process shows its unit's own).
+    """
     todo = [u for u in units if not u.done]
     if len(todo) < len(units):
         ctx.log.info("%d of %d units already finished (not trained again)", len(units) - len(todo), len(units))
@@ -415,17 +431,22 @@ def train_units(ctx: RunContext, units: list[Unit], workers: int = 1) -> None:
     if workers > 1 and len(todo) > 1:
         _train_in_workers(ctx, todo, min(workers, len(todo)))
         return
+    start_progress(int(round(total_steps * len(todo) / len(units))))
     started = time.time()
-    for i, unit in enumerate(todo, 1):
-        ctx.log.info("[%d/%d] unit %s (seed %d)", i, len(todo), unit.name, unit.seed)
-        record = _train_one(ctx, unit)
-        elapsed = time.time() - started
-        left = elapsed / i * (len(todo) - i)
-        ctx.log.info("[%d/%d] unit %s finished in %s; about %s left for the other units", i, len(todo), unit.name,
-                     human_duration(record["seconds"]), human_duration(left))
+    try:
+        for i, unit in enumerate(todo, 1):
+            ctx.log.info("[%d/%d] unit %s (seed %d)", i, len(todo), unit.name, unit.seed)
+            record = _train_one(ctx, unit)
+            elapsed = time.time() - started
+            left = elapsed / i * (len(todo) - i)
+            ctx.log.info("[%d/%d] unit %s finished in %s; about %s left for the other units", i, len(todo),
+                         unit.name, human_duration(record["seconds"]), human_duration(left))
+    finally:
+        stop_progress()
 
 
-def _announce(ctx: RunContext, units: list[Unit]) -> None:
+def _announce(ctx: RunContext, units: list[Unit]) -> dict:
+    """Log the number of units, the total steps and the disk estimate; returns ``Method.estimate``'s dict."""
     from asdcore.estimates import check_free_disk, human_bytes
 
     estimate = ctx.method.estimate(ctx, units) or {}
@@ -438,6 +459,21 @@ def _announce(ctx: RunContext, units: list[Unit]) -> None:
     if estimate.get("disk_bytes"):
         ctx.log.info("the run folder will take about %s", human_bytes(estimate["disk_bytes"]))
         check_free_disk(ctx.run.path, float(estimate["disk_bytes"]), "this run")
+    return estimate
+
+
+def _training_curves(ctx: RunContext, units: list[Unit]) -> None:
+    """``plots/training/<unit>.png`` for every unit with a CSV training log (asdcore.training_curves). A
+    figure that cannot be drawn is reported, never the end of a run whose networks are trained."""
+    from asdcore.training_curves import plot_unit_logs
+
+    try:
+        written = plot_unit_logs([u.folder for u in units], ctx.run.path / "plots" / "training")
+    except (OSError, ValueError) as error:  # ASDError is a ValueError
+        ctx.log.warning("training curves not drawn (%s)", error)
+        return
+    if written:
+        ctx.log.info("training curves of %d unit(s) in %s", len(written), ctx.run.path / "plots" / "training")
 
 
 def _finish(ctx: RunContext, units: list[Unit]) -> int:
@@ -447,6 +483,7 @@ def _finish(ctx: RunContext, units: list[Unit]) -> int:
     if missing:
         raise ASDError(f"{len(missing)} unit(s) not finished ({', '.join(missing[:3])}); train them "
                        f"(train-unit {ctx.run.path} NAME) before assemble")
+    _training_curves(ctx, units)
     assembled = ctx.method.assemble(ctx, units)
     per_unit = summary = pd.DataFrame()
     if assembled.systems:
@@ -504,7 +541,7 @@ def run_method(method: Method, args, argv: list[str]) -> int:
     method.prepare(ctx)
     units = method.units(ctx)
     _write_units_csv(ctx, units)
-    _announce(ctx, units)
+    estimate = _announce(ctx, units)
     if getattr(args, "plan", False):
         print(f"run folder: {run.path}\n{len(units)} unit(s) listed in {run.path / 'units.csv'}; train each with "
               f"`run_dcase{method.year}.py train-unit {run.path} --index I` (I = 0..{len(units) - 1}), then "
@@ -512,7 +549,8 @@ def run_method(method: Method, args, argv: list[str]) -> int:
         run.close()
         return 0
     try:
-        train_units(ctx, units, workers=max(1, int(getattr(args, "workers", 1) or 1)))
+        train_units(ctx, units, workers=max(1, int(getattr(args, "workers", 1) or 1)),
+                    total_steps=int(estimate.get("steps") or 0))
         return _finish(ctx, units)
     finally:
         run.close()

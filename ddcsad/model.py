@@ -466,10 +466,13 @@ class DDCSADModel(keras.Model):
         Returns
         -------
         dict
-            ``c_p``, ``c_n`` (numpy), ``n_normal``, ``n_outlier``.
+            ``c_p``, ``c_n`` (numpy), ``n_normal``, ``n_outlier`` and ``distances``: the mean squared
+            distances of the normal and of the outlier embeddings to the new c_p and c_n
+            (:func:`centroid_distances`; what eqs. 2-3 pull and push).
         """
         sum_p = np.zeros(self.embedding_dim, np.float64)
         sum_n = np.zeros(self.embedding_dim, np.float64)
+        sq_p = sq_n = 0.0  # sums of ||z||^2 (the mean distances to the new centroids, below)
         n_p = n_n = 0
         for x, y in self._iter_batches(data, int(batch_size)):
             y = y.reshape(-1)
@@ -482,6 +485,8 @@ class DDCSADModel(keras.Model):
             normal, outlier = y == L.NORMAL, y == L.OUTLIER
             sum_p += z[normal].sum(axis=0)
             sum_n += z[outlier].sum(axis=0)
+            sq_p += float(np.sum(z[normal] ** 2))
+            sq_n += float(np.sum(z[outlier] ** 2))
             n_p += int(normal.sum())
             n_n += int(outlier.sum())
         if n_p == 0:
@@ -499,7 +504,8 @@ class DDCSADModel(keras.Model):
             warnings.warn("ddcsad: no outlier clips; c_n left unchanged", stacklevel=2)
             c_n = np.asarray(ops.convert_to_numpy(self.c_n), np.float64)
         self.centroid_updates.assign(self.centroid_updates + 1)
-        return {"c_p": c_p, "c_n": c_n, "n_normal": n_p, "n_outlier": n_n}
+        distances = centroid_distances(sum_p, sq_p, n_p, sum_n, sq_n, n_n, c_p, c_n)
+        return {"c_p": c_p, "c_n": c_n, "n_normal": n_p, "n_outlier": n_n, "distances": distances}
 
     # ------------------------------------------------------------------ saving
     def get_config(self):
@@ -561,6 +567,24 @@ def load_model_weights(model, path) -> None:
             v.assign(value)
 
 
+def centroid_distances(sum_p, sq_p, n_p, sum_n, sq_n, n_n, c_p, c_n) -> dict:
+    """Mean squared distances ``mean ||z - c||^2`` of the normal (p) and outlier (n) embeddings to c_p and
+    c_n, from one pass's sums: with m = sum z / n and q = sum ||z||^2 / n of a group,
+    ``mean ||z - c||^2 = q - 2 <c, m> + ||c||^2`` (no second pass over the training set).
+
+    Returns ``{"dist_normal_cp", "dist_normal_cn", "dist_outlier_cp", "dist_outlier_cn"}`` (NaN for a group
+    without clips)."""
+    out = {}
+    for group, total, squares, n in (("normal", sum_p, sq_p, n_p), ("outlier", sum_n, sq_n, n_n)):
+        for name, c in (("cp", c_p), ("cn", c_n)):
+            if n == 0:
+                out[f"dist_{group}_{name}"] = float("nan")
+                continue
+            c = np.asarray(c, np.float64)
+            out[f"dist_{group}_{name}"] = float(squares / n - 2.0 * c @ (np.asarray(total) / n) + c @ c)
+    return out
+
+
 class CentroidUpdate(keras.callbacks.Callback):
     """Compute the centroids before training (if never computed) and after every ``every`` epochs.
 
@@ -579,6 +603,10 @@ class CentroidUpdate(keras.callbacks.Callback):
         the first centroids use the network's current BN statistics (initial ones for a new network).
     calibration_batches : int
         Batches averaged (default 10).
+
+    After each update at an epoch's end the mean squared distances of the normal and the outlier
+    embeddings to c_p and c_n (:func:`centroid_distances`) go into the epoch logs as ``dist_normal_cp``,
+    ``dist_normal_cn``, ``dist_outlier_cp``, ``dist_outlier_cn`` (hence into the CSV log and TensorBoard).
     """
 
     def __init__(self, data, batch_size: int = 64, every: int = 1, calibration=None, calibration_batches: int = 10):
@@ -600,13 +628,16 @@ class CentroidUpdate(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
         if model.refresh_centroids_each_epoch and (epoch + 1) % self.every == 0:
-            model.update_centroids(self.data, batch_size=self.batch_size)
+            found = model.update_centroids(self.data, batch_size=self.batch_size)
+            if logs is not None:  # into the CSV log and TensorBoard (asdcore.keras_utils)
+                logs.update(found["distances"])
 
 
 __all__ = [
     "require_tensorflow_backend",
     "DDCSADModel",
     "CentroidUpdate",
+    "centroid_distances",
     "weights_nbytes",
     "weights_file_bytes",
     "save_model_weights",

@@ -7,7 +7,9 @@ models with 1, 2, 4, ... real anomalies (Fig. 2). Everything it produces goes in
 - ``outputs.npz``: per model (``k`` = anomalies, 0 = the Table II model) the evaluated test rows of the
   clip table (``rows_<k>``) and the logit and squared distance of each of their ten crops (``logit_<k>``,
   ``d_<k>``, ``[clips, crops]``): all that scoring (eq. 5), alpha selection and Fig. 2 need;
-- ``model.weights.npz`` / ``anomalies<k>.weights.npz`` with ``save_models: base`` / ``all``.
+- ``model.weights.npz`` / ``anomalies<k>.weights.npz`` with ``save_models: base`` / ``all``;
+- ``training_log.csv`` and ``tensorboard/`` (the Table II model), ``training_log_anomalies<k>.csv`` and
+  ``tensorboard/anomalies<k>/`` (each fine-tuning): :func:`asdcore.keras_utils.training_callbacks`.
 
 Seeds: the network's initial weights come from ``init_seed`` (the same for every loss and ID, so the
 losses are compared from one initial network, as before the runner), the batch stream of the Table II
@@ -26,6 +28,7 @@ from keras import layers
 from asdcore.atomic_io import atomic_save_npz
 from asdcore.errors import ASDError
 from asdcore.experiment import seed_for
+from asdcore.keras_utils import training_callbacks
 from ddcsad import data
 from ddcsad.backbones import build_light_encoder, build_resnet38
 from ddcsad.losses import ANOMALY, OUTLIER
@@ -72,6 +75,11 @@ def stop_after(n: int) -> keras.callbacks.Callback:
     return _StopAfter(n)
 
 
+def _optimizers(model) -> dict:
+    """The two optimizers whose learning rates are logged (Sec. IV-A: 1e-4 encoder, 1e-3 linear layer)."""
+    return {"learning_rate_encoder": model.encoder_optimizer, "learning_rate_linear": model.head_optimizer}
+
+
 class LossTrainer:
     """One :class:`ddcsad.model.DDCSADModel` for one loss.
 
@@ -97,10 +105,14 @@ class LossTrainer:
             for variable in optimizer.variables:
                 variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
 
-    def train(self, features, sets, iterations: int, composition, seed: int, lengths=None) -> dict:
+    def train(self, features, sets, iterations: int, composition, seed: int, lengths=None, folder=None,
+              name=None) -> dict:
         """Train on one ID's clips for ``iterations`` iterations; returns the last epoch's losses.
 
-        ``lengths``: valid frames of every clip of ``features`` (default all frames). Before the first
+        ``lengths``: valid frames of every clip of ``features`` (default all frames). ``folder`` / ``name``:
+        where the standard callbacks log (:func:`asdcore.keras_utils.training_callbacks`: per epoch the
+        loss and its terms ``bce`` / ``centroid_loss``, both learning rates, and after each centroid update
+        the distances of normal and outlier embeddings to c_p and c_n). Before the first
         centroids the BN statistics are calibrated on ``bn_calibration_batches`` batches of a second
         sampler (its own seed: the training stream is the same with and without calibration).
         """
@@ -118,8 +130,10 @@ class LossTrainer:
         centroids = data.centroid_dataset(features, sets, cfg.crop_frames, cfg.inference_batch_size,
                                           cfg.centroid_crops, lengths=lengths)
         updater = CentroidUpdate(centroids, calibration=calibration, calibration_batches=cfg.bn_calibration_batches)
+        callbacks = training_callbacks(folder, extra=[updater, stop_after(iterations)], name=name,
+                                       optimizers=_optimizers)
         history = self.model.fit(sampler.dataset(), steps_per_epoch=steps, epochs=epochs, verbose=0, shuffle=False,
-                                 callbacks=[updater, stop_after(iterations)])
+                                 callbacks=callbacks)
         last = {k: float(v[-1]) for k, v in history.history.items() if v}
         last.update(steps_per_epoch=steps, epochs=epochs, bn_calibration_batches=updater.calibrated_with,
                     centroid_updates=int(np.asarray(self.model.centroid_updates.numpy())))
@@ -193,7 +207,8 @@ def train_id_models(config, loss: str, features, lengths, table, machine_type: s
     trainer = LossTrainer(loss, config, input_shape, seed=init_seed)
     keras.utils.set_random_seed(seed)
     sets = data.unit_sets(table, machine_type, unit, pool)
-    info = trainer.train(features, sets, config.iterations, config.batch_composition, seed=seed, lengths=lengths)
+    info = trainer.train(features, sets, config.iterations, config.batch_composition, seed=seed, lengths=lengths,
+                         folder=folder)
     test = (table["split"] == "test").to_numpy() & (table["machine_type"] == machine_type).to_numpy() \
         & (table["unit"] == unit).to_numpy()
     test_rows = np.flatnonzero(test)  # every test clip of the ID (Table II); the pooled ones too
@@ -217,7 +232,7 @@ def train_id_models(config, loss: str, features, lengths, table, machine_type: s
         sets_k = data.unit_sets(table, machine_type, unit, pool, n_anomalies=k)
         trainer.reset(base)
         info = trainer.train(features, sets_k, config.finetune_iterations, config.batch_composition_anomalies,
-                             seed=seed_for(seed, "anomalies", k), lengths=lengths)
+                             seed=seed_for(seed, "anomalies", k), lengths=lengths, folder=folder, name=f"anomalies{k}")
         record(k, sets_k.test)
         if config.save_models == "all":
             save_model_weights(trainer.model, folder / f"anomalies{k}.weights.npz")

@@ -197,7 +197,8 @@ class CropBatches(keras.utils.PyDataset):
 
 
 def train_autoencoder(fit_clips, val_clips=None, config: AEConfig = AEConfig(), seed: int = 0,
-                      validate_every: int = 0, jit_compile="auto", cache=None, verbose=0):
+                      validate_every: int = 0, jit_compile="auto", cache=None, verbose=0,
+                      folder=None):
     """Train a_G on random 4 s crops of the normal training clips of one machine type (eq. 1, paper IV-A).
 
     Parameters
@@ -217,12 +218,15 @@ def train_autoencoder(fit_clips, val_clips=None, config: AEConfig = AEConfig(), 
         Keras ``jit_compile`` (False saves the XLA compilation on CPU quick runs).
     cache : smoothing.training.ModelCache, optional
         Reuse a compiled network of the same configuration (re-initialised under ``seed``).
+    folder : path, optional
+        The unit folder: ``training_log.csv`` and ``tensorboard/`` (:func:`asdcore.keras_utils.training_callbacks`).
 
     Returns
     -------
     (model, history DataFrame with ``epoch, loss, val_loss``)
     """
     from asdcore.features import stack_frames
+    from asdcore.keras_utils import training_callbacks
     from smoothing.training import ModelCache, centre_crop, crop_frames, direct_validation, history_frame
 
     crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
@@ -253,7 +257,8 @@ def train_autoencoder(fit_clips, val_clips=None, config: AEConfig = AEConfig(), 
         return np.mean((val.astype(np.float64) - recon) ** 2)
 
     validation = direct_validation(val_loss, validate_every, config.epochs)
-    history = model.fit(batches, epochs=config.epochs, callbacks=[validation], verbose=verbose)
+    callbacks = training_callbacks(folder, extra=[validation])  # CSV log, TensorBoard, lr, progress
+    history = model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     return model, history_frame(history, validation)
 
 

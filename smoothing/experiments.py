@@ -59,6 +59,7 @@ class Smoothing(Method):
     command = "smoothing"
     year = 2021
     title = "Discriminative neighbourhood smoothing (Fujimura et al.)"
+    clear_session_between_units = False  # the compiled networks are reused across units (ModelCache)
 
     def default_config(self, quick):
         return quick_config() if quick else SmoothingConfig()
@@ -124,6 +125,18 @@ class Smoothing(Method):
         networks = (["ae"] if ctx.args.generative == "ae" else []) + ["serial_oe"]
         return [ctx.unit(f"{net}_{t}", {"network": net, "machine_type": t}) for net in networks for t in types]
 
+    def estimate(self, ctx, units):
+        """Training steps: per epoch one batch per ``batch_segments`` fitting clips of the type (a_G) or per
+        half batch of them (f_D: the other half are other types' clips), as CropBatches / OEBatches count."""
+        c, fit = ctx.config, ctx.state["role"] == "fit"
+        per_batch = {"ae": (c.ae.epochs, c.ae.batch_segments),
+                     "serial_oe": (c.serial_oe.epochs, c.serial_oe.batch_size // 2)}
+        steps = 0
+        for u in units:
+            epochs, clips = per_batch[u.spec["network"]]
+            steps += epochs * -(-int((fit & ctx.mask(machine_type=u.spec["machine_type"])).sum()) // clips)
+        return {"steps": steps}
+
     def train_unit(self, ctx, unit):
         from asdcore.atomic_io import atomic_save_npy, atomic_write_csv
 
@@ -131,7 +144,8 @@ class Smoothing(Method):
         role = ctx.state["role"]
         fit, val, test, of_type = role == "fit", role == "val", ctx.mask(split="test"), ctx.mask(machine_type=t)
         options = dict(seed=unit.seed, validate_every=c.protocol.validate_every, jit_compile=c.protocol.jit_compile,
-                       cache=ctx.state.setdefault("model_cache", ModelCache()))  # compiled once per process
+                       cache=ctx.state.setdefault("model_cache", ModelCache()),  # compiled once per process
+                       folder=unit.folder)  # training_log.csv, tensorboard/ (asdcore.keras_utils)
         started = time.perf_counter()
         if unit.spec["network"] == "ae":
             from smoothing.autoencoder import score_clips, train_autoencoder

@@ -465,7 +465,8 @@ def _bce_logits(target, logits) -> float:
 
 
 def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOEConfig = SerialOEConfig(),
-                    val=None, seed=0, validate_every=0, jit_compile="auto", cache=None, verbose=0):
+                    val=None, seed=0, validate_every=0, jit_compile="auto", cache=None, verbose=0,
+                    folder=None):
     """Train f_D of one machine type with eq. (3), the other machine types as pseudo-anomalies (paper IV-A).
 
     Parameters
@@ -488,11 +489,14 @@ def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOECon
     jit_compile : "auto" or bool
     cache : smoothing.training.ModelCache, optional
         Reuse a compiled network of the same configuration and schedule (re-initialised under ``seed``).
+    folder : path, optional
+        The unit folder: ``training_log.csv`` and ``tensorboard/`` (:func:`asdcore.keras_utils.training_callbacks`).
 
     Returns
     -------
     (model, history DataFrame with ``epoch``, the losses, ``val_loss``)
     """
+    from asdcore.keras_utils import training_callbacks
     from smoothing.training import ModelCache, centre_crop, crop_frames, direct_validation, history_frame
 
     crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
@@ -529,7 +533,8 @@ def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOECon
             return serial_oe_loss(model, x, t_mac, t_id, config.lambda_id, config.batch_size)
 
     validation = direct_validation(loss_fn, validate_every, config.epochs)
-    history = model.fit(batches, epochs=config.epochs, callbacks=[validation], verbose=verbose)
+    callbacks = training_callbacks(folder, extra=[validation])  # CSV log, TensorBoard, lr, progress
+    history = model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     return model, history_frame(history, validation)
 
 

@@ -141,7 +141,7 @@ class MultiDistribution(Method):
                      config.epochs, int(classes.rows.sum()), classes.n_sections, classes.n_attributes, unit.seed)
         model, info = train_network(unit.spec["variant"], ctx.state["view"], classes,
                                     config.training(unit.spec["n_subclusters"]), model_dir=unit.folder,
-                                    seed=unit.seed, verbose=2, loss_weights=config.loss_weights)
+                                    seed=unit.seed, verbose=0, loss_weights=config.loss_weights)
         epochs = []
         if not info["diverged"]:
             for epoch, path in sorted(info["snapshots"].items()):
@@ -149,7 +149,6 @@ class MultiDistribution(Method):
                 network_outputs(snapshot, ctx.state["view"], classes, config.batch_size).save(
                     _outputs_file(unit, epoch))
                 epochs.append(int(epoch))
-        keras.backend.clear_session(free_memory=True)
         return {"diverged": bool(info["diverged"]), "epochs": epochs}
 
     def assemble(self, ctx, units):

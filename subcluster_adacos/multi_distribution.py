@@ -164,7 +164,7 @@ class TrainingClasses:
 # --- networks ------------------------------------------------------------------------------------------
 
 def train_network(variant: str, features: np.ndarray, classes: TrainingClasses, training_config,
-                  model_dir=None, seed: int = 0, verbose: int = 2, loss_weights=None):
+                  model_dir=None, seed: int = 0, verbose: int = 0, loss_weights=None):
     """Train one embedding network of a variant on the training clips.
 
     Parameters

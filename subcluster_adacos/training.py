@@ -7,7 +7,9 @@ Input pipeline: the (normalised) log-mel features stay one NumPy array (or memor
 pipeline shuffles indices, gathers each batch from the array in a background thread and prefetches, so
 the features are never copied into one big tensor. With several GPUs visible the model is built under
 ``tf.distribute.MirroredStrategy``. Training resumes from the last finished epoch
-(``keras.callbacks.BackupAndRestore``), keeps snapshots every ``checkpoint_every`` epochs and a CSV log.
+(``keras.callbacks.BackupAndRestore``), keeps snapshots every ``checkpoint_every`` epochs, and logs loss,
+adaptive scale(s) and learning rate per epoch to ``training_log.csv`` and ``tensorboard/`` through the shared
+callbacks of :mod:`asdcore.keras_utils` (one progress line per epoch replaces Keras' own output).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from asdcore.experiment import get_logger
 
 __all__ = ["TrainingConfig", "class_labels", "balanced_class_weights", "make_dataset", "train_model",
            "ScaleMonitor", "EpochSnapshots", "distribution_strategy", "make_multi_label_dataset",
-           "HeadScaleMonitor", "train_multi_head_model", "train_network", "load_network"]
+           "HeadScaleMonitor", "train_multi_head_model", "train_network", "load_network", "plot_scale_figure"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,19 @@ class EpochSnapshots(keras.callbacks.Callback):
             self.model.save(self.folder / f"epoch_{done:04d}.keras")
 
 
+def plot_scale_figure(networks: dict, path, threshold: float) -> Path:
+    """Table III's networks on one figure: the adaptive scale per epoch of each (log y-axis) and the
+    divergence threshold (paper appendix: without mixup the modified AdaCos scale grows without bound).
+
+    ``networks`` maps ``(loss, mixup)`` to the network's folder (its ``training_log.csv``)."""
+    from asdcore.keras_utils import training_log_path
+    from asdcore.training_curves import plot_scale_curves
+
+    logs = {f"{'sub-cluster AdaCos' if loss == 'subcluster_adacos' else 'AdaCos'}, "
+            f"{'mixup' if mixup else 'no mixup'}": training_log_path(folder) for (loss, mixup), folder in networks.items()}
+    return plot_scale_curves(logs, path, threshold, title="Table III networks: adaptive scale per epoch")
+
+
 def _row_indices(rows, n: int):
     """``rows`` (None, a boolean mask or indices over ``n`` clips) as an int64 index array, or None."""
     if rows is None:
@@ -204,15 +219,19 @@ def _compile(model, config: TrainingConfig) -> None:
 
 
 def _fit(model, dataset, config: TrainingConfig, monitor, model_dir, verbose, scales):
-    """``model.fit`` with the scale monitor, NaN stop and, under ``model_dir``, the resumable backup,
-    snapshots every ``config.checkpoint_every`` epochs and the CSV log. Returns ``(model, info)``."""
-    callbacks = [monitor, keras.callbacks.TerminateOnNaN()]
+    """``model.fit`` with the scale monitor (it logs every head's adaptive scale), NaN stop and, under
+    ``model_dir``, the resumable backup and snapshots every ``config.checkpoint_every`` epochs, added to
+    the standard callbacks (:func:`asdcore.keras_utils.training_callbacks`: learning rate, one progress line
+    per epoch, CSV log ``training_log.csv``, TensorBoard ``tensorboard/``). Returns ``(model, info)``."""
+    from asdcore.keras_utils import training_callbacks
+
+    extra = [monitor]
     if model_dir is not None:
         model_dir = Path(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
-        callbacks += [keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
-                      EpochSnapshots(model_dir, config.checkpoint_every, config.epochs),
-                      keras.callbacks.CSVLogger(str(model_dir / "training_log.csv"), append=True)]
+        extra += [keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
+                  EpochSnapshots(model_dir, config.checkpoint_every, config.epochs)]
+    callbacks = training_callbacks(model_dir, extra=extra, stop_on_nan=True, append=True)
     # The dataset shuffles itself each epoch (make_dataset); shuffle=False only silences Keras.
     history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     snapshots = {}
@@ -365,7 +384,7 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
 # --- one network of an experiment, trained into its own folder ------------------------------------------
 
 def train_network(features, labels: np.ndarray, n_classes: int, config: TrainingConfig, folder, rows,
-                  seed: int = 0, verbose: int = 2) -> dict:
+                  seed: int = 0, verbose: int = 0) -> dict:
     """Train one embedding network on the clips ``rows`` of ``features`` and write into ``folder`` what
     scoring needs, so that scoring can run in another process from the folder alone (:func:`load_network`).
 

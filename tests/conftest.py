@@ -88,3 +88,48 @@ def make_clip_table(units, n_train=3, n_test=12, year=2020, part="dev", seed=0) 
 def clip_table():
     """The :func:`make_clip_table` factory."""
     return make_clip_table
+
+
+def read_tensorboard_scalars(folder) -> dict:
+    """Every scalar of the TensorBoard event files under ``folder``: ``{tag: [(step, value), ...]}``, read
+    back with TensorFlow's own event reader (independent of the callback that wrote them)."""
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    scalars = {}
+    for path in sorted(Path(folder).rglob("events.out.tfevents*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
+                scalars.setdefault(value.tag, []).append((int(event.step), number))
+    return scalars
+
+
+@pytest.fixture()
+def tensorboard_scalars():
+    """:func:`read_tensorboard_scalars`."""
+    return read_tensorboard_scalars
+
+
+def check_training_logged(run) -> list:
+    """Assert that every unit of the run folder ``run`` that trained a network logged it: a CSV log with
+    a loss and a learning rate per epoch, TensorBoard event files under the unit's ``tensorboard/``, and
+    the curve ``plots/training/<unit>.png``. Returns the unit folders checked."""
+    from pathlib import Path
+
+    units = sorted(p for p in (Path(run) / "units").iterdir() if (p / "training_log.csv").is_file())
+    assert units, f"no unit of {run} has a training_log.csv"
+    for unit in units:
+        log = pd.read_csv(unit / "training_log.csv")
+        assert len(log) >= 1 and "loss" in log.columns, unit
+        assert any(c.startswith("learning_rate") for c in log.columns), unit
+        assert any((unit / "tensorboard").rglob("events.out.tfevents*")), unit
+        assert (Path(run) / "plots" / "training" / f"{unit.name}.png").stat().st_size > 1000, unit
+    return units
+
+
+@pytest.fixture()
+def training_logged():
+    """:func:`check_training_logged`."""
+    return check_training_logged

@@ -19,3 +19,49 @@ def test_human_units():
     assert human_duration(7325) == "2 h 02 min"
     assert human_duration(432) == "7 min 12 s"
     assert human_duration(45) == "45 s"
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_run_eta_is_measured_after_the_first_step_and_refined():
+    from asdcore.estimates import RunProgress
+
+    clock = FakeClock()
+    progress = RunProgress(100, clock)
+    assert progress.seconds_left() is None and "ETA after the next step" in progress.describe()
+    clock.now = 30.0  # the first step traces and compiles: not part of the pace
+    progress.advance()
+    assert progress.seconds_left() is None
+    for _ in range(9):  # nine steps of 2 s
+        clock.now += 2.0
+        progress.advance()
+    assert progress.seconds_per_step() == pytest.approx(2.0)
+    assert progress.seconds_left() == pytest.approx((100 - 10) * 2.0)  # 180 s
+    assert progress.describe() == "run 10% (10/100 steps), about 3 min 00 s left"
+    clock.now += 8.0 * 45  # 45 slower steps of 8 s: the pace is the mean since the first step
+    progress.advance(45)
+    pace = (30.0 + 18.0 + 360.0 - 30.0) / (55 - 1)
+    assert progress.seconds_per_step() == pytest.approx(pace)
+    assert progress.seconds_left() == pytest.approx(45 * pace)
+    progress.advance(60)  # more steps than estimated: nothing left, never negative
+    assert progress.seconds_left() == 0.0 and progress.fraction() == 1.0
+
+
+def test_run_progress_without_a_total_counts_steps_only():
+    from asdcore.estimates import RunProgress, current_progress, start_progress, stop_progress
+
+    progress = RunProgress(None, FakeClock())
+    progress.advance(3)
+    assert progress.seconds_left() is None and progress.describe() == "run: 3 steps"
+    started = start_progress(10)
+    assert current_progress() is started and started.total == 10
+    stop_progress()
+    assert current_progress() is None

@@ -55,7 +55,7 @@ def make_tiny(root):
                               n_test_normal=2, n_test_anomaly=2, duration=3.0)
 
 
-def test_quick_command_end_to_end(tmp_path):
+def test_quick_command_end_to_end(tmp_path, training_logged):
     from run_dcase2020 import main
 
     root = make_tiny(tmp_path / "data")
@@ -72,6 +72,10 @@ def test_quick_command_end_to_end(tmp_path):
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert "QUICK" in config["mode"] and config["settings"]["iterations"] == 3
     assert (run / "QUICK_MODE.txt").is_file()
+    units = training_logged(run)  # each loss x ID: CSV log, tensorboard/, plots/training/<unit>.png
+    log = pd.read_csv(next(u for u in units if u.name.endswith("-bce_ddcsad")) / "training_log.csv")
+    assert {"bce", "centroid_loss", "dist_normal_cp", "dist_outlier_cn", "learning_rate_encoder"} <= set(log.columns)
+    assert any(u.glob("training_log_anomalies1.csv") for u in units)  # each fine-tuning logs beside it
     # submission files: one folder per loss, one file per trained ID, every test clip scored once
     for loss in ("bce", "ddcsad", "bce+ddcsad"):
         for unit, n in (("id_00", 4), ("id_01", 4)):
@@ -115,7 +119,8 @@ def test_quick_command_end_to_end(tmp_path):
     assert list(units["name"][:2]) == ["fan-id_00-bce", "fan-id_01-bce"]
     assert list(units["seed"]) == [seed_for(1, name) for name in units["name"]]
     assert sorted(p.name for p in (run / "units" / "fan-id_01-bce_ddcsad").iterdir()) == [
-        "anomalies1.weights.npz", "model.weights.npz", "outputs.npz", "unit.json"]
+        "anomalies1.weights.npz", "model.weights.npz", "outputs.npz", "tensorboard", "training_log.csv",
+        "training_log_anomalies1.csv", "unit.json"]
 
 
 def _scores_of(run):

@@ -113,3 +113,31 @@ def test_train_id_models_writes_outputs_weights_and_rows(tmp_path):
     for k in first:
         for a, b in zip(first[k], second[k]):
             np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_training_log_has_loss_terms_learning_rates_and_centroid_distances(tmp_path, tensorboard_scalars):
+    """The CSV log against independent computations: both learning rates by the halving formula of
+    Sec. IV-A at each epoch's iteration count, and the mean squared distances of the normal / outlier
+    embeddings to c_p and c_n recomputed in numpy from the final network's embeddings."""
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(10, 20, 16)).astype(np.float32)
+    feats[:4] += 1.0
+    sets = data.UnitSets("dev", "fan", "id_00", normal=np.arange(4), outlier=np.arange(4, 10))
+    trainer = T.LossTrainer("bce+ddcsad", small_config(halve_every=2), (16, 16), seed=0)
+    trainer.train(feats, sets, iterations=5, composition=(2, 2), seed=0, folder=tmp_path)
+    log = pd.read_csv(tmp_path / "training_log.csv")
+    iterations = np.array([3, 5])  # 3 steps per epoch, the second epoch stopped after 2
+    np.testing.assert_allclose(log["learning_rate_encoder"], 1e-4 * 0.5 ** (iterations // 2), rtol=1e-6)
+    np.testing.assert_allclose(log["learning_rate_linear"], 1e-3 * 0.5 ** (iterations // 2), rtol=1e-6)
+    assert {"loss", "bce", "centroid_loss"} <= set(log.columns)
+    start = (20 - 16) // 2  # centroids are computed on the centre crops
+    z = trainer.model.embed(feats[:, start: start + 16]).astype(np.float64)
+    c_p, c_n = z[:4].mean(axis=0), z[4:].mean(axis=0)
+    last = log.iloc[-1]
+    for column, group, centre in (("dist_normal_cp", z[:4], c_p), ("dist_normal_cn", z[:4], c_n),
+                                  ("dist_outlier_cp", z[4:], c_p), ("dist_outlier_cn", z[4:], c_n)):
+        assert last[column] == pytest.approx(np.mean(np.sum((group - centre) ** 2, axis=1)), rel=1e-3), column
+    assert last["dist_normal_cp"] < last["dist_normal_cn"]  # the normal clips sit nearer their own centroid
+    tags = set(tensorboard_scalars(tmp_path / "tensorboard"))
+    assert {"epoch_loss", "epoch_bce", "epoch_centroid_loss", "epoch_dist_normal_cp", "epoch_dist_outlier_cn",
+            "epoch_learning_rate_encoder", "epoch_learning_rate_linear"} <= tags

@@ -82,7 +82,7 @@ def _scores(run, system, machine_type, unit):
                        names=["file", "score"])
 
 
-def test_subcluster_adacos_representations_and_score(tiny_2020_conveyor, cli_env, capsys):
+def test_subcluster_adacos_representations_and_score(tiny_2020_conveyor, cli_env, capsys, training_logged):
     out = cli_env / "runs"
     config = cli_env / "tiny.yaml"
     config.write_text("epochs: 1\nrepresentation_subclusters: 2\nbatch_size: 16\n")
@@ -94,6 +94,11 @@ def test_subcluster_adacos_representations_and_score(tiny_2020_conveyor, cli_env
     assert results["auc"].between(0, 1).all()
     comparison = (run / "comparison.md").read_text()
     assert "QUICK MODE" in comparison and "Table V" in comparison
+    (unit,) = training_logged(run)  # CSV log, tensorboard/, plots/training/<unit>.png
+    assert "scale" in pd.read_csv(unit / "training_log.csv").columns
+    log = (run / "run.log").read_text()
+    epoch_lines = [line for line in log.splitlines() if " epoch " in line]
+    assert len(epoch_lines) == 1 and "run 100% (" in epoch_lines[0]  # one line per epoch; the estimated steps ran
     # "combined" = the temporal-mean Gaussian for ToyConveyor, the learned representation for the others
     learned, combined = _scores(run, "table5_learned", "fan", "id_00"), _scores(run, "table5_combined", "fan", "id_00")
     np.testing.assert_allclose(learned["score"], combined["score"])
@@ -142,3 +147,16 @@ def test_corrupt_recording_stops_or_is_skipped_and_listed(tiny_2020, cli_env, ca
     assert list(bad["path"]) == [str(broken)]
     written = pd.read_csv(run / "scores" / "mean" / "anomaly_score_fan_id_00.csv", header=None)[0]
     assert broken.name not in set(written)
+
+
+@pytest.mark.slow  # four networks
+def test_subcluster_adacos_mixup_draws_table3_scales(tiny_2020_conveyor, cli_env, training_logged):
+    """Table III's four networks: each unit's curves and the four adaptive scales on one figure."""
+    out = cli_env / "runs"
+    config = cli_env / "tiny.yaml"
+    config.write_text("epochs: 2\nbatch_size: 16\n")
+    assert _run(["subcluster-adacos", "--experiment", "mixup", "--quick", "--config", config,
+                 "--data-root", tiny_2020_conveyor, "--out", out]) == 0
+    run = _only_run_folder(out / "2020" / "subcluster-adacos-mixup")
+    assert len(training_logged(run)) == 4
+    assert (run / "plots" / "training" / "table3_scale.png").stat().st_size > 1000

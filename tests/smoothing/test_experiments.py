@@ -158,8 +158,14 @@ def _scores(run, system):
                       for p in sorted((run / "scores" / system).glob("anomaly_score_*.csv"))], ignore_index=True)
 
 
-def test_quick_run_end_to_end(quick_run):
+def test_quick_run_end_to_end(quick_run, training_logged):
     run, out = quick_run
+    units = training_logged(run)  # AE and SerialOE of each type: CSV log, tensorboard/, plots/training/<unit>.png
+    oe = pd.read_csv(next(u for u in units if "serial" in u.name) / "training_log.csv")
+    assert {"loss", "mac_loss", "id_loss", "val_loss"} <= set(oe.columns)  # SerialOE's two losses
+    epoch_lines = [line for line in (run / "run.log").read_text().splitlines() if " epoch " in line]
+    assert all(any(f" {u.name} epoch " in line for u in units) for line in epoch_lines)  # each names its unit
+    assert "run 100% (" in epoch_lines[-1] and "run 100% (" not in epoch_lines[-2]  # the estimate counts every step
     assert "Table II" in out and "Table I" in out and "Fig. 5" in out
     assert run.parent.name == "smoothing-all"  # one folder naming rule; quick mode is in the outputs
     assert "mode: QUICK" in (run / "config.yaml").read_text()

@@ -304,8 +304,10 @@ def _scores(run: Path) -> pd.DataFrame:
                       for p in sorted((run / "scores").glob("*/*.csv"))], ignore_index=True)
 
 
-def test_quick_run_end_to_end(quick_run):
+def test_quick_run_end_to_end(quick_run, training_logged):
     _, _, run = quick_run
+    for unit in training_logged(run):  # CSV log, tensorboard/, plots/training/<unit>.png
+        assert {"scale", "scale_head_1", "learning_rate"} <= set(pd.read_csv(unit / "training_log.csv").columns)
     assert "mode: QUICK" in (run / "config.yaml").read_text()
     units = pd.read_csv(run / "units.csv")
     assert list(units["name"]) == ["sections_attributes_S01", "sections_attributes_S02"]

@@ -209,3 +209,32 @@ def test_compile_builds_adam_up_front_and_training_is_unchanged():
         weights.append([keras.ops.convert_to_numpy(w) for w in model.weights])
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_training_log_and_tensorboard_hold_loss_learning_rate_and_every_heads_scale(tmp_path, tensorboard_scalars):
+    """2020 one head, 2021 two heads: each head's adaptive scale per epoch (the head layer's own variable
+    after the last epoch), Adam's learning rate and the loss reach training_log.csv and TensorBoard."""
+    import keras
+
+    from subcluster_adacos.network import head_names
+    from subcluster_adacos.training import TrainingConfig, train_model, train_multi_head_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 64, 32)).astype(np.float32)
+    sections, attributes = np.arange(12) % 3, np.arange(12) % 4
+    config = TrainingConfig(epochs=2, batch_size=4, learning_rate=2e-3, checkpoint_every=2)
+    model, _ = train_model(x, sections, 3, config, model_dir=tmp_path / "one", seed=0, verbose=0)
+    log = pd.read_csv(tmp_path / "one" / "training_log.csv")
+    assert len(log) == 2 and np.allclose(log["learning_rate"], 2e-3)
+    assert log["scale"].iloc[-1] == pytest.approx(float(keras.ops.convert_to_numpy(model.get_layer("head").scale)))
+    tags = tensorboard_scalars(tmp_path / "one" / "tensorboard")
+    assert {"epoch_loss", "epoch_scale", "epoch_learning_rate"} <= set(tags)
+    np.testing.assert_allclose([v for _, v in tags["epoch_scale"]], log["scale"], rtol=1e-6)
+
+    model, _ = train_multi_head_model(x, [sections, attributes], [3, 4], config, model_dir=tmp_path / "two", seed=0,
+                                      verbose=0)
+    log = pd.read_csv(tmp_path / "two" / "training_log.csv")
+    first, second = head_names(2)
+    for name, column in ((first, "scale"), (second, f"scale_{second}")):
+        assert log[column].iloc[-1] == pytest.approx(float(keras.ops.convert_to_numpy(model.get_layer(name).scale)))
+    assert {"epoch_scale", f"epoch_scale_{second}"} <= set(tensorboard_scalars(tmp_path / "two" / "tensorboard"))

@@ -1,0 +1,191 @@
+"""What every Keras trainer of the project shares: the model reset between units and the standard callbacks.
+
+One place for the plumbing that is not any paper's method (issue 12), so every network of every command
+logs the same way:
+
+- :func:`reset_for_unit`: ``keras.backend.clear_session`` (graphs and layer-name counters of the previous
+  unit gone, memory freed) and one seed for Python, NumPy and Keras (:func:`asdcore.experiment.set_seed`);
+  the runner calls it before each unit of work.
+- :func:`training_callbacks`: the method's own callbacks (centroid updates, scale monitor, snapshots,
+  validation: they write their scalars into the epoch logs) followed by the standard set
+
+  - :class:`LearningRates`: every optimizer's current learning rate into the epoch logs (``learning_rate``,
+    or ``learning_rate_<name>`` for several optimizers);
+  - :class:`ProgressLine`: one log line per epoch, the logged values and the ETA of the whole run
+    (:class:`asdcore.estimates.RunProgress`, fed with every training step);
+  - ``keras.callbacks.TerminateOnNaN``: optional (``stop_on_nan``);
+  - ``keras.callbacks.CSVLogger``: ``<folder>/training_log.csv``, one row per epoch, every logged value;
+  - ``keras.callbacks.TensorBoard`` (Keras' own): ``<folder>/tensorboard/``, the same values as scalars
+    ``epoch_<name>`` (open with ``tensorboard --logdir <run folder>/units``).
+
+  The order matters: Keras hands one ``logs`` dict to the callbacks in list order, so whatever a method's
+  callback adds at the end of an epoch (an adaptive scale, a centroid distance) reaches the CSV log and
+  TensorBoard of that same epoch.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+
+from asdcore.estimates import RunProgress, current_progress, human_duration
+from asdcore.experiment import get_logger, set_seed
+from asdcore.training_curves import TRAINING_LOG  # the log the runner draws plots/training/<unit>.png from
+
+__all__ = ["reset_for_unit", "training_callbacks", "LearningRates", "ProgressLine", "TRAINING_LOG",
+           "TENSORBOARD_DIR", "training_log_path", "tensorboard_available"]
+
+#: TensorBoard folder of a unit (one sub-folder per further training of the same unit).
+TENSORBOARD_DIR = "tensorboard"
+
+
+def reset_for_unit(seed: int, clear_session: bool = True) -> None:
+    """Start a unit of work from a clean Keras state: clear the session (unless ``clear_session`` is False:
+    a method that reuses compiled networks across units, e.g. :class:`smoothing.training.ModelCache`), then
+    seed Python, NumPy and Keras with ``seed``."""
+    if clear_session:
+        keras.backend.clear_session(free_memory=True)
+    set_seed(int(seed), keras=True)
+
+
+def training_log_path(folder, name: str | None = None) -> Path:
+    """``<folder>/training_log.csv``, or ``training_log_<name>.csv`` for a further training of the unit."""
+    return Path(folder) / (TRAINING_LOG if not name else f"training_log_{name}.csv")
+
+
+class LearningRates(keras.callbacks.Callback):
+    """Writes the current learning rate of each optimizer into the epoch logs (so it reaches the CSV log and
+    TensorBoard). A schedule is evaluated at the optimizer's iteration count at the end of the epoch.
+
+    Parameters
+    ----------
+    optimizers : callable or None
+        ``optimizers(model) -> {log name: optimizer}``; None: ``{"learning_rate": model.optimizer}``.
+    """
+
+    def __init__(self, optimizers=None):
+        super().__init__()
+        self.optimizers = optimizers
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        found = self.optimizers(self.model) if self.optimizers else {"learning_rate": self.model.optimizer}
+        for name, optimizer in found.items():
+            optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # mixed precision's LossScaleOptimizer
+            if optimizer is not None:
+                logs[name] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def _format(value) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class ProgressLine(keras.callbacks.Callback):
+    """One log line per epoch (no per-step output): epoch, every logged value, the epoch's time and the
+    progress of the whole run with its ETA.
+
+    The steps are counted into the run's :class:`~asdcore.estimates.RunProgress` (the runner starts it with
+    the total of ``Method.estimate``); without one (a unit trained alone, a method without an estimate) the
+    line shows this training's own progress (epochs x steps per epoch). After the first ``announce_after``
+    measured steps a line states the measured pace and the time the whole run will take.
+    """
+
+    def __init__(self, label: str = "", announce_after: int = 10, log=None):
+        super().__init__()
+        self.label = label
+        self.announce_after = int(announce_after)
+        self.log = log or get_logger()
+        self.progress = None
+
+    def on_train_begin(self, logs=None):
+        run = current_progress()
+        self._unit = run.label if run is not None else ""
+        if run is not None and run.total:
+            self.progress, self._scope = run, "run"
+        else:
+            epochs, steps = self.params.get("epochs"), self.params.get("steps")
+            self.progress, self._scope = RunProgress((epochs or 0) * (steps or 0)), "training"
+        self._measured_from = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        progress = self.progress
+        progress.advance(1)
+        if self._measured_from is None:
+            self._measured_from = progress.done
+        elif (progress.done - self._measured_from == self.announce_after and not progress.announced
+              and progress.total and progress.seconds_left() is not None):
+            progress.announced = True
+            self.log.info("measured %.3g s per training step on the first %d steps: the %d steps of this %s take "
+                          "about %s (refined after every epoch)", progress.seconds_per_step(), self.announce_after,
+                          progress.total, self._scope, human_duration(progress.total * progress.seconds_per_step()))
+
+    def on_epoch_end(self, epoch, logs=None):
+        label = self.label or self._unit
+        values = " ".join(f"{k} {_format(v)}" for k, v in (logs or {}).items())
+        self.log.info("%sepoch %d/%s: %s (%s) | %s", f"{label} " if label else "", epoch + 1,
+                      self.params.get("epochs", "?"), values,
+                      human_duration(time.monotonic() - self._epoch_start), self.progress.describe())
+
+
+def training_callbacks(folder=None, *, extra=(), name: str | None = None, optimizers=None, stop_on_nan=False,
+                       append: bool = False, label: str = "") -> list:
+    """The callbacks of one ``model.fit``: ``extra`` (the method's own), then the standard set (module
+    docstring).
+
+    Parameters
+    ----------
+    folder : path or None
+        The unit folder: CSV log ``training_log.csv`` and TensorBoard ``tensorboard/`` go there; None logs
+        to neither (a network trained outside a run).
+    extra : sequence of callbacks
+        The method's callbacks; they run first, so the scalars they add are logged.
+    name : str or None
+        A further training in the same folder (e.g. ``anomalies4``): ``training_log_<name>.csv`` and
+        ``tensorboard/<name>/``.
+    optimizers : callable or None
+        For :class:`LearningRates` (several optimizers).
+    stop_on_nan : bool
+        Add ``keras.callbacks.TerminateOnNaN``.
+    append : bool
+        Append to an existing CSV log (trainings resumed by ``BackupAndRestore``).
+    label : str
+        Prefix of the progress lines (default: the unit the runner is training).
+    """
+    callbacks = list(extra) + [LearningRates(optimizers), ProgressLine(label)]
+    if stop_on_nan:
+        callbacks.append(keras.callbacks.TerminateOnNaN())
+    if folder is not None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.CSVLogger(str(training_log_path(folder, name)), append=append))
+        if tensorboard_available():
+            board = folder / TENSORBOARD_DIR / name if name else folder / TENSORBOARD_DIR
+            callbacks.append(keras.callbacks.TensorBoard(str(board), write_graph=False, update_freq="epoch",
+                                                         profile_batch=0))
+    return callbacks
+
+
+_WARNED = []
+
+
+def tensorboard_available() -> bool:
+    """Whether the ``tensorboard`` package (which Keras' TensorBoard callback writes through) is installed;
+    if not, says once how to install it (the CSV log and the curves are written all the same)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        return True
+    if not _WARNED:
+        _WARNED.append(True)
+        get_logger().warning("TensorBoard logs not written: the tensorboard package is missing; "
+                             "pip install tensorboard (a dependency in setup.py)")
+    return False
+
