@@ -5,7 +5,8 @@ settings, batch size 64, 400 epochs, class weights "balanced", L2 1e-5 on conv a
 
 Input pipeline: the (normalised) log-mel features stay one NumPy array (or memory map); a ``tf.data``
 pipeline shuffles indices, gathers each batch from the array in a background thread and prefetches, so
-the features are never copied into one big tensor. With several GPUs visible the model is built under
+the features are never copied into one big tensor; ``fit`` gets it endless with ``steps_per_epoch``, so one
+iterator serves every epoch (issue 16: Keras 3 otherwise swaps iterators at each epoch start). With several GPUs visible the model is built under
 ``tf.distribute.MirroredStrategy``. Training resumes from the last finished epoch
 (``keras.callbacks.BackupAndRestore``), keeps snapshots every ``checkpoint_every`` epochs and a CSV log.
 """
