@@ -166,18 +166,21 @@ def _steady(values, clips):
     return clips / float(np.median(values[2:]))
 
 
-def _report(network, order, runs, args):
-    """Per-repeat lines, medians over repeats and the ratios of those medians."""
+def _run_line(repeat, variant, run, args):
+    """One process's figures, printed as soon as it finishes."""
+    line = (f"  repeat {repeat} {variant:14s} load {run['load']:5.2f}  train {_steady(run['times'], args.clips):6.1f}"
+            f" clips/s, {_steady(run['cpu'], args.clips):6.1f} clips/CPU-s  first epoch {run['times'][0]:6.2f} s"
+            f"  epochs {', '.join(f'{t:.2f}' for t in run['times'])} s")
+    if "extract" in run:
+        line += f"  extract {args.clips / run['extract']:6.1f} clips/s"
+    print(line, flush=True)
+
+
+def _report(order, runs, args):
+    """Medians over repeats and the ratios of those medians."""
     speed, cpu_speed, first, extract = {}, {}, {}, {}
     for variant in order:
         rows = runs[variant]
-        for r, run in enumerate(rows):
-            line = (f"  repeat {r + 1} {variant:14s} load {run['load']:5.2f}  train {_steady(run['times'], args.clips):6.1f}"
-                    f" clips/s, {_steady(run['cpu'], args.clips):6.1f} clips/CPU-s  first epoch {run['times'][0]:6.2f} s"
-                    f"  epochs {', '.join(f'{t:.2f}' for t in run['times'])} s")
-            if "extract" in run:
-                line += f"  extract {args.clips / run['extract']:6.1f} clips/s"
-            print(line)
         speed[variant] = float(np.median([_steady(run["times"], args.clips) for run in rows]))
         cpu_speed[variant] = float(np.median([_steady(run["cpu"], args.clips) for run in rows]))
         first[variant] = float(np.median([run["times"][0] for run in rows]))
@@ -239,10 +242,11 @@ def main():
     for network in networks:
         print(f"\n{network} network, classes {'+'.join(map(str, NETWORKS[network]))}:", flush=True)
         runs = {variant: [] for variant in order}
-        for _ in range(args.repeats):
+        for repeat in range(1, args.repeats + 1):
             for variant in order:
                 runs[variant].append(_run_child(variant, network, args))
-        _report(network, order, runs, args)
+                _run_line(repeat, variant, runs[variant][-1], args)
+        _report(order, runs, args)
     print(f"1-min load average at end {_load():.2f}")
 
 
