@@ -25,7 +25,7 @@ def _train(policy, features, labels, args):
 
     from subcluster_adacos.layers import normalized_centers
     from subcluster_adacos.network import build_training_model, embedding_model, head_layer
-    from subcluster_adacos.training import make_dataset
+    from subcluster_adacos.training import make_dataset, steps_per_epoch
 
     keras.config.set_dtype_policy(policy)
     keras.utils.set_random_seed(0)
@@ -40,8 +40,9 @@ def _train(policy, features, labels, args):
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.start)
 
-    dataset = make_dataset(features, labels, args.classes, args.batch_size, seed=0)
-    model.fit(dataset, epochs=args.epochs, verbose=0, callbacks=[Timer()])
+    dataset = make_dataset(features, labels, args.classes, args.batch_size, seed=0, repeat=True)  # as training._fit
+    model.fit(dataset, epochs=args.epochs, steps_per_epoch=steps_per_epoch(len(features), args.batch_size),
+              verbose=0, callbacks=[Timer()])
     probe = features[: args.probe]
     embeddings = np.asarray(embedding_model(model).predict(probe, batch_size=args.batch_size, verbose=0),
                             dtype=np.float64)

@@ -5,7 +5,8 @@ settings, batch size 64, 400 epochs, class weights "balanced", L2 1e-5 on conv a
 
 Input pipeline: the (normalised) log-mel features stay one NumPy array (or memory map); a ``tf.data``
 pipeline shuffles indices, gathers each batch from the array in a background thread and prefetches, so
-the features are never copied into one big tensor. With several GPUs visible the model is built under
+the features are never copied into one big tensor; ``fit`` gets it endless with ``steps_per_epoch``, so one
+iterator serves every epoch (issue 16: Keras 3 otherwise swaps iterators at each epoch start). With several GPUs visible the model is built under
 ``tf.distribute.MirroredStrategy``. Training resumes from the last finished epoch
 (``keras.callbacks.BackupAndRestore``), keeps snapshots every ``checkpoint_every`` epochs, and logs loss,
 adaptive scale(s) and learning rate per epoch to ``training_log.csv`` and ``tensorboard/`` through the shared
@@ -27,7 +28,8 @@ from asdcore.experiment import get_logger
 
 __all__ = ["TrainingConfig", "class_labels", "balanced_class_weights", "make_dataset", "train_model",
            "ScaleMonitor", "EpochSnapshots", "distribution_strategy", "make_multi_label_dataset",
-           "HeadScaleMonitor", "train_multi_head_model", "train_network", "load_network", "plot_scale_figure"]
+           "HeadScaleMonitor", "train_multi_head_model", "train_network", "load_network", "plot_scale_figure",
+           "steps_per_epoch"]
 
 
 @dataclass(frozen=True)
@@ -75,16 +77,19 @@ def balanced_class_weights(labels, n_classes: int) -> np.ndarray:
 
 
 def make_dataset(features: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int,
-                 shuffle: bool = True, seed: int = 0, rows=None):
+                 shuffle: bool = True, seed: int = 0, rows=None, repeat: bool = False):
     """A ``tf.data`` pipeline yielding ``({"features", "labels"},)`` batches gathered from ``features``.
 
     The array is indexed batch by batch inside ``tf.numpy_function`` (read in ascending index order, so
     memory maps read forward, and returned in the shuffled order); batches are prefetched while the model
     trains on the previous one. ``rows`` (indices into ``features``; ``labels`` are then those rows'
     labels) trains on a selection without copying it: each batch reads ``features[rows[batch]]``.
+    ``repeat`` makes the dataset endless, one epoch after another (give ``fit`` ``steps_per_epoch`` =
+    :func:`steps_per_epoch`): one iterator serves the whole training, with the same per-epoch order as
+    ``fit`` on the one-pass dataset (:func:`_index_batches`).
     """
     return make_multi_label_dataset(features, [labels], [n_classes], batch_size, shuffle=shuffle, seed=seed,
-                                    rows=rows)
+                                    rows=rows, repeat=repeat)
 
 
 def distribution_strategy():
@@ -202,8 +207,10 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
                                      class_weights=weights, seed=seed, mixup_labels=config.mixup_labels)
         _compile(model, config)
     monitor = ScaleMonitor(config.divergence_scale)
-    dataset = make_dataset(features, labels, n_classes, config.batch_size, shuffle=True, seed=seed, rows=rows)
-    return _fit(model, dataset, config, monitor, model_dir, verbose, scales=lambda: monitor.history)
+    dataset = make_dataset(features, labels, n_classes, config.batch_size, shuffle=True, seed=seed, rows=rows,
+                           repeat=True)
+    return _fit(model, dataset, steps_per_epoch(n_clips, config.batch_size), config, monitor, model_dir, verbose,
+                scales=lambda: monitor.history)
 
 
 def _compile(model, config: TrainingConfig) -> None:
@@ -218,11 +225,12 @@ def _compile(model, config: TrainingConfig) -> None:
     model.optimizer.build(model.trainable_variables)
 
 
-def _fit(model, dataset, config: TrainingConfig, monitor, model_dir, verbose, scales):
-    """``model.fit`` with the scale monitor (it logs every head's adaptive scale), NaN stop and, under
-    ``model_dir``, the resumable backup and snapshots every ``config.checkpoint_every`` epochs, added to
-    the standard callbacks (:func:`asdcore.keras_utils.training_callbacks`: learning rate, one progress line
-    per epoch, CSV log ``training_log.csv``, TensorBoard ``tensorboard/``). Returns ``(model, info)``."""
+def _fit(model, dataset, n_steps: int, config: TrainingConfig, monitor, model_dir, verbose, scales):
+    """``model.fit`` on the endless ``dataset`` (``repeat=True``), ``n_steps`` batches an epoch, with the scale
+    monitor (it logs every head's adaptive scale), NaN stop and, under ``model_dir``, the resumable backup and
+    snapshots every ``config.checkpoint_every`` epochs, added to the standard callbacks
+    (:func:`asdcore.keras_utils.training_callbacks`: learning rate, one progress line per epoch, CSV log
+    ``training_log.csv``, TensorBoard ``tensorboard/``). Returns ``(model, info)``."""
     from asdcore.keras_utils import training_callbacks
 
     extra = [monitor]
@@ -233,7 +241,8 @@ def _fit(model, dataset, config: TrainingConfig, monitor, model_dir, verbose, sc
                   EpochSnapshots(model_dir, config.checkpoint_every, config.epochs)]
     callbacks = training_callbacks(model_dir, extra=extra, stop_on_nan=True, append=True)
     # The dataset shuffles itself each epoch (make_dataset); shuffle=False only silences Keras.
-    history = model.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    history = model.fit(dataset, epochs=config.epochs, steps_per_epoch=n_steps, callbacks=callbacks,
+                        verbose=verbose, shuffle=False)
     snapshots = {}
     if model_dir is not None:
         for path in sorted(model_dir.glob("epoch_*.keras")):
@@ -245,8 +254,8 @@ def _fit(model, dataset, config: TrainingConfig, monitor, model_dir, verbose, sc
 # --- several label sets, one head each (Wilkinghoff 2021: sections and attribute classes) ----------------
 
 def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_size: int,
-                             shuffle: bool = True, seed: int = 0, label_names=None, rows=None):
-    """Like :func:`make_dataset` with one one-hot label input per label set (``rows``: as there).
+                             shuffle: bool = True, seed: int = 0, label_names=None, rows=None, repeat: bool = False):
+    """Like :func:`make_dataset` with one one-hot label input per label set (``rows``, ``repeat``: as there).
 
     Yields ``{"features", label_names[0], label_names[1], ...}`` batches (default names ``labels``,
     ``labels_1``, ...: the inputs of :func:`~subcluster_adacos.network.build_multi_head_training_model`).
@@ -282,13 +291,40 @@ def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_
             batch[name] = tensor
         return batch
 
-    dataset = tf.data.Dataset.range(n)
-    if shuffle:
-        dataset = dataset.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _index_batches(n, batch_size, shuffle, seed, repeat).map(load, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(n_clips: int, batch_size: int) -> int:
+    """Batches in one epoch of ``n_clips`` clips (the last one may be smaller): ``fit``'s ``steps_per_epoch``
+    for a dataset made with ``repeat=True``."""
+    return -(-int(n_clips) // int(batch_size))
+
+
+def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, repeat: bool):
+    """Batches of clip indices: one (shuffled) pass over ``range(n)``, or with ``repeat`` one pass per epoch
+    without end.
+
+    The shuffled order of epoch ``e`` is the same either way. Keras 3's ``fit`` on the one-pass dataset opens
+    a new iterator at the end of each epoch (``EpochIterator`` when the dataset's length is known), discards
+    it and opens another at the start of the next epoch; every iterator draws the next permutation of the
+    shuffle's seed stream, so epoch ``e`` trained on permutation ``2e`` and the odd ones were thrown away
+    (issue 16). The repeated dataset keeps one iterator for the whole ``fit`` (no refilled buffers at epoch
+    starts) and takes those same permutations ``0, 2, 4, ...`` of the same seed stream.
+    """
+    import tensorflow as tf
+
+    indices = tf.data.Dataset.range(n)
+    if shuffle:
+        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if not repeat:
+        return indices.batch(batch_size)
+    epochs = indices.batch(n).repeat()  # one element = one epoch's permutation
+    if shuffle:
+        epochs = epochs.shard(2, 0)  # permutations 0, 2, 4, ...: the ones fit trained on (see above)
+    return epochs.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
 
 
 class HeadScaleMonitor(ScaleMonitor):
@@ -377,8 +413,9 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
         _compile(model, config)
     monitor = HeadScaleMonitor(head_names(len(n_classes)), config.divergence_scale)
     dataset = make_multi_label_dataset(features, label_sets, n_classes, config.batch_size, shuffle=True, seed=seed,
-                                       rows=rows)
-    return _fit(model, dataset, config, monitor, model_dir, verbose, scales=lambda: monitor.histories)
+                                       rows=rows, repeat=True)
+    return _fit(model, dataset, steps_per_epoch(n_clips, config.batch_size), config, monitor, model_dir, verbose,
+                scales=lambda: monitor.histories)
 
 
 # --- one network of an experiment, trained into its own folder ------------------------------------------
