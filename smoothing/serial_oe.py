@@ -331,10 +331,12 @@ def build_serial_oe(n_sections, input_shape, backbone="efficientnet_b0", embeddi
     x = layers.Dense(embedding_dim, name="neck_dense")(x)
     x = layers.BatchNormalization(name="neck_bn")(x)
     x = layers.PReLU(name="neck_prelu")(x)
-    emb = layers.Dense(embedding_dim, name="embedding")(x)
-    mac_in = MeanSquare(name="mean_square")(emb) if mac_head == "norm" else emb
-    mac = layers.Dense(1, name="g_mac")(mac_in)
-    ident = layers.Dense(int(n_sections), use_bias=False, name="g_id")(emb)
+    # the embedding f_D (handed to the back-ends), the heads g_mac / g_id and with them the losses stay
+    # float32 under a mixed precision policy (--precision); the backbone and the neck compute in 16 bits
+    emb = layers.Dense(embedding_dim, name="embedding", dtype="float32")(x)
+    mac_in = MeanSquare(name="mean_square", dtype="float32")(emb) if mac_head == "norm" else emb
+    mac = layers.Dense(1, name="g_mac", dtype="float32")(mac_in)
+    ident = layers.Dense(int(n_sections), use_bias=False, name="g_id", dtype="float32")(emb)
     return keras.Model(inputs, {"mac": mac, "id": ident}, name=f"serial_oe_{backbone}")
 
 

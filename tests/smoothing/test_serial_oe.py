@@ -228,3 +228,28 @@ def test_efficientnet_b0_full_size_and_norm_head(tmp_path):
     model.save(path)
     again = keras.models.load_model(path)
     np.testing.assert_allclose(embed(again, x), e, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mac_head", ["linear", "norm"])
+def test_embedding_heads_and_losses_are_float32_under_mixed_precision(mac_head):
+    """--precision mixed_bfloat16: the backbone computes in bfloat16; f_D, g_mac, g_id (and so eq. 3) stay
+    float32, and a one-step fit runs."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = build_serial_oe(3, (32, 24), backbone="light", mac_head=mac_head)
+        assert model.get_layer("light_conv0").compute_dtype == "bfloat16"
+        for name in ("embedding", "g_mac", "g_id"):
+            assert model.get_layer(name).compute_dtype == "float32", name
+        x = np.random.default_rng(0).random((8, 32, 24)).astype(np.float32)
+        out = model(x, training=False)
+        assert {keras.backend.standardize_dtype(v.dtype) for v in out.values()} == {"float32"}
+        assert keras.backend.standardize_dtype(embed(model, x).dtype) == "float32"
+        compile_serial_oe(model, total_steps=1)
+        t = {"mac": np.r_[np.ones(4), np.zeros(4)][:, None].astype(np.float32),
+             "id": np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 0, 0, 0, 0]] * np.r_[np.ones(4), np.zeros(4)][:, None]}
+        history = model.fit(x, t, batch_size=8, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+    finally:
+        keras.config.set_dtype_policy(previous)
