@@ -74,7 +74,9 @@ def load_features(table: pd.DataFrame, config, args, run: RunFolder | None = Non
     Unreadable recordings raise an error naming the file, unless ``--skip-bad-files`` is given: then each is
     skipped with one warning line, listed in ``bad_files.csv`` of the run folder, and dropped from the
     returned table. Returns ``(table_kept, features)``; with a fixed frame count (``config.n_frames``)
-    ``features`` is a read-only memory map of the on-disk feature store (:mod:`asdcore.feature_store`).
+    ``features`` is a read-only memory map of the on-disk feature store (:mod:`asdcore.feature_store`);
+    with ``ragged="pad"`` (every frame of clips of different lengths) it is a
+    :class:`asdcore.feature_store.RaggedFeatures` over the ragged store, read like the NaN-padded array.
     """
     cache = cache_root(getattr(args, "cache_dir", None)) / "features"
     skip = getattr(args, "skip_bad_files", False)
@@ -84,6 +86,11 @@ def load_features(table: pd.DataFrame, config, args, run: RunFolder | None = Non
         from asdcore.feature_store import open_feature_store
 
         result = open_feature_store(table, config, cache, skip_bad_files=skip, progress=True)
+    elif ragged == "pad":
+        # every frame of every clip, end to end in one memory-mapped file (no padding, not in memory)
+        from asdcore.feature_store import open_ragged_store
+
+        result = open_ragged_store(table, config, cache, skip_bad_files=skip, progress=True)
     else:
         result = feats.extract_features(table, config, cache_dir=cache, skip_bad_files=skip, progress=True,
                                         ragged=ragged)
