@@ -269,6 +269,16 @@ class Smoothing(Method):
         networks = (["ae"] if ctx.args.generative == "ae" else []) + ["serial_oe"]
         return [ctx.unit(f"{net}_{t}", {"network": net, "machine_type": t}) for net in networks for t in types]
 
+    def estimate(self, ctx, units):
+        """SerialOE's training steps (OEBatches: every fit clip of the type once per epoch, half a batch at a
+        time); the autoencoder's are not counted (its step time was not measured by the benchmarks)."""
+        c, fit = ctx.config.serial_oe, ctx.state["role"] == "fit"
+        nets = [u for u in units if u.spec["network"] == "serial_oe"]
+        half = max(1, c.batch_size // 2)
+        steps = sum(c.epochs * -(-int((fit & ctx.mask(machine_type=u.spec["machine_type"])).sum()) // half)
+                    for u in nets)
+        return {"steps": steps, "trainer": f"serialoe-{c.backbone}", "networks": len(nets)}
+
     def train_unit(self, ctx, unit):
         from asdcore.experiment import atomic_write_csv
 
@@ -437,7 +447,9 @@ def _serial_oe_grid(table, emb, fit, test, protocol, seed, log) -> tuple[dict, l
         log.warning("GMM clusters %s dropped: a section has only %d training crops",
                     [c for c in protocol.gmm_clusters if int(c) > smallest], smallest)
     grid = {(data, c): np.full(len(table), np.nan) for data in protocol.gmm_datas for c in clusters}
-    for key in np.unique(keys[test]):
+    from asdcore.backends import fit_progress
+
+    for key in fit_progress(np.unique(keys[test]), "SerialOE GMMs"):
         rows = test & (keys == key)
         for data in protocol.gmm_datas:
             train = fit & (keys == key) & (source if data == "source" else True)
