@@ -265,6 +265,10 @@ class DDCSADModel(keras.Model):
                 raise ASDError(
                     f"ddcsad/model.py: DDCSADModel.compile takes no {key!r}; set the learning rates instead"
                 )
+        if self.encoder.dtype_policy.name == "mixed_float16":
+            # float16 gradients underflow without loss scaling, which the two-optimizer train_step does not do
+            raise ASDError("ddcsad: --precision mixed_float16 is not supported (its train step has no loss "
+                           "scaling); use --precision mixed_bfloat16 or float32")
         self.compile_settings = {
             "encoder_learning_rate": float(encoder_learning_rate),
             "head_learning_rate": float(head_learning_rate),

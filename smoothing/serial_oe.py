@@ -632,13 +632,15 @@ class SerialOEScorer:
         return s.reshape(e.shape[:-1]).mean(axis=1) if e.ndim == 3 else s
 
 
-def embed_clips(model, clips, config: SerialOEConfig, chunk: int = 64) -> np.ndarray:
+def embed_clips(model, clips, config: SerialOEConfig, chunk: int = 64, batch_size: int = 64) -> np.ndarray:
     """f_D of every evenly spaced 4 s crop of every clip: ``(clips, n_segments, embedding_dim)``.
 
-    ``clips``: an array or a :class:`asdcore.clip_sources.ClipSource`, read ``chunk`` clips at a time."""
+    ``clips``: an array or a :class:`asdcore.clip_sources.ClipSource`, read ``chunk`` clips at a time;
+    ``batch_size`` crops per forward pass (64: the activations of 256 crops of 251 x 224 took ~5 GB on a
+    CPU)."""
     from asdcore.features import crops
     from smoothing.training import crop_frames
 
     crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
-    return np.concatenate([embed(model, crops(clips[s:s + chunk], config.n_segments, crop), batch_size=256)
+    return np.concatenate([embed(model, crops(clips[s:s + chunk], config.n_segments, crop), batch_size=batch_size)
                            for s in range(0, len(clips), chunk)])

@@ -321,3 +321,14 @@ def test_head_distances_and_losses_are_float32_under_mixed_precision():
         assert not np.array_equal(model.head.get_weights()[0], before)
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def test_mixed_float16_is_refused_with_one_line():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = DDCSADModel(linear_encoder(), variant="bce+ddcsad")
+        with pytest.raises(ASDError, match="mixed_bfloat16"):
+            model.compile()
+    finally:
+        keras.config.set_dtype_policy(previous)
