@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from asdcore.errors import ASDError
 
 __all__ = [
+    "fit_progress",
     "l2_normalize",
     "GaussianBackend",
     "GMMBackend",
@@ -259,6 +260,15 @@ class PLDABackend:
         return scores
 
 
+def fit_progress(items, what: str):
+    """``items`` with a progress bar on stderr (tqdm): back-end fitting over many units (41 IDs x 7 GMMs
+    at the papers' scale) takes minutes, and the user sees how far it is. ``what`` names the step."""
+    from tqdm.auto import tqdm
+
+    items = list(items)
+    return tqdm(items, desc=what, total=len(items), unit="unit", mininterval=1.0)
+
+
 def score_per_unit(make_backend, train_X, train_units, test_X, test_units) -> np.ndarray:
     """Fit one back-end per unit on that unit's training rows and score that unit's test rows.
 
@@ -275,7 +285,7 @@ def score_per_unit(make_backend, train_X, train_units, test_X, test_units) -> np
     train_units = np.asarray(train_units)
     test_units = np.asarray(test_units)
     scores = np.full(len(test_units), np.nan)
-    for unit in np.unique(test_units):
+    for unit in fit_progress(np.unique(test_units), "back-ends (fit and score)"):
         train_rows = train_units == unit
         if not train_rows.any():
             raise ASDError(f"unit {unit}: test clips but no training clips to fit a back-end on")

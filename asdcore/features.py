@@ -546,7 +546,10 @@ def valid_frames(features) -> np.ndarray:
     """Frames of each clip of ``[n, frames, bins]`` features before its NaN padding (``ragged="pad"``).
 
     A clip's length is the index of its first frame whose bins are all NaN (all frames when none is).
+    A store of clips of different lengths (:class:`asdcore.feature_store.RaggedFeatures`) knows them.
     """
+    if isinstance(getattr(features, "lengths", None), np.ndarray):
+        return np.array(features.lengths, np.int64)
     x = np.asarray(features)
     pad = np.isnan(x).all(axis=2)
     return np.where(pad.any(axis=1), pad.argmax(axis=1), x.shape[1]).astype(np.int64)

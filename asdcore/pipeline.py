@@ -80,7 +80,9 @@ def load_features(table: pd.DataFrame, config, *, cache_dir=None, skip_bad_files
     Unreadable recordings raise an error naming the file, unless ``skip_bad_files`` (``--skip-bad-files``):
     then each is skipped with one warning line, listed in ``bad_files.csv`` of the run folder (``run``), and
     dropped from the returned table. Returns ``(table_kept, features)``; with a fixed frame count (``config.n_frames``)
-    ``features`` is a read-only memory map of the on-disk feature store (:mod:`asdcore.feature_store`).
+    ``features`` is a read-only memory map of the on-disk feature store (:mod:`asdcore.feature_store`);
+    with ``ragged="pad"`` (every frame of clips of different lengths) it is a
+    :class:`asdcore.feature_store.RaggedFeatures` over the ragged store, read like the NaN-padded array.
     """
     cache = cache_root(cache_dir) / "features"
     skip = skip_bad_files
@@ -90,6 +92,11 @@ def load_features(table: pd.DataFrame, config, *, cache_dir=None, skip_bad_files
         from asdcore.feature_store import open_feature_store
 
         result = open_feature_store(table, config, cache, skip_bad_files=skip, progress=True)
+    elif ragged == "pad":
+        # every frame of every clip, end to end in one memory-mapped file (no padding, not in memory)
+        from asdcore.feature_store import open_ragged_store
+
+        result = open_ragged_store(table, config, cache, skip_bad_files=skip, progress=True)
     else:
         result = feats.extract_features(table, config, cache_dir=cache, skip_bad_files=skip, progress=True,
                                         ragged=ragged)

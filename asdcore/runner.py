@@ -158,8 +158,9 @@ class Method:
         return []
 
     def estimate(self, ctx: "RunContext", units: list[Unit]) -> dict:
-        """Optional ``{"steps": total training steps, "disk_bytes": run folder size}`` shown before
-        training (the time estimate is refined from the measured steps)."""
+        """Optional ``{"steps": total training steps, "disk_bytes": run folder size, "trainer": a key of
+        asdcore.estimates.STEP_SECONDS, "networks": the networks those steps train (default: the units)}`` shown before training (at full settings with an estimate of the
+        CPU-hours from the benchmarks' seconds per step; refined from the measured steps as units finish)."""
         return {}
 
     def train_unit(self, ctx: "RunContext", unit: Unit) -> dict:
@@ -456,6 +457,11 @@ def _announce(ctx: RunContext, units: list[Unit]) -> dict:
     if estimate.get("steps"):
         ctx.log.info("about %d training steps in all; the time estimate follows the first measured steps",
                      int(estimate["steps"]))
+        if estimate.get("trainer") and not ctx.quick:  # full settings: time from the benchmarks' step times
+            from asdcore.estimates import compute_estimate
+
+            ctx.log.info(compute_estimate(estimate.get("trainer_steps", estimate["steps"]), estimate["trainer"],
+                                          estimate.get("networks", len(units))))
     if estimate.get("disk_bytes"):
         ctx.log.info("the run folder will take about %s", human_bytes(estimate["disk_bytes"]))
         check_free_disk(ctx.run.path, float(estimate["disk_bytes"]), "this run")

@@ -17,6 +17,12 @@ reading every batch from the memory map and scores one unit:
 - ``ddcsad``: one machine ID's model (its ~1,000 normal clips against the ~20,000 outlier clips of the same
   source data set), 32:32 batches of 256-frame crops; scoring = ten crops of the ID's 1,000 clips;
 
+- ``serialoe``: SerialOE of one machine type at the paper's input (626 x 224 mel magnitudes of a 10 s clip,
+  ``--clips-serialoe`` clips; the DCASE 2021 set would be 50,000 = 28 GB), batches of 128 (64 target + 64
+  other clips, random 4 s crops, mixup) read batch by batch from the store (``mmap``) or computed from
+  ``--wav-clips`` recordings for every batch (``waveform``: the on-the-fly alternative); the input pipeline
+  alone is timed too; scoring = f_D of 256 clips (7 crops each);
+
 and the same with the store read whole into memory first (``np.load`` without ``mmap_mode``: the way the
 cache was read before), where it fits. Printed per trainer and mode: peak resident memory of the process
 (VmHWM: includes the pages of the memory map it touched, which the kernel can drop at any time), peak
@@ -45,7 +51,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-TRAINERS = ("subcluster2020", "multi2021", "ddcsad")
+TRAINERS = ("subcluster2020", "multi2021", "ddcsad", "serialoe")
+#: SerialOE's paper input: 224 mel bins, 16 ms hop: 626 frames per 10 s clip (smoothing/serial_oe.py).
+SERIALOE_FRAMES, SERIALOE_BINS = 626, 224
 
 
 # --- memory ---------------------------------------------------------------------------------------------
@@ -174,12 +182,23 @@ def run_subcluster(store: Path, mode: str, args, heads: str) -> dict:
     return {"clips_per_s": 64 / seconds, "step_ms": 1000 * seconds, "score_s": time.perf_counter() - t0}
 
 
+def _ragged(store: Path):
+    """The store as the DDCSAD command reads it now: a RaggedFeatures over the frames laid end to end
+    (asdcore.feature_store.open_ragged_store; here every clip has 313 frames)."""
+    from asdcore.feature_store import RaggedFeatures
+
+    mapped = np.load(store, mmap_mode="r")
+    n, frames, bins = mapped.shape
+    flat = np.memmap(store, dtype=np.float32, mode="r", offset=mapped.offset, shape=(n * frames, bins))
+    return RaggedFeatures(flat, np.arange(n, dtype=np.int64) * frames, np.full(n, frames, np.int64))
+
+
 def run_ddcsad(store: Path, mode: str, args) -> dict:
     from ddcsad import data
     from ddcsad.backbones import build_light_encoder, build_resnet38
     from ddcsad.model import DDCSADModel
 
-    features = _open(store, mode)
+    features = _ragged(store) if mode == "mmap" else _open(store, mode)
     n = len(features)
     # one ID: 1,000 normal clips; outliers: 20,000 clips of the other IDs of the same source data set
     sets = data.UnitSets("dev", "fan", "id_00", normal=np.arange(1000), outlier=np.arange(1000, min(n, 21000)))
@@ -200,6 +219,63 @@ def run_ddcsad(store: Path, mode: str, args) -> dict:
     return {"clips_per_s": 64 / seconds, "step_ms": 1000 * seconds, "score_s": time.perf_counter() - t0}
 
 
+def write_waves(folder: Path, clips: int, seconds: float = 10.0, sr: int = 16000) -> list:
+    """``clips`` 16-bit wav files of noise (the recordings the on-the-fly SerialOE input reads)."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    rng = np.random.default_rng(0)
+    for i in range(clips):
+        path = folder / f"normal_id_00_{i:08d}.wav"
+        if not path.is_file():
+            sf.write(path, (0.1 * rng.standard_normal(int(seconds * sr))).astype(np.float32), sr, subtype="PCM_16")
+        paths.append(str(path))
+    return paths
+
+
+def run_serialoe(store: Path, mode: str, args) -> dict:
+    """SerialOE of one machine type: input pipeline alone (OEBatches: 64 target + 64 other clips, random 4 s
+    crops, mixup), then ``--steps`` training steps and the embeddings of 256 clips (7 crops each)."""
+    from dataclasses import replace
+
+    from asdcore.clip_sources import StoreClips, WaveformClips
+    from smoothing.serial_oe import (OEBatches, SerialOEConfig, build_serial_oe, compile_serial_oe,
+                                     embed_clips)
+    from smoothing.training import crop_frames
+
+    config = SerialOEConfig(backbone=args.serialoe_backbone, batch_size=args.serialoe_batch)
+    if mode == "waveform":
+        mel = replace(config.logmel_config(), n_frames=SERIALOE_FRAMES)
+        clips = WaveformClips(write_waves(store.parent / "waves", args.wav_clips), mel)
+    else:
+        clips = StoreClips(_open(store, mode))
+    n = len(clips)
+    sections = np.arange(n // 2) % 6
+    batches = OEBatches(clips.subset(slice(0, n // 2)), sections, clips.subset(slice(n // 2, n)), 6,
+                        config.batch_size, config.mixup_alpha, seed=0,
+                        crop=crop_frames(config.segment_seconds, config.sr, config.hop_length))
+    times = []
+    for i in range(min(args.input_batches, len(batches))):
+        t0 = time.perf_counter()
+        batches[i]
+        times.append(time.perf_counter() - t0)
+    input_seconds = _steady(times, 1)
+    model = build_serial_oe(6, (batches[0][0].shape[1], SERIALOE_BINS), backbone=config.backbone)
+    compile_serial_oe(model, total_steps=max(args.steps, 2), config=config)
+    step_times = []
+    for i in range(args.steps):
+        t0 = time.perf_counter()
+        x, y = batches[i % len(batches)]
+        model.train_on_batch(x, y)
+        step_times.append(time.perf_counter() - t0)
+    seconds = _steady(step_times, args.warmup)
+    t0 = time.perf_counter()
+    embed_clips(model, clips.subset(slice(0, min(256, n))), config)
+    return {"clips_per_s": config.batch_size / seconds, "step_ms": 1000 * seconds, "score_s": time.perf_counter() - t0,
+            "input_clips_per_s": config.batch_size / input_seconds}
+
+
 def child(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with AnonPeak() as anon:
@@ -207,6 +283,8 @@ def child(args) -> None:
             result = run_subcluster(Path(args.store), args.mode, args, "2020")
         elif args.child == "multi2021":
             result = run_subcluster(Path(args.store), args.mode, args, "2021")
+        elif args.child == "serialoe":
+            result = run_serialoe(Path(args.store), args.mode, args)
         else:
             result = run_ddcsad(Path(args.store), args.mode, args)
     result.update(peak_rss=1024 * _status_kb("VmHWM"), peak_anon=anon.peak)
@@ -233,8 +311,17 @@ def main(argv=None):
                         help="also run with the store read whole into memory (auto: when it fits in half of RAM)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the stores are written (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the stores for a later run")
+    parser.add_argument("--clips-serialoe", type=int, default=50000,
+                        help="clips of the SerialOE store, 626 x 224 each (the DCASE 2021 set: 50,000 = 28 GB)")
+    parser.add_argument("--wav-clips", type=int, default=512,
+                        help="10 s recordings written for SerialOE's on-the-fly input (read again every batch)")
+    parser.add_argument("--serialoe-backbone", default="light", choices=["light", "efficientnet_b0"],
+                        help="light (default on a CPU) or efficientnet_b0 (the paper's)")
+    parser.add_argument("--serialoe-batch", type=int, default=128, help="SerialOE batch (paper: 128)")
+    parser.add_argument("--input-batches", type=int, default=6,
+                        help="SerialOE batches timed for the input pipeline alone")
     parser.add_argument("--child", choices=TRAINERS, help=argparse.SUPPRESS)
-    parser.add_argument("--mode", choices=["mmap", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=["mmap", "memory", "waveform"], help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -244,27 +331,34 @@ def main(argv=None):
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="asd-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    sizes = {"2020": args.clips_2020, "2021": args.clips_2021}
-    need = sum(4 * 313 * 128 * c for c in sizes.values())
+    wanted = {"2020": {"subcluster2020", "ddcsad"}, "2021": {"multi2021"}, "serialoe": {"serialoe"}}
+    shapes = {"2020": (args.clips_2020, 313, 128), "2021": (args.clips_2021, 313, 128),
+              "serialoe": (args.clips_serialoe, SERIALOE_FRAMES, SERIALOE_BINS)}
+    shapes = {k: v for k, v in shapes.items() if wanted[k] & set(args.trainers)}
+    need = sum(4 * int(np.prod(v)) for v in shapes.values())
     check_free_disk(workdir, need, "the benchmark's feature stores")
     total_ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     stores = {}
-    for year, clips in sizes.items():
+    for name, (clips, frames, bins) in shapes.items():
         t0 = time.perf_counter()
-        stores[year] = build_store(workdir / f"store{year}-{clips}.npy", clips, seed=int(year))
-        print(f"store {year}: {clips} clips x 313 x 128 float32 = {_gb(4 * 313 * 128 * clips)} "
+        suffix = "" if name != "serialoe" else f"-{frames}x{bins}"
+        stores[name] = build_store(workdir / f"store{name}-{clips}{suffix}.npy", clips, frames, bins,
+                                   seed={"2020": 2020, "2021": 2021}.get(name, 7))
+        print(f"store {name}: {clips} clips x {frames} x {bins} float32 = {_gb(4 * frames * bins * clips)} "
               f"({time.perf_counter() - t0:.0f} s to write)", flush=True)
     rows = []
     for trainer in args.trainers:
-        store = stores["2021" if trainer == "multi2021" else "2020"]
+        store = stores[{"multi2021": "2021", "serialoe": "serialoe"}.get(trainer, "2020")]
         size = os.path.getsize(store)
-        modes = ["mmap"]
+        modes = ["mmap"] + (["waveform"] if trainer == "serialoe" else [])
         if args.in_memory == "yes" or (args.in_memory == "auto" and size < total_ram / 2):
             modes.append("memory")
         for mode in modes:
             command = [sys.executable, str(Path(__file__).resolve()), "--child", trainer, "--mode", mode, "--store",
                        str(store), "--steps", str(args.steps), "--warmup", str(args.warmup), "--subclusters",
-                       str(args.subclusters), "--ddcsad-backbone", args.ddcsad_backbone]
+                       str(args.subclusters), "--ddcsad-backbone", args.ddcsad_backbone,
+                       "--serialoe-backbone", args.serialoe_backbone, "--serialoe-batch", str(args.serialoe_batch),
+                       "--input-batches", str(args.input_batches), "--wav-clips", str(args.wav_clips)]
             t0 = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -274,9 +368,11 @@ def main(argv=None):
             result = json.loads(lines[-1][7:])
             result.update(trainer=trainer, mode=mode, store=size, wall=time.perf_counter() - t0)
             rows.append(result)
-            print(f"{trainer:15s} {mode:6s} peak RSS {_gb(result['peak_rss'])}, peak anonymous "
-                  f"{_gb(result['peak_anon'])}, {result['clips_per_s']:.1f} clips/s ({result['step_ms']:.0f} ms/step), "
-                  f"scoring one unit {result['score_s']:.1f} s (store {_gb(size)})", flush=True)
+            extra = (f", input pipeline alone {result['input_clips_per_s']:.0f} clips/s"
+                     if "input_clips_per_s" in result else "")
+            print(f"{trainer:15s} {mode:8s} peak RSS {_gb(result['peak_rss'])}, peak anonymous "
+                  f"{_gb(result['peak_anon'])}, {result['clips_per_s']:.1f} clips/s ({result['step_ms']:.0f} ms/step)"
+                  f"{extra}, scoring one unit {result['score_s']:.1f} s (store {_gb(size)})", flush=True)
     print("\nsummary (mmap against in-memory):")
     for trainer in args.trainers:
         by_mode = {r["mode"]: r for r in rows if r["trainer"] == trainer}
@@ -286,6 +382,14 @@ def main(argv=None):
                   f"{_gb(by_mode['mmap']['peak_rss'])} vs {_gb(by_mode['memory']['peak_rss'])}")
         elif "mmap" in by_mode:
             print(f"  {trainer}: peak RSS {_gb(by_mode['mmap']['peak_rss'])} (in-memory not run)")
+        if "mmap" in by_mode and "waveform" in by_mode:
+            a, b = by_mode["mmap"], by_mode["waveform"]
+            print(f"  {trainer}: on-the-fly mel from the recordings: input {b['input_clips_per_s']:.0f} clips/s vs "
+                  f"{a['input_clips_per_s']:.0f} from the store ({100 * b['input_clips_per_s'] / a['input_clips_per_s']:.0f} %), "
+                  f"training {100 * b['clips_per_s'] / a['clips_per_s']:.0f} % of the store's clips/s, peak RSS "
+                  f"{_gb(b['peak_rss'])} vs {_gb(a['peak_rss'])}")
+    print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
+          f"({os.cpu_count()} CPU cores)")
     if not args.keep and args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -338,6 +338,8 @@ def normalise_amplitude(features: np.ndarray, offsets_db: np.ndarray) -> np.ndar
     (a read-only memory-mapped feature store) into a new array. Returns the result."""
     if len(features) != len(offsets_db):
         raise ASDError(f"ddcsad/data.py: {len(offsets_db)} offsets for {len(features)} clips")
+    if hasattr(features, "shifted"):  # the memory-mapped store of clips of different lengths: added on reading
+        return features.shifted(offsets_db)
     shift = np.asarray(offsets_db, np.float32)[:, None, None]
     if not features.flags.writeable:
         return np.asarray(features) + shift
@@ -380,7 +382,8 @@ def fit_short_clips(features, lengths, crop_frames: int):
     """Repeat the frames of clips shorter than ``crop_frames`` up to ``crop_frames``.
 
     Returns ``(features, lengths)``; ``features`` is widened (NaN) when no clip reaches ``crop_frames``
-    frames and is changed in place otherwise.
+    frames and is changed in place otherwise; a memory-mapped store of clips of different lengths
+    (:class:`asdcore.feature_store.RaggedFeatures`) repeats them on reading instead (the same values).
     """
     lengths = np.asarray(lengths, np.int64).copy()
     short = np.flatnonzero(lengths < crop_frames)
@@ -388,6 +391,9 @@ def fit_short_clips(features, lengths, crop_frames: int):
         return features, lengths
     if np.any(lengths[short] < 1):
         raise ASDError("ddcsad/data.py: a clip has no frames; check the recordings (--skip-bad-files)")
+    if hasattr(features, "looped"):
+        looped = features.looped(crop_frames)
+        return looped, looped.lengths
     if features.shape[1] < crop_frames:
         wider = np.full((features.shape[0], crop_frames, features.shape[2]), np.nan, np.float32)
         wider[:, : features.shape[1]] = features

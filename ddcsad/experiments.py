@@ -130,7 +130,7 @@ class DDCSAD(Method):
             trainer = LossTrainer(config.losses[0], config, (config.crop_frames, ctx.state["features"].shape[2]))
             n_finetuned = sum(len(u.spec["anomalies"]) for u in units)
             plan_model_files(config, len(units), n_finetuned, trainer.model, ctx.run.path, ctx.log)
-        return {"steps": steps}
+        return {"steps": steps, "trainer": f"ddcsad-{config.backbone}"}
 
     def train_unit(self, ctx, unit):
         from ddcsad.training import train_id_models

@@ -196,7 +196,9 @@ class DDCSADModel(keras.Model):
             raise ASDError(f"ddcsad/model.py: encoder output must be [batch, D], got {out_shape}; end it with pooling")
         self.embedding_dim = int(out_shape[-1])
         self.encoder = encoder
-        self.head = layers.Dense(1, name="linear")
+        # the head (logit, sigmoid) and everything after it stay float32 under a mixed precision policy
+        # (--precision): the encoder's output z is cast to float32 before the head, the distances and losses
+        self.head = layers.Dense(1, name="linear", dtype="float32")
         self.head.build((None, self.embedding_dim))
         self.c_p = self.add_weight(
             shape=(self.embedding_dim,), initializer="zeros", trainable=False, name="c_p"
@@ -263,6 +265,10 @@ class DDCSADModel(keras.Model):
                 raise ASDError(
                     f"ddcsad/model.py: DDCSADModel.compile takes no {key!r}; set the learning rates instead"
                 )
+        if self.encoder.dtype_policy.name == "mixed_float16":
+            # float16 gradients underflow without loss scaling, which the two-optimizer train_step does not do
+            raise ASDError("ddcsad: --precision mixed_float16 is not supported (its train step has no loss "
+                           "scaling); use --precision mixed_bfloat16 or float32")
         self.compile_settings = {
             "encoder_learning_rate": float(encoder_learning_rate),
             "head_learning_rate": float(head_learning_rate),
@@ -317,12 +323,16 @@ class DDCSADModel(keras.Model):
         ``p`` is float32 and saturates (p == 1.0 for logits above ~17); scores use ``1 - p`` computed
         from the logit instead (:func:`ddcsad.scoring.one_minus_p`).
         """
-        z = self.encoder(x, training=training)
+        z = self._z(x, training)
         logit = ops.reshape(self.head(z), (-1,))
         return {"logit": logit, "p": ops.sigmoid(logit), "distance": L.squared_distance(z, self.c_p)}
 
+    def _z(self, x, training):
+        """The encoder's embedding z as float32 (the encoder may compute in 16 bits under --precision)."""
+        return ops.cast(self.encoder(x, training=training), "float32")
+
     def _loss_parts(self, x, y, training):
-        z = self.encoder(x, training=training)
+        z = self._z(x, training)
         logit = ops.reshape(self.head(z), (-1,)) if self.uses_bce else None
         parts = L.loss_components(
             logit,
@@ -382,7 +392,8 @@ class DDCSADModel(keras.Model):
     def _embed_batch(self, x) -> np.ndarray:
         if self._embed_fn is None:
             encoder = self.encoder
-            self._embed_fn = tf.function(lambda t: encoder(t, training=False), reduce_retracing=True)
+            self._embed_fn = tf.function(lambda t: tf.cast(encoder(t, training=False), tf.float32),
+                                         reduce_retracing=True)
         return self._embed_fn(tf.cast(x, tf.float32)).numpy()
 
     def _iter_batches(self, data, batch_size):

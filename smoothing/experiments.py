@@ -115,8 +115,9 @@ class Smoothing(Method):
         ctx.state["mels"] = {name: replace(net.logmel_config(),
                                            n_frames=crop_frames(c.protocol.clip_seconds, net.sr, net.hop_length))
                              for name, net in networks + (("serial_oe", c.serial_oe),)}
-        for mel in ctx.state["mels"].values():  # cached; unreadable clips (--skip-bad-files) leave the table here
-            ctx.features(mel)
+        for name, mel in ctx.state["mels"].items():  # cached; unreadable clips (--skip-bad-files) leave the table
+            if not (name == "serial_oe" and c.serial_oe.input == "waveform"):  # no store: mel of every batch
+                ctx.features(mel)
         ctx.table = ctx.table.reset_index(drop=True)
         ctx.state["role"] = training_split(ctx.table, c.protocol.source_fraction, c.protocol.n_target_fit, ctx.seed)
 
@@ -127,15 +128,20 @@ class Smoothing(Method):
 
     def estimate(self, ctx, units):
         """Training steps: per epoch one batch per ``batch_segments`` fitting clips of the type (a_G) or per
-        half batch of them (f_D: the other half are other types' clips), as CropBatches / OEBatches count."""
+        half batch of them (f_D: the other half are other types' clips), as CropBatches / OEBatches count. The
+        CPU-hours estimate (``trainer_steps``) counts SerialOE's steps only: the autoencoder's step time was not
+        measured by the benchmarks."""
         c, fit = ctx.config, ctx.state["role"] == "fit"
         per_batch = {"ae": (c.ae.epochs, c.ae.batch_segments),
-                     "serial_oe": (c.serial_oe.epochs, c.serial_oe.batch_size // 2)}
-        steps = 0
+                     "serial_oe": (c.serial_oe.epochs, max(1, c.serial_oe.batch_size // 2))}
+        steps = {"ae": 0, "serial_oe": 0}
         for u in units:
             epochs, clips = per_batch[u.spec["network"]]
-            steps += epochs * -(-int((fit & ctx.mask(machine_type=u.spec["machine_type"])).sum()) // clips)
-        return {"steps": steps}
+            steps[u.spec["network"]] += epochs * -(-int((fit & ctx.mask(machine_type=u.spec["machine_type"])).sum())
+                                                   // clips)
+        return {"steps": steps["ae"] + steps["serial_oe"], "trainer": f"serialoe-{c.serial_oe.backbone}",
+                "trainer_steps": steps["serial_oe"],
+                "networks": sum(u.spec["network"] == "serial_oe" for u in units)}
 
     def train_unit(self, ctx, unit):
         from asdcore.atomic_io import atomic_save_npy, atomic_write_csv
@@ -158,17 +164,14 @@ class Smoothing(Method):
         else:
             from smoothing.serial_oe import embed_clips, train_serial_oe
 
-            need = fit | val | (test & of_type)  # other machine types' training clips are the outliers
-            x = _clips(ctx, "serial_oe", need)
+            x = _clip_source(ctx, "serial_oe")  # every clip, read batch by batch (other types = the outliers)
             sections = sorted(ctx.table.loc[of_type, "unit"].unique())
             section_ids = np.where(of_type, ctx.table["unit"].map({s: i for i, s in enumerate(sections)}), 0)
-            section_ids = section_ids.astype(np.int64)
-            mine, other = of_type[need], ~of_type[need]
-            ids = section_ids[need]
+            ids = section_ids.astype(np.int64)
             model, history = train_serial_oe(
-                x[fit[need] & mine], ids[fit[need] & mine], x[fit[need] & other], len(sections), c.serial_oe,
-                val=(x[val[need] & mine], ids[val[need] & mine], x[val[need] & other]), **options)
-            embeddings = embed_clips(model, x[(test | fit)[need] & mine], c.serial_oe)
+                x.subset(fit & of_type), ids[fit & of_type], x.subset(fit & ~of_type), len(sections), c.serial_oe,
+                val=(x.subset(val & of_type), ids[val & of_type], x.subset(val & ~of_type)), **options)
+            embeddings = embed_clips(model, x.subset((test | fit) & of_type), c.serial_oe)
             atomic_save_npy(unit.folder / "embeddings.npy", embeddings, overwrite=True)
         model.save(unit.folder / "model.keras")
         atomic_write_csv(history, unit.folder / "history.csv", overwrite=True)
@@ -234,17 +237,37 @@ def _parts(ctx) -> dict:
 
 def _clips(ctx, network: str, rows) -> np.ndarray:
     """The features of network ``network`` of the clips ``rows`` (a copy), amplitude-standardised (IV-A)."""
-    from asdcore.amplitude import waveform_std
-    from asdcore.experiment import cache_root
-
     mel = ctx.state["mels"][network]
     x = np.array(ctx.features(mel)[rows], dtype=np.float32)
     if ctx.config.protocol.standardize_amplitude:
-        if "std" not in ctx.state:
-            ctx.state["std"] = waveform_std(ctx.table["path"], cache_root(ctx.cache_dir) / "amplitude",
-                                            ctx.config.serial_oe.sr)
-        standardize_features(x, ctx.state["std"][rows], mel)
+        standardize_features(x, _amplitude_std(ctx)[rows], mel)
     return x
+
+
+def _clip_source(ctx, network: str):
+    """Every clip of the table for network ``network``, read batch by batch and amplitude-standardised (IV-A)
+    on reading: from the memory-mapped feature store, or (SerialOE with ``input: waveform``) computed from
+    the recordings (:mod:`asdcore.clip_sources`)."""
+    from asdcore.clip_sources import StoreClips, WaveformClips
+
+    mel = ctx.state["mels"][network]
+    adjust = None
+    if ctx.config.protocol.standardize_amplitude:
+        std = _amplitude_std(ctx)
+        adjust = lambda x, rows: standardize_features(x, std[rows], mel)  # noqa: E731
+    if network == "serial_oe" and ctx.config.serial_oe.input == "waveform":
+        return WaveformClips(ctx.table["path"], mel, adjust=adjust)
+    return StoreClips(ctx.features(mel), adjust=adjust)
+
+
+def _amplitude_std(ctx) -> np.ndarray:
+    from asdcore.amplitude import waveform_std
+    from asdcore.experiment import cache_root
+
+    if "std" not in ctx.state:
+        ctx.state["std"] = waveform_std(ctx.table["path"], cache_root(ctx.cache_dir) / "amplitude",
+                                        ctx.config.serial_oe.sr)
+    return ctx.state["std"]
 
 
 def _load(unit, name: str, rows) -> np.ndarray:

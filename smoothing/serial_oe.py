@@ -78,6 +78,8 @@ __all__ = [
 ]
 
 BACKBONES = ("efficientnet_b0", "light")
+#: Where the smoothing command reads SerialOE's clips from (:attr:`SerialOEConfig.input`).
+INPUTS = ("store", "waveform")
 _PACKAGE = "smoothing"
 
 
@@ -119,6 +121,11 @@ class SerialOEConfig:
         AdamW decoupled weight decay: 0 (public SerialOE config; not stated in the paper).
     drop_connect_rate : float
         EfficientNet-B0 stochastic depth: 0 (the public code's timm backbone; Keras' default is 0.2).
+    input : {"store", "waveform"}
+        Where the ``smoothing`` command reads the training and scoring clips from (not a paper setting;
+        the same numbers either way): "store" (default) = the memory-mapped feature store, read batch by
+        batch; "waveform" = the mel spectrograms computed from the recordings for every batch (no store on
+        disk; slower, see README "Running at paper scale").
     """
 
     sr: int = 16000
@@ -143,6 +150,11 @@ class SerialOEConfig:
     final_div_factor: float = 1e4
     weight_decay: float = 0.0
     drop_connect_rate: float = 0.0
+    input: str = "store"
+
+    def __post_init__(self):
+        if self.input not in INPUTS:
+            raise _err(f"serial_oe input must be one of {INPUTS} (in --config), got {self.input!r}")
 
     def logmel_config(self):
         """The matching :class:`asdcore.features.LogMelConfig` (applied to each 4 s segment): mel
@@ -331,10 +343,12 @@ def build_serial_oe(n_sections, input_shape, backbone="efficientnet_b0", embeddi
     x = layers.Dense(embedding_dim, name="neck_dense")(x)
     x = layers.BatchNormalization(name="neck_bn")(x)
     x = layers.PReLU(name="neck_prelu")(x)
-    emb = layers.Dense(embedding_dim, name="embedding")(x)
-    mac_in = MeanSquare(name="mean_square")(emb) if mac_head == "norm" else emb
-    mac = layers.Dense(1, name="g_mac")(mac_in)
-    ident = layers.Dense(int(n_sections), use_bias=False, name="g_id")(emb)
+    # the embedding f_D (handed to the back-ends), the heads g_mac / g_id and with them the losses stay
+    # float32 under a mixed precision policy (--precision); the backbone and the neck compute in 16 bits
+    emb = layers.Dense(embedding_dim, name="embedding", dtype="float32")(x)
+    mac_in = MeanSquare(name="mean_square", dtype="float32")(emb) if mac_head == "norm" else emb
+    mac = layers.Dense(1, name="g_mac", dtype="float32")(mac_in)
+    ident = layers.Dense(int(n_sections), use_bias=False, name="g_id", dtype="float32")(emb)
     return keras.Model(inputs, {"mac": mac, "id": ident}, name=f"serial_oe_{backbone}")
 
 
@@ -364,9 +378,12 @@ class OEBatches(keras.utils.PyDataset):
 
     Parameters
     ----------
-    x_target : array [n_t, frames, bins]
+    x_target : array [n_t, frames, bins] or asdcore.clip_sources.ClipSource
+        An array is used as it is (a float32 memory map is not copied); a clip source (the memory-mapped
+        feature store, or mel spectrograms computed from the recordings) is read batch by batch, so only
+        the clips of one batch are in memory.
     sections : int array [n_t], values in [0, n_sections)
-    x_other : array [n_o, frames, bins]
+    x_other : array [n_o, frames, bins] or ClipSource
     n_sections : int
     batch_size : int
         Total per batch; ``batch_size // 2`` target segments (the last batch of an epoch may hold fewer)
@@ -383,14 +400,16 @@ class OEBatches(keras.utils.PyDataset):
     def __init__(self, x_target, sections, x_other, n_sections, batch_size=128, mixup_alpha=0.2,
                  shuffle=True, seed=0, crop=None, **kwargs):
         super().__init__(**kwargs)
+        from asdcore.clip_sources import as_clip_source
+
+        self.x_target = as_clip_source(x_target)
+        self.x_other = as_clip_source(x_other)
         if crop is not None:
             from smoothing.training import check_clips
 
-            check_clips(x_target, crop, "SerialOE target clips")
-            check_clips(x_other, crop, "SerialOE clips of the other machine types")
+            check_clips(self.x_target, crop, "SerialOE target clips")
+            check_clips(self.x_other, crop, "SerialOE clips of the other machine types")
         self.crop = None if crop is None else int(crop)
-        self.x_target = np.asarray(x_target, dtype=np.float32)
-        self.x_other = np.asarray(x_other, dtype=np.float32)
         sections = np.asarray(sections)
         if self.x_target.ndim != 3 or self.x_other.ndim != 3 or self.x_target.shape[1:] != self.x_other.shape[1:]:
             raise _err(f"x_target and x_other must be [n, frames, bins] with equal frames and bins, got "
@@ -423,7 +442,7 @@ class OEBatches(keras.utils.PyDataset):
         rng = self._rng if self.shuffle else np.random.default_rng((self.seed, index))
         n_other = min(len(rows), len(self.x_other))
         other = rng.choice(len(self.x_other), size=n_other, replace=False)
-        x = np.concatenate([self.x_target[rows], self.x_other[other]])
+        x = np.concatenate([self.x_target.read(rows), self.x_other.read(other)])
         if self.crop is not None:
             from smoothing.training import random_crops
 
@@ -471,15 +490,17 @@ def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOECon
 
     Parameters
     ----------
-    x_target : array [clips, frames, bins]
-        Mel features of the target type's training clips (85 % of the source clips, two target clips).
+    x_target : array [clips, frames, bins] or asdcore.clip_sources.ClipSource
+        Mel features of the target type's training clips (85 % of the source clips, two target clips);
+        a clip source is read batch by batch (see :class:`OEBatches`).
     sections : int array [clips]
         Section index of each target clip.
-    x_other : array [clips, frames, bins]
+    x_other : array [clips, frames, bins] or ClipSource
         Training clips of the other machine types.
     n_sections : int
     config : SerialOEConfig
     val : tuple (x_target, sections, x_other), optional
+        Arrays or clip sources; their centre crops are read in chunks and kept (40 % of the clips' size).
         Validation clips: eq. (3) on their centre crops, without mixup, with as many clips of other types
         (drawn with ``seed``) as target clips; logged as ``val_loss``.
     seed : int
@@ -497,7 +518,7 @@ def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOECon
     (model, history DataFrame with ``epoch``, the losses, ``val_loss``)
     """
     from asdcore.keras_utils import training_callbacks
-    from smoothing.training import ModelCache, centre_crop, crop_frames, direct_validation, history_frame
+    from smoothing.training import ModelCache, crop_frames, direct_validation, history_frame
 
     crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
     keras.utils.set_random_seed(int(seed))
@@ -520,11 +541,15 @@ def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOECon
     model = (cache or ModelCache()).get(key, build, compile_fn)
     loss_fn = lambda: np.nan  # noqa: E731
     if val is not None and len(val[0]) and len(val[2]):
-        val_target, val_sections, val_other = (np.asarray(v) for v in val)
+        from asdcore.clip_sources import as_clip_source
+
+        val_target, val_other = as_clip_source(val[0]), as_clip_source(val[2])
+        val_sections = np.asarray(val[1])
         rng = np.random.default_rng(int(seed))
         n_other = min(len(val_other), len(val_target))
-        other = val_other[np.sort(rng.choice(len(val_other), n_other, replace=False))]
-        x = np.concatenate([centre_crop(val_target, crop), centre_crop(other, crop)])
+        other = np.sort(rng.choice(len(val_other), n_other, replace=False))
+        x = np.concatenate([_centre_crops(val_target, np.arange(len(val_target)), crop),
+                            _centre_crops(val_other, other, crop)])
         t_mac = np.r_[np.ones(len(val_target)), np.zeros(n_other)][:, None]
         t_id = np.zeros((len(x), int(n_sections)))
         t_id[np.arange(len(val_target)), val_sections] = 1.0
@@ -536,6 +561,14 @@ def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOECon
     callbacks = training_callbacks(folder, extra=[validation])  # CSV log, TensorBoard, lr, progress
     history = model.fit(batches, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     return model, history_frame(history, validation)
+
+
+def _centre_crops(clips, positions, crop, chunk=256) -> np.ndarray:
+    """The centre crop of the clips at ``positions`` of ``clips`` (a clip source), read ``chunk`` at a time."""
+    from smoothing.training import centre_crop
+
+    parts = [centre_crop(clips.read(positions[s:s + chunk]), crop) for s in range(0, len(positions), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, crop) + tuple(clips.shape[2:]), np.float32)
 
 
 def embed(model, x, batch_size=64):
@@ -604,13 +637,17 @@ class SerialOEScorer:
         return s.reshape(e.shape[:-1]).mean(axis=1) if e.ndim == 3 else s
 
 
-def embed_clips(model, clips, config: SerialOEConfig, chunk: int = 64) -> np.ndarray:
-    """f_D of every evenly spaced 4 s crop of every clip: ``(clips, n_segments, embedding_dim)``."""
+def embed_clips(model, clips, config: SerialOEConfig, chunk: int = 64, batch_size: int = 64) -> np.ndarray:
+    """f_D of every evenly spaced 4 s crop of every clip: ``(clips, n_segments, embedding_dim)``.
+
+    ``clips``: an array or a :class:`asdcore.clip_sources.ClipSource`, read ``chunk`` clips at a time;
+    ``batch_size`` crops per forward pass (64: the activations of 256 crops of 251 x 224 took ~5 GB on a
+    CPU)."""
     from asdcore.features import crops
     from smoothing.training import crop_frames
 
     crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
-    return np.concatenate([embed(model, crops(clips[s:s + chunk], config.n_segments, crop), batch_size=256)
+    return np.concatenate([embed(model, crops(clips[s:s + chunk], config.n_segments, crop), batch_size=batch_size)
                            for s in range(0, len(clips), chunk)])
 
 
@@ -631,7 +668,9 @@ def _serial_oe_grid(table, emb, fit, test, protocol, seed, log) -> tuple[dict, l
         log.warning("GMM clusters %s dropped: a section has only %d training crops",
                     [c for c in protocol.gmm_clusters if int(c) > smallest], smallest)
     grid = {(data, c): np.full(len(table), np.nan) for data in protocol.gmm_datas for c in clusters}
-    for key in np.unique(keys[test]):
+    from asdcore.backends import fit_progress
+
+    for key in fit_progress(np.unique(keys[test]), "SerialOE GMMs"):
         rows = test & (keys == key)
         for data in protocol.gmm_datas:
             train = fit & (keys == key) & (source if data == "source" else True)

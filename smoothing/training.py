@@ -27,9 +27,14 @@ def crop_frames(seconds: float, sr: int, hop: int) -> int:
     return 1 + int(round(seconds * sr)) // int(hop)
 
 
-def check_clips(clips, crop: int, what: str) -> np.ndarray:
-    """``clips`` as float32 ``[clips, frames, bins]`` with at least ``crop`` frames, or a one-line error."""
-    x = np.asarray(clips, dtype=np.float32)
+def check_clips(clips, crop: int, what: str):
+    """``clips`` as float32 ``[clips, frames, bins]`` with at least ``crop`` frames, or a one-line error.
+
+    A :class:`asdcore.clip_sources.ClipSource` (clips read by batch) is checked by its shape and returned
+    as it is (nothing read)."""
+    from asdcore.clip_sources import ClipSource
+
+    x = clips if isinstance(clips, ClipSource) else np.asarray(clips, dtype=np.float32)
     if x.ndim != 3:
         raise _err(f"{what} must be [clips, frames, bins], got shape {x.shape}")
     if x.shape[1] < int(crop):

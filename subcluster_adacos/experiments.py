@@ -83,7 +83,7 @@ class SubClusterAdaCos2020(Method):
 
     def estimate(self, ctx, units):
         steps = int(np.ceil(len(ctx.state["train"]) / ctx.config.batch_size)) * ctx.config.epochs
-        return {"steps": steps * len(units)}
+        return {"steps": steps * len(units), "trainer": "subcluster2020"}
 
     def train_unit(self, ctx, unit):
         from subcluster_adacos.training import train_network

@@ -129,7 +129,7 @@ class MultiDistribution(Method):
 
     def estimate(self, ctx, units):
         n_train = int(ctx.state["classes"].rows.sum())
-        return {"steps": len(units) * ctx.config.epochs * -(-n_train // ctx.config.batch_size)}
+        return {"steps": len(units) * ctx.config.epochs * -(-n_train // ctx.config.batch_size), "trainer": "multi2021"}
 
     def train_unit(self, ctx, unit):
         import keras

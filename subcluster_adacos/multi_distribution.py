@@ -89,7 +89,7 @@ from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
 from asdcore.atomic_io import atomic_save_npz
-from asdcore.backends import GaussianBackend, GMMBackend
+from asdcore.backends import GaussianBackend, GMMBackend, fit_progress
 from asdcore.errors import ASDError
 
 __all__ = [
@@ -310,7 +310,7 @@ class DistributionScorer:
         source, target = _normal_train(table, "source"), _normal_train(table, "target")
         self.section_gmms_, self.attribute_gmms_, self.target_gmms_ = {}, {}, {}
         self.attributes_of_section_ = {}
-        for section in np.unique(sections[source]):
+        for section in fit_progress(np.unique(sections[source]), "GMMs (sections, attribute classes)"):
             if section not in section_centres:
                 raise ASDError(f"{section}: no learned centres; the network was trained on other sections")
             rows = source & (sections == section)

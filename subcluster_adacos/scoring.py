@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from asdcore.backends import (CosineMeanBackend, CosineTopKBackend, GaussianBackend, GMMBackend, PLDABackend,
-                              score_per_unit)
+                              fit_progress, score_per_unit)
 from asdcore.errors import ASDError
 
 __all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "backend_scores", "scored_by_mean",
@@ -210,9 +210,11 @@ class ScoringSystem:
             raise ASDError("ScoringSystem.fit needs the heads' centres and class names (give centres=, class_names=)")
         class_of_unit = {name: i for i, name in enumerate(self.class_names)}
         self.backends = []
-        for centres, embedded in zip(self.centres, self._embeddings(features, rows, embeddings)):
+        for k, (centres, embedded) in enumerate(zip(self.centres, self._embeddings(features, rows, embeddings))):
             make = _gmm_factory(centres, class_of_unit, centres.shape[1], self.gmm_score)
-            self.backends.append({unit: make(unit).fit(embedded[fit_units == unit]) for unit in np.unique(fit_units)})
+            what = f"GMMs of network {k + 1}/{len(self.centres)}"
+            self.backends.append({unit: make(unit).fit(embedded[fit_units == unit])
+                                  for unit in fit_progress(np.unique(fit_units), what)})
         self.mean_backends = {}
         by_mean = scored_by_mean([u.split("/")[0] for u in fit_units], self.combined_mean_types)
         if by_mean.any():

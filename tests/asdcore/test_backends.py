@@ -105,3 +105,13 @@ def test_score_per_unit_fits_each_unit_on_its_own_rows():
     assert np.all(np.abs(swapped - scores) > 1e-3)
     with pytest.raises(ASDError, match="no training clips"):
         score_per_unit(lambda u: CosineMeanBackend(), train_X, train_units, test_X, np.array(["u3"] * 6))
+
+
+def test_back_end_fitting_over_units_shows_progress(capsys):
+    """One step per unit on stderr (tqdm), ending at units/units."""
+    rng = np.random.default_rng(0)
+    train_X, test_X = rng.normal(size=(30, 3)), rng.normal(size=(9, 3))
+    units = np.array(["a", "b", "c"])
+    score_per_unit(lambda u: CosineMeanBackend(), train_X, np.repeat(units, 10), test_X, np.repeat(units, 3))
+    err = capsys.readouterr().err
+    assert "back-ends" in err and "3/3" in err

@@ -325,3 +325,48 @@ def test_crop_starts_by_hand_and_short_clips():
     assert out.shape == (2, 8, 3) and lengths.tolist() == [8, 8]
     np.testing.assert_array_equal(out[0, :, 0], [0, 1, 2, 0, 1, 2, 0, 1])
     np.testing.assert_array_equal(out[1, :, 0], 1000 + np.array([0, 1, 2, 3, 4, 0, 1, 2]))
+
+
+def test_store_path_gives_the_scores_and_batches_of_the_in_memory_path(tmp_path):
+    """A tiny DDCSAD run: the batches, the centroids and the ten-crop outputs read from the ragged
+    memory-mapped store (with amplitude offsets and short clips looped on reading) are identical to those
+    of the NaN-padded in-memory array edited in place."""
+    import keras
+
+    from asdcore.feature_store import open_ragged_store
+    from asdcore.features import extract_features, valid_frames
+    from ddcsad.backbones import build_light_encoder
+    from ddcsad.model import DDCSADModel
+    from ddcsad.scoring import crop_outputs
+
+    config = LogMelConfig(n_mels=16, n_frames=None)
+    paths = []
+    for i, seconds in enumerate((0.6, 0.9, 0.35, 0.8, 0.6, 0.7)):
+        p = tmp_path / f"normal_id_00_{i:08d}.wav"
+        sf.write(p, 0.05 * np.random.default_rng(i).standard_normal(int(seconds * 16000)).astype(np.float32),
+                 16000, subtype="PCM_16")
+        paths.append(str(p))
+    crop, offsets = 20, np.linspace(-3, 3, len(paths))
+    memory = extract_features(paths, config, progress=False, ragged="pad").features
+    memory, mem_lengths = data.fit_short_clips(memory, valid_frames(memory), crop)
+    memory = data.normalise_amplitude(memory, offsets)
+    store = open_ragged_store(paths, config, tmp_path / "cache", progress=False).features
+    store, store_lengths = data.fit_short_clips(store, valid_frames(store), crop)
+    store = data.normalise_amplitude(store, offsets)
+    np.testing.assert_array_equal(store_lengths, mem_lengths)
+    sets = data.UnitSets("dev", "fan", "id_00", normal=np.array([0, 1, 2]), outlier=np.array([3, 4, 5]))
+    outputs = []
+    for features, lengths in ((memory, mem_lengths), (store, store_lengths)):
+        batches = data.BalancedBatches(features, sets, (2, 2), crop, seed=0, lengths=lengths)
+        first = [batches.next_batch()[0] for _ in range(3)]
+        keras.utils.set_random_seed(0)
+        model = DDCSADModel(build_light_encoder((crop, 16, 1)), variant="bce+ddcsad")
+        model.compile()
+        model.update_centroids(data.centroid_dataset(features, sets, crop, 4, lengths=lengths))
+        logit, d = crop_outputs(model, features, rows=np.arange(6), n_crops=3, crop_frames=crop, batch_size=6,
+                                lengths=lengths)
+        outputs.append((first, model.c_p.numpy(), logit, d))
+    for a, b in zip(outputs[0][0], outputs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(outputs[0][1:], outputs[1][1:]):
+        np.testing.assert_array_equal(a, b)

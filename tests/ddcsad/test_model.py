@@ -294,3 +294,41 @@ def test_resnet38_layer_order_and_pooling():
     trunk = keras.Model(net.input, net.get_layer("conv_block_after1_2_relu").output)
     np.testing.assert_allclose(net(x, training=False).numpy(), trunk(x, training=False).numpy().mean(axis=(1, 2)),
                                rtol=1e-4, atol=1e-6)
+
+
+def test_head_distances_and_losses_are_float32_under_mixed_precision():
+    """--precision mixed_bfloat16: the encoder computes in bfloat16, the linear layer, p, the distance to c_p,
+    the centroids and the loss stay float32; one fit step runs and moves the weights."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = DDCSADModel(linear_encoder(), variant="bce+ddcsad")
+        model.compile()
+        assert model.encoder.get_layer("enc_dense").compute_dtype == "bfloat16"
+        assert model.head.compute_dtype == "float32"
+        x, y = toy_data()
+        model.update_centroids((x, y))
+        assert model.c_p.dtype == "float32" and np.all(np.isfinite(model.c_p.numpy()))
+        out = model(x[:5])
+        for name in ("logit", "p", "distance"):
+            assert keras.backend.standardize_dtype(out[name].dtype) == "float32", name
+        parts = model._loss_parts(x, y, training=False)
+        assert keras.backend.standardize_dtype(parts["loss"].dtype) == "float32"
+        before = model.head.get_weights()[0].copy()
+        history = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert not np.array_equal(model.head.get_weights()[0], before)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def test_mixed_float16_is_refused_with_one_line():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = DDCSADModel(linear_encoder(), variant="bce+ddcsad")
+        with pytest.raises(ASDError, match="mixed_bfloat16"):
+            model.compile()
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -228,3 +228,83 @@ def test_efficientnet_b0_full_size_and_norm_head(tmp_path):
     model.save(path)
     again = keras.models.load_model(path)
     np.testing.assert_allclose(embed(again, x), e, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mac_head", ["linear", "norm"])
+def test_embedding_heads_and_losses_are_float32_under_mixed_precision(mac_head):
+    """--precision mixed_bfloat16: the backbone computes in bfloat16; f_D, g_mac, g_id (and so eq. 3) stay
+    float32, and a one-step fit runs."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = build_serial_oe(3, (32, 24), backbone="light", mac_head=mac_head)
+        assert model.get_layer("light_conv0").compute_dtype == "bfloat16"
+        for name in ("embedding", "g_mac", "g_id"):
+            assert model.get_layer(name).compute_dtype == "float32", name
+        x = np.random.default_rng(0).random((8, 32, 24)).astype(np.float32)
+        out = model(x, training=False)
+        assert {keras.backend.standardize_dtype(v.dtype) for v in out.values()} == {"float32"}
+        assert keras.backend.standardize_dtype(embed(model, x).dtype) == "float32"
+        compile_serial_oe(model, total_steps=1)
+        t = {"mac": np.r_[np.ones(4), np.zeros(4)][:, None].astype(np.float32),
+             "id": np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 0, 0, 0, 0]] * np.r_[np.ones(4), np.zeros(4)][:, None]}
+        history = model.fit(x, t, batch_size=8, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+class CountingClips:
+    """A clip source that records how many clips each read asked for."""
+
+    def __new__(cls, x):
+        from asdcore.clip_sources import StoreClips
+
+        class _Counting(StoreClips):
+            def _load(self, rows):
+                self.reads.append(len(rows))
+                return super()._load(rows)
+
+        src = _Counting(x)
+        src.reads = []
+        return src
+
+
+def test_oe_batches_from_a_clip_source_read_one_batch_at_a_time_and_equal_the_arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    x_t = rng.random((10, 12, 3)).astype(np.float32)
+    x_o = rng.random((15, 12, 3)).astype(np.float32)
+    np.save(tmp_path / "o.npy", x_o)
+    sections = np.arange(10) % 2
+    target, other = CountingClips(x_t), CountingClips(np.load(tmp_path / "o.npy", mmap_mode="r"))
+    from_source = OEBatches(target, sections, other, 2, batch_size=8, mixup_alpha=0.2, seed=3, crop=5)
+    from_arrays = OEBatches(x_t, sections, x_o, 2, batch_size=8, mixup_alpha=0.2, seed=3, crop=5)
+    assert target.reads == [] and other.reads == []  # nothing read to build the batches
+    for i in range(len(from_arrays)):
+        (xa, ya), (xs, ys) = from_arrays[i], from_source[i]
+        np.testing.assert_array_equal(xs, xa)
+        np.testing.assert_array_equal(ys["id"], ya["id"])
+    assert target.reads == [4, 4, 2] and other.reads == [4, 4, 2]  # the clips of one batch per read
+
+
+def test_training_and_embeddings_from_clip_sources_equal_the_arrays():
+    from asdcore.clip_sources import StoreClips
+    from smoothing.serial_oe import embed_clips
+
+    rng = np.random.default_rng(1)
+    x = rng.random((30, 40, 16)).astype(np.float32)
+    mine = np.arange(30) < 14
+    sections = np.arange(14) % 2
+    cfg = SerialOEConfig(backbone="light", batch_size=8, epochs=1, segment_seconds=0.5, hop_length=256,
+                         n_segments=2)
+    src = StoreClips(x)
+    results = []
+    for data in ((x[mine][:10], x[~mine][:12], x[mine][10:], x[~mine][12:], x[mine]),
+                 (src.subset(np.flatnonzero(mine)[:10]), src.subset(np.flatnonzero(~mine)[:12]),
+                  src.subset(np.flatnonzero(mine)[10:]), src.subset(np.flatnonzero(~mine)[12:]), src.subset(mine))):
+        model, history = train_serial_oe(data[0], sections[:10], data[1], 2, cfg,
+                                         val=(data[2], sections[10:], data[3]), seed=0, jit_compile=False)
+        results.append((embed_clips(model, data[4], cfg, chunk=5), history["val_loss"].iloc[-1]))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    assert results[1][1] == results[0][1]
