@@ -289,7 +289,9 @@ class SubClusterAdaCos2020(Method):
         return summary
 
     def assemble(self, ctx, units):
+        from asdcore.classification import with_sections
         from asdcore.representations import score_simple_representation
+        from subcluster_adacos.maps import diagnostics_2020
         from subcluster_adacos.scoring import TrainedNetworks
 
         experiments = self.experiments(ctx)
@@ -305,6 +307,7 @@ class SubClusterAdaCos2020(Method):
             scores, row_labels, diverged, notes = run_experiment(name, nets, representation_scores)
             systems.update(scores)
             found[name] = (row_labels, diverged, notes)
+        maps_and_accuracy = diagnostics_2020(ctx, nets, list(nets.folders))  # plots/embeddings, classification.csv
         if "representations" in experiments:
             spec = ModelSpec("subcluster_adacos", True, ctx.config.representation_subclusters)
             system = nets.system(spec, load_model=True)
@@ -328,7 +331,7 @@ class SubClusterAdaCos2020(Method):
                 print(merged.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
             return text
 
-        return Assembled(systems, report=report)
+        return Assembled(systems, report=with_sections(report, maps_and_accuracy))
 
 
 METHOD = SubClusterAdaCos2020()
