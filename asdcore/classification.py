@@ -77,7 +77,7 @@ def classification_section(frame: pd.DataFrame, notes=()) -> str:
     rank = {m: i for i, m in enumerate(MACHINE_ORDER)}
     wide = wide[sorted(wide.columns, key=lambda m: rank.get(m, len(rank) - 0.5))].reset_index()
     wide.columns = [str(c) for c in wide.columns]
-    return comparison_markdown(title, wide.fillna("-"), list(notes))
+    return comparison_markdown(title, wide.fillna("-"), list(notes), digits=1)
 
 
 def with_sections(report, sections):
