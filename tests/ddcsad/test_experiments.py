@@ -123,7 +123,7 @@ def test_quick_command_end_to_end(tmp_path):
 
     rows, z, c_p, c_n = load_embeddings(run / "units" / "fan-id_01-bce_ddcsad")
     test_clips = pd.read_csv(run / "scores" / "bce+ddcsad" / "anomaly_score_fan_id_01.csv", header=None)
-    assert z.shape == (len(test_clips), 4) and c_p.shape == c_n.shape == (4,)  # light_channels [4, 8]: z of 4
+    assert z.shape == (len(test_clips), 8) and c_p.shape == c_n.shape == (8,)  # light_channels [4, 8]: z of 8
     assert sorted(p.name for p in (run / "units" / "fan-id_01-bce_ddcsad").iterdir()) == [
         "anomalies1.weights.npz", "model.weights.npz", "outputs.npz", "unit.json"]
 
