@@ -135,7 +135,7 @@ def _draw_panel(ax, points, rows, centre_points, centre_rows, colours, axis_labe
         ax.set_title(title, fontsize=9)
 
 
-def _legend(fig, ax, units, colours, unit_name, domains, labels, centre_kinds):
+def _legend(ax, units, colours, unit_name, domains, labels, centre_kinds):
     from matplotlib.lines import Line2D
 
     def dot(colour, marker="o", filled=True, size=7, **kw):
@@ -233,7 +233,7 @@ def plot_embedding_maps(embeddings, rows: pd.DataFrame, out_dir, *, centres=None
                         "" if panel is None else _unit_label(panel, unit_name))
         for ax in axes.ravel()[len(panels):]:
             ax.axis("off")
-        _legend(fig, axes[0, -1] if len(panels) > 1 else axes[0, 0], units, colours, unit_name,
+        _legend(axes[0, -1], units, colours, unit_name,
                 set(type_rows.get("domain", pd.Series(dtype=str)).fillna("").astype(str)),
                 set(type_rows["label"].astype(str)), kinds)
         heading = f"{title}\n" if title else ""
