@@ -284,7 +284,7 @@ def _quick_mode(args) -> tuple[bool, str]:
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser, ground_truth: bool = True) -> None:
-    """The common flags plus the runner's: ``--resume``, ``--workers``, ``--plan``."""
+    """The common flags plus the runner's: ``--resume``, ``--workers``, ``--plan``, ``--embedding-maps``."""
     add_common_arguments(parser, ground_truth=ground_truth)
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                         help="continue an interrupted run in its folder: finished units are not trained again")
@@ -294,6 +294,9 @@ def add_runner_arguments(parser: argparse.ArgumentParser, ground_truth: bool = T
     parser.add_argument("--plan", action="store_true",
                         help="make the run folder and list its units in units.csv, train nothing (for a cluster "
                              "job array: then train-unit RUN_DIR --index I for each unit, and assemble RUN_DIR)")
+    parser.add_argument("--embedding-maps", choices=("pca", "tsne", "none"), default="pca",
+                        help="plots/embeddings/<type>.png: the test clips' embeddings in 2-D by PCA (default) or "
+                             "t-SNE (slower), or none")
 
 
 def _invocation(method: Method, argv: list[str]) -> dict:

@@ -142,7 +142,9 @@ class DDCSAD(Method):
         return {"n_clips": len(ctx.table), "training": rows}
 
     def assemble(self, ctx, units):
+        from asdcore.classification import with_sections
         from asdcore.experiment import QUICK_BANNER
+        from ddcsad.maps import diagnostics
         from ddcsad.scoring import alpha_table, id_scores, table2_frame
         from ddcsad.training import load_outputs
 
@@ -172,10 +174,12 @@ class DDCSAD(Method):
         # ---- Fig. 2: fine-tuned with k anomalies, evaluated without the pooled clips
         fig2 = _few_anomalies(ctx, outputs, alphas, pool, counts) if counts else pd.DataFrame()
 
+        maps_and_accuracy = diagnostics(ctx, units)  # plots/embeddings, classification.csv
+
         def report(ctx, per_unit, summary):
             return _report(ctx, table2, summary, alphas, fig2)
 
-        return Assembled(systems, report=report)
+        return Assembled(systems, report=with_sections(report, maps_and_accuracy))
 
 
 def _link_weights(ctx, units) -> None:

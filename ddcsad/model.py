@@ -318,14 +318,15 @@ class DDCSADModel(keras.Model):
 
     # ------------------------------------------------------------------ forward / steps
     def call(self, x, training=False):
-        """``{"logit": z of the linear layer [B], "p": sigmoid(logit) [B], "distance": ||z - c_p||^2 [B]}``.
+        """``{"logit": z of the linear layer [B], "p": sigmoid(logit) [B], "distance": ||z - c_p||^2 [B],
+        "embedding": z [B, D]}``.
 
         ``p`` is float32 and saturates (p == 1.0 for logits above ~17); scores use ``1 - p`` computed
         from the logit instead (:func:`ddcsad.scoring.one_minus_p`).
         """
         z = self._z(x, training)
         logit = ops.reshape(self.head(z), (-1,))
-        return {"logit": logit, "p": ops.sigmoid(logit), "distance": L.squared_distance(z, self.c_p)}
+        return {"logit": logit, "p": ops.sigmoid(logit), "distance": L.squared_distance(z, self.c_p), "embedding": z}
 
     def _z(self, x, training):
         """The encoder's embedding z as float32 (the encoder may compute in 16 bits under --precision)."""

@@ -81,8 +81,9 @@ PAPER_NAMES = {"bce": "BCE", "dsad": "DSAD", "ddcsad": "DDCSAD", "bce+dsad": "BC
 
 
 def crop_outputs(model, features, rows=None, n_crops: int = 10, crop_frames: int = 256,
-                 batch_size: int = 64, chunk_clips: int = 64, lengths=None) -> tuple[np.ndarray, np.ndarray]:
-    """Logit and squared distance d of every crop of the clips ``rows`` of ``features``.
+                 batch_size: int = 64, chunk_clips: int = 64, lengths=None, embeddings: bool = False) -> tuple:
+    """Logit and squared distance d of every crop of the clips ``rows`` of ``features`` (and, with
+    ``embeddings``, each clip's embedding: z averaged over its crops, from the same forward passes).
 
     Parameters
     ----------
@@ -100,11 +101,13 @@ def crop_outputs(model, features, rows=None, n_crops: int = 10, crop_frames: int
         Clips cropped at a time (bounds the memory).
     lengths : array of int, optional
         Valid frames of every clip of ``features`` (default: all frames of the array).
+    embeddings : bool
+        Also return the clips' mean crop embeddings z ``[len(rows), D]`` float32 (the embedding maps).
 
     Returns
     -------
     logit, d : numpy.ndarray
-        ``[len(rows), n_crops]`` float64.
+        ``[len(rows), n_crops]`` float64; with ``embeddings`` a third array, ``[len(rows), D]``.
     """
     from ddcsad.data import gather_crops
 
@@ -112,6 +115,7 @@ def crop_outputs(model, features, rows=None, n_crops: int = 10, crop_frames: int
     lengths = np.full(len(features), features.shape[1]) if lengths is None else np.asarray(lengths, np.int64)
     logit_out = np.empty((len(rows), n_crops))
     d_out = np.empty((len(rows), n_crops))
+    z_out = None
     for s in range(0, len(rows), chunk_clips):
         part = rows[s: s + chunk_clips]
         x = gather_crops(features, part, lengths[part], n_crops, crop_frames)
@@ -123,6 +127,12 @@ def crop_outputs(model, features, rows=None, n_crops: int = 10, crop_frames: int
         out = model.predict(x, batch_size=batch_size, verbose=0)
         logit_out[s: s + len(part)] = np.asarray(out["logit"], np.float64)[:n].reshape(len(part), n_crops)
         d_out[s: s + len(part)] = np.asarray(out["distance"], np.float64)[:n].reshape(len(part), n_crops)
+        if embeddings:
+            z = np.asarray(out["embedding"], np.float32)[:n]
+            z_out = np.empty((len(rows), z.shape[-1]), np.float32) if z_out is None else z_out
+            z_out[s: s + len(part)] = z.reshape(len(part), n_crops, -1).mean(axis=1)
+    if embeddings:
+        return logit_out, d_out, np.zeros((0, 0), np.float32) if z_out is None else z_out
     return logit_out, d_out
 
 

@@ -6,7 +6,9 @@ models with 1, 2, 4, ... real anomalies (Fig. 2). Everything it produces goes in
 
 - ``outputs.npz``: per model (``k`` = anomalies, 0 = the Table II model) the evaluated test rows of the
   clip table (``rows_<k>``) and the logit and squared distance of each of their ten crops (``logit_<k>``,
-  ``d_<k>``, ``[clips, crops]``): all that scoring (eq. 5), alpha selection and Fig. 2 need;
+  ``d_<k>``, ``[clips, crops]``): all that scoring (eq. 5), alpha selection and Fig. 2 need; for the
+  Table II model also the test clips' embeddings (``embedding_0``, z averaged over the crops) and the
+  centroids ``c_p``, ``c_n`` (the embedding maps, :mod:`ddcsad.maps`);
 - ``model.weights.npz`` / ``anomalies<k>.weights.npz`` with ``save_models: base`` / ``all``;
 - ``training_log.csv`` and ``tensorboard/`` (the Table II model), ``training_log_anomalies<k>.csv`` and
   ``tensorboard/anomalies<k>/`` (each fine-tuning): :func:`asdcore.keras_utils.training_callbacks`.
@@ -36,7 +38,7 @@ from ddcsad.model import CentroidUpdate, DDCSADModel, save_model_weights, weight
 from ddcsad.scoring import crop_outputs
 
 __all__ = ["build_encoder", "stop_after", "LossTrainer", "plan_model_files", "train_id_models", "load_outputs",
-           "OUTPUTS_FILE"]
+           "load_embeddings", "OUTPUTS_FILE"]
 
 OUTPUTS_FILE = "outputs.npz"
 
@@ -215,9 +217,12 @@ def train_id_models(config, loss: str, features, lengths, table, machine_type: s
     outputs = {}
 
     def record(k, rows):
-        logit, d = crop_outputs(trainer.model, features, rows, config.n_crops, config.crop_frames,
-                                config.inference_batch_size, lengths=lengths)
+        logit, d, *z = crop_outputs(trainer.model, features, rows, config.n_crops, config.crop_frames,
+                                    config.inference_batch_size, lengths=lengths, embeddings=k == 0)
         outputs.update({f"rows_{k}": np.asarray(rows, np.int64), f"logit_{k}": logit, f"d_{k}": d})
+        if k == 0:  # the Table II model's test embeddings and centroids: the embedding maps
+            outputs.update(embedding_0=z[0], c_p=np.asarray(trainer.model.c_p.numpy()),
+                           c_n=np.asarray(trainer.model.c_n.numpy()))
 
     record(0, test_rows)
     if config.save_models != "none":
@@ -242,6 +247,18 @@ def train_id_models(config, loss: str, features, lengths, table, machine_type: s
                      config.finetune_iterations, info.get("loss", float("nan")), time.time() - t0)
     atomic_save_npz(folder / OUTPUTS_FILE, overwrite=True, **outputs)
     return rows_log
+
+
+def load_embeddings(folder):
+    """``(rows, z, c_p, c_n)`` of the Table II model of a folder written by :func:`train_id_models`: its
+    test clips' rows, their embeddings (z averaged over the ten crops) and the two centroids; None for a
+    folder written before the embeddings were kept."""
+    from pathlib import Path
+
+    with np.load(Path(folder) / OUTPUTS_FILE) as stored:
+        if "embedding_0" not in stored.files:
+            return None
+        return stored["rows_0"], stored["embedding_0"], stored["c_p"], stored["c_n"]
 
 
 def load_outputs(folder) -> dict:

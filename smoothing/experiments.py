@@ -185,6 +185,9 @@ class Smoothing(Method):
     def assemble(self, ctx, units):
         from threadpoolctl import threadpool_limits
 
+        from asdcore.classification import with_sections
+        from smoothing.maps import diagnostics
+
         c, table = ctx.config, ctx.table
         role = ctx.state["role"]
         ctx.run.write_csv("models/split.csv", table.loc[role != "", ["file", "part", "machine_type", "unit",
@@ -210,6 +213,7 @@ class Smoothing(Method):
             fig5 = (_fraction(ctx, emb, gen_clip, gen_seg, chosen.get("Proposed_Oracle"), generative_name)
                     if ctx.args.experiment in ("fraction", "all") else None)
         notes = _notes(ctx, generative_name)
+        maps_and_accuracy = diagnostics(ctx, units, emb)  # plots/embeddings, classification.csv
 
         def report(ctx, per_unit, summary):
             text = []
@@ -220,7 +224,8 @@ class Smoothing(Method):
             return text
 
         table_systems = systems if ctx.args.experiment in ("table", "all") else {}
-        return Assembled(table_systems, report=report, plots=not ctx.quick)  # quick: no per-system ROC plots
+        return Assembled(table_systems, report=with_sections(report, maps_and_accuracy),
+                         plots=not ctx.quick)  # quick: no per-system ROC plots
 
 
 METHOD = Smoothing()

@@ -100,7 +100,9 @@ class SubClusterAdaCos2020(Method):
         return summary
 
     def assemble(self, ctx, units):
+        from asdcore.classification import with_sections
         from asdcore.representations import score_simple_representation
+        from subcluster_adacos.maps import diagnostics_2020
         from subcluster_adacos.scoring import TrainedNetworks
 
         experiments = self.experiments(ctx)
@@ -120,6 +122,7 @@ class SubClusterAdaCos2020(Method):
             scores, row_labels, diverged, notes = run_experiment(name, nets, representation_scores)
             systems.update(scores)
             found[name] = (row_labels, diverged, notes)
+        maps_and_accuracy = diagnostics_2020(ctx, nets, list(nets.folders))  # plots/embeddings, classification.csv
         if "representations" in experiments:
             spec = ModelSpec("subcluster_adacos", True, ctx.config.representation_subclusters)
             system = nets.system(spec, load_model=True)
@@ -129,7 +132,7 @@ class SubClusterAdaCos2020(Method):
         def report(ctx, per_unit, summary):
             return tables_report(ctx, experiments, found, summary)
 
-        return Assembled(systems, report=report)
+        return Assembled(systems, report=with_sections(report, maps_and_accuracy))
 
 
 METHOD = SubClusterAdaCos2020()

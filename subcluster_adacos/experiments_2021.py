@@ -156,6 +156,8 @@ class MultiDistribution(Method):
                                                           choose_variants_on_dev, decide, decision_thresholds,
                                                           paper_variants, score_outputs, select_by_type,
                                                           temporal_max)
+        from asdcore.classification import with_sections
+        from subcluster_adacos.maps import diagnostics_2021
 
         config, table, experiments = ctx.config, ctx.table, ctx.state["experiments"]
         ctx.state["normalizer"].save(ctx.run.file("models", "normalizer.npz"))
@@ -179,6 +181,8 @@ class MultiDistribution(Method):
             ctx.run.write_csv("variant_choice.csv", dev_scores)
             choice_note = "variant per machine type: the better on the development set"
         proposed = select_by_type(table, ensembles, choice)
+        maps_and_accuracy = diagnostics_2021(ctx, units, choice, lambda unit, epoch: NetworkOutputs.load(
+            _outputs_file(unit, epoch)))  # plots/embeddings, classification.csv
         scores, decision_scores = systems_for(experiments, ensembles, proposed)
         decisions = {}
         for name, values in decision_scores.items():
@@ -193,8 +197,8 @@ class MultiDistribution(Method):
             notes.insert(0, f"{ctx.settings_label}: {config.epochs} epochs, S in {config.subclusters}")
         elif ctx.settings_label != "paper settings":
             notes.insert(0, ctx.settings_label)
-        return Assembled(scores, decisions, report=lambda ctx, per_unit, summary: report(
-            ctx, experiments, per_unit, summary, notes))
+        return Assembled(scores, decisions, report=with_sections(lambda ctx, per_unit, summary: report(
+            ctx, experiments, per_unit, summary, notes), maps_and_accuracy))
 
 
 METHOD = MultiDistribution()

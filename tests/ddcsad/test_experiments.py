@@ -118,6 +118,16 @@ def test_quick_command_end_to_end(tmp_path, training_logged):
                                    for unit in ("id_00", "id_01")]
     assert list(units["name"][:2]) == ["fan-id_00-bce", "fan-id_01-bce"]
     assert list(units["seed"]) == [seed_for(1, name) for name in units["name"]]
+    # embedding maps: one figure per machine type (one panel per ID, the BCE+DDCSAD models), accuracy "n/a"
+    assert [p.name for p in (run / "plots" / "embeddings").glob("*.png")] == ["fan.png"]
+    classification = pd.read_csv(run / "classification.csv")
+    assert len(classification) == 1 and classification["accuracy"].isna().all()
+    assert "Classification accuracy" in text and "n/a" in text
+    from ddcsad.training import load_embeddings
+
+    rows, z, c_p, c_n = load_embeddings(run / "units" / "fan-id_01-bce_ddcsad")
+    test_clips = pd.read_csv(run / "scores" / "bce+ddcsad" / "anomaly_score_fan_id_01.csv", header=None)
+    assert z.shape == (len(test_clips), 8) and c_p.shape == c_n.shape == (8,)  # light_channels [4, 8]: z of 8
     assert sorted(p.name for p in (run / "units" / "fan-id_01-bce_ddcsad").iterdir()) == [
         "anomalies1.weights.npz", "model.weights.npz", "outputs.npz", "tensorboard", "training_log.csv",
         "training_log_anomalies1.csv", "unit.json"]

@@ -106,6 +106,26 @@ def test_subcluster_adacos_representations_and_score(tiny_2020_conveyor, cli_env
     conveyor = _scores(run, "table5_combined", "ToyConveyor", "id_01")
     np.testing.assert_allclose(conveyor["score"], mean["score"])
     assert not np.allclose(conveyor["score"], _scores(run, "table5_learned", "ToyConveyor", "id_01")["score"])
+    # Embedding maps of the Table V network (one per machine type) and its ID accuracy on the normal test
+    # clips, recomputed here from the unit's embeddings and centres: argmax_j max_l cos(x, w_jl) by hand.
+    assert sorted(p.name for p in (run / "plots" / "embeddings").glob("*.png")) == ["ToyConveyor.png", "fan.png"]
+    accuracy = pd.read_csv(run / "classification.csv")
+    overall = accuracy[accuracy["machine_type"] == "all"].set_index("network")
+    assert list(overall.index) == ["subcluster_adacos_S02_mixup"] and set(accuracy["mode"]) == {"QUICK"}
+    from asdcore.layouts import read_dataset
+
+    table = read_dataset(2020, tiny_2020_conveyor)  # the run's clip table: the rows of embeddings.npy
+    unit = run / "units" / "subcluster_adacos_S02_mixup"
+    emb, centres = np.load(unit / "embeddings.npy"), np.load(unit / "centres.npy")
+    names = sorted(set(table["machine_type"] + "/" + table["unit"]))
+    normal = ((table["split"] == "test") & (table["label"] == "normal")).to_numpy()
+    x = emb[normal] / np.linalg.norm(emb[normal], axis=1, keepdims=True)
+    best = np.array([[max(v @ c / np.linalg.norm(c) for c in group) for group in centres] for v in x]).argmax(axis=1)
+    truth = (table["machine_type"] + "/" + table["unit"]).to_numpy()[normal]
+    assert overall.loc["subcluster_adacos_S02_mixup", "n_clips"] == normal.sum()
+    assert overall.loc["subcluster_adacos_S02_mixup", "accuracy"] == pytest.approx(
+        np.mean(np.array(names)[best] == truth))
+    assert "Classification accuracy of the learned networks" in comparison
     # The saved system scores a recording exactly as the run scored it, ToyConveyor with the temporal mean.
     for machine_type, scores in (("fan", learned), ("ToyConveyor", conveyor)):
         wav = tiny_2020_conveyor / "dev_data" / machine_type / "test" / scores.iloc[0, 0]

@@ -230,6 +230,11 @@ def test_quick_run_end_to_end(quick_run, training_logged):
     assert set(fraction["fraction"]) == {0.5, 1.0} and set(fraction["system"]) == {"Proposed", "AE"}
     split = pd.read_csv(run / "models" / "split.csv")
     assert set(split["role"]) == {"fit", "val"}
+    # maps of SerialOE's f_D per machine type and its section accuracy on the normal test clips
+    assert sorted(p.name for p in (run / "plots" / "embeddings").glob("*.png")) == ["ToyCar.png", "fan.png"]
+    accuracy = pd.read_csv(run / "classification.csv").set_index("machine_type")
+    assert list(accuracy.index) == ["ToyCar", "fan", "all"] and accuracy["accuracy"].between(0, 1).all()
+    assert "Classification accuracy of the learned networks" in text
 
 
 def test_units_are_named_and_seeded_by_name_and_assemble_needs_only_their_folders(quick_run, tiny_data, tmp_path):

@@ -344,6 +344,14 @@ def test_quick_run_end_to_end(quick_run, training_logged):
     assert "Table 2" in comparison and "Table 5" in comparison and "75.03" in comparison
     assert "dev AUC (ours)" in comparison and "AE dev AUC (paper)" in comparison and "eval score (paper)" in comparison
     assert "nan" not in comparison  # empty cells are written "-"
+    # embedding map of a network of the ensemble (sections, source / target) and the section accuracy of
+    # every network on the normal test clips
+    assert [p.name for p in (run / "plots" / "embeddings").glob("*.png")] == ["ToyCar.png"]
+    accuracy = pd.read_csv(run / "classification.csv")
+    overall = accuracy[accuracy["machine_type"] == "all"]
+    assert list(overall["network"]) == ["sections_attributes_S01 (epoch 1)", "sections_attributes_S02 (epoch 1)"]
+    assert (overall["n_clips"] == 6 * 2 * 3).all() and overall["accuracy"].between(0, 1).all()
+    assert "Classification accuracy of the learned networks" in comparison
 
 
 def test_units_are_named_and_seeded_by_name_and_assemble_needs_only_their_folders(quick_run, tiny_toycar):
