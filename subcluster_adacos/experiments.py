@@ -328,7 +328,12 @@ class SubClusterAdaCos2020(Method):
                 print(merged.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}"))
             return text
 
-        return Assembled(systems, report=report)
+        def claims(confidence):
+            from subcluster_adacos.claims import claims_2020
+
+            return claims_2020(confidence, experiments, ctx.config, found.get("mixup", ({}, [], []))[1])
+
+        return Assembled(systems, report=report, claims=claims)
 
 
 METHOD = SubClusterAdaCos2020()

@@ -439,8 +439,13 @@ class MultiDistribution(Method):
             notes.insert(0, f"{ctx.settings_label}: {config.epochs} epochs, S in {config.subclusters}")
         elif ctx.settings_label != "paper settings":
             notes.insert(0, ctx.settings_label)
+        def claims(confidence):
+            from subcluster_adacos.claims import claims_2021
+
+            return claims_2021(confidence, experiments)
+
         return Assembled(scores, decisions, report=lambda ctx, per_unit, summary: report(
-            ctx, experiments, per_unit, summary, notes))
+            ctx, experiments, per_unit, summary, notes), claims=claims)
 
 
 def report(ctx, experiments, per_unit, summary, notes) -> list[str]:
