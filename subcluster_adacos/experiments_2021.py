@@ -111,11 +111,12 @@ def variants_needed(experiments, config: MultiDistributionConfig, machine_types)
     return [v for v in VARIANTS if v in used]
 
 
-def build_ensembles(units, score_snapshot, log):
+def build_ensembles(units, score_snapshot, log, singles: dict | None = None):
     """Sum the score sets of the finished units (networks) per variant, in the units' order (variant, then
     S) and by snapshot epoch: variant -> ScoreSet. ``score_snapshot(unit, epoch) -> ScoreSet``. A diverged
     network is left out with a warning. Also returns a DataFrame listing each score set (variant, S,
-    epoch) and whether its network diverged."""
+    epoch) and whether its network diverged. ``singles``, when given, collects every single score set:
+    ``(S, epoch) -> {variant: ScoreSet}``."""
     from subcluster_adacos.multi_distribution import sum_score_sets
 
     sets, listing = {}, []
@@ -128,6 +129,8 @@ def build_ensembles(units, score_snapshot, log):
             continue
         for epoch in result["epochs"]:
             sets[variant].append(score_snapshot(unit, epoch))
+            if singles is not None:
+                singles.setdefault((int(n_sub), int(epoch)), {})[variant] = sets[variant][-1]
             listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": epoch, "diverged": False})
     ensembles = {}
     for variant, variant_sets in sets.items():
@@ -415,7 +418,8 @@ class MultiDistribution(Method):
                                  config.reg_covar, config.component_weights, config.target_decision,
                                  gmm_score=config.gmm_score, section_gmm_data=config.section_gmm_data)
 
-        ensembles, listing = build_ensembles(units, score_snapshot, ctx.log)
+        singles = {}
+        ensembles, listing = build_ensembles(units, score_snapshot, ctx.log, singles)
         ctx.run.write_csv("models/score_sets.csv", listing)
         machine_types = sorted(set(table["machine_type"]))
         choice = paper_variants(machine_types, config.sections_only_types)
@@ -426,6 +430,9 @@ class MultiDistribution(Method):
             choice_note = "variant per machine type: the better on the development set"
         proposed = select_by_type(table, ensembles, choice)
         scores, decision_scores = systems_for(experiments, ensembles, proposed)
+        for (n_sub, epoch), by_variant in sorted(singles.items()):  # the proposed system from one score set
+            if set(choice.values()) <= set(by_variant):
+                scores[f"single_S{n_sub:02d}_epoch{epoch:04d}"] = select_by_type(table, by_variant, choice).score
         decisions = {}
         for name, values in decision_scores.items():
             thresholds = decision_thresholds(values, table, config.threshold_percentile)
@@ -442,7 +449,7 @@ class MultiDistribution(Method):
         def claims(confidence):
             from subcluster_adacos.claims import claims_2021
 
-            return claims_2021(confidence, experiments)
+            return claims_2021(confidence, experiments, [n for n in scores if n.startswith("single_")])
 
         return Assembled(scores, decisions, report=lambda ctx, per_unit, summary: report(
             ctx, experiments, per_unit, summary, notes), claims=claims)

@@ -41,6 +41,11 @@ def test_claims_2021():
     means = {"proposed": 0.7, "distribution_section": 0.65, "distribution_attribute": 0.6,
              "distribution_target": 0.72, "loss_sections": 0.6, "loss_sections_attributes": 0.68}
     claims = claims_2021(_conf(means), ("distributions", "losses", "system"))
-    assert [c.verdict for c in claims] == [FAILS, HOLDS, NOT_TESTED]
+    assert [c.verdict for c in claims] == [FAILS, HOLDS, NOT_TESTED]  # no single score sets given
     assert "P(x|X_target(s),k) 72.00 %" in claims[0].evidence
     assert [c.verdict for c in claims_2021(_conf(means), ("system",))] == [NOT_TESTED] * 3
+    singles = {"single_S01_epoch0001": 0.6, "single_S02_epoch0001": 0.69}
+    ensemble = claims_2021(_conf({**means, **singles}), ("system",), list(singles))[2]
+    assert ensemble.verdict == HOLDS and "single_S02_epoch0001 69.00 %" in ensemble.evidence
+    worse = claims_2021(_conf({**means, **singles, "single_S02_epoch0001": 0.75}), ("system",), list(singles))
+    assert worse[2].verdict == FAILS
