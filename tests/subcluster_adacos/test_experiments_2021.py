@@ -320,7 +320,7 @@ def test_quick_run_end_to_end(quick_run):
                     assert (system / f"{kind}_ToyCar_section_{section}_{domain}_test.csv").is_file()
     results = pd.read_csv(run / "results.csv")
     assert (results["mode"] == "QUICK").all()
-    units = results[(results["row"] == "unit") & (results["part"] == "dev")]
+    units = results[(results["row"] == "unit") & (results["part"] == "dev") & (results["system"] == "proposed")]
     assert len(units) == 6
     thresholds = pd.read_csv(run / "thresholds" / "proposed.csv")
     assert len(thresholds) == 12 and (thresholds["n_train"].sort_values().to_numpy() == [3] * 6 + [6] * 6).all()
