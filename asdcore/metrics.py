@@ -35,6 +35,7 @@ __all__ = [
     "harmonic_mean",
     "hanley_mcneil_se",
     "hanley_mcneil_ci",
+    "mean_auc_ci",
     "precision_recall_f1",
     "evaluate_clips",
     "summarize",
@@ -182,6 +183,45 @@ def hanley_mcneil_ci(auc: float, n_pos: int, n_neg: int, z: float = 1.96) -> tup
     se = hanley_mcneil_se(auc, n_pos, n_neg)
     a = float(auc)
     return float(max(0.0, a - z * se)), float(min(1.0, a + z * se))
+
+
+def mean_auc_ci(aucs, n_pos, n_neg, z: float = 1.96) -> tuple[float, float, float, float]:
+    """Mean of per-unit AUCs with its Hanley-McNeil confidence interval.
+
+    The units (machine IDs in 2020, section x domain in 2021) have disjoint test clips, so their AUC
+    estimates are independent and the variance of their arithmetic mean is the sum of the per-unit
+    variances (:func:`hanley_mcneil_se`, Hanley & McNeil 1982, eq. 2) over ``n**2``:
+
+        mean = (1/n) sum_i A_i,    SE = sqrt(sum_i SE_i**2) / n,    CI = mean -/+ z SE.
+
+    This is the interval of the number the papers and the organisers report (the arithmetic mean over
+    units), not of one AUC over the clips of all units pooled (which would rank scores of different units'
+    models against each other).
+
+    Parameters
+    ----------
+    aucs, n_pos, n_neg : array-like, one entry per unit
+        AUC, number of anomalous and of normal test clips of each unit.
+    z : float
+        1.96 for a 95 % interval.
+
+    Returns
+    -------
+    (mean, se, low, high) : tuple of float; the bounds are clipped to [0, 1].
+    """
+    a = np.asarray(aucs, dtype=np.float64).ravel()
+    pos, neg = np.asarray(n_pos).ravel(), np.asarray(n_neg).ravel()
+    if a.size == 0:
+        raise ASDError("mean_auc_ci: no units (need at least one AUC)")
+    if not (a.size == pos.size == neg.size):
+        raise ASDError(f"mean_auc_ci: {a.size} AUCs but {pos.size} anomaly and {neg.size} normal counts; "
+                       "give one count of each per unit")
+    if not np.all(np.isfinite(a)):
+        raise ASDError("mean_auc_ci: non-finite AUC values; evaluate every unit first")
+    variances = [hanley_mcneil_se(x, p, n) ** 2 for x, p, n in zip(a, pos, neg)]
+    mean = float(a.mean())
+    se = float(np.sqrt(np.sum(variances)) / a.size)
+    return mean, se, float(max(0.0, mean - z * se)), float(min(1.0, mean + z * se))
 
 
 def precision_recall_f1(y_true, decisions) -> tuple[float, float, float]:

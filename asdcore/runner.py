@@ -104,6 +104,10 @@ class Assembled:
         only written as submission files.
     plots : bool
         Per-system ROC / score-histogram plots (``plots/<system>/``); False skips them (quick runs).
+    claims : callable
+        ``claims(confidence) -> list[asdcore.claims.Claim]``: the paper's qualitative claims checked on the
+        run's mean AUCs (``confidence`` = :func:`asdcore.confidence.confidence_table`); rendered as the
+        "claims" list of ``comparison.md``.
     """
 
     systems: dict
@@ -111,6 +115,7 @@ class Assembled:
     report: object = None
     evaluate: bool = True
     plots: bool = True
+    claims: object = None
 
 
 class Method:
@@ -485,6 +490,25 @@ def _training_curves(ctx: RunContext, units: list[Unit]) -> None:
         ctx.log.info("training curves of %d unit(s) in %s", len(written), ctx.run.path / "plots" / "training")
 
 
+def _confidence_and_claims(ctx: RunContext, assembled: Assembled, per_unit: pd.DataFrame) -> list[str]:
+    """Write ``confidence.csv`` (mean AUC and 95 % interval per system) and return the ``comparison.md``
+    sections: the intervals and the method's claims list (:mod:`asdcore.claims`)."""
+    from asdcore.claims import render_claims
+    from asdcore.confidence import confidence_markdown, confidence_table
+
+    if per_unit.empty:
+        return []
+    confidence = confidence_table(per_unit)
+    ctx.run.write_csv("confidence.csv", confidence.assign(mode=ctx.mode))
+    lines = confidence_markdown(confidence)
+    if assembled.claims is not None:
+        claims = assembled.claims(confidence)
+        lines += render_claims(claims)
+        for claim in claims:
+            ctx.log.info("claim: %s: %s (%s)", claim.claim, claim.verdict, claim.evidence)
+    return lines
+
+
 def _finish(ctx: RunContext, units: list[Unit]) -> int:
     from asdcore.pipeline import evaluate_systems
 
@@ -509,6 +533,7 @@ def _finish(ctx: RunContext, units: list[Unit]) -> int:
     sections = [f"# {ctx.method.title}", "", f"> {ctx.source.description}", f"> {ctx.settings_label}", ""]
     if assembled.report is not None:
         sections += list(assembled.report(ctx, per_unit, summary))
+    sections += _confidence_and_claims(ctx, assembled, per_unit)
     ctx.run.write_text("comparison.md", "\n".join(sections))
     print(f"\nrun folder: {ctx.run.path}")
     return 0

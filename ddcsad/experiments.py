@@ -179,7 +179,12 @@ class DDCSAD(Method):
         def report(ctx, per_unit, summary):
             return _report(ctx, table2, summary, alphas, fig2)
 
-        return Assembled(systems, report=with_sections(report, maps_and_accuracy))
+        def claims(confidence):
+            from ddcsad.claims import claims_for
+
+            return claims_for(confidence, config, ctx.state.get("few_anomalies_per_unit"))
+
+        return Assembled(systems, report=with_sections(report, maps_and_accuracy), claims=claims)
 
 
 def _link_weights(ctx, units) -> None:
@@ -223,7 +228,8 @@ def _few_anomalies(ctx, outputs, alphas, pool, counts) -> pd.DataFrame:
             frames.append(per_type)
     sub = RunFolder(ctx.run.path / "few_anomalies")
     sub.path.mkdir(parents=True, exist_ok=True)
-    evaluate_systems(sub, reduced, systems, 2020, quick=ctx.quick, plots=False)
+    few_per_unit, _ = evaluate_systems(sub, reduced, systems, 2020, quick=ctx.quick, plots=False)
+    ctx.state["few_anomalies_per_unit"] = few_per_unit  # for the claims list (ddcsad.claims)
     fig2 = pd.concat(frames, ignore_index=True)
     ctx.run.write_csv("fig2.csv", fig2.assign(mode=ctx.mode))
     for part in sorted(fig2["part"].unique()):

@@ -223,9 +223,14 @@ class Smoothing(Method):
                 text += _fraction_section(ctx, fig5, notes)
             return text
 
+        def claims(confidence):
+            from smoothing.claims import claims_for
+
+            return claims_for(confidence, generative_name)
+
         table_systems = systems if ctx.args.experiment in ("table", "all") else {}
         return Assembled(table_systems, report=with_sections(report, maps_and_accuracy),
-                         plots=not ctx.quick)  # quick: no per-system ROC plots
+                         plots=not ctx.quick, claims=claims)  # quick: no per-system ROC plots
 
 
 METHOD = Smoothing()

@@ -132,7 +132,12 @@ class SubClusterAdaCos2020(Method):
         def report(ctx, per_unit, summary):
             return tables_report(ctx, experiments, found, summary)
 
-        return Assembled(systems, report=with_sections(report, maps_and_accuracy))
+        def claims(confidence):
+            from subcluster_adacos.claims import claims_2020
+
+            return claims_2020(confidence, experiments, ctx.config, found.get("mixup", ({}, [], []))[1])
+
+        return Assembled(systems, report=with_sections(report, maps_and_accuracy), claims=claims)
 
 
 METHOD = SubClusterAdaCos2020()

@@ -171,7 +171,8 @@ class MultiDistribution(Method):
                                  config.reg_covar, config.component_weights, config.target_decision,
                                  gmm_score=config.gmm_score, section_gmm_data=config.section_gmm_data)
 
-        ensembles, listing = build_ensembles(units, score_snapshot, ctx.log)
+        singles = {}
+        ensembles, listing = build_ensembles(units, score_snapshot, ctx.log, singles)
         ctx.run.write_csv("models/score_sets.csv", listing)
         machine_types = sorted(set(table["machine_type"]))
         choice = paper_variants(machine_types, config.sections_only_types)
@@ -184,6 +185,9 @@ class MultiDistribution(Method):
         maps_and_accuracy = diagnostics_2021(ctx, units, choice, lambda unit, epoch: NetworkOutputs.load(
             _outputs_file(unit, epoch)))  # plots/embeddings, classification.csv
         scores, decision_scores = systems_for(experiments, ensembles, proposed)
+        for (n_sub, epoch), by_variant in sorted(singles.items()):  # the proposed system from one score set
+            if set(choice.values()) <= set(by_variant):
+                scores[f"single_S{n_sub:02d}_epoch{epoch:04d}"] = select_by_type(table, by_variant, choice).score
         decisions = {}
         for name, values in decision_scores.items():
             thresholds = decision_thresholds(values, table, config.threshold_percentile)
@@ -197,8 +201,13 @@ class MultiDistribution(Method):
             notes.insert(0, f"{ctx.settings_label}: {config.epochs} epochs, S in {config.subclusters}")
         elif ctx.settings_label != "paper settings":
             notes.insert(0, ctx.settings_label)
+        def claims(confidence):
+            from subcluster_adacos.claims import claims_2021
+
+            return claims_2021(confidence, experiments, [n for n in scores if n.startswith("single_")])
+
         return Assembled(scores, decisions, report=with_sections(lambda ctx, per_unit, summary: report(
-            ctx, experiments, per_unit, summary, notes), maps_and_accuracy))
+            ctx, experiments, per_unit, summary, notes), maps_and_accuracy), claims=claims)
 
 
 METHOD = MultiDistribution()

@@ -647,11 +647,12 @@ def temporal_max(features, normalizer=None, chunk: int = 1024) -> np.ndarray:
     return tmax if normalizer is None else normalizer.transform(tmax)
 
 
-def build_ensembles(units, score_snapshot, log):
+def build_ensembles(units, score_snapshot, log, singles: dict | None = None):
     """Sum the score sets of the finished units (networks) per variant, in the units' order (variant, then
     S) and by snapshot epoch: variant -> ScoreSet. ``score_snapshot(unit, epoch) -> ScoreSet``. A diverged
     network is left out with a warning. Also returns a DataFrame listing each score set (variant, S,
-    epoch) and whether its network diverged."""
+    epoch) and whether its network diverged. ``singles``, when given, collects every single score set:
+    ``(S, epoch) -> {variant: ScoreSet}``."""
     sets, listing = {}, []
     for unit in units:
         variant, n_sub, result = unit.spec["variant"], unit.spec["n_subclusters"], unit.result()
@@ -662,6 +663,8 @@ def build_ensembles(units, score_snapshot, log):
             continue
         for epoch in result["epochs"]:
             sets[variant].append(score_snapshot(unit, epoch))
+            if singles is not None:
+                singles.setdefault((int(n_sub), int(epoch)), {})[variant] = sets[variant][-1]
             listing.append({"variant": variant, "n_subclusters": n_sub, "epoch": epoch, "diverged": False})
     ensembles = {}
     for variant, variant_sets in sets.items():

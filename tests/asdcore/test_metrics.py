@@ -327,3 +327,38 @@ def test_summarize_rejects_bad_year_and_empty():
         metrics.summarize(per_unit_frame([("dev", "fan", "id_00", "", 0.9, 0.8)]), 2019)
     with pytest.raises(ASDError):
         metrics.summarize(per_unit_frame([]), 2020)
+
+
+# ----------------------------------------------------------------------------- mean AUC interval
+def _hm_var_by_hand(a, n_a, n_n):
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return (a * (1 - a) + (n_a - 1) * (q1 - a * a) + (n_n - 1) * (q2 - a * a)) / (n_a * n_n)
+
+
+def test_mean_auc_ci_by_hand():
+    aucs, pos, neg = [0.8, 0.6, 0.95], [10, 5, 20], [20, 5, 30]
+    mean = (0.8 + 0.6 + 0.95) / 3
+    se = np.sqrt(sum(_hm_var_by_hand(a, p, n) for a, p, n in zip(aucs, pos, neg))) / 3
+    got = metrics.mean_auc_ci(aucs, pos, neg)
+    assert got == pytest.approx((mean, se, mean - 1.96 * se, mean + 1.96 * se), rel=1e-12)
+
+
+def test_mean_auc_ci_published_example():
+    """Hanley & McNeil's example (A = 0.893, 51 / 58 cases, SE 0.032) twice: SE of the mean = 0.032 / sqrt(2)."""
+    mean, se, low, high = metrics.mean_auc_ci([0.893, 0.893], [51, 51], [58, 58])
+    assert mean == pytest.approx(0.893)
+    assert se == pytest.approx(0.032 / np.sqrt(2), abs=0.001)
+    assert (low, high) == pytest.approx((0.893 - 1.96 * se, 0.893 + 1.96 * se))
+
+
+def test_mean_auc_ci_one_unit_is_hanley_mcneil():
+    assert metrics.mean_auc_ci([0.7], [12], [30])[2:] == pytest.approx(metrics.hanley_mcneil_ci(0.7, 12, 30))
+
+
+def test_mean_auc_ci_rejects_bad_input():
+    with pytest.raises(ASDError, match="no units"):
+        metrics.mean_auc_ci([], [], [])
+    with pytest.raises(ASDError, match="one count of each per unit"):
+        metrics.mean_auc_ci([0.7, 0.8], [5], [5, 5])
+    with pytest.raises(ASDError, match="non-finite"):
+        metrics.mean_auc_ci([np.nan], [5], [5])

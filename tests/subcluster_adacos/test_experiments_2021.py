@@ -323,7 +323,7 @@ def test_quick_run_end_to_end(quick_run, training_logged):
                     assert (system / f"{kind}_ToyCar_section_{section}_{domain}_test.csv").is_file()
     results = pd.read_csv(run / "results.csv")
     assert (results["mode"] == "QUICK").all()
-    units = results[(results["row"] == "unit") & (results["part"] == "dev")]
+    units = results[(results["row"] == "unit") & (results["part"] == "dev") & (results["system"] == "proposed")]
     assert len(units) == 6
     thresholds = pd.read_csv(run / "thresholds" / "proposed.csv")
     assert len(thresholds) == 12 and (thresholds["n_train"].sort_values().to_numpy() == [3] * 6 + [6] * 6).all()
@@ -352,6 +352,25 @@ def test_quick_run_end_to_end(quick_run, training_logged):
     assert list(overall["network"]) == ["sections_attributes_S01 (epoch 1)", "sections_attributes_S02 (epoch 1)"]
     assert (overall["n_clips"] == 6 * 2 * 3).all() and overall["accuracy"].between(0, 1).all()
     assert "Classification accuracy of the learned networks" in comparison
+
+
+def test_quick_run_confidence_and_claims(quick_run):
+    """confidence.csv against the per-unit AUCs of results.csv (the Hanley-McNeil formula by hand); the single
+    score sets are evaluated and the claims list names them."""
+    _, _, run = quick_run
+    results = pd.read_csv(run / "results.csv")
+    confidence = pd.read_csv(run / "confidence.csv")
+    assert {"single_S01_epoch0001", "single_S02_epoch0001", "proposed"} <= set(confidence["system"])
+    units = results[(results["row"] == "unit") & (results["system"] == "proposed")]
+    a, n_a, n_n = units["auc"].to_numpy(), units["n_anomaly"].to_numpy(), units["n_normal"].to_numpy()
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    se = np.sqrt(np.sum((a * (1 - a) + (n_a - 1) * (q1 - a * a) + (n_n - 1) * (q2 - a * a)) / (n_a * n_n))) / len(a)
+    row = confidence[(confidence["system"] == "proposed") & (confidence["part"] == "all")].iloc[0]
+    assert row["n_units"] == 12 and row["mean_auc"] == pytest.approx(a.mean())
+    assert row["ci_low"] == pytest.approx(max(0.0, a.mean() - 1.96 * se))
+    comparison = (run / "comparison.md").read_text()
+    assert "## Mean AUC with 95 % confidence interval" in comparison and "## Claims of the paper" in comparison
+    assert "each single network / checkpoint (Sec. 2.5)**:" in comparison and "single_S02_epoch0001" in comparison
 
 
 def test_units_are_named_and_seeded_by_name_and_assemble_needs_only_their_folders(quick_run, tiny_toycar):

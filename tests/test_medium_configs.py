@@ -1,0 +1,31 @@
+"""The shipped medium-run config files (configs/medium/<command>.yaml) load against each command's frozen
+config (unknown keys are refused) and README's "Medium runs" names each one."""
+import importlib
+from pathlib import Path
+
+import pytest
+
+from asdcore.experiment import resolve_config
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = {  # config file -> (method module, script)
+    "subcluster-adacos": ("subcluster_adacos.experiments", "run_dcase2020.py"),
+    "ddcsad": ("ddcsad.experiments", "run_dcase2020.py"),
+    "multi-distribution": ("subcluster_adacos.experiments_2021", "run_dcase2021.py"),
+    "smoothing": ("smoothing.experiments", "run_dcase2021.py"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_medium_config_loads(command):
+    path = ROOT / "configs" / "medium" / f"{command}.yaml"
+    method = importlib.import_module(COMMANDS[command][0]).METHOD
+    assert method.command == command
+    medium = resolve_config(method.default_config(True), path)  # raises ASDError on an unknown key
+    assert type(medium) is type(method.default_config(True))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"{COMMANDS[command][1]} {command}" in readme and f"configs/medium/{command}.yaml" in readme
+
+
+def test_medium_configs_are_only_the_four_commands():
+    assert sorted(p.stem for p in (ROOT / "configs" / "medium").glob("*.yaml")) == sorted(COMMANDS)
