@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from asdcore.errors import ASDError
+from asdcore.report import save_figure
 
 __all__ = ["PROJECTIONS", "project", "plot_embedding_maps", "test_clip_rows", "write_run_maps"]
 
@@ -238,11 +239,7 @@ def plot_embedding_maps(embeddings, rows: pd.DataFrame, out_dir, *, centres=None
                 set(type_rows["label"].astype(str)), kinds)
         heading = f"{title}\n" if title else ""
         fig.suptitle(f"{heading}{machine_type}: {len(type_rows)} test clips, {how} of the {space}", fontsize=9)
-        fig.tight_layout()
-        path = out_dir / f"{machine_type}.png"
-        fig.savefig(path, dpi=90, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / f"{machine_type}.png", bbox_inches="tight"))
     return written
 
 

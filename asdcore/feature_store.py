@@ -87,6 +87,17 @@ def _block_checksums(path: str, offset: int, row_bytes: int, n_rows: int, block_
     return sums
 
 
+def _checksum_problem(path, offset: int, row_bytes: int, n_rows: int, block_rows: int, manifest: dict):
+    """Why the data file does not match the CRC-32 blocks of its manifest, or None when it does."""
+    try:
+        sums = _block_checksums(path, offset, row_bytes, n_rows, block_rows)
+    except (OSError, EOFError) as exc:
+        return f"unreadable ({exc})"
+    if sums != manifest.get("checksums"):
+        return "checksum mismatch (damaged or changed file)"
+    return None
+
+
 def _header_offset(path: str) -> tuple[int, tuple, np.dtype]:
     """Data offset, shape and dtype from the ``.npy`` header (mapping touches no data page)."""
     mapped = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -115,14 +126,9 @@ def _validate(array_path: str, manifest_path: str, n_clips: int, config: LogMelC
     row_bytes = config.n_frames * config.n_mels * 4
     if os.path.getsize(array_path) != offset + n_clips * row_bytes:
         return None, "file size does not match its header (truncated?)"
-    if verify:
-        try:
-            sums = _block_checksums(array_path, offset, row_bytes, int(manifest["n_kept"]))
-        except (OSError, EOFError) as exc:
-            return None, f"unreadable ({exc})"
-        if sums != manifest.get("checksums"):
-            return None, "checksum mismatch (damaged or changed file)"
-    return manifest, None
+    problem = _checksum_problem(array_path, offset, row_bytes, int(manifest["n_kept"]), _BLOCK_ROWS,
+                                manifest) if verify else None
+    return (None, problem) if problem else (manifest, None)
 
 
 def open_feature_store(
@@ -335,14 +341,9 @@ def _validate_ragged(data_path, manifest_path, n_clips, config, verify):
         return None, "manifest does not describe these clips"
     if size != total * config.n_mels * 4:
         return None, "file size does not match its manifest (truncated?)"
-    if verify:
-        try:
-            sums = _block_checksums(data_path, 0, config.n_mels * 4, total, _RAGGED_BLOCK_FRAMES)
-        except (OSError, EOFError) as exc:
-            return None, f"unreadable ({exc})"
-        if sums != manifest.get("checksums"):
-            return None, "checksum mismatch (damaged or changed file)"
-    return manifest, None
+    problem = _checksum_problem(data_path, 0, config.n_mels * 4, total, _RAGGED_BLOCK_FRAMES,
+                                manifest) if verify else None
+    return (None, problem) if problem else (manifest, None)
 
 
 def open_ragged_store(

@@ -7,10 +7,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["comparison_markdown", "plot_scores", "plot_grid", "MACHINE_ORDER"]
+__all__ = ["comparison_markdown", "plot_scores", "plot_grid", "save_figure", "MACHINE_ORDER"]
 
 #: Machine types in the order of the papers' tables; "all" last.
 MACHINE_ORDER = ["fan", "gearbox", "pump", "slider", "valve", "ToyCar", "ToyConveyor", "ToyTrain", "all"]
+
+
+def save_figure(fig, path, dpi: int = 90, **savefig_kwargs) -> Path:
+    """Lay out ``fig``, write it to ``path`` (folders made as needed) and close it: the last step of every
+    plot of the project. Returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, **savefig_kwargs)
+    plt.close(fig)
+    return path
 
 
 def comparison_markdown(title: str, table: pd.DataFrame, notes: list[str] | None = None, digits: int = 2) -> str:
@@ -65,11 +78,7 @@ def plot_scores(table: pd.DataFrame, score_column: str, out_dir, title: str = ""
         ax_hist.legend(loc="upper right")  # "best" searches every histogram patch: very slow
         if title:
             fig.suptitle(title, fontsize=9)
-        fig.tight_layout()
-        path = out_dir / f"{machine_type}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / f"{machine_type}.png"))
     return written
 
 
@@ -119,9 +128,4 @@ def plot_grid(frame: pd.DataFrame, x: str, y: str, path, low: str | None = None,
         axes.ravel()[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from asdcore.errors import ASDError
+from asdcore.report import save_figure
 
 __all__ = ["read_training_log", "curve_panels", "plot_training_log", "plot_unit_logs", "plot_scale_curves"]
 
@@ -119,12 +120,7 @@ def plot_training_log(log_path, png_path, title: str = "") -> Path | None:
     axes[-1, 0].set_xlabel("epoch")
     axes[-1, 0].xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title or Path(log_path).parent.name, fontsize=10)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path, dpi=110)
 
 
 def plot_unit_logs(unit_folders, out_dir) -> list[Path]:
@@ -190,9 +186,4 @@ def plot_scale_curves(logs: dict, png_path, threshold: float, title: str = "") -
         axis.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.suptitle(title or "adaptive scale per epoch", fontsize=11)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path, dpi=110)
