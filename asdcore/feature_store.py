@@ -131,6 +131,30 @@ def _validate(array_path: str, manifest_path: str, n_clips: int, config: LogMelC
     return (None, problem) if problem else (manifest, None)
 
 
+def _valid_or_rebuilt(data_path, validated, build) -> dict:
+    """The manifest of a valid store, or of the store ``build()`` writes in place of a missing or invalid one
+    (an invalid one is named in a warning with the reason). ``validated`` = ``(manifest or None, reason)``."""
+    manifest, reason = validated
+    if manifest is None:
+        if reason is not None:
+            logger.warning("feature store %s is not valid: %s; rebuilding it", data_path, reason)
+        manifest = build()
+    return manifest
+
+
+def _kept_and_bad(manifest: dict, n: int, skip_bad_files: bool):
+    """``(kept mask of the n clips, bad files)`` restored from a manifest. A store built with
+    ``--skip-bad-files`` read without it raises the first bad file's error, as extraction would."""
+    kept = np.zeros(n, dtype=bool)
+    kept[np.asarray(manifest["kept_rows"], dtype=np.int64)] = True
+    bad_files = [tuple(b) for b in manifest["bad_files"]]
+    if bad_files and not skip_bad_files:
+        from .errors import AudioError
+
+        raise AudioError(bad_files[0][0], bad_files[0][1])
+    return kept, bad_files
+
+
 def open_feature_store(
     table,
     config: LogMelConfig,
@@ -174,20 +198,10 @@ def open_feature_store(
     paths = [os.path.abspath(os.fspath(p)) for p in paths]
     n = len(paths)
     array_path, manifest_path = store_paths(paths, config, cache_dir, channel)
-    manifest, reason = _validate(array_path, manifest_path, n, config, verify)
-    if manifest is None:
-        if reason is not None:
-            logger.warning("feature store %s is not valid: %s; rebuilding it", array_path, reason)
-        manifest = _build(paths, config, array_path, manifest_path, skip_bad_files, channel, progress,
-                          batch_size)
-    kept = np.zeros(n, dtype=bool)
-    kept[np.asarray(manifest["kept_rows"], dtype=np.int64)] = True
-    bad_files = [tuple(b) for b in manifest["bad_files"]]
-    if bad_files and not skip_bad_files:
-        # the store was built with --skip-bad-files; without it, the first bad file is an error as usual
-        from .errors import AudioError
-
-        raise AudioError(bad_files[0][0], bad_files[0][1])
+    manifest = _valid_or_rebuilt(array_path, _validate(array_path, manifest_path, n, config, verify),
+                                 lambda: _build(paths, config, array_path, manifest_path, skip_bad_files,
+                                                channel, progress, batch_size))
+    kept, bad_files = _kept_and_bad(manifest, n, skip_bad_files)
     features = np.load(array_path, mmap_mode="r")[: int(manifest["n_kept"])]
     return FeatureSet(features=features, kept=kept, bad_files=bad_files)
 
@@ -380,19 +394,10 @@ def open_ragged_store(
     folder = os.path.join(_cache_folder(cache_dir, config, channel), "sets")
     key = _set_key(paths, config, channel, kind="ragged")
     data_path, manifest_path = os.path.join(folder, key + ".f32"), os.path.join(folder, key + ".json")
-    manifest, reason = _validate_ragged(data_path, manifest_path, len(paths), config, verify)
-    if manifest is None:
-        if reason is not None:
-            logger.warning("feature store %s is not valid: %s; rebuilding it", data_path, reason)
-        manifest = _build_ragged(paths, config, data_path, manifest_path, skip_bad_files, channel, progress,
-                                 batch_size)
-    kept = np.zeros(len(paths), dtype=bool)
-    kept[np.asarray(manifest["kept_rows"], dtype=np.int64)] = True
-    bad_files = [tuple(b) for b in manifest["bad_files"]]
-    if bad_files and not skip_bad_files:
-        from .errors import AudioError
-
-        raise AudioError(bad_files[0][0], bad_files[0][1])
+    manifest = _valid_or_rebuilt(data_path, _validate_ragged(data_path, manifest_path, len(paths), config, verify),
+                                 lambda: _build_ragged(paths, config, data_path, manifest_path, skip_bad_files,
+                                                       channel, progress, batch_size))
+    kept, bad_files = _kept_and_bad(manifest, len(paths), skip_bad_files)
     lengths = np.asarray(manifest["lengths"], np.int64)
     total = int(manifest["total_frames"])
     frames = (np.memmap(data_path, dtype=np.float32, mode="r", shape=(total, config.n_mels)) if total

@@ -23,6 +23,17 @@ def test_medium_config_loads(command):
     assert method.command == command
     medium = resolve_config(method.default_config(True), path)  # raises ASDError on an unknown key
     assert type(medium) is type(method.default_config(True))
+    import yaml
+
+    def applied(config, values):  # every value of the file, read independently, is in the resolved config
+        for key, value in values.items():
+            if isinstance(value, dict):
+                applied(getattr(config, key), value)
+            else:
+                got = getattr(config, key)
+                assert (list(got) if isinstance(got, tuple) else got) == value, (command, key, got, value)
+
+    applied(medium, yaml.safe_load(path.read_text(encoding="utf-8")))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"{COMMANDS[command][1]} {command}" in readme and f"configs/medium/{command}.yaml" in readme
 
