@@ -40,8 +40,9 @@ def nearest_centre_classes(embeddings, centres) -> np.ndarray:
 
 def normal_test_rows(table: pd.DataFrame) -> np.ndarray:
     """Positions of the normal test clips (the clips whose class the networks should name)."""
-    return np.flatnonzero(((table["split"].astype(str) == "test") & (table["label"].astype(str) == "normal"))
-                          .to_numpy())
+    from asdcore.selection import rows
+
+    return np.flatnonzero(rows(table, split="test", label="normal"))
 
 
 def accuracy_by_type(true, predicted, machine_types, **labels) -> pd.DataFrame:
