@@ -5,8 +5,10 @@ many networks there are, how long the whole run will take and how much disk its 
 
 - :func:`check_free_disk` stops a run with one line when the disk is short (before any training).
 - :func:`compute_estimate` turns a command's training steps into CPU-hours with the seconds per step
-  measured by ``benchmarks/scale.py`` (:data:`STEP_SECONDS`); the runner prints it before training at full
-  settings, labelled as an estimate.
+  measured by ``benchmarks/scale.py`` (:data:`STEP_SECONDS`) and into GPU-hours with the FLOPs of a training
+  clip counted by ``benchmarks/flops.py`` (:data:`TRAINING_FLOPS_PER_CLIP`) at an assumed sustained GPU rate
+  (:data:`ASSUMED_GPU_TFLOPS`, or ``ASD_GPU_TFLOPS``; no GPU was available to time one); the runner prints it
+  before training at full settings, labelled as estimates.
 - the runner logs, after each unit, its time and the time left for the others at that pace.
 - :class:`RunProgress` turns the method's total step count (``Method.estimate``) and the steps measured so
   far into the ETA of the whole run; :class:`asdcore.keras_utils.ProgressLine` feeds it from training and
@@ -21,7 +23,8 @@ import time
 
 from .errors import ASDError
 
-__all__ = ["check_free_disk", "compute_estimate", "human_bytes", "human_duration", "STEP_SECONDS", "RunProgress",
+__all__ = ["check_free_disk", "compute_estimate", "gpu_hours", "gpu_tflops", "human_bytes", "human_duration",
+           "STEP_SECONDS", "STEP_BATCH", "TRAINING_FLOPS_PER_CLIP", "ASSUMED_GPU_TFLOPS", "RunProgress",
            "current_progress", "start_progress", "stop_progress"]
 
 
@@ -158,16 +161,67 @@ STEP_SECONDS = {
 #: Where the figures of :data:`STEP_SECONDS` come from, printed beside every estimate.
 STEP_SOURCE = "seconds per step measured by benchmarks/scale.py on a shared 2-core CPU"
 
+#: Clips (crops) per training step of each trainer at the paper's settings.
+STEP_BATCH = {"subcluster2020": 64, "multi2021": 64, "ddcsad-light": 64, "ddcsad-resnet38": 64,
+              "serialoe-light": 128, "serialoe-efficientnet_b0": 128}
+
+#: Floating-point operations of one training clip (3 x the forward pass of one input, counted by TensorFlow's
+#: profiler: ``python benchmarks/flops.py``). The GPU-hours of an estimate divide by a sustained rate.
+TRAINING_FLOPS_PER_CLIP = {
+    "subcluster2020": None,
+    "multi2021": None,
+    "ddcsad-light": None,
+    "ddcsad-resnet38": None,
+    "serialoe-light": None,
+    "serialoe-efficientnet_b0": None,
+}
+
+#: The sustained float32 rate (TFLOP/s) a GPU is assumed to reach on these networks when no GPU was timed:
+#: a third of a V100's 15.7 TFLOP/s FP32 peak, a quarter of an A100's 19.5 (small convolutions at batch 64-128
+#: rarely run a GPU near its peak). An assumption, not a measurement: set ``ASD_GPU_TFLOPS`` to your GPU's.
+ASSUMED_GPU_TFLOPS = 5.0
+
+
+def gpu_tflops() -> float:
+    """The sustained TFLOP/s of the GPU-hours estimate: ``ASD_GPU_TFLOPS`` or :data:`ASSUMED_GPU_TFLOPS`."""
+    value = os.environ.get("ASD_GPU_TFLOPS", "").strip()
+    if not value:
+        return ASSUMED_GPU_TFLOPS
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not rate > 0:
+        raise ASDError(f"ASD_GPU_TFLOPS must be a positive number of TFLOP/s (e.g. 5), got {value!r}")
+    return rate
+
+
+def gpu_hours(steps: int, trainer: str):
+    """``steps x batch x training FLOPs per clip / sustained rate`` in hours, or None without a FLOP count."""
+    flops = TRAINING_FLOPS_PER_CLIP.get(trainer)
+    if not flops:
+        return None
+    return int(steps) * STEP_BATCH[trainer] * flops / (gpu_tflops() * 1e12) / 3600
+
 
 def compute_estimate(steps: int, trainer: str, networks: int) -> str:
-    """One line: ``networks`` networks, ``steps`` training steps in all, and the CPU-hours they take at the
-    measured seconds per step of ``trainer`` (a range: the slowest and the fastest measured run). Says it is
-    an estimate, and says so when no time per step was measured for this trainer."""
+    """One line: ``networks`` networks, ``steps`` training steps in all, the CPU-hours they take at the measured
+    seconds per step of ``trainer`` (a range: the fastest and the slowest measured run) and the GPU-hours from
+    the trainer's FLOP count at the assumed sustained GPU rate (:func:`gpu_hours`). Says these are
+    estimates, and says so when a figure is missing for this trainer."""
     head = f"estimate: {networks} network(s), {int(steps):,} training steps in all"
     measured = STEP_SECONDS.get(trainer)
     if measured is None:
-        return (f"{head}; no time per step was measured for {trainer} (run benchmarks/scale.py on this machine), "
-                "so no time estimate")
-    low, high = (int(steps) * s / 3600 for s in measured)
-    return (f"{head} x {measured[0]:.2f}-{measured[1]:.2f} s/step ({STEP_SOURCE}) = about {low:,.0f}-{high:,.0f} "
-            "CPU-hours on such a CPU (an estimate; no GPU was timed, so no GPU-hours figure)")
+        cpu = f"no time per step was measured for {trainer} on a CPU (run benchmarks/scale.py on this machine)"
+    else:
+        low, high = (int(steps) * s / 3600 for s in measured)
+        cpu = (f"x {measured[0]:.2f}-{measured[1]:.2f} s/step ({STEP_SOURCE}) = about {low:,.0f}-{high:,.0f} "
+               "CPU-hours on such a CPU")
+    hours = gpu_hours(steps, trainer)
+    if hours is None:
+        gpu = "no FLOP count for this trainer, so no GPU-hours figure"
+    else:
+        gpu = (f"about {hours:,.1f} GPU-hours at an assumed sustained {gpu_tflops():g} TFLOP/s "
+               f"({TRAINING_FLOPS_PER_CLIP[trainer] / 1e9:.2f} GFLOP per training clip, benchmarks/flops.py; "
+               "no GPU was timed: set ASD_GPU_TFLOPS to your GPU's rate)")
+    return f"{head} {cpu}; {gpu} (estimates)" if measured else f"{head}; {cpu}; {gpu} (estimates)"

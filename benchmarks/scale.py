@@ -110,7 +110,7 @@ def build_store(path: Path, clips: int, frames: int = 313, bins: int = 128, chun
 
 
 def _open(path: Path, mode: str):
-    if mode == "mmap":
+    if mode in ("mmap", "small"):
         return np.load(path, mmap_mode="r")
     return np.load(path)  # the whole array in memory
 
@@ -142,14 +142,12 @@ def _steady(times, warmup):
 # --- trainers (run in a child process) ------------------------------------------------------------------
 
 def run_subcluster(store: Path, mode: str, args, heads: str) -> dict:
-    import keras
-
     from asdcore.backends import GMMBackend
     from asdcore.features import Normalizer
     from subcluster_adacos.layers import normalized_centers
     from subcluster_adacos.network import (build_multi_head_training_model, build_training_model,
                                            embedding_model, head_layer, head_names)
-    from subcluster_adacos.training import make_dataset, make_multi_label_dataset
+    from subcluster_adacos.training import TrainingConfig, _compile, make_dataset, make_multi_label_dataset
 
     features = _open(store, mode)
     n = len(features)
@@ -167,7 +165,7 @@ def run_subcluster(store: Path, mode: str, args, heads: str) -> dict:
         model = build_multi_head_training_model(n_classes, n_subclusters=args.subclusters, seed=0)
         dataset = make_multi_label_dataset(view, labels, n_classes, 64, seed=0,
                                            label_names=["labels"] + [f"labels_{i}" for i in range(1, 2)])
-    model.compile(optimizer=keras.optimizers.Adam())
+    _compile(model, TrainingConfig())  # as subcluster_adacos.training compiles (FusedAdam, issue 16)
     timer = StepTimer()
     model.fit(dataset.take(args.steps), epochs=1, verbose=0, callbacks=[timer.callback])
     seconds = _steady(timer.times, args.warmup)
@@ -198,7 +196,7 @@ def run_ddcsad(store: Path, mode: str, args) -> dict:
     from ddcsad.backbones import build_light_encoder, build_resnet38
     from ddcsad.model import DDCSADModel
 
-    features = _ragged(store) if mode == "mmap" else _open(store, mode)
+    features = _ragged(store) if mode in ("mmap", "small") else _open(store, mode)
     n = len(features)
     # one ID: 1,000 normal clips; outliers: 20,000 clips of the other IDs of the same source data set
     sets = data.UnitSets("dev", "fan", "id_00", normal=np.arange(1000), outlier=np.arange(1000, min(n, 21000)))
@@ -293,6 +291,18 @@ def child(args) -> None:
 
 # --- parent ---------------------------------------------------------------------------------------------
 
+def _merged(runs: list) -> dict:
+    """The repeats of one trainer and mode: median speeds, highest peaks, and every run's clips/s."""
+    merged = dict(runs[0])
+    for key in ("clips_per_s", "input_clips_per_s", "step_ms", "score_s"):
+        if key in merged:
+            merged[key] = float(np.median([r[key] for r in runs]))
+    for key in ("peak_rss", "peak_anon"):
+        merged[key] = max(r[key] for r in runs)
+    merged["each_clips_per_s"] = [r["clips_per_s"] for r in runs]
+    return merged
+
+
 def _gb(n):
     return f"{n / 1e9:.2f} GB"
 
@@ -320,8 +330,14 @@ def main(argv=None):
     parser.add_argument("--serialoe-batch", type=int, default=128, help="SerialOE batch (paper: 128)")
     parser.add_argument("--input-batches", type=int, default=6,
                         help="SerialOE batches timed for the input pipeline alone")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the memory-mapped and in-memory children this many times each, alternating "
+                             "(the summary takes the median speed and the highest peak)")
+    parser.add_argument("--baseline-clips", type=int, default=2048,
+                        help="also run every trainer memory-mapped on a store of this many clips (SerialOE: a "
+                             "quarter), to separate the model and its training step from the data (0: off)")
     parser.add_argument("--child", choices=TRAINERS, help=argparse.SUPPRESS)
-    parser.add_argument("--mode", choices=["mmap", "memory", "waveform"], help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=["mmap", "memory", "waveform", "small"], help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -335,7 +351,9 @@ def main(argv=None):
     shapes = {"2020": (args.clips_2020, 313, 128), "2021": (args.clips_2021, 313, 128),
               "serialoe": (args.clips_serialoe, SERIALOE_FRAMES, SERIALOE_BINS)}
     shapes = {k: v for k, v in shapes.items() if wanted[k] & set(args.trainers)}
-    need = sum(4 * int(np.prod(v)) for v in shapes.values())
+    small = {k: (min(v[0], args.baseline_clips // (4 if k == "serialoe" else 1)),) + v[1:]
+             for k, v in shapes.items()} if args.baseline_clips > 0 else {}
+    need = sum(4 * int(np.prod(v)) for v in list(shapes.values()) + list(small.values()))
     check_free_disk(workdir, need, "the benchmark's feature stores")
     total_ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     stores = {}
@@ -346,14 +364,20 @@ def main(argv=None):
                                    seed={"2020": 2020, "2021": 2021}.get(name, 7))
         print(f"store {name}: {clips} clips x {frames} x {bins} float32 = {_gb(4 * frames * bins * clips)} "
               f"({time.perf_counter() - t0:.0f} s to write)", flush=True)
+    small_stores = {}
+    for name, (clips, frames, bins) in small.items():
+        suffix = "" if name != "serialoe" else f"-{frames}x{bins}"
+        small_stores[name] = build_store(workdir / f"store{name}-{clips}{suffix}.npy", clips, frames, bins, seed=1)
     rows = []
     for trainer in args.trainers:
-        store = stores[{"multi2021": "2021", "serialoe": "serialoe"}.get(trainer, "2020")]
-        size = os.path.getsize(store)
+        key = {"multi2021": "2021", "serialoe": "serialoe"}.get(trainer, "2020")
+        size = os.path.getsize(stores[key])
         modes = ["mmap"] + (["waveform"] if trainer == "serialoe" else [])
         if args.in_memory == "yes" or (args.in_memory == "auto" and size < total_ram / 2):
             modes.append("memory")
+        modes = modes * max(1, args.repeats) + (["small"] if key in small_stores else [])
         for mode in modes:
+            store = small_stores[key] if mode == "small" else stores[key]
             command = [sys.executable, str(Path(__file__).resolve()), "--child", trainer, "--mode", mode, "--store",
                        str(store), "--steps", str(args.steps), "--warmup", str(args.warmup), "--subclusters",
                        str(args.subclusters), "--ddcsad-backbone", args.ddcsad_backbone,
@@ -366,22 +390,32 @@ def main(argv=None):
                 print(f"{trainer} ({mode}) failed:\n{done.stderr[-3000:]}", flush=True)
                 continue
             result = json.loads(lines[-1][7:])
-            result.update(trainer=trainer, mode=mode, store=size, wall=time.perf_counter() - t0)
+            result.update(trainer=trainer, mode=mode, store=os.path.getsize(store), wall=time.perf_counter() - t0)
             rows.append(result)
             extra = (f", input pipeline alone {result['input_clips_per_s']:.0f} clips/s"
                      if "input_clips_per_s" in result else "")
             print(f"{trainer:15s} {mode:8s} peak RSS {_gb(result['peak_rss'])}, peak anonymous "
                   f"{_gb(result['peak_anon'])}, {result['clips_per_s']:.1f} clips/s ({result['step_ms']:.0f} ms/step)"
-                  f"{extra}, scoring one unit {result['score_s']:.1f} s (store {_gb(size)})", flush=True)
+                  f"{extra}, scoring one unit {result['score_s']:.1f} s (store {_gb(result['store'])})", flush=True)
     print("\nsummary (mmap against in-memory):")
     for trainer in args.trainers:
-        by_mode = {r["mode"]: r for r in rows if r["trainer"] == trainer}
+        by_mode = {mode: _merged([r for r in rows if r["trainer"] == trainer and r["mode"] == mode])
+                   for mode in {r["mode"] for r in rows if r["trainer"] == trainer}}
         if "mmap" in by_mode and "memory" in by_mode:
             ratio = by_mode["mmap"]["clips_per_s"] / by_mode["memory"]["clips_per_s"]
-            print(f"  {trainer}: memory-mapped throughput {100 * ratio:.0f} % of in-memory; peak RSS "
+            each = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(by_mode["mmap"]["each_clips_per_s"],
+                                                            by_mode["memory"]["each_clips_per_s"]))
+            print(f"  {trainer}: memory-mapped throughput {100 * ratio:.0f} % of in-memory (median of "
+                  f"{len(by_mode['mmap']['each_clips_per_s'])}; clips/s mmap/memory per repeat: {each}); peak RSS "
                   f"{_gb(by_mode['mmap']['peak_rss'])} vs {_gb(by_mode['memory']['peak_rss'])}")
         elif "mmap" in by_mode:
             print(f"  {trainer}: peak RSS {_gb(by_mode['mmap']['peak_rss'])} (in-memory not run)")
+        if "mmap" in by_mode and "small" in by_mode:
+            full, tiny = by_mode["mmap"], by_mode["small"]
+            print(f"  {trainer}: the model and its training step alone (a {_gb(tiny['store'])} store) peak at "
+                  f"{_gb(tiny['peak_rss'])} RSS, {_gb(tiny['peak_anon'])} anonymous; the full-size data adds "
+                  f"{_gb(full['peak_rss'] - tiny['peak_rss'])} RSS, {_gb(full['peak_anon'] - tiny['peak_anon'])} "
+                  "anonymous")
         if "mmap" in by_mode and "waveform" in by_mode:
             a, b = by_mode["mmap"], by_mode["waveform"]
             print(f"  {trainer}: on-the-fly mel from the recordings: input {b['input_clips_per_s']:.0f} clips/s vs "

@@ -76,3 +76,43 @@ def test_compute_estimate_is_steps_times_the_measured_seconds(monkeypatch):
     # every trainer a command names has either a measured range or says it has none
     for low, high in estimates.STEP_SECONDS.values():
         assert 0 < low <= high
+
+
+def test_gpu_hours_are_steps_times_batch_times_flops_over_the_rate(monkeypatch):
+    import pytest
+
+    from asdcore import estimates
+    from asdcore.errors import ASDError
+
+    monkeypatch.setitem(estimates.STEP_SECONDS, "toy", (0.5, 1.5))
+    monkeypatch.setitem(estimates.STEP_BATCH, "toy", 100)
+    monkeypatch.setitem(estimates.TRAINING_FLOPS_PER_CLIP, "toy", 1e9)
+    monkeypatch.delenv("ASD_GPU_TFLOPS", raising=False)
+    # 72,000 steps x 100 clips x 1e9 FLOP = 7.2e15 FLOP; at 5e12 FLOP/s: 1,440 s = 0.4 h
+    assert estimates.ASSUMED_GPU_TFLOPS == 5.0
+    assert estimates.gpu_hours(72_000, "toy") == pytest.approx(0.4)
+    line = estimates.compute_estimate(72_000, "toy", 4)
+    assert "about 10-30 CPU-hours" in line and "about 0.4 GPU-hours at an assumed sustained 5 TFLOP/s" in line
+    assert "1.00 GFLOP per training clip" in line and line.endswith("(estimates)")
+    monkeypatch.setenv("ASD_GPU_TFLOPS", "2")
+    assert estimates.gpu_hours(72_000, "toy") == pytest.approx(1.0)
+    assert "at an assumed sustained 2 TFLOP/s" in estimates.compute_estimate(72_000, "toy", 4)
+    for bad in ("fast", "0", "-3"):
+        monkeypatch.setenv("ASD_GPU_TFLOPS", bad)
+        with pytest.raises(ASDError, match="ASD_GPU_TFLOPS must be a positive number"):
+            estimates.gpu_hours(1, "toy")
+    monkeypatch.delenv("ASD_GPU_TFLOPS")
+    # a trainer without a CPU time but with a FLOP count still gets its GPU-hours
+    monkeypatch.setitem(estimates.STEP_BATCH, "gpu-only", 10)
+    monkeypatch.setitem(estimates.TRAINING_FLOPS_PER_CLIP, "gpu-only", 5e12 / 10)
+    line = estimates.compute_estimate(3600, "gpu-only", 1)  # 3,600 steps x 10 x 5e11 / 5e12 = 3,600 s
+    assert "no time per step was measured" in line and "about 1.0 GPU-hours" in line
+
+
+def test_every_trainer_a_command_names_has_a_flop_count_and_a_batch():
+    from asdcore import estimates
+
+    named = {"subcluster2020", "multi2021", "ddcsad-light", "ddcsad-resnet38", "serialoe-light",
+             "serialoe-efficientnet_b0"}
+    assert named <= set(estimates.TRAINING_FLOPS_PER_CLIP) and named <= set(estimates.STEP_BATCH)
+    assert all(estimates.TRAINING_FLOPS_PER_CLIP[t] > 1e6 for t in named)
