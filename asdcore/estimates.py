@@ -168,12 +168,12 @@ STEP_BATCH = {"subcluster2020": 64, "multi2021": 64, "ddcsad-light": 64, "ddcsad
 #: Floating-point operations of one training clip (3 x the forward pass of one input, counted by TensorFlow's
 #: profiler: ``python benchmarks/flops.py``). The GPU-hours of an estimate divide by a sustained rate.
 TRAINING_FLOPS_PER_CLIP = {
-    "subcluster2020": None,
-    "multi2021": None,
-    "ddcsad-light": None,
-    "ddcsad-resnet38": None,
-    "serialoe-light": None,
-    "serialoe-efficientnet_b0": None,
+    "subcluster2020": 0.559e9,             # Table I ResNet, 313 x 128 (the heads add < 0.1 %)
+    "multi2021": 0.559e9,                  # the same ResNet with two heads
+    "ddcsad-light": 0.717e9,               # the light CNN, 256 x 128 crops
+    "ddcsad-resnet38": 72.08e9,            # ResNet38 (PANNs), 256 x 128 crops: the paper's backbone
+    "serialoe-light": 1.241e9,             # the light CNN, 4 s crops of 251 x 224
+    "serialoe-efficientnet_b0": 2.685e9,   # EfficientNet-B0, 4 s crops: the paper's backbone
 }
 
 #: The sustained float32 rate (TFLOP/s) a GPU is assumed to reach on these networks when no GPU was timed:

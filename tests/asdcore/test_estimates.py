@@ -71,8 +71,9 @@ def test_compute_estimate_is_steps_times_the_measured_seconds(monkeypatch):
     monkeypatch.setitem(estimates.STEP_SECONDS, "toy", (0.5, 1.5))
     line = estimates.compute_estimate(72_000, "toy", 4)  # 72,000 x 0.5 s = 10 h, x 1.5 s = 30 h
     assert line.startswith("estimate: 4 network(s), 72,000 training steps")
-    assert "about 10-30 CPU-hours" in line and "an estimate" in line and "no GPU" in line
-    assert "no time estimate" in estimates.compute_estimate(10, "never-timed", 1)
+    assert "about 10-30 CPU-hours" in line and line.endswith("(estimates)") and "no GPU-hours figure" in line
+    never = estimates.compute_estimate(10, "never-timed", 1)
+    assert "no time per step was measured" in never and "no GPU-hours figure" in never
     # every trainer a command names has either a measured range or says it has none
     for low, high in estimates.STEP_SECONDS.values():
         assert 0 < low <= high
