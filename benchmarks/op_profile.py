@@ -87,13 +87,13 @@ def profile(variant: str, steps: int, top: int) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="*", default=["k3", "k2"], choices=["k3", "k2"])
+    parser.add_argument("variants", nargs="*", choices=["k3", "k2"], help="default: both")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
     import keras2_reference
 
-    for variant in args.variants:
+    for variant in args.variants or ["k3", "k2"]:
         if variant == "k2" and not keras2_reference.available():
             print("tf-keras is not installed: the Keras 2 build is skipped (pip install tf-keras)")
             continue
