@@ -636,11 +636,19 @@ def read_rows(features, rows) -> np.ndarray:
 
     Reading a memory map in ascending order turns random access into a forward scan of the file; the
     original (e.g. shuffled) order is restored afterwards, so a batch's order, and with it the mixup
-    partners, stays random.
+    partners, stays random. A whole-file float32 memory map (a feature store) is read with positional reads
+    straight into the batch (:mod:`asdcore.file_rows`: no page faults, the interpreter lock released while
+    the disk reads); anything else with NumPy's indexing.
     """
+    from .file_rows import file_source, read_file_rows
+
     rows = np.asarray(rows, dtype=np.int64)
-    order = np.argsort(rows, kind="stable")
     out = np.empty((len(rows),) + tuple(features.shape[1:]), dtype=np.float32)
+    source = file_source(features)
+    if source is not None and len(rows) and rows.min() >= 0 and rows.max() < len(features):
+        read_file_rows(source, rows, out)
+        return out
+    order = np.argsort(rows, kind="stable")
     out[order] = features[rows[order]]
     return out
 
