@@ -1,7 +1,7 @@
 """Where a training step's time goes, op type by op type (issue 16), from TensorFlow's profiler.
 
-The 2020 network (41 classes, S = 1, batch 64, mixup, loss inside the model) trains on one fixed batch with
-``train_on_batch``: ours (Keras 3, ``subcluster_adacos.training._compile``: FusedAdam, slots built up front)
+The 2020 network (41 classes, S = 1, batch 64, mixup, loss inside the model) or the 2021 two-head network
+(``--network 2021``: 42 sections + 199 attribute classes) trains on one fixed batch with ``train_on_batch``: ours (Keras 3, ``subcluster_adacos.training._compile``: FusedAdam, slots built up front)
 or the Keras 2 build of ``benchmarks/keras2_reference.py`` (needs ``pip install tf-keras``). After 4 warm-up
 steps, ``--steps`` steps run under ``tf.profiler.experimental``; the trace (XPlane protocol buffer) is read
 back and every op executed on the TensorFlow compute threads is summed by op type (the kernel name after
@@ -9,7 +9,7 @@ back and every op executed on the TensorFlow compute threads is summed by op typ
 time of all ops per step (all threads together, so it can exceed the wall time), the ops per step, and the
 ``--top`` op types.
 
-    python benchmarks/op_profile.py [k3] [k2] [--steps 10] [--top 15]
+    python benchmarks/op_profile.py [k3] [k2] [--network 2020|2021] [--steps 10] [--top 15]
 """
 from __future__ import annotations
 
@@ -27,15 +27,22 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 
-def _model(variant):
+#: Classes of each head of the two networks.
+NETWORKS = {"2020": (41,), "2021": (42, 199)}
+
+
+def _model(variant, classes):
     if variant == "k2":
         import keras2_reference
 
-        return keras2_reference.build(41)[0]
-    from subcluster_adacos.network import build_training_model
+        return keras2_reference.build(classes[0] if len(classes) == 1 else classes)[0]
+    from subcluster_adacos.network import build_multi_head_training_model, build_training_model
     from subcluster_adacos.training import TrainingConfig, _compile
 
-    model = build_training_model(41, seed=0)
+    if len(classes) == 1:
+        model = build_training_model(classes[0], seed=0)
+    else:
+        model = build_multi_head_training_model(list(classes), seed=0)
     _compile(model, TrainingConfig())
     return model
 
@@ -62,14 +69,16 @@ def op_times(logdir: str, steps: int) -> tuple[collections.Counter, collections.
     return millis, counts
 
 
-def profile(variant: str, steps: int, top: int) -> None:
+def profile(variant: str, network: str, steps: int, top: int) -> None:
     import numpy as np
     import tensorflow as tf
 
+    classes = NETWORKS[network]
     rng = np.random.default_rng(0)
-    batch = {"features": rng.normal(size=(64, 313, 128)).astype(np.float32),
-             "labels": np.eye(41, dtype=np.float32)[np.arange(64) % 41]}
-    model = _model(variant)
+    batch = {"features": rng.normal(size=(64, 313, 128)).astype(np.float32)}
+    for i, c in enumerate(classes):
+        batch["labels" if i == 0 else f"labels_{i}"] = np.eye(c, dtype=np.float32)[np.arange(64) % c]
+    model = _model(variant, classes)
     for _ in range(4):
         model.train_on_batch(batch)
     with tempfile.TemporaryDirectory() as logdir:
@@ -79,7 +88,7 @@ def profile(variant: str, steps: int, top: int) -> None:
         tf.profiler.experimental.stop()
         millis, counts = op_times(logdir, steps)
     name = {"k3": "ours (Keras 3)", "k2": "tf-keras (Keras 2)"}[variant]
-    print(f"{name}: ops' CPU time {sum(millis.values()):.1f} ms per step (all threads), "
+    print(f"{name}, {network} network: ops' CPU time {sum(millis.values()):.1f} ms per step (all threads), "
           f"{sum(counts.values()):.0f} ops per step")
     for kind, ms in millis.most_common(top):
         print(f"  {ms:8.2f} ms  x{counts[kind]:6.1f}  {kind}")
@@ -88,6 +97,7 @@ def profile(variant: str, steps: int, top: int) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="*", choices=["k3", "k2"], help="default: both")
+    parser.add_argument("--network", choices=sorted(NETWORKS), default="2020")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
@@ -97,7 +107,7 @@ def main():
         if variant == "k2" and not keras2_reference.available():
             print("tf-keras is not installed: the Keras 2 build is skipped (pip install tf-keras)")
             continue
-        profile(variant, args.steps, args.top)
+        profile(variant, args.network, args.steps, args.top)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ import numpy as np
 from keras import layers, ops
 
 from asdcore.errors import ASDError
+from asdcore.fused_batchnorm import FusedBatchNormalization
 
 __all__ = [
     "SerialOEConfig",
@@ -274,10 +275,11 @@ class MeanSquare(layers.Layer):
 
 def _light_backbone(x):
     """A small CNN for CPU quick runs: four Conv3x3-BN-ReLU-MaxPool2 blocks (16-32-64-128 filters) and
-    global average pooling. Not in the paper."""
+    global average pooling. Not in the paper. Batch normalisation by TensorFlow's fused kernel
+    (:class:`asdcore.fused_batchnorm.FusedBatchNormalization`: Keras' layer, fewer saved tensors; issue 13)."""
     for i, filters in enumerate((16, 32, 64, 128)):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"light_conv{i}")(x)
-        x = layers.BatchNormalization(name=f"light_bn{i}")(x)
+        x = FusedBatchNormalization(name=f"light_bn{i}")(x)
         x = layers.Activation("relu", name=f"light_relu{i}")(x)
         x = layers.MaxPooling2D(2, padding="same", name=f"light_pool{i}")(x)
     return layers.GlobalAveragePooling2D(name="global_pool")(x)

@@ -1,10 +1,11 @@
-"""FusedBatchNormalization (issue 16, a speed change): the same numbers as batch normalisation by hand
-(numpy: batch mean, biased batch variance, momentum update) and as Keras' own BatchNormalization."""
+"""asdcore.fused_batchnorm.FusedBatchNormalization (issue 16, a speed change): the same numbers as batch
+normalisation by hand (numpy: batch mean, biased batch variance, momentum update) and as Keras' own
+BatchNormalization; the sub-cluster AdaCos name of the layer and SerialOE's light CNN use it."""
 import keras
 import numpy as np
 import pytest
 
-from subcluster_adacos.layers import FusedBatchNormalization
+from asdcore.fused_batchnorm import FusedBatchNormalization
 
 
 def _pair(shape, seed=0):
@@ -67,3 +68,18 @@ def test_falls_back_to_keras_for_other_ranks(shape):
     out = keras.ops.convert_to_numpy(fused(x, training=True))
     mean, var = x.mean(axis=(0, 1)), x.var(axis=(0, 1))
     np.testing.assert_allclose(out, (x - mean) / np.sqrt(var + 1e-3) * gamma + beta, atol=2e-5)
+
+
+def test_the_subcluster_adacos_name_and_the_serial_oe_light_cnn_use_the_core_layer(tmp_path):
+    from smoothing.serial_oe import build_serial_oe
+    from subcluster_adacos import layers as sca_layers
+
+    assert issubclass(sca_layers.FusedBatchNormalization, FusedBatchNormalization)
+    assert keras.saving.get_registered_name(sca_layers.FusedBatchNormalization) == \
+        "subcluster_adacos>FusedBatchNormalization"  # models saved before the move still load
+    model = keras.Sequential([keras.Input((6, 5, 2)), sca_layers.FusedBatchNormalization(name="bn")])
+    model.save(tmp_path / "m.keras")
+    assert type(keras.saving.load_model(tmp_path / "m.keras").get_layer("bn")) is sca_layers.FusedBatchNormalization
+    light = build_serial_oe(3, (32, 24), backbone="light")
+    norms = [layer for layer in light.layers if "light_bn" in layer.name]
+    assert len(norms) == 4 and all(isinstance(layer, FusedBatchNormalization) for layer in norms)
