@@ -149,17 +149,18 @@ def current_progress() -> RunProgress | None:
 def stop_progress() -> None:
     global _CURRENT
     _CURRENT = None
-#: Seconds per training step (the paper's batch, float32), lowest and highest of the runs of
-#: ``python benchmarks/scale.py`` on this project's development machine: a shared 2-core CPU (README "Running
-#: at paper scale" gives each run's command and load average). Keyed by trainer; a trainer that was not timed
-#: (the paper's ResNet38 / EfficientNet-B0 backbones on a CPU; any GPU: none was available) is absent.
+#: Seconds per training step (the paper's batch, float32, features memory-mapped from a full-size store), the
+#: fastest and slowest run of ``python benchmarks/scale.py`` in the fourth session on this project's development
+#: machine, a 2-core CPU otherwise idle (README "Running at paper scale" gives the commands). Keyed by trainer; a
+#: trainer that was not timed (the paper's ResNet38 / EfficientNet-B0 backbones on a CPU) is absent.
 STEP_SECONDS = {
-    "subcluster2020": (0.341, 0.586),   # Table I ResNet, 41 classes, S = 16, batches of 64
-    "multi2021": (0.395, 0.592),        # the two-head network, 42 sections, 199 attribute classes
-    "ddcsad-light": (0.672, 0.700),     # one machine ID, 32 + 32 crops, the light CNN (--backbone light)
+    "subcluster2020": (0.261, 0.262),   # Table I ResNet, 41 classes, S = 16, batches of 64 (run A2)
+    "multi2021": (0.290, 0.317),        # the two-head network, 42 sections, 199 attribute classes (A2)
+    "ddcsad-light": (0.757, 0.830),     # one machine ID, 32 + 32 crops, the light CNN (--backbone light) (A)
+    "serialoe-light": (1.237, 1.381),   # one machine type, 64 + 64 crops of 251 x 224, the light CNN (B2, C2)
 }
 #: Where the figures of :data:`STEP_SECONDS` come from, printed beside every estimate.
-STEP_SOURCE = "seconds per step measured by benchmarks/scale.py on a shared 2-core CPU"
+STEP_SOURCE = "seconds per step measured by benchmarks/scale.py on a 2-core CPU"
 
 #: Clips (crops) per training step of each trainer at the paper's settings.
 STEP_BATCH = {"subcluster2020": 64, "multi2021": 64, "ddcsad-light": 64, "ddcsad-resnet38": 64,

@@ -96,11 +96,13 @@ def profile(variant: str, network: str, steps: int, top: int) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="*", choices=["k3", "k2"], help="default: both")
+    parser.add_argument("variants", nargs="*", help="k3 (ours) and/or k2 (tf-keras); default: both")
     parser.add_argument("--network", choices=sorted(NETWORKS), default="2020")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
+    if set(args.variants) - {"k3", "k2"}:
+        parser.error(f"variants: choose from k3, k2; got {' '.join(args.variants)}")
     import keras2_reference
 
     for variant in args.variants or ["k3", "k2"]:

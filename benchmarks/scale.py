@@ -27,9 +27,13 @@ and the same with the store read whole into memory first (``np.load`` without ``
 cache was read before), where it fits. Printed per trainer and mode: peak resident memory of the process
 (VmHWM: includes the pages of the memory map it touched, which the kernel can drop at any time), peak
 anonymous memory (RssAnon: the process's own, sampled every 0.1 s), steady training clips/s (median over
-the steps after ``--warmup``) and the scoring time.
+the steps after ``--warmup``) and the scoring time. ``--repeats N`` runs the memory-mapped and in-memory
+children N times each, alternating (median speed, highest peak); ``--baseline-clips`` runs every trainer once
+more on a small store, so the summary can say what the model and its training step take alone and what the
+full-size data add to it. The sub-cluster AdaCos trainers compile as the experiments do
+(``subcluster_adacos.training._compile``: FusedAdam).
 
-    python benchmarks/scale.py                      # full size (about 15 GB of disk in --workdir)
+    python benchmarks/scale.py                      # full size (about 43 GB of disk in --workdir)
     python benchmarks/scale.py --clips-2020 4000 --clips-2021 5000 --steps 10   # a smaller machine
 
 Targets (issue 13): peak resident memory under 3 GB for every trainer at full size (plus the model) and
