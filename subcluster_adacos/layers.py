@@ -42,6 +42,7 @@ import keras
 import numpy as np
 from keras import ops
 
+import asdcore.optimizers  # noqa: F401  registers FusedAdam, the optimizer saved with the training models
 from asdcore.errors import ASDError
 from asdcore.fused_batchnorm import FusedBatchNormalization as _CoreFusedBatchNormalization
 
