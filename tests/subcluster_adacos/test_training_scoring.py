@@ -185,9 +185,11 @@ def test_scoring_system_fit_score_is_the_gmm_back_end_and_the_temporal_mean_comb
 
 def test_compile_builds_adam_up_front_and_training_is_unchanged():
     """issue 16: ``_compile`` creates Adam's slots before the first step (so the step is traced once);
-    two training steps then give the same weights as Keras' own lazy build (same seeds, same batches)."""
+    two training steps then give the same weights as Keras' own lazy build of the same optimizer (FusedAdam;
+    same seeds, same batches). FusedAdam against Keras' Adam: tests/asdcore/test_optimizers.py."""
     import keras
 
+    from asdcore.optimizers import FusedAdam
     from subcluster_adacos.network import build_training_model
     from subcluster_adacos.training import TrainingConfig, _compile
 
@@ -202,7 +204,7 @@ def test_compile_builds_adam_up_front_and_training_is_unchanged():
             _compile(model, TrainingConfig())
             assert model.optimizer.built and len(model.optimizer.variables) > 2 * len(model.trainable_variables)
         else:
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3))
+            model.compile(optimizer=FusedAdam(learning_rate=1e-3))
             assert not model.optimizer.built
         for _ in range(2):
             model.train_on_batch({"features": x, "labels": y})
