@@ -173,7 +173,7 @@ TRAINING_FLOPS_PER_CLIP = {
     "multi2021": 0.559e9,                  # the same ResNet with two heads
     "ddcsad-light": 0.717e9,               # the light CNN, 256 x 128 crops
     "ddcsad-resnet38": 72.08e9,            # ResNet38 (PANNs), 256 x 128 crops: the paper's backbone
-    "serialoe-light": 1.241e9,             # the light CNN, 4 s crops of 251 x 224
+    "serialoe-light": 1.231e9,             # the light CNN (fused batch normalisation), 4 s crops of 251 x 224
     "serialoe-efficientnet_b0": 2.685e9,   # EfficientNet-B0, 4 s crops: the paper's backbone
 }
 

@@ -44,6 +44,7 @@ import scipy.signal
 from .atomic_io import atomic_save_npy, atomic_save_npz
 from .audio import fit_length, load_audio
 from .errors import ASDError, AudioError
+from .file_rows import file_source, read_file_rows
 
 __all__ = [
     "LogMelConfig",
@@ -640,8 +641,6 @@ def read_rows(features, rows) -> np.ndarray:
     straight into the batch (:mod:`asdcore.file_rows`: no page faults, the interpreter lock released while
     the disk reads); anything else with NumPy's indexing.
     """
-    from .file_rows import file_source, read_file_rows
-
     rows = np.asarray(rows, dtype=np.int64)
     out = np.empty((len(rows),) + tuple(features.shape[1:]), dtype=np.float32)
     source = file_source(features)

@@ -9,7 +9,7 @@ back and every op executed on the TensorFlow compute threads is summed by op typ
 time of all ops per step (all threads together, so it can exceed the wall time), the ops per step, and the
 ``--top`` op types.
 
-    python benchmarks/op_profile.py [k3] [k2] [--network 2020|2021] [--steps 10] [--top 15]
+    python benchmarks/op_profile.py [k3] [k2] [--network 2020|2021] [--optimizer fused|keras] [--steps 10] [--top 15]
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 NETWORKS = {"2020": (41,), "2021": (42, 199)}
 
 
-def _model(variant, classes):
+def _model(variant, classes, optimizer="fused"):
     if variant == "k2":
         import keras2_reference
 
@@ -44,6 +44,11 @@ def _model(variant, classes):
     else:
         model = build_multi_head_training_model(list(classes), seed=0)
     _compile(model, TrainingConfig())
+    if optimizer == "keras":  # Keras' own (unfused) Adam, built up front as _compile builds FusedAdam
+        import keras
+
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=TrainingConfig().learning_rate))
+        model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -69,7 +74,7 @@ def op_times(logdir: str, steps: int) -> tuple[collections.Counter, collections.
     return millis, counts
 
 
-def profile(variant: str, network: str, steps: int, top: int) -> None:
+def profile(variant: str, network: str, steps: int, top: int, optimizer: str = "fused") -> None:
     import numpy as np
     import tensorflow as tf
 
@@ -78,7 +83,7 @@ def profile(variant: str, network: str, steps: int, top: int) -> None:
     batch = {"features": rng.normal(size=(64, 313, 128)).astype(np.float32)}
     for i, c in enumerate(classes):
         batch["labels" if i == 0 else f"labels_{i}"] = np.eye(c, dtype=np.float32)[np.arange(64) % c]
-    model = _model(variant, classes)
+    model = _model(variant, classes, optimizer)
     for _ in range(4):
         model.train_on_batch(batch)
     with tempfile.TemporaryDirectory() as logdir:
@@ -87,7 +92,7 @@ def profile(variant: str, network: str, steps: int, top: int) -> None:
             model.train_on_batch(batch)
         tf.profiler.experimental.stop()
         millis, counts = op_times(logdir, steps)
-    name = {"k3": "ours (Keras 3)", "k2": "tf-keras (Keras 2)"}[variant]
+    name = {"k3": f"ours (Keras 3, {optimizer} Adam)", "k2": "tf-keras (Keras 2)"}[variant]
     print(f"{name}, {network} network: ops' CPU time {sum(millis.values()):.1f} ms per step (all threads), "
           f"{sum(counts.values()):.0f} ops per step")
     for kind, ms in millis.most_common(top):
@@ -98,6 +103,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="*", help="k3 (ours) and/or k2 (tf-keras); default: both")
     parser.add_argument("--network", choices=sorted(NETWORKS), default="2020")
+    parser.add_argument("--optimizer", choices=["fused", "keras"], default="fused",
+                        help="ours with FusedAdam (as the experiments) or Keras' own Adam (before issue 16's fix)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
@@ -109,7 +116,7 @@ def main():
         if variant == "k2" and not keras2_reference.available():
             print("tf-keras is not installed: the Keras 2 build is skipped (pip install tf-keras)")
             continue
-        profile(variant, args.network, args.steps, args.top)
+        profile(variant, args.network, args.steps, args.top, args.optimizer)
 
 
 if __name__ == "__main__":

@@ -82,13 +82,20 @@ def _scores(run, system, machine_type, unit):
                        names=["file", "score"])
 
 
-def test_subcluster_adacos_representations_and_score(tiny_2020_conveyor, cli_env, capsys, training_logged):
+def _run_subcluster(experiment, config_text, data_root, cli_env):
+    """``subcluster-adacos --experiment <experiment> --quick`` on ``data_root`` with a tiny config; returns
+    the run folder."""
     out = cli_env / "runs"
-    config = cli_env / "tiny.yaml"
-    config.write_text("epochs: 1\nrepresentation_subclusters: 2\nbatch_size: 16\n")
-    assert _run(["subcluster-adacos", "--experiment", "representations", "--quick", "--config", config,
-                 "--data-root", tiny_2020_conveyor, "--out", out]) == 0
-    run = _only_run_folder(out / "2020" / "subcluster-adacos-representations")
+    config = cli_env / f"{experiment}.yaml"
+    config.write_text(config_text)
+    assert _run(["subcluster-adacos", "--experiment", experiment, "--quick", "--config", config,
+                 "--data-root", data_root, "--out", out]) == 0
+    return _only_run_folder(out / "2020" / f"subcluster-adacos-{experiment}")
+
+
+def test_subcluster_adacos_representations_and_score(tiny_2020_conveyor, cli_env, capsys, training_logged):
+    run = _run_subcluster("representations", "epochs: 1\nrepresentation_subclusters: 2\nbatch_size: 16\n",
+                          tiny_2020_conveyor, cli_env)
     results = pd.read_csv(run / "results.csv")
     assert {"table5_mean", "table5_max", "table5_learned", "table5_combined"} <= set(results["system"])
     assert results["auc"].between(0, 1).all()
@@ -138,13 +145,8 @@ def test_subcluster_adacos_representations_and_score(tiny_2020_conveyor, cli_env
 def test_subcluster_adacos_diverged_network_gives_diverges_cells(tiny_2020_conveyor, cli_env):
     """A network forced to diverge (divergence limit below the initial scale): the run finishes and the
     ensemble rows read "diverges", with a warning in run.log, instead of a traceback."""
-    out = cli_env / "runs"
-    config = cli_env / "diverge.yaml"
-    config.write_text("epochs: 1\nsubclusters: [2]\nrepresentation_subclusters: 2\nbatch_size: 16\n"
-                      "divergence_scale: 0.001\n")
-    assert _run(["subcluster-adacos", "--experiment", "ensemble", "--quick", "--config", config,
-                 "--data-root", tiny_2020_conveyor, "--out", out]) == 0
-    run = _only_run_folder(out / "2020" / "subcluster-adacos-ensemble")
+    run = _run_subcluster("ensemble", "epochs: 1\nsubclusters: [2]\nrepresentation_subclusters: 2\nbatch_size: 16\n"
+                          "divergence_scale: 0.001\n", tiny_2020_conveyor, cli_env)
     comparison = (run / "comparison.md").read_text()
     assert comparison.count("diverges") >= 2 and "exceeded 0.001" in comparison
     assert "diverged" in (run / "run.log").read_text()
@@ -172,11 +174,6 @@ def test_corrupt_recording_stops_or_is_skipped_and_listed(tiny_2020, cli_env, ca
 @pytest.mark.slow  # four networks
 def test_subcluster_adacos_mixup_draws_table3_scales(tiny_2020_conveyor, cli_env, training_logged):
     """Table III's four networks: each unit's curves and the four adaptive scales on one figure."""
-    out = cli_env / "runs"
-    config = cli_env / "tiny.yaml"
-    config.write_text("epochs: 2\nbatch_size: 16\n")
-    assert _run(["subcluster-adacos", "--experiment", "mixup", "--quick", "--config", config,
-                 "--data-root", tiny_2020_conveyor, "--out", out]) == 0
-    run = _only_run_folder(out / "2020" / "subcluster-adacos-mixup")
+    run = _run_subcluster("mixup", "epochs: 2\nbatch_size: 16\n", tiny_2020_conveyor, cli_env)
     assert len(training_logged(run)) == 4
     assert (run / "plots" / "training" / "table3_scale.png").stat().st_size > 1000

@@ -142,3 +142,25 @@ def test_short_training_run_lowers_the_loss():
     assert losses[-1] < 0.9 * losses[0]
     scale = float(head_layer(model).scale)
     assert np.isfinite(scale) and scale > 0 and scale != scale0
+
+
+def test_flop_count_of_the_estimates_matches_a_count_by_hand():
+    """asdcore.estimates.TRAINING_FLOPS_PER_CLIP (TensorFlow's profiler, benchmarks/flops.py) against the
+    multiply-adds of the Table I ResNet counted here from its layer shapes: 2 x kh x kw x C_in x C_out per
+    output position of every convolution, 2 x in x out for the dense layer (the profiler also counts batch
+    normalisation, activations and pooling, a few per cent)."""
+    import keras
+
+    from asdcore.estimates import TRAINING_FLOPS_PER_CLIP
+    from subcluster_adacos.network import build_embedding_model
+
+    model = build_embedding_model((313, 128))
+    by_hand = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, _ = layer.output.shape
+            by_hand += 2 * int(np.prod(layer.kernel.shape)) * height * width
+        elif isinstance(layer, keras.layers.Dense):
+            by_hand += 2 * int(np.prod(layer.kernel.shape))
+    assert 0.17e9 < by_hand < 0.20e9
+    assert TRAINING_FLOPS_PER_CLIP["subcluster2020"] / 3 == pytest.approx(by_hand, rel=0.05)
