@@ -21,13 +21,24 @@ def _notes(ctx, generative_name) -> list[str]:
     notes = [ctx.source.description]
     if ctx.quick:
         notes.append(f"{QUICK_BANNER}: AE and SerialOE epochs, backbone and input reduced (see config.yaml)")
-    notes.append("EfficientNet-B0 starts from random weights (no pretrained weights can be downloaded here)"
-                 if not ctx.quick else "SerialOE backbone: the light CNN of smoothing/serial_oe.py, random init")
+    notes.append(backbone_note(ctx.config.serial_oe))
     if generative_name != "AE":
         notes.append(f"a_G = the given scores of {ctx.args.generative_scores} (sub-cluster AdaCos, multiple "
                      "distributions): a combination the paper did not try; the paper's AE, Proposed and "
                      "Proposed (Oracle) rows are its own (a_G = AE)")
     return notes
+
+
+def backbone_note(serial_oe) -> str:
+    """How SerialOE's backbone started: the paper's Noisy Student ImageNet weights are read from a file
+    (``serial_oe: weights``), never downloaded; a run without the file says so."""
+    if serial_oe.backbone != "efficientnet_b0":
+        return (f"SerialOE backbone: {serial_oe.backbone} (the light CNN of smoothing/serial_oe.py, not the paper's "
+                "EfficientNet-B0), random initial weights")
+    if serial_oe.weights:
+        return f"SerialOE's EfficientNet-B0 starts from the weights file {serial_oe.weights} (serial_oe: weights)"
+    return ("SerialOE's EfficientNet-B0 starts from RANDOM weights, not the paper's Noisy Student ImageNet weights "
+            "(no serial_oe: weights file given; nothing is downloaded)")
 
 
 def _labels(generative_name) -> dict:
