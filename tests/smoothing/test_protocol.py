@@ -320,6 +320,27 @@ def fraction_case():
     return table, X, a_g
 
 
+def test_fraction_curve_flags_settings_saturated_in_a_draw():
+    """Fig. 5 with the Oracle's setting: a K below a section's candidates on the full test set saturates once
+    only a fraction of the clips is observed; the flag follows a count by hand of the observed clips."""
+    table, X, a_g = fraction_case()  # per section and domain 10 normal + 10 anomalous clips: 40 per section
+    domains = table["domain"].to_numpy()
+    pools = (table["machine_type"] + "/" + table["unit"]).to_numpy()
+    oracle = pd.DataFrame({"machine_type": ["fan", "pump"], "data": ["all", "all"], "k": [16, 16]})
+    curve, draws = P.fraction_curve(table, X, a_g, domains, pools, np.arange(len(table)), [16], ("all",),
+                                    fractions=(0.25, 1.0), n_draws=2, seed=0, selection="oracle", oracle=oracle)
+    proposed = curve[curve["system"] == "Proposed"].set_index(["fraction", "machine_type"])
+    # full set: 40 clips per section, 39 candidates > K - 1 = 15; a quarter: round(0.25 * 10) = 3 clips of
+    # each of the 4 strata, 12 clips, 11 candidates <= 15: saturated in every draw
+    per_section = 4 * max(1, int(np.floor(0.25 * 10 + 0.5)))
+    assert per_section - 1 <= 15 < 40 - 1
+    for mtype in ("fan", "pump", "all"):
+        assert proposed.loc[(1.0, mtype), "saturated_draws"] == 0
+        assert proposed.loc[(0.25, mtype), "saturated_draws"] == 2
+    quarter = draws[(draws["fraction"] == 0.25) & (draws["machine_type"] != "all")]
+    assert quarter["saturated"].astype(bool).all()
+
+
 def test_fraction_curve_full_set_equals_the_oracle():
     table, X, a_g = fraction_case()
     ks, datas = [2, 4, 8], ("source", "all")
