@@ -413,12 +413,12 @@ class System:
             row = {"path": str(path), "machine": "", "score": np.nan, "decision": pd.NA, "threshold": np.nan,
                    "short": False, "error": False, "note": ""}
             try:
+                wave, notes = _read_wave(path, self.scorer.sr)
                 name = machines[i] if machines is not None else machine_of_path(path, self.machines, machine)
                 row["machine"] = name
                 domain = domain_of_path(path)
                 if domain == "target" and self.info.get("domains", {}).get(name) != "source and target":
                     domain = "source"
-                wave, notes = _read_wave(path, self.scorer.sr)
                 seconds = len(wave) / self.scorer.sr
                 if seconds < shortest - 1e-6:
                     row["short"] = True
