@@ -64,25 +64,15 @@ def is_dcase_root(folder) -> bool:
 
 
 def read_dcase_root(folder, ground_truth=None) -> pd.DataFrame:
-    """A DCASE data root of any year the layout reader knows (:func:`asdcore.layouts.read_dataset`), as the
-    clip table of this module: each ``machine_type/unit`` one machine."""
+    """A DCASE data root of any edition the layout reader knows (:func:`asdcore.layouts.read_dataset`, edition
+    detected), as the clip table of this module: each ``machine_type/unit`` one machine."""
     from asdcore import layouts
 
-    years = sorted({int(y) for y in getattr(layouts, "SUPPORTED_YEARS", (2020, 2021))}, reverse=True)
-    errors = []
-    for year in years:
-        try:
-            table = layouts.read_dataset(year, folder, ground_truth=ground_truth)
-        except ASDError as exc:
-            errors.append(f"{year}: {exc}")
-            continue
-        if len(table):
-            table = table.copy()
-            table["machine"] = table["machine_type"].astype(str) + "/" + table["unit"].astype(str)
-            table["source_folder"] = str(folder)
-            return table
-    raise ASDError(f"{folder}: holds dev_data/ or eval_data/ but follows no DCASE layout "
-                   f"({'; '.join(errors)[:300]})")
+    table = layouts.read_dataset(None, folder, ground_truth=ground_truth)  # the edition detected from the names
+    table = table.copy()
+    table["machine"] = table["machine_type"].astype(str) + "/" + table["unit"].astype(str)
+    table["source_folder"] = str(folder)
+    return table
 
 
 def _rows(machine: str, machine_folder: Path, files, source_folder, label_from_path: bool):
