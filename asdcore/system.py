@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from asdcore.errors import ASDError
+from asdcore.experiment import LOGGER_NAME
 
 __all__ = ["METHODS", "get_adapter", "fit", "load", "System", "collect_paths", "MIN_CALIBRATION",
            "split_calibration", "quantile_thresholds", "versions"]
@@ -109,12 +110,15 @@ def _logger(name: str, path: Path | None) -> logging.Logger:
         file_handler = logging.FileHandler(path, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         log.addHandler(file_handler)
+        logging.getLogger(LOGGER_NAME).addHandler(file_handler)  # the methods' own lines (training, features)
     return log
 
 
 def _close(log: logging.Logger) -> None:
+    project = logging.getLogger(LOGGER_NAME)
     for handler in list(log.handlers):
         log.removeHandler(handler)
+        project.removeHandler(handler)
         handler.close()
 
 
@@ -433,6 +437,8 @@ class System:
             except (ASDError, AudioError, ValueError) as exc:
                 reason = str(exc).replace(f"{path}: ", "").replace(_SKIP_HINT, "re-record or re-copy it")
                 row.update(error=True, note=reason)
+            except Exception as exc:  # noqa: BLE001 - one recording's failure never stops the others
+                row.update(error=True, note=f"could not be scored ({type(exc).__name__}: {str(exc)[:200]})")
             rows.append(row)
         frame = pd.DataFrame(rows, columns=["path", "machine", "score", "decision", "threshold", "short", "error",
                                             "note"])
