@@ -36,8 +36,9 @@ def fitted(tmp_path_factory):
     data = make_own_data(root, n_train=6, n_test=2, duration=1.0)
     out = {}
     for method, settings in TINY.items():
+        test = [data["test"]] if method == "subcluster-adacos" else []  # the evaluation step once
         out[method] = systems.fit(method, [data["normal"]], root / "systems" / method, quick=True,
-                                  test=[data["test"]], settings=settings, calibration_fraction=0.0)
+                                  test=test, settings=settings, calibration_fraction=0.0)
     return data, out
 
 
@@ -47,8 +48,9 @@ def test_fit_and_score(fitted, method):
     info = json.loads((out[method] / "system.json").read_text())
     assert info["machines"] == ["Pump hall 2", "lüfter-A"] and info["method"] == method
     assert set(info["thresholds"]) == {"Pump hall 2", "lüfter-A"}
-    results = pd.read_csv(out[method] / "test_results.csv")
-    assert set(results["machine"]) == {"Pump hall 2", "lüfter-A"} and results["auc"].between(0, 1).all()
+    if method == "subcluster-adacos":
+        results = pd.read_csv(out[method] / "test_results.csv")
+        assert set(results["machine"]) == {"Pump hall 2", "lüfter-A"} and results["auc"].between(0, 1).all()
     loaded = systems.load(out[method])
     files = sorted(p for p in data["test"].rglob("*") if p.is_file())
     together = loaded.score(files)
