@@ -176,7 +176,8 @@ def shell_commands():
             for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", line):
                 span = span.replace("\\|", "|")
                 match = COMMAND_START.match(span)
-                if match and match.group(0).startswith("python") or (match and match.group(1).startswith("asd")):
+                if match and (match.group(0).startswith("python") or match.group(1).startswith("asd")) \
+                        and span[match.end():].strip():  # a command with arguments, not the program's name
                     in_page.append((number, span))
         found += [(f"{page.relative_to(ROOT)}:{number}", command) for number, command in sorted(in_page)]
     return found
