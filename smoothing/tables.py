@@ -187,8 +187,12 @@ def _fraction_section(ctx, curve, notes) -> list[str]:
     for system in mean.columns:
         frame[f"{system} All-hmean mean"] = mean[system].to_numpy()
         frame[f"{system} All-hmean std"] = spread[system].to_numpy()
+    if "saturated_draws" in all_rows.columns:  # draws in which every machine type's chosen (Data, K) saturated
+        proposed = all_rows[all_rows["system"] == "Proposed"].set_index("fraction")["saturated_draws"]
+        frame["Proposed: draws with every chosen K saturated"] = proposed.reindex(mean.index).astype(int).to_numpy()
     title = f"Fig. 5: All-hmean with a fraction of the test clips of sections 03-05 ({protocol.n_draws} draws, %)"
     _print(title, frame)
     return [comparison_markdown(title, frame, notes + [
         f"hyper-parameters: {protocol.fraction_selection.replace('_', ' ')} (see smoothing/protocol.py); "
-        "plot: plots/fig5_fraction.png; per machine type: fraction.csv"])]
+        "plot: plots/fig5_fraction.png; per machine type: fraction.csv (saturated_draws: the draws in which "
+        "that type's chosen (Data, K) saturated its pools, as Table I's flag)"])]

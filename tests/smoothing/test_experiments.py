@@ -232,6 +232,12 @@ def test_quick_run_end_to_end(quick_run, training_logged):
     assert len(flag) == 1 and toycar5["saturated (ours)"] == flag.iloc[0]  # a scored setting, flagged alike
     assert "ToyCar-5 (section 05)" in text and "ToyCar-5 AUC (ours)" in text
     fraction = pd.read_csv(run / "fraction.csv")
+    assert "draws with every chosen K saturated" in text  # Fig. 5 flags saturated settings like Table I
+    draws = pd.read_csv(run / "fraction_draws.csv")
+    for r in fraction[(fraction["system"] == "Proposed") & (fraction["machine_type"] != "all")].itertuples():
+        flags = draws[(draws["fraction"] == r.fraction) & (draws["machine_type"] == r.machine_type)
+                      & (draws["data"] == r.data) & (draws["k"] == r.k)]["saturated"]
+        assert r.saturated_draws == int(flags.astype(bool).sum())
     assert set(fraction["fraction"]) == {0.5, 1.0} and set(fraction["system"]) == {"Proposed", "AE"}
     split = pd.read_csv(run / "models" / "split.csv")
     assert set(split["role"]) == {"fit", "val"}
