@@ -599,6 +599,6 @@ def _log_saturation(log, saturated, sizes, protocol):
         full = [int(k) for k, n in rows.groupby("k").size().items() if n == n_groups]
         first[data] = f"K >= {min(full)}" if full else "none"
     log.info("smoothing pools (%s, level %s): %d pools of %d-%d items (%d-%d source); saturated K (a_prop "
-             "the same for every candidate, reported, not a tuned choice): %s", protocol.pool, protocol.level,
+             "no longer depends on the neighbourhood; reported, not a tuned choice): %s", protocol.pool, protocol.level,
              len(sizes), sizes["all"].min(), sizes["all"].max(), sizes["source"].min(), sizes["source"].max(),
              ", ".join(f"{data}: {text}" for data, text in first.items()))
