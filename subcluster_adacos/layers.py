@@ -439,8 +439,9 @@ class Mixup(keras.layers.Layer):
     seed : int or None
         Seed of the layer's ``keras.random.SeedGenerator``.
     label_rule : {"linear", "max"}, default "linear"
-        Mixed labels: ``λ_i y_i + (1 - λ_i) y_{n-1-i}`` (2020 public code) or the element-wise
-        ``max(λ_i y_i, (1 - λ_i) y_{n-1-i})`` that some versions of the author's DCASE 2022 code use.
+        Mixed labels: ``λ_i y_i + (1 - λ_i) y_{n-1-i}`` (2020 paper eq. (4), the 2020 public code's final
+        version) or the element-wise ``max(λ_i y_i, (1 - λ_i) y_{n-1-i})`` (every commit of the author's
+        DCASE 2022 code, the default of the 2021 system; the two labels then no longer sum to 1).
     """
 
     LABEL_RULES = ("linear", "max")

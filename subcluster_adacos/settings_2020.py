@@ -31,7 +31,7 @@ class SubClusterAdaCosConfig:
     combined_mean_types: tuple = ("ToyConveyor",)  # Table V "combined": the mean representation for these
     gmm_score: str = "max_component"  # public code; "loglik" = weighted mixture log-likelihood
     divergence_scale: float = 1e8  # Table III "diverges": stop when the adaptive scale exceeds this or is NaN
-    mixup_labels: str = "linear"  # public code; "max": max(l*y1, (1-l)*y2) (a later version of the author's code)
+    mixup_labels: str = "linear"  # eq. (4); "max": max(l*y1, (1-l)*y2) (the author's DCASE 2022 code)
 
     def quick(self) -> "SubClusterAdaCosConfig":
         """A CPU-sized variant: 10 epochs, S in {1, 4}; all other settings as the paper."""

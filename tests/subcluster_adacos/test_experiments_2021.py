@@ -9,6 +9,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+import yaml  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from asdcore.errors import ASDError  # noqa: E402
@@ -29,10 +30,12 @@ def test_defaults_are_the_papers_settings():
     assert c.loss_weights == (1.0, 1.0) and c.mixup and c.reg_covar == 1e-3
     assert c.sections_only_types == ("fan", "gearbox", "valve") and c.tmax_types == ("valve",)
     assert c.threshold_percentile == 90.0 and c.target_decision == "first_term"
-    # settings the paper leaves open: the author's DCASE 2022 code (no class weights) or the paper's reading
-    assert (c.class_weight, c.gmm_score, c.section_gmm_data, c.mixup_labels) == ("none", "component", "source",
-                                                                                  "linear")
+    # settings the paper leaves open: the author's DCASE 2022 code (no class weights, max-mixed labels) or the
+    # paper's reading (eqs. (2)-(4): component scores, source clips, the eq. (4) term in every score set)
+    assert (c.class_weight, c.gmm_score, c.section_gmm_data, c.mixup_labels, c.tmax_term) == (
+        "none", "component", "source", "max", "per_set")
     assert c.training(4).class_weight == "none" and c.training(4).n_subclusters == 4
+    assert c.training(4).mixup_labels == "max"
     q = c.quick()
     assert (q.epochs, q.checkpoint_every, q.subclusters) == (2, 1, (1, 2))
     assert dataclasses.replace(q, epochs=c.epochs, checkpoint_every=100, subclusters=c.subclusters) == c
@@ -41,7 +44,7 @@ def test_defaults_are_the_papers_settings():
     with pytest.raises(ASDError):
         dataclasses.replace(c, subclusters=()).check()
     for name, bad in (("class_weight", "auto"), ("gmm_score", "loglik"), ("section_gmm_data", "target"),
-                      ("mixup_labels", "min")):
+                      ("mixup_labels", "min"), ("tmax_term", "twice")):
         with pytest.raises(ASDError, match=name):
             dataclasses.replace(c, **{name: bad}).check()
 
@@ -399,4 +402,51 @@ def test_units_are_named_and_seeded_by_name_and_assemble_needs_only_their_folder
     assert run_dcase2021.main(argv) == 0
     other = _only_run_folder(tmp / "other" / "2021" / "multi-distribution-system")
     assert pd.read_csv(other / "units.csv").set_index("name")["seed"]["sections_attributes_S02"] == units["seed"][1]
-    assert "paper settings with overrides (epochs, subclusters" in (other / "config.yaml").read_text()
+    label = yaml.safe_load((other / "config.yaml").read_text())["settings_label"]
+    assert label.startswith("not the paper's settings: ") and "epochs = 3 (paper: 400; command line)" in label
+    assert "subclusters = [2, 4] (paper: [1, 2, 4, 8, 16]; command line)" in label
+    assert f"checkpoint_every = 1 (paper: 100; --config {config})" in label
+
+
+def test_each_unit_trains_with_its_own_seed_so_shuffles_and_mixup_draws_differ(tiny_toycar, tmp_path, monkeypatch):
+    """train_unit hands each network its unit's seed (seed_for(--seed, name)), down to the trainer: two units'
+    first-epoch shuffles and mixup draws (the real data pipeline and Mixup layer, fed the seeds the trainer
+    received) differ. Sharing one seed (e.g. the run's --seed) makes them equal and fails this test."""
+    import logging
+    from types import SimpleNamespace
+
+    import subcluster_adacos.training as training
+    from asdcore.experiment import seed_for
+    from asdcore.pipeline import open_data
+    from asdcore.runner import RunContext
+    from subcluster_adacos.experiments_2021 import METHOD
+    from subcluster_adacos.layers import Mixup
+    from subcluster_adacos.multi_distribution import TrainingClasses
+
+    _, table = open_data(2021, data_root=tiny_toycar)
+    classes = TrainingClasses.from_table(table)
+    ctx = SimpleNamespace(seed=7, run=SimpleNamespace(path=tmp_path), table=table, log=logging.getLogger("test"),
+                          config=MultiDistributionConfig().quick(),
+                          state={"classes": classes, "view": np.zeros((len(table), 4, 3), np.float32),
+                                 "experiments": ["losses"]})
+    ctx.seed_for = lambda *names: RunContext.seed_for(ctx, *names)
+    ctx.unit = lambda name, spec=None: RunContext.unit(ctx, name, spec)
+    received = {}
+
+    def trainer(features, *args, seed=0, **kwargs):
+        received[len(received)] = seed
+        return None, {"diverged": True, "snapshots": {}}
+
+    monkeypatch.setattr(training, "train_model", trainer)
+    monkeypatch.setattr(training, "train_multi_head_model", trainer)
+    units = [u for u in METHOD.units(ctx) if u.spec["n_subclusters"] == 1]
+    assert [u.name for u in units] == ["sections_attributes_S01", "sections_S01"]
+    for unit in units:
+        unit.folder.mkdir(parents=True)
+        METHOD.train_unit(ctx, unit)
+    seeds = [received[0], received[1]]
+    assert seeds == [seed_for(7, u.name) for u in units]
+    n = int(classes.rows.sum())
+    orders = [np.concatenate(list(training._index_batches(n, 8, True, s, False).as_numpy_iterator())) for s in seeds]
+    draws = [np.asarray(Mixup(seed=s).mixing_weights(16)) for s in seeds]
+    assert not np.array_equal(orders[0], orders[1]) and not np.allclose(draws[0], draws[1])
