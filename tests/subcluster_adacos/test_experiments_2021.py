@@ -295,10 +295,26 @@ def quick_run(tiny_toycar, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("md2021")
     config = tmp / "settings.yaml"
-    config.write_text("epochs: 1\ncheckpoint_every: 1\nsubclusters: [1, 2]\n")
+    # the settings the paper leaves open set to their non-default values: the YAML must reach the network and
+    # the scorer (test_quick_run_end_to_end checks both)
+    config.write_text("epochs: 1\ncheckpoint_every: 1\nsubclusters: [1, 2]\n"
+                      "gmm_score: mixture\nsection_gmm_data: all\nmixup_labels: linear\n")
+    import json
+
+    import subcluster_adacos.multi_distribution as md
+
+    seen = []  # the settings of every DistributionScorer the run builds (gmm_score barely moves 128-d scores)
+
+    class Spy(md.DistributionScorer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append({"gmm_score": self.gmm_score, "section_data": self.section_data})
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ASD_CACHE_DIR", str(tmp / "cache"))
+        patch.setattr(md, "DistributionScorer", Spy)
         assert run_dcase2021.main(_argv(tiny_toycar, tmp / "runs", config)) == 0
+        (tmp / "scorers.json").write_text(json.dumps(seen))
         yield tmp, config, _only_run_folder(tmp / "runs" / "2021" / "multi-distribution-system")
 
 
@@ -307,8 +323,63 @@ def _scores(run: Path) -> pd.DataFrame:
                       for p in sorted((run / "scores").glob("*/*.csv"))], ignore_index=True)
 
 
-def test_quick_run_end_to_end(quick_run, training_logged):
-    _, _, run = quick_run
+def _section_term_by_hand(run: Path, table: pd.DataFrame) -> np.ndarray:
+    """The first term of eqs. (2)-(3) with the quick run's YAML settings, by scikit-learn alone: per score set
+    (``outputs_epoch_*.npz``) and section one GaussianMixture on all of the section's normal training clips
+    (``section_gmm_data: all``), S components started at the section's learned centres, 1e-3 on the diagonal;
+    term = minus the mixture log-likelihood (``gmm_score: mixture``); summed over the score sets."""
+    from sklearn.mixture import GaussianMixture
+
+    sections = (table["machine_type"] + "/" + table["unit"]).to_numpy()
+    train = ((table["split"] == "train") & (table["label"] == "normal")).to_numpy()
+    total, n_sets = np.zeros(len(table)), 0
+    for path in sorted(run.glob("units/*/outputs_epoch_*.npz")):
+        with np.load(path) as data:
+            x, names, centres = data["embeddings"].astype(np.float64), list(data["section_names"]), data["section_centres"]
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        for section in np.unique(sections):
+            rows = sections == section
+            means = centres[names.index(section)].astype(np.float64)
+            means /= np.linalg.norm(means, axis=1, keepdims=True)
+            gmm = GaussianMixture(len(means), covariance_type="full", reg_covar=1e-3, means_init=means,
+                                  random_state=0).fit(x[rows & train])
+            total[rows] -= gmm.score_samples(x[rows])
+        n_sets += 1
+    assert n_sets == 2
+    return total
+
+
+def test_quick_run_end_to_end(quick_run, training_logged, tiny_toycar):
+    import json
+
+    import keras
+
+    import subcluster_adacos.network  # noqa: F401 - registers the layers
+    from asdcore.pipeline import open_data
+
+    tmp, _, run = quick_run
+    # gmm_score and section_gmm_data from the YAML reached every score set's scorer (one per snapshot)
+    assert json.loads((tmp / "scorers.json").read_text()) == [{"gmm_score": "mixture", "section_data": "all"}] * 2
+    # mixup_labels from the YAML reached each network's Mixup layer (the default is "max")
+    for unit in ("sections_attributes_S01", "sections_attributes_S02"):
+        model = keras.models.load_model(run / "units" / unit / "epoch_0001.keras")
+        assert model.get_layer("mixup").label_rule == "linear"
+    # target-domain decisions: the first term of eq. (3) of each test clip against the 90th percentile of the
+    # same term of the section's target training clips (Sec. 2.6), recomputed by hand with the YAML's
+    # gmm_score and section_gmm_data
+    _, table = open_data(2021, data_root=tiny_toycar)
+    first_term = _section_term_by_hand(run, table)
+    thresholds = pd.read_csv(run / "thresholds" / "proposed.csv")
+    names = table["path"].map(lambda p: Path(p).name).to_numpy()
+    for row in thresholds[thresholds["domain"] == "target"].itertuples():
+        clips = ((table["unit"] == row.unit) & (table["domain"] == "target")).to_numpy()
+        train = clips & (table["split"] == "train").to_numpy()
+        assert row.threshold == pytest.approx(np.percentile(first_term[train], 90), rel=1e-6)
+        decisions = pd.read_csv(run / "scores" / "proposed" / f"decision_result_ToyCar_{row.unit}_target_test.csv",
+                                header=None, names=["file", "decision"])
+        by_name = dict(zip(names[clips], first_term[clips]))
+        expected = (decisions["file"].map(by_name) > row.threshold).astype(int)
+        np.testing.assert_array_equal(decisions["decision"], expected)
     for unit in training_logged(run):  # CSV log, tensorboard/, plots/training/<unit>.png
         assert {"scale", "scale_head_1", "learning_rate"} <= set(pd.read_csv(unit / "training_log.csv").columns)
     assert "mode: QUICK" in (run / "config.yaml").read_text()
@@ -450,3 +521,25 @@ def test_each_unit_trains_with_its_own_seed_so_shuffles_and_mixup_draws_differ(t
     orders = [np.concatenate(list(training._index_batches(n, 8, True, s, False).as_numpy_iterator())) for s in seeds]
     draws = [np.asarray(Mixup(seed=s).mixing_weights(16)) for s in seeds]
     assert not np.array_equal(orders[0], orders[1]) and not np.allclose(draws[0], draws[1])
+
+
+@pytest.mark.parametrize("variant", [BOTH_HEADS, SECTIONS_ONLY])
+def test_mixup_labels_of_a_yaml_file_reach_the_networks_mixup_layer(variant, tiny_toycar, tmp_path, monkeypatch):
+    """``mixup_labels: max`` in a --config file (max is also the 2021 default, but not the trainer's nor the
+    layer's default, "linear") builds each variant's network with a max-label Mixup; the end-to-end run sets
+    "linear" (not the 2021 default) and checks its saved networks, so both directions are covered."""
+    import subcluster_adacos.training as training
+    from asdcore.experiment import resolve_config
+    from asdcore.pipeline import open_data
+    from subcluster_adacos.multi_distribution import TrainingClasses, train_network
+
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("mixup_labels: max\n")
+    config = resolve_config(MultiDistributionConfig().quick(), settings).check()
+    _, table = open_data(2021, data_root=tiny_toycar)
+    classes = TrainingClasses.from_table(table)
+    built = []
+    monkeypatch.setattr(training, "_fit", lambda model, *args, **kwargs: (built.append(model), {}))
+    features = np.zeros((int(classes.rows.sum()), 313, 128), np.float32)
+    train_network(variant, features, classes, config.training(1))
+    assert built[0].get_layer("mixup").label_rule == "max"
