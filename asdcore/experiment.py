@@ -132,6 +132,11 @@ def resolve_config(default, yaml_path=None, overrides: dict | None = None):
             current = getattr(default, field.name)
             if isinstance(current, tuple) and isinstance(value, list):
                 value = tuple(value)
+            elif isinstance(current, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+                try:  # YAML 1.1 reads 1e-6 (no dot) as a string
+                    value = float(value)
+                except ValueError:
+                    raise ASDError(f"{field.name}: expected a number, got {value!r}") from None
             elif dataclasses.is_dataclass(current) and isinstance(value, dict):
                 try:
                     value = resolve_config(current, None, value)
