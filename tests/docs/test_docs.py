@@ -4,13 +4,14 @@
   target page (slugs computed here the way GitHub computes them, independently of any Markdown library);
 - every command shown in a shell code block (and every inline command) that runs ``run_dcase2020.py``,
   ``run_dcase2021.py``, ``asd-dcase2020/2021`` or ``asd`` is accepted by the current argument parser, without
-  running anything (``asdcore.cli.parse_only``); a usage synopsis (``[--flag A|B]``) must name only flags and
+  running anything (``asdcore.cli.parse_only``, or the ``build_parser()`` of a console script's module); a usage synopsis (``[--flag A|B]``) must name only flags and
   choices the parser knows;
 - README's quoted output of its first command is what that command prints today on the built-in synthetic
   data (the command is run; the printed precision is the only tolerance).
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import io
@@ -176,8 +177,10 @@ def shell_commands():
             for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", line):
                 span = span.replace("\\|", "|")
                 match = COMMAND_START.match(span)
-                if match and (match.group(0).startswith("python") or match.group(1).startswith("asd")) \
-                        and span[match.end():].strip():  # a command with arguments, not the program's name
+                arguments = span[match.end():].split() if match else []
+                # a command line: "python ..." with arguments, or a console script with more than a
+                # sub-command (`asd score` names a command; `asd score SYSTEM_DIR PATH` is one)
+                if match and (len(arguments) >= 1 if match.group(0).startswith("python") else len(arguments) >= 2):
                     in_page.append((number, span))
         found += [(f"{page.relative_to(ROOT)}:{number}", command) for number, command in sorted(in_page)]
     return found
@@ -202,10 +205,23 @@ def _parser_for(program: str):
     target = _entry_points().get(program)
     assert target, f"the docs show the command {program!r}, but setup.py installs no console script of that name"
     module = importlib.import_module(target.split(":")[0])
-    assert hasattr(module, "parse_only") and hasattr(module, "command_parser"), (
-        f"{target.split(':')[0]} (console script {program!r}) needs parse_only(argv) and command_parser(name) "
-        "so that the docs check can parse the commands shown in the docs without running them")
-    return module.parse_only, module.command_parser
+    if hasattr(module, "parse_only") and hasattr(module, "command_parser"):
+        return module.parse_only, module.command_parser
+    assert hasattr(module, "build_parser"), (
+        f"{target.split(':')[0]} (console script {program!r}) needs build_parser() (one argparse parser, "
+        "sub-commands as sub-parsers) or parse_only(argv) and command_parser(name), so that the docs check can "
+        "parse the commands shown in the docs without running them")
+
+    def command_parser(name):
+        parser = module.build_parser()
+        for action in parser._actions:  # noqa: SLF001 - argparse keeps its sub-parsers there
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                if name not in action.choices:
+                    raise ValueError(f"{program} has no command {name!r}; commands: {', '.join(action.choices)}")
+                return action.choices[name]
+        return parser
+
+    return (lambda argv: module.build_parser().parse_args(argv)), command_parser
 
 
 PLACEHOLDER_VARIABLE = re.compile(r"\\?\$(\{[A-Za-z_]\w*\}|[A-Za-z_]\w*)")
