@@ -20,7 +20,7 @@ from pathlib import Path
 
 from asdcore.errors import ASDError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "parse_only", "command_parser"]
 
 METHOD_NAMES = ("subcluster-adacos", "multi-distribution", "ddcsad", "smoothing")
 
@@ -58,7 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recompute the thresholds from the stored calibration scores at this rate")
     s.add_argument("--log", type=Path, default=None,
                    help="log file (default: score.log in SYSTEM_DIR when writable)")
+    parser.subcommands = {"fit": f, "score": s}
     return parser
+
+
+def parse_only(argv):
+    """The parsed arguments of ``asd ARGV`` without running anything (the docs check)."""
+    return build_parser().parse_args(argv)
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of ``asd NAME`` (``fit`` or ``score``); ValueError for another name."""
+    commands = build_parser().subcommands
+    if name not in commands:
+        raise ValueError(f"asd has no command {name!r}; choose one of {', '.join(commands)}")
+    return commands[name]
 
 
 def _thresholds(values):
