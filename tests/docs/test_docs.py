@@ -200,8 +200,17 @@ def _parser_for(program: str):
     if match:
         year = int(match.group(1))
         module = importlib.import_module(f"run_dcase{year}")
-        return lambda argv: cli.parse_only(year, module.COMMANDS, argv), \
-            lambda name: cli.command_parser(year, module.COMMANDS, name)
+
+        def parse(argv):
+            args = cli.parse_only(year, module.COMMANDS, argv)
+            method = getattr(importlib.import_module(module.COMMANDS[argv[0]][0]), "METHOD", None) \
+                if argv[0] in module.COMMANDS else None
+            if method is not None:  # the flags' values as the run reads them (Keras-free settings code)
+                method.overrides(args)
+                method.experiment_name(args)
+            return args
+
+        return parse, lambda name: cli.command_parser(year, module.COMMANDS, name)
     target = _entry_points().get(program)
     assert target, f"the docs show the command {program!r}, but setup.py installs no console script of that name"
     module = importlib.import_module(target.split(":")[0])
@@ -265,12 +274,16 @@ def check_command(command: str) -> str | None:
                 problems += [f"{flag} does not accept {choice!r}" for choice in following.split("|")
                              if choice not in action.choices]
         return "; ".join(problems) or None
+    from asdcore.errors import ASDError
+
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
             parse(argv)
     except SystemExit as exit_:
         return f"rejected by the parser (exit {exit_.code}): {errors.getvalue().strip().splitlines()[-1:]}"
+    except ASDError as error:
+        return f"a flag's value is rejected: {error}"
     return None
 
 
@@ -297,6 +310,8 @@ def test_the_command_check_rejects_a_renamed_flag_and_a_wrong_choice():
     assert "unknown flag --no-such" in check_command("python run_dcase2021.py smoothing [--no-such N]")
     assert "does not accept 'tables'" in check_command("python run_dcase2021.py smoothing [--experiment tables|all]")
     assert check_command("python run_dcase2020.py train-unit $RUN --index \\$SLURM_ARRAY_TASK_ID") is None
+    assert check_command("python run_dcase2020.py ddcsad --anomalies 0,1,2,4,...,64") is None
+    assert "value is rejected" in check_command("python run_dcase2020.py ddcsad --anomalies 0,1,x")
 
 
 # ----------------------------------------------------------------------------------------------------------
