@@ -660,10 +660,11 @@ def assemble_command(argv: list[str], year: int | None = None) -> int:
 
 def main(argv=None) -> int:
     """``python -m asdcore.runner train-unit RUN_DIR NAME`` / ``assemble RUN_DIR`` (what ``--workers`` runs)."""
-    import os as _os
+    from asdcore.quiet import quiet_tensorflow
 
-    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_tensorflow(verbose="--verbose" in argv)
+    argv = [a for a in argv if a != "--verbose"]
     commands = {"train-unit": train_unit_command, "assemble": assemble_command}
     if not argv or argv[0] not in commands:
         print("usage: python -m asdcore.runner {train-unit RUN_DIR NAME | assemble RUN_DIR}", file=sys.stderr)
