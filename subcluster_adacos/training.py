@@ -439,7 +439,7 @@ def train_network(features, labels: np.ndarray, n_classes: int, config: Training
     """
     from subcluster_adacos.layers import normalized_centers
     from subcluster_adacos.network import head_layer
-    from subcluster_adacos.scoring import extract_embeddings, model_output_scores
+    from subcluster_adacos.scoring import network_outputs
 
     folder = Path(folder)
     rows = _row_indices(rows, len(features))
@@ -450,11 +450,10 @@ def train_network(features, labels: np.ndarray, n_classes: int, config: Training
                "epochs": len(info["history"].get("loss", []))}
     if info["diverged"]:
         return summary
-    np.save(folder / "embeddings.npy", extract_embeddings(model, features, config.batch_size))
+    embeddings, output = network_outputs(model, features, labels, n_classes, config.batch_size)  # one pass
+    np.save(folder / "embeddings.npy", embeddings)
     np.save(folder / "centres.npy", normalized_centers(head_layer(model)))
-    others = np.setdiff1d(np.arange(len(features)), rows)
-    output = np.full(len(features), np.nan)
-    output[others] = model_output_scores(model, features, labels[others], n_classes, config.batch_size, rows=others)
+    output[rows] = np.nan  # the model output is a score of the clips the network did not train on
     np.save(folder / "model_output.npy", output)
     if not any(folder.glob("epoch_*.keras")):  # model_dir snapshots are written by train_model
         model.save(folder / f"epoch_{config.epochs:04d}.keras")
