@@ -124,10 +124,16 @@ def plot_scores(table: pd.DataFrame, score_column: str, out_dir, title: str = ""
         for (name, y, scores), colour in zip(curves, distinct_colours(len(curves))):
             fpr, tpr, _ = roc_curve(y, scores)
             auc = roc_auc_score(y, scores)
-            ax_roc.plot(fpr, tpr, lw=1.3, color=colour, label=f"{name}: AUC {100 * auc:.1f} %")
+            # slightly transparent: with few test clips the step curves of several units share segments
+            ax_roc.plot(fpr, tpr, lw=1.6, alpha=0.85, color=colour, label=f"{name}: AUC {100 * auc:.1f} %")
         ax_roc.plot([0, 1], [0, 1], "k:", lw=0.8, label="chance (AUC 50 %)")
-        ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01),
-                   title=f"ROC per unit, {machine_type}")
+        sizes = {(int((~y).sum()), int(y.sum())) for _, y, _ in curves}
+        size_note = ""
+        if len(sizes) == 1:
+            n_normal, n_anomaly = sizes.pop()
+            size_note = f"\n{n_normal} normal + {n_anomaly} anomalous test clips per unit"
+        ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
+        ax_roc.set_title(f"ROC per unit, {machine_type}{size_note}", fontsize=10)
         ax_roc.legend(fontsize=7, loc="lower right", framealpha=0.9)
         z = standardised_by_normals(rows, score_column, group_cols)
         finite = np.isfinite(z)
