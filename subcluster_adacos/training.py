@@ -145,17 +145,19 @@ class EpochSnapshots(keras.callbacks.Callback):
             self.model.save(self.folder / f"epoch_{done:04d}.keras")
 
 
-def plot_scale_figure(networks: dict, path, threshold: float) -> Path:
+def plot_scale_figure(networks: dict, path, threshold: float, tag: str = "") -> Path:
     """Table III's networks on one figure: the adaptive scale per epoch of each (log y-axis) and the
     divergence threshold (paper appendix: without mixup the modified AdaCos scale grows without bound).
 
-    ``networks`` maps ``(loss, mixup)`` to the network's folder (its ``training_log.csv``)."""
+    ``networks`` maps ``(loss, mixup)`` to the network's folder (its ``training_log.csv``); ``tag`` names the
+    run's data and mode in the title (:func:`asdcore.report.run_tag`)."""
     from asdcore.keras_utils import training_log_path
     from asdcore.training_curves import plot_scale_curves
 
     logs = {f"{'sub-cluster AdaCos' if loss == 'subcluster_adacos' else 'AdaCos'}, "
             f"{'mixup' if mixup else 'no mixup'}": training_log_path(folder) for (loss, mixup), folder in networks.items()}
-    return plot_scale_curves(logs, path, threshold, title="Table III networks: adaptive scale per epoch")
+    return plot_scale_curves(logs, path, threshold, title="Table III networks: adaptive scale per epoch"
+                                                          + (f"\n{tag}" if tag else ""))
 
 
 def _row_indices(rows, n: int):
