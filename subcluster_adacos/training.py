@@ -455,7 +455,7 @@ def train_network(features, labels: np.ndarray, n_classes: int, config: Training
     embeddings, output = network_outputs(model, features, labels, n_classes, config.batch_size)  # one pass
     np.save(folder / "embeddings.npy", embeddings)
     np.save(folder / "centres.npy", normalized_centers(head_layer(model)))
-    output[rows] = np.nan  # the model output is a score of the clips the network did not train on
+    output[rows] = np.nan  # a score of the clips the network did not train on (all NaN when every clip trained it)
     np.save(folder / "model_output.npy", output)
     if not any(folder.glob("epoch_*.keras")):  # model_dir snapshots are written by train_model
         model.save(folder / f"epoch_{config.epochs:04d}.keras")
