@@ -17,8 +17,8 @@ hooks the import of ``tensorflow`` itself, so modules keep importing Keras lazil
   ``sys.stderr`` (warnings, tracebacks, our log) keeps writing to the console.
 
 ``--verbose`` on the command line, or any value of ``TF_CPP_MIN_LOG_LEVEL`` set by the user (e.g. ``0``),
-brings every line back. The command-line front (:mod:`asdcore.cli`) and the worker entry point
-(``python -m asdcore.runner``) call it first.
+brings every line back. The command-line fronts (:mod:`asdcore.cli` of both scripts, :mod:`asdcore.asd_cli`
+of ``asd``) and the worker entry point (``python -m asdcore.runner``) call it first.
 """
 from __future__ import annotations
 
