@@ -216,18 +216,20 @@ class RunContext:
         self.quick, self.why = _quick_mode(args)
         overrides = {k: v for k, v in method.overrides(args).items() if v is not None}
         self.config = resolve_config(method.default_config(self.quick), getattr(args, "config", None), overrides)
-        changed = sorted(overrides) + ([f"--config {args.config}"] if getattr(args, "config", None) else [])
+        self.precision = getattr(args, "precision", "float32")
+        self.deviations = _deviations(method, self.config, overrides, getattr(args, "config", None),
+                                      self.quick, self.precision)
         if self.quick:
             self.settings_label = f"{QUICK_BANNER} ({self.why})"
-        elif changed:
-            self.settings_label = "paper settings with overrides (" + ", ".join(changed) + "): not the paper's"
+        elif self.deviations:
+            self.settings_label = "not the paper's settings: " + deviations_text(self.deviations)
         else:
             self.settings_label = "paper settings"
         self.seed = int(getattr(args, "seed", 0))
-        if getattr(args, "precision", "float32") != "float32":
+        if self.precision != "float32":
             from asdcore.experiment import apply_precision
 
-            apply_precision(args.precision)
+            apply_precision(self.precision)
         self.cache_dir = getattr(args, "cache_dir", None)
         self.skip_bad_files = bool(getattr(args, "skip_bad_files", False))
         self.run = run
@@ -243,6 +245,27 @@ class RunContext:
     def mode(self) -> str:
         """The ``mode`` column of every CSV: QUICK or full."""
         return "QUICK" if self.quick else "full"
+
+    @property
+    def data(self) -> str:
+        """The ``data`` column of every CSV: synthetic (made by :mod:`asdcore.synthetic`) or real."""
+        return "synthetic" if self.source.synthetic else "real"
+
+    @property
+    def labels(self) -> dict:
+        """``{"mode": ..., "data": ...}``: the columns every result CSV of the run carries."""
+        return {"mode": self.mode, "data": self.data}
+
+    @property
+    def tag(self) -> str:
+        """What every figure's title says about the run's data and settings (:func:`asdcore.report.run_tag`),
+        e.g. ``SYNTHETIC data, QUICK mode``."""
+        from asdcore.report import run_tag
+
+        preset = getattr(self.args, "synthetic_preset", None) if getattr(self.args, "data_root", None) is None \
+            else None
+        return run_tag(self.source.synthetic, self.quick, preset,
+                       overrides=self.settings_label.startswith("paper settings with overrides"))
 
     def seed_for(self, *names) -> int:
         """The seed of a unit of work: ``seed_for(--seed, *names)`` (by name, never by position)."""
@@ -281,6 +304,38 @@ class RunContext:
 
 
 # --- command-line plumbing ------------------------------------------------------------------------------
+
+def _deviations(method: Method, config, overrides: dict, config_file, quick: bool, precision: str) -> dict:
+    """Every setting of the run that differs from the paper's (the method's full-mode defaults), by key:
+    ``{key: {"paper": value, "ours": value, "set by": "command line" | "--config FILE" | "quick mode"}}``,
+    plus ``precision`` when ``--precision`` is not the papers' float32."""
+    from asdcore.experiment import config_deviations
+
+    from_file = set()
+    if config_file is not None:
+        import yaml
+
+        from_file = set(yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {})
+    out = {}
+    for key, (paper, ours) in config_deviations(method.default_config(False), config).items():
+        top = key.split(".")[0]
+        source = ("command line" if top in overrides else f"--config {config_file}" if top in from_file
+                  else "quick mode" if quick else "defaults")
+        out[key] = {"paper": paper, "ours": ours, "set by": source}
+    if precision != "float32":
+        out["precision"] = {"paper": "float32", "ours": precision, "set by": "--precision"}
+    return out
+
+
+def _shown(value) -> str:
+    return "[" + ", ".join(map(_shown, value)) + "]" if isinstance(value, (tuple, list)) else str(value)
+
+
+def deviations_text(deviations: dict) -> str:
+    """One line naming each deviation by key: ``epochs = 3 (paper: 400; command line), ...``."""
+    return ", ".join(f"{key} = {_shown(d['ours'])} (paper: {_shown(d['paper'])}; {d['set by']})"
+                     for key, d in deviations.items())
+
 
 def _quick_mode(args) -> tuple[bool, str]:
     """:func:`asdcore.experiment.resolve_quick` of the flags ``--quick``, ``--full`` and ``--data-root``."""
@@ -482,7 +537,7 @@ def _training_curves(ctx: RunContext, units: list[Unit]) -> None:
     from asdcore.training_curves import plot_unit_logs
 
     try:
-        written = plot_unit_logs([u.folder for u in units], ctx.run.path / "plots" / "training")
+        written = plot_unit_logs([u.folder for u in units], ctx.run.path / "plots" / "training", tag=ctx.tag)
     except (OSError, ValueError) as error:  # ASDError is a ValueError
         ctx.log.warning("training curves not drawn (%s)", error)
         return
@@ -499,7 +554,7 @@ def _confidence_and_claims(ctx: RunContext, assembled: Assembled, per_unit: pd.D
     if per_unit.empty:
         return []
     confidence = confidence_table(per_unit)
-    ctx.run.write_csv("confidence.csv", confidence.assign(mode=ctx.mode))
+    ctx.run.write_csv("confidence.csv", confidence.assign(**ctx.labels))
     lines = confidence_markdown(confidence)
     if assembled.claims is not None:
         claims = assembled.claims(confidence)
@@ -523,14 +578,17 @@ def _finish(ctx: RunContext, units: list[Unit]) -> int:
         if assembled.evaluate:
             per_unit, summary = evaluate_systems(ctx.run, ctx.table, assembled.systems, ctx.year,
                                                  decisions=assembled.decisions, quick=ctx.quick,
-                                                 plots=assembled.plots)
+                                                 plots=assembled.plots, data=ctx.data, tag=ctx.tag)
         else:
             from asdcore import submission
 
             test = (ctx.table["split"] == "test").to_numpy()
             for name, scores in assembled.systems.items():
                 submission.write_scores(ctx.table[test], scores[test], ctx.run.scores_dir(name), ctx.year)
-    sections = [f"# {ctx.method.title}", "", f"> {ctx.source.description}", f"> {ctx.settings_label}", ""]
+    sections = [f"# {ctx.method.title}", "", f"> {ctx.source.description}", f"> {ctx.settings_label}"]
+    if ctx.quick and ctx.deviations:
+        sections.append(f"> deviations from the paper's settings: {deviations_text(ctx.deviations)}")
+    sections.append("")
     if assembled.report is not None:
         sections += list(assembled.report(ctx, per_unit, summary))
     sections += _confidence_and_claims(ctx, assembled, per_unit)
@@ -570,7 +628,8 @@ def run_method(method: Method, args, argv: list[str]) -> int:
     if not resuming:
         atomic_write_text(run.path / INVOCATION_FILE, json.dumps(_invocation(method, argv), indent=1))
         run.write_config({"command": method.command, "mode": ctx.mode, "settings_label": ctx.settings_label,
-                          "data": ctx.source.description, "seed": ctx.seed, "settings": ctx.config})
+                          "data": ctx.source.description, "seed": ctx.seed, "precision": ctx.precision,
+                          "deviations": ctx.deviations, "settings": ctx.config})
     method.check(ctx)
     method.prepare(ctx)
     units = method.units(ctx)
@@ -670,10 +729,11 @@ def assemble_command(argv: list[str], year: int | None = None) -> int:
 
 def main(argv=None) -> int:
     """``python -m asdcore.runner train-unit RUN_DIR NAME`` / ``assemble RUN_DIR`` (what ``--workers`` runs)."""
-    import os as _os
+    from asdcore.quiet import quiet_tensorflow
 
-    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_tensorflow(verbose="--verbose" in argv)
+    argv = [a for a in argv if a != "--verbose"]
     commands = {"train-unit": train_unit_command, "assemble": assemble_command}
     if not argv or argv[0] not in commands:
         print("usage: python -m asdcore.runner {train-unit RUN_DIR NAME | assemble RUN_DIR}", file=sys.stderr)

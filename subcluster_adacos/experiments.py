@@ -112,11 +112,13 @@ class SubClusterAdaCos2020(Method):
         representation_scores = {}
         if "representations" in experiments or "ensemble" in experiments:
             statistics = ("mean", "max") if "representations" in experiments else ("mean",)
-            representation_scores = {s: score_simple_representation(ctx.table, view, s) for s in statistics}
+            representation_scores = {s: score_simple_representation(ctx.table, view, s, ctx.config.reg_covar)
+                                     for s in statistics}
         if "mixup" in experiments:  # Table III's four networks on one figure (plots/training/table3_scale.png)
             from subcluster_adacos.training import plot_scale_figure
             plot_scale_figure({(s.loss, s.mixup): nets.folders[s] for s in models_for("mixup", ctx.config)},
-                              ctx.run.path / "plots" / "training" / "table3_scale.png", ctx.config.divergence_scale)
+                              ctx.run.path / "plots" / "training" / "table3_scale.png", ctx.config.divergence_scale,
+                              tag=ctx.tag)
         systems, found = {}, {}
         for name in experiments:
             scores, row_labels, diverged, notes = run_experiment(name, nets, representation_scores)

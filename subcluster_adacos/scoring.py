@@ -16,7 +16,7 @@ from asdcore.backends import (CosineMeanBackend, CosineTopKBackend, GaussianBack
                               fit_progress, score_per_unit)
 from asdcore.errors import ASDError
 
-__all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "backend_scores", "scored_by_mean",
+__all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "network_outputs", "predict_full_batches", "backend_scores", "scored_by_mean",
            "combined_scores", "ScoringSystem", "TrainedNetworks"]
 
 #: Table II rows (key -> label in the paper) plus the GMM of Table IV.
@@ -42,6 +42,26 @@ def _chunks(n: int, rows=None):
         yield rows[start:start + READ_CHUNK]
 
 
+def predict_full_batches(model, inputs, batch_size: int):
+    """``model.predict(inputs)`` with every batch full: the inputs are padded with zeros to a multiple of
+    ``batch_size`` and the outputs cut back.
+
+    Keras traces its prediction function once per batch shape, so a short last batch costs a second trace
+    per model; TensorFlow counts the traces of every model's prediction function together (they share one
+    code object) and, after five close together, warns of "retracing". With full batches each model is
+    traced once. Each clip's output does not depend on the others of its batch (inference mode).
+    """
+    import keras
+
+    n = len(keras.tree.flatten(inputs)[0])
+    pad = (-n) % int(batch_size)
+    if pad:
+        inputs = keras.tree.map_structure(
+            lambda a: np.concatenate([a, np.zeros((pad,) + a.shape[1:], dtype=a.dtype)]), inputs)
+    outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
+    return keras.tree.map_structure(lambda o: np.asarray(o)[:n], outputs)
+
+
 def extract_embeddings(training_model, features, batch_size: int = 64, rows=None) -> np.ndarray:
     """Embeddings (clips, 128) of the nested embedding network of a training model (inference mode).
 
@@ -51,9 +71,14 @@ def extract_embeddings(training_model, features, batch_size: int = 64, rows=None
     from subcluster_adacos.network import embedding_model
 
     model = embedding_model(training_model)
-    return np.concatenate([np.asarray(model.predict(np.asarray(features[chunk], dtype=np.float32),
-                                                    batch_size=batch_size, verbose=0), dtype=np.float64)
+    return np.concatenate([np.asarray(predict_full_batches(model, np.asarray(features[chunk], dtype=np.float32),
+                                                           batch_size), dtype=np.float64)
                            for chunk in _chunks(len(features), rows)])
+
+
+def _output_scores(probabilities, labels) -> np.ndarray:
+    labels = np.asarray(labels)
+    return -np.log(np.clip(np.asarray(probabilities)[np.arange(len(labels)), labels], 1e-30, None))
 
 
 def model_output_scores(training_model, features, labels: np.ndarray, n_classes: int,
@@ -66,10 +91,35 @@ def model_output_scores(training_model, features, labels: np.ndarray, n_classes:
     probabilities = []
     for i, chunk in enumerate(_chunks(len(features), rows)):
         part = slice(i * READ_CHUNK, i * READ_CHUNK + len(chunk))
-        probabilities.append(training_model.predict({"features": np.asarray(features[chunk], dtype=np.float32),
-                                                     "labels": one_hot[part]}, batch_size=batch_size, verbose=0))
-    probabilities = np.concatenate(probabilities)
-    return -np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-30, None))
+        probabilities.append(predict_full_batches(
+            training_model, {"features": np.asarray(features[chunk], dtype=np.float32), "labels": one_hot[part]},
+            batch_size))
+    return _output_scores(np.concatenate(probabilities), labels)
+
+
+def network_outputs(training_model, features, labels: np.ndarray, n_classes: int,
+                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`extract_embeddings` and :func:`model_output_scores` of every clip in one pass of the network.
+
+    One inference model (``[features, labels] -> [embedding, probabilities]``, the training model's own
+    layers) instead of two: the network runs once per clip, and one prediction function is traced per
+    trained network (see :func:`predict_full_batches`). Returns ``(embeddings, model output scores)``.
+    """
+    import keras
+
+    from subcluster_adacos.network import head_layer
+
+    embedding = head_layer(training_model)._inbound_nodes[0].input_tensors[0]  # noqa: SLF001 - the head's input
+    both = keras.Model(training_model.inputs, [embedding, training_model.outputs[0]], name="network_outputs")
+    labels = np.asarray(labels)
+    one_hot = np.eye(n_classes, dtype=np.float32)[labels]
+    embeddings, probabilities = [], []
+    for chunk in _chunks(len(features)):
+        emb, prob = predict_full_batches(both, {"features": np.asarray(features[chunk], dtype=np.float32),
+                                                "labels": one_hot[chunk]}, batch_size)
+        embeddings.append(np.asarray(emb, dtype=np.float64))
+        probabilities.append(prob)
+    return np.concatenate(embeddings), _output_scores(np.concatenate(probabilities), labels)
 
 
 def scored_by_mean(machine_types, combined_mean_types) -> np.ndarray:
@@ -89,20 +139,20 @@ def combined_scores(learned: np.ndarray, mean: np.ndarray, machine_types, combin
     return np.where(scored_by_mean(machine_types, combined_mean_types), mean, learned)
 
 
-def _gmm_factory(centres_by_class, class_of_unit, n_subclusters, score_rule):
+def _gmm_factory(centres_by_class, class_of_unit, n_subclusters, score_rule, reg_covar=1e-3):
     def make(unit):
         means = None
         if centres_by_class is not None and centres_by_class.shape[1] == n_subclusters:
             means = centres_by_class[class_of_unit[unit]]
         elif centres_by_class is not None and n_subclusters == 1:
             means = centres_by_class[class_of_unit[unit]].mean(axis=0, keepdims=True)
-        return GMMBackend(n_components=n_subclusters, means_init=means, reg_covar=1e-3, score=score_rule)
+        return GMMBackend(n_components=n_subclusters, means_init=means, reg_covar=reg_covar, score=score_rule)
 
     return make
 
 
 def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None, centres_by_class=None,
-                   n_subclusters: int = 1, gmm_score: str = "max_component") -> np.ndarray:
+                   n_subclusters: int = 1, gmm_score: str = "max_component", reg_covar: float = 1e-3) -> np.ndarray:
     """Anomaly scores of the test clips of ``table`` (NaN for training clips) with one back-end per unit.
 
     Parameters
@@ -113,6 +163,8 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
         used to initialise the GMM means (reference). Without them scikit-learn's k-means initialisation.
     n_subclusters : GMM components (S).
     gmm_score : "max_component" (reference) or "loglik" (weighted mixture log-likelihood).
+    reg_covar : added to the covariance diagonal of the Gaussians and GMMs (public code: 1e-3; scikit-learn's
+        default, which the paper's "as implemented in scikit-learn" may mean for Table II, is 1e-6).
     """
     from asdcore.selection import train as train_rows
     from asdcore.selection import unit_keys
@@ -127,7 +179,7 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
         return scores
     if backend == "gmm":
         class_of_unit = None if class_names is None else {name: i for i, name in enumerate(class_names)}
-        make = _gmm_factory(centres_by_class, class_of_unit, n_subclusters, gmm_score)
+        make = _gmm_factory(centres_by_class, class_of_unit, n_subclusters, gmm_score, reg_covar)
     elif backend == "cosine_mean":
         def make(unit):
             return CosineMeanBackend()
@@ -137,7 +189,7 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
     elif backend.startswith("gaussian_"):
         covariance = backend.split("_", 1)[1]
         def make(unit):
-            return GaussianBackend(covariance_type=covariance)
+            return GaussianBackend(covariance_type=covariance, reg_covar=reg_covar)
     else:
         raise ASDError(f"unknown back-end {backend!r}; choose one of {', '.join(BACKENDS)}")
     scores[test] = score_per_unit(make, embeddings[train], keys[train], embeddings[test], keys[test])
@@ -165,7 +217,8 @@ class ScoringSystem:
     """
 
     def __init__(self, feature_config, normalizer, embedding_models, backends=None, combined_mean_types=(),
-                 mean_backends=None, centres=None, class_names=None, gmm_score: str = "max_component"):
+                 mean_backends=None, centres=None, class_names=None, gmm_score: str = "max_component",
+                 reg_covar: float = 1e-3):
         self.feature_config = feature_config
         self.normalizer = normalizer
         self.embedding_models = list(embedding_models)
@@ -176,6 +229,7 @@ class ScoringSystem:
         self.centres = None if centres is None else [np.asarray(c) for c in centres]
         self.class_names = None if class_names is None else [str(c) for c in class_names]
         self.gmm_score = gmm_score
+        self.reg_covar = reg_covar  # of every Gaussian fitted by fit
 
     @property
     def units(self):
@@ -211,7 +265,7 @@ class ScoringSystem:
         class_of_unit = {name: i for i, name in enumerate(self.class_names)}
         self.backends = []
         for k, (centres, embedded) in enumerate(zip(self.centres, self._embeddings(features, rows, embeddings))):
-            make = _gmm_factory(centres, class_of_unit, centres.shape[1], self.gmm_score)
+            make = _gmm_factory(centres, class_of_unit, centres.shape[1], self.gmm_score, self.reg_covar)
             what = f"GMMs of network {k + 1}/{len(self.centres)}"
             self.backends.append({unit: make(unit).fit(embedded[fit_units == unit])
                                   for unit in fit_progress(np.unique(fit_units), what)})
@@ -221,7 +275,7 @@ class ScoringSystem:
             chosen = np.arange(len(features))[rows if rows is not None else slice(None)][by_mean]
             means = temporal_statistic(features, "mean", rows=chosen)
             for unit in np.unique(fit_units[by_mean]):
-                self.mean_backends[unit] = GaussianBackend("full", normalize=False).fit(
+                self.mean_backends[unit] = GaussianBackend("full", reg_covar=self.reg_covar, normalize=False).fit(
                     means[fit_units[by_mean] == unit])
         return self
 
@@ -357,7 +411,7 @@ class TrainedNetworks:
             self._systems[spec] = ScoringSystem(
                 feature_config, normalizer, [], combined_mean_types=self.config.combined_mean_types,
                 centres=[trained["centres"]], class_names=self.class_names, gmm_score=self.config.gmm_score,
-            ).fit(view, self.keys, rows=self.train, embeddings=[trained["embeddings"]])
+                reg_covar=self.config.reg_covar).fit(view, self.keys, rows=self.train, embeddings=[trained["embeddings"]])
         system = self._systems[spec]
         if load_model and not system.embedding_models:
             from subcluster_adacos.network import embedding_model
@@ -376,7 +430,7 @@ class TrainedNetworks:
         if backend == "gmm" and n_components == spec.n_subclusters:  # the system's GMMs, fitted once
             return self.scored(spec)[0]
         return backend_scores(backend, trained["embeddings"], self.table, self.class_names, trained["centres"],
-                              n_components, self.config.gmm_score)
+                              n_components, self.config.gmm_score, self.config.reg_covar)
 
     def scored(self, spec):
         """``(learned, combined)`` scores of every clip (NaN for training clips) from :meth:`system`."""
