@@ -22,7 +22,7 @@ full run's estimate line uses it instead of the assumed rate.
 
 Each trainer and precision runs in its own process (its own compilation and its own peak memory), in
 order of importance, float32 first, within ``--budget`` seconds in all; what did not fit in the budget is
-listed as skipped. ``--dry-run`` runs everything in this process with tiny shapes (CPU, seconds: the test
+listed as skipped. ``--dry-run`` runs everything in this process with tiny shapes, without a budget (CPU; the test
 suite runs it); its numbers mean nothing.
 
     KERAS_BACKEND=jax python benchmarks/gpu_check.py --out gpu_check.json      # on the GPU machine
@@ -39,6 +39,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# JAX takes 75 % of the GPU's memory at start unless told otherwise: this process and each trainer's own then
+# allocate what they use (the peak memory of each row is its trainer's own).
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 #: The trainers in order of importance (the paper networks first).
@@ -180,8 +183,12 @@ def measure(trainer: str, precision: str, warmup: int, steps: int, dry_run: bool
     # the input pipeline alone
     n_batches = max(3, steps)
     start = time.perf_counter()
-    for k in range(n_batches):
-        _wait(pipeline[k % len(pipeline)] if getattr(pipeline, "num_batches", None) else pipeline[k])
+    if hasattr(pipeline, "__getitem__"):  # a PyDataset (finite ones wrap around)
+        for k in range(n_batches):
+            _wait(pipeline[k % len(pipeline)] if getattr(pipeline, "num_batches", None) else pipeline[k])
+    else:  # a tf.data pipeline (TensorFlow)
+        for _, batch in zip(range(n_batches), pipeline):
+            _wait(batch)
     input_seconds = time.perf_counter() - start
     input_rate = n_batches * clips_per_step / input_seconds
     # the training step: warm-up (compilation), then the steady steps with the device drained at both ends
@@ -239,14 +246,16 @@ def paper_runs(rows) -> dict:
             "within_goal": (total <= GOAL_HOURS) if complete else None}
 
 
-def _child(trainer, precision, args) -> dict:
-    """Run :func:`measure` in a process of its own; a failure becomes a row that says why."""
+def _child(trainer, precision, args, seconds_left: float) -> dict:
+    """Run :func:`measure` in a process of its own, for at most ``--per-trainer-timeout`` seconds and at most
+    a minute past the budget; a failure becomes a row that says why."""
+    timeout = int(max(30, min(args.per_trainer_timeout, seconds_left + 60)))
     command = [sys.executable, os.path.abspath(__file__), "--one", trainer, "--precision", precision,
                "--warmup", str(args.warmup), "--steps", str(args.steps)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=args.per_trainer_timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"trainer": trainer, "precision": precision, "status": f"timed out after {args.per_trainer_timeout} s"}
+        return {"trainer": trainer, "precision": precision, "status": f"timed out after {timeout} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -296,17 +305,19 @@ def main(argv=None) -> int:
     rows = []
     for precision in precisions:
         for trainer in trainers:
-            if time.monotonic() - started > args.budget:
+            if not args.dry_run and time.monotonic() - started > args.budget:
                 row = {"trainer": trainer, "precision": precision, "status": "skipped: time budget spent"}
             elif args.dry_run:
                 row = measure(trainer, precision, args.warmup, args.steps, dry_run=True)
                 keras.config.set_dtype_policy("float32")
                 keras.backend.clear_session()
             else:
-                row = _child(trainer, precision, args)
+                row = _child(trainer, precision, args, args.budget - (time.monotonic() - started))
             rows.append(row)
             _print_row(row)
     summary = paper_runs(rows)
+    if args.dry_run:
+        print("DRY RUN: the figures below are tiny shapes on this machine, not a paper run's cost", flush=True)
     for run in summary["runs"]:
         hours = "not measured: " + ", ".join(run["not_measured"]) if run["gpu_hours"] is None \
             else f"{run['gpu_hours']:.1f} GPU-hours"
