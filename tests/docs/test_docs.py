@@ -350,7 +350,7 @@ def printed_table(output: str, header: list[str]) -> list[list[str]]:
     return rows
 
 
-def test_readme_quotes_what_its_first_command_prints(tmp_path):
+def test_readme_output_block_matches_a_fresh_run(tmp_path):
     command = first_command()
     argv = _tokens(command)
     assert argv[0] == "run_dcase2020.py", command
