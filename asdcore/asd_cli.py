@@ -22,7 +22,7 @@ from asdcore.cli import VERBOSE_FLAG
 from asdcore.errors import ASDError
 from asdcore.quiet import quiet_tensorflow
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "parse_only", "command_parser"]
 
 METHOD_NAMES = ("subcluster-adacos", "multi-distribution", "ddcsad", "smoothing")
 
@@ -63,7 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (f, s):
         command.add_argument(VERBOSE_FLAG, action="store_true",
                              help="show TensorFlow's native start-up and log lines (hidden by default)")
+    parser.subcommands = {"fit": f, "score": s}
     return parser
+
+
+def parse_only(argv):
+    """The parsed arguments of ``asd ARGV`` without running anything (the docs check)."""
+    return build_parser().parse_args(argv)
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of ``asd NAME`` (``fit`` or ``score``); ValueError for another name."""
+    commands = build_parser().subcommands
+    if name not in commands:
+        raise ValueError(f"asd has no command {name!r}; choose one of {', '.join(commands)}")
+    return commands[name]
 
 
 def _thresholds(values):
