@@ -172,8 +172,8 @@ def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.
     summary = pd.concat(summary_all, ignore_index=True)
     results = pd.concat([per_unit.assign(row="unit"), summary.assign(row="summary")], ignore_index=True)
     results.insert(0, "mode", "QUICK" if quick else "full")
-    results.insert(1, "rules", f"DCASE {year}")  # the edition whose official evaluation rule was applied
     if data is not None:
-        results.insert(2, "data", data)
+        results.insert(1, "data", data)
+    results.insert(2 if data is not None else 1, "rules", f"DCASE {year}")  # the edition whose rule was applied
     run.write_csv("results.csv", results)
     return per_unit, summary

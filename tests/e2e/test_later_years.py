@@ -24,7 +24,7 @@ COMMANDS = {
                            {"epochs": 1, "checkpoint_every": 1, "subclusters": [1]}),
     "subcluster-adacos": ("run_dcase2020", ["subcluster-adacos", "--experiment", "backends"], {"epochs": 1}),
     "ddcsad": ("run_dcase2020", ["ddcsad", "--losses", "bce+ddcsad", "--anomalies", "0"],
-               {"iterations": 2, "steps_per_epoch": 2, "light_channels": [4, 8]}),
+               {"iterations": 2, "steps_per_epoch": 2, "light_channels": [4, 8], "units_per_type": None}),
     "smoothing": ("run_dcase2021", ["smoothing", "--experiment", "table"],
                   {"ae": {"epochs": 1}, "serial_oe": {"epochs": 1}, "protocol": {"clip_seconds": 5.0}}),
 }
