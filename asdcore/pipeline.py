@@ -177,5 +177,6 @@ def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.
     results.insert(0, "mode", "QUICK" if quick else "full")
     if data is not None:
         results.insert(1, "data", data)
+    results.insert(2 if data is not None else 1, "rules", f"DCASE {year}")  # the edition whose rule was applied
     run.write_csv("results.csv", results)
     return per_unit, summary

@@ -12,6 +12,10 @@ One model per machine ID (Sec. IV-A: "We performed learning for each particular 
   as outlier data [12]". "All the IDs" is read literally: the training clips of the development IDs *and*
   of the evaluation IDs (the "additional training set") are outliers for every model, whatever part the
   target ID belongs to. Test clips are never outliers.
+  **DCASE 2021-2025 data** (adaptation ``outliers = "all types"``, docs/later-dcase.md): the later editions
+  have no MIMII/ToyADMOS grouping (new types, one section per type from 2023 on), so one model is trained per
+  *section* and the outliers are the training clips of every other section of every machine type of the data
+  (both parts).
 * **anomalies** (label ``ANOMALY`` = -2, only for Fig. 2): real anomalous test clips of the target ID moved
   into the training data (:func:`anomaly_pool`).
 
@@ -213,12 +217,16 @@ def unit_sets(table: pd.DataFrame, machine_type: str, unit: str, pool: dict | No
     n_anomalies : int
         How many of the pooled anomalies (the first ones) join the training data (Fig. 2: 1, 2, 4, ...).
     """
-    source = source_dataset(machine_type)
     mtypes = table["machine_type"].to_numpy()
     units = table["unit"].to_numpy()
     train = (table["split"] == "train").to_numpy()
     target = (mtypes == machine_type) & (units == unit)
-    same_source = np.isin(mtypes, SOURCE_DATASETS[source])
+    if "year" in table.columns and len(table) and int(table["year"].iloc[0]) != 2020:
+        source = "the data set"  # later editions: every other section of every type (module docstring)
+        same_source = np.ones(len(table), dtype=bool)
+    else:
+        source = source_dataset(machine_type)
+        same_source = np.isin(mtypes, SOURCE_DATASETS[source])
     normal = np.flatnonzero(train & target)
     outlier = np.flatnonzero(train & same_source & ~target)
     if len(normal) == 0:

@@ -86,6 +86,12 @@ class Smoothing(Method):
         return f"smoothing-{args.experiment}"
 
     def check(self, ctx):
+        if ctx.year >= 2022 and "source" in ctx.config.protocol.datas:
+            # adaptation "neighbours: all" (docs/later-dcase.md): the 2022-2025 evaluation test names carry no
+            # domain, so Table I's "Data = source" (neighbours among source test clips only) cannot be applied
+            ctx.config = replace(ctx.config, protocol=replace(ctx.config.protocol, datas=("all",)))
+            ctx.log.info("DCASE %d: neighbours among all test clips (Data = all): test domains are unknown",
+                         ctx.year)
         c, table = ctx.config, ctx.table
         c.protocol.check()
         paired = (c.ae.n_segments, c.ae.segment_seconds) == (c.serial_oe.n_segments, c.serial_oe.segment_seconds)
@@ -331,17 +337,20 @@ def _systems(ctx, emb, gen_clip, gen_seg, fit, test, generative_name):
         grid_prop[setting][test] = values
     names_prop = ("data", "k")
     table_prop = P.grid_table(evaluators, grid_prop, names_prop, rows_of)
-    chosen = {"Proposed": P.select_best(table_prop, names_prop, "dev")}
+    chosen = {"Proposed": P.fill_unseen_types(P.select_best(table_prop, names_prop, "dev"), table_prop, names_prop,
+                                              "dev", types_col[test])}
     toycar5 = None
     if "eval" in parts:
-        chosen["Proposed_Oracle"] = P.select_best(table_prop, names_prop, "eval")
+        chosen["Proposed_Oracle"] = P.fill_unseen_types(P.select_best(table_prop, names_prop, "eval"), table_prop,
+                                                        names_prop, "eval", types_col[test])
         toycar5 = P.toycar5_oracle(table, grid_prop)
 
     # SerialOE: GMM clusters and data chosen on dev
     grid_oe, clusters = _serial_oe_grid(table, emb, fit, test, protocol, ctx.seed, log)
     names_oe = ("data", "n_clusters")
     table_oe = P.grid_table(evaluators, grid_oe, names_oe, rows_of)
-    chosen["SerialOE"] = P.select_best(table_oe, names_oe, "dev")
+    chosen["SerialOE"] = P.fill_unseen_types(P.select_best(table_oe, names_oe, "dev"), table_oe, names_oe, "dev",
+                                             types_col[test])
     log.info("K grid %s, GMM clusters %s: settings scored in %.1f s", ks, clusters, time.perf_counter() - t0)
 
     selection = pd.concat([table_prop.assign(system="Proposed", n_clusters=np.nan),

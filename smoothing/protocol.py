@@ -49,6 +49,7 @@ __all__ = [
     "smooth_grid",
     "grid_table",
     "select_best",
+    "fill_unseen_types",
     "compose",
     "fraction_draw",
     "fraction_curve",
@@ -351,6 +352,22 @@ def select_best(grid: pd.DataFrame, names: tuple, part: str) -> pd.DataFrame:
         raise _err(f"no grid results on the {part} sections to select from")
     best = rows.sort_values("score", ascending=False, kind="stable").drop_duplicates("machine_type")
     return best[["machine_type", *names, "score"]].sort_values("machine_type").reset_index(drop=True)
+
+
+def fill_unseen_types(choice: pd.DataFrame, grid: pd.DataFrame, names: tuple, part: str, machine_types) -> pd.DataFrame:
+    """Add a choice for every machine type with no ``part`` sections: the setting best on ``part`` over all
+    types together (the grid's machine type "all"). Named adaptation "unseen types: pooled choice" for the
+    DCASE 2023-2025 evaluation-only types, which have no development sections to choose on (docs/later-dcase.md).
+    """
+    missing = sorted(set(np.asarray(machine_types).astype(str)) - set(choice["machine_type"]))
+    if not missing:
+        return choice
+    pooled = grid[(grid["part"] == part) & (grid["machine_type"] == "all")]
+    if pooled.empty:
+        raise _err(f"no pooled grid results on the {part} sections to choose for {', '.join(missing)}")
+    best = pooled.sort_values("score", ascending=False, kind="stable").iloc[0]
+    extra = pd.DataFrame([{"machine_type": t, **{n: best[n] for n in names}, "score": np.nan} for t in missing])
+    return pd.concat([choice, extra], ignore_index=True).sort_values("machine_type").reset_index(drop=True)
 
 
 def compose(machine_types, choice: pd.DataFrame, scores_by_setting: dict, names: tuple) -> np.ndarray:
