@@ -77,6 +77,19 @@ def apply_precision(precision: str) -> None:
     keras.config.set_dtype_policy(precision)
 
 
+def config_deviations(paper, ours, prefix: str = "") -> dict:
+    """Every setting of ``ours`` whose value differs from ``paper`` (a config of the same dataclass, the
+    paper's defaults): ``{key: (paper value, our value)}``; a nested config's keys read ``outer.inner``."""
+    out = {}
+    for field in dataclasses.fields(paper):
+        p, o = getattr(paper, field.name), getattr(ours, field.name)
+        if dataclasses.is_dataclass(p) and dataclasses.is_dataclass(o):
+            out.update(config_deviations(p, o, f"{prefix}{field.name}."))
+        elif (list(p) if isinstance(p, (tuple, list)) else p) != (list(o) if isinstance(o, (tuple, list)) else o):
+            out[prefix + field.name] = (p, o)
+    return out
+
+
 def config_to_dict(config) -> dict:
     """A dataclass config (possibly nested) as a plain dict for YAML."""
     if dataclasses.is_dataclass(config):
@@ -119,6 +132,11 @@ def resolve_config(default, yaml_path=None, overrides: dict | None = None):
             current = getattr(default, field.name)
             if isinstance(current, tuple) and isinstance(value, list):
                 value = tuple(value)
+            elif isinstance(current, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+                try:  # YAML 1.1 reads 1e-6 (no dot) as a string
+                    value = float(value)
+                except ValueError:
+                    raise ASDError(f"{field.name}: expected a number, got {value!r}") from None
             elif dataclasses.is_dataclass(current) and isinstance(value, dict):
                 try:
                     value = resolve_config(current, None, value)

@@ -216,18 +216,20 @@ class RunContext:
         self.quick, self.why = _quick_mode(args)
         overrides = {k: v for k, v in method.overrides(args).items() if v is not None}
         self.config = resolve_config(method.default_config(self.quick), getattr(args, "config", None), overrides)
-        changed = sorted(overrides) + ([f"--config {args.config}"] if getattr(args, "config", None) else [])
+        self.precision = getattr(args, "precision", "float32")
+        self.deviations = _deviations(method, self.config, overrides, getattr(args, "config", None),
+                                      self.quick, self.precision)
         if self.quick:
             self.settings_label = f"{QUICK_BANNER} ({self.why})"
-        elif changed:
-            self.settings_label = "paper settings with overrides (" + ", ".join(changed) + "): not the paper's"
+        elif self.deviations:
+            self.settings_label = "not the paper's settings: " + deviations_text(self.deviations)
         else:
             self.settings_label = "paper settings"
         self.seed = int(getattr(args, "seed", 0))
-        if getattr(args, "precision", "float32") != "float32":
+        if self.precision != "float32":
             from asdcore.experiment import apply_precision
 
-            apply_precision(args.precision)
+            apply_precision(self.precision)
         self.cache_dir = getattr(args, "cache_dir", None)
         self.skip_bad_files = bool(getattr(args, "skip_bad_files", False))
         self.run = run
@@ -302,6 +304,38 @@ class RunContext:
 
 
 # --- command-line plumbing ------------------------------------------------------------------------------
+
+def _deviations(method: Method, config, overrides: dict, config_file, quick: bool, precision: str) -> dict:
+    """Every setting of the run that differs from the paper's (the method's full-mode defaults), by key:
+    ``{key: {"paper": value, "ours": value, "set by": "command line" | "--config FILE" | "quick mode"}}``,
+    plus ``precision`` when ``--precision`` is not the papers' float32."""
+    from asdcore.experiment import config_deviations
+
+    from_file = set()
+    if config_file is not None:
+        import yaml
+
+        from_file = set(yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {})
+    out = {}
+    for key, (paper, ours) in config_deviations(method.default_config(False), config).items():
+        top = key.split(".")[0]
+        source = ("command line" if top in overrides else f"--config {config_file}" if top in from_file
+                  else "quick mode" if quick else "defaults")
+        out[key] = {"paper": paper, "ours": ours, "set by": source}
+    if precision != "float32":
+        out["precision"] = {"paper": "float32", "ours": precision, "set by": "--precision"}
+    return out
+
+
+def _shown(value) -> str:
+    return "[" + ", ".join(map(_shown, value)) + "]" if isinstance(value, (tuple, list)) else str(value)
+
+
+def deviations_text(deviations: dict) -> str:
+    """One line naming each deviation by key: ``epochs = 3 (paper: 400; command line), ...``."""
+    return ", ".join(f"{key} = {_shown(d['ours'])} (paper: {_shown(d['paper'])}; {d['set by']})"
+                     for key, d in deviations.items())
+
 
 def _quick_mode(args) -> tuple[bool, str]:
     """:func:`asdcore.experiment.resolve_quick` of the flags ``--quick``, ``--full`` and ``--data-root``."""
@@ -551,7 +585,10 @@ def _finish(ctx: RunContext, units: list[Unit]) -> int:
             test = (ctx.table["split"] == "test").to_numpy()
             for name, scores in assembled.systems.items():
                 submission.write_scores(ctx.table[test], scores[test], ctx.run.scores_dir(name), ctx.year)
-    sections = [f"# {ctx.method.title}", "", f"> {ctx.source.description}", f"> {ctx.settings_label}", ""]
+    sections = [f"# {ctx.method.title}", "", f"> {ctx.source.description}", f"> {ctx.settings_label}"]
+    if ctx.quick and ctx.deviations:
+        sections.append(f"> deviations from the paper's settings: {deviations_text(ctx.deviations)}")
+    sections.append("")
     if assembled.report is not None:
         sections += list(assembled.report(ctx, per_unit, summary))
     sections += _confidence_and_claims(ctx, assembled, per_unit)
@@ -591,7 +628,8 @@ def run_method(method: Method, args, argv: list[str]) -> int:
     if not resuming:
         atomic_write_text(run.path / INVOCATION_FILE, json.dumps(_invocation(method, argv), indent=1))
         run.write_config({"command": method.command, "mode": ctx.mode, "settings_label": ctx.settings_label,
-                          "data": ctx.source.description, "seed": ctx.seed, "settings": ctx.config})
+                          "data": ctx.source.description, "seed": ctx.seed, "precision": ctx.precision,
+                          "deviations": ctx.deviations, "settings": ctx.config})
     method.check(ctx)
     method.prepare(ctx)
     units = method.units(ctx)

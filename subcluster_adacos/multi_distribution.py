@@ -64,8 +64,10 @@ Choices the paper leaves open (defaults; options in ``MultiDistributionConfig``)
   applies none (Keras' ``fit`` cannot take ``class_weight`` for a model with two outputs); "balanced" per
   head, the 2020 code's choice, stays a setting.
 * Section-only networks have no attribute centres: their attribute GMMs start from the section's centres.
-* The eq. (4) term is part of every score set (eq. (4) defines the score of one system), so a 20-set
-  ensemble holds it 20 times, in the same proportion to the embedding terms as in one set.
+* The eq. (4) term is part of every score set (``tmax_term="per_set"``): eq. (4) defines the score of one
+  system and Sec. 2.5 sums the systems' scores, so a 20-set ensemble holds it 20 times, in the same
+  proportion to the embedding terms as in one set. ``"once"`` adds it once to the summed ensemble
+  (:func:`add_temporal_max`), so it weighs as one of the 20 sets' embedding terms.
 * A class with one training clip (possible in small data) gets a Gaussian at that clip with covariance
   ``reg_covar * I``; scikit-learn needs two samples, so the clip is given twice.
 * Target decisions compare the first term of eq. (3) of the test clip with the threshold from the same
@@ -96,7 +98,7 @@ __all__ = [
     "BOTH_HEADS", "SECTIONS_ONLY", "VARIANTS", "PAPER_SECTIONS_ONLY_TYPES", "TERMS",
     "section_keys", "attribute_keys", "TrainingClasses", "train_network", "head_centres",
     "weighted_component_log_likelihoods", "DistributionScorer", "TemporalMaxScorer", "ScoreSet",
-    "combine_terms", "sum_score_sets", "decision_thresholds", "decide", "paper_variants",
+    "combine_terms", "add_temporal_max", "sum_score_sets", "decision_thresholds", "decide", "paper_variants",
     "choose_variants_on_dev", "select_by_type", "score_network", "NetworkOutputs", "network_outputs",
     "score_outputs", "temporal_max", "build_ensembles",
 ]
@@ -458,6 +460,19 @@ def combine_terms(terms: dict, table: pd.DataFrame, tmax_term: np.ndarray | None
     out_terms = {name: np.asarray(terms[name], dtype=np.float64) for name in ("section", "attribute", "target")}
     out_terms["tmax"] = tmax_term
     return ScoreSet(score, decision, out_terms, 1)
+
+
+def add_temporal_max(score_set: ScoreSet, tmax_term: np.ndarray | None, table: pd.DataFrame) -> ScoreSet:
+    """``score_set`` with the eq. (4) term added once to the score and the decision score of the source-domain
+    clips (``tmax_term`` is 0 for the other machine types). Used with ``tmax_term: once``, where the term
+    enters the summed ensemble once instead of once per score set (:func:`combine_terms`)."""
+    if tmax_term is None:
+        return score_set
+    tmax_term = np.asarray(tmax_term, dtype=np.float64)
+    added = np.where((table["domain"] == "source").to_numpy(), tmax_term, 0.0)
+    terms = dict(score_set.terms)
+    terms["tmax"] = terms.get("tmax", np.zeros_like(added)) + added
+    return ScoreSet(score_set.score + added, score_set.decision + added, terms, score_set.n_sets)
 
 
 def sum_score_sets(sets) -> ScoreSet:
