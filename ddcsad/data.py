@@ -80,6 +80,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -488,12 +489,27 @@ class BalancedBatches:
         self.streams = [_Stream(sets.normal, self.rng), _Stream(sets.outlier, self.rng),
                         _Stream(sets.anomaly, self.rng)]
         self.codes = (NORMAL, OUTLIER, int(anomaly_label))
+        self.device = None
 
     @property
     def batch_size(self) -> int:
         return int(sum(self.composition))
 
-    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+    def on_device(self) -> bool:
+        """Copy the features onto the accelerator when ``ASD_DEVICE_DATA`` says so
+        (:func:`asdcore.input_pipeline.place_features`; clips of different lengths stay on the host): the
+        crops of every later batch are then gathered there (the same crops as on the host). Returns whether
+        they were placed."""
+        from asdcore.input_pipeline import place_features
+
+        if hasattr(self.features, "starts"):  # a ragged store: crops are read from the file
+            return False
+        self.device = place_features(self.features, what="DDCSAD training features")
+        return self.device is not None
+
+    def draw(self):
+        """The next batch's ``(rows, crop starts, labels)``: the composition's clips from each stream, one
+        uniform crop start per clip."""
         rows, labels = [], []
         for stream, n, code in zip(self.streams, self.composition, self.codes):
             if n:
@@ -501,16 +517,29 @@ class BalancedBatches:
                 labels.append(np.full(n, code, np.int32))
         rows = np.concatenate(rows)
         starts = self.rng.integers(0, self.lengths[rows] - self.crop_frames + 1)
+        return rows, starts, np.concatenate(labels)
+
+    def next_batch(self):
+        """``(x, y)``: NumPy arrays, or with the features on the accelerator ``x`` a device tensor."""
+        rows, starts, labels = self.draw()
+        if self.device is not None:
+            return self.device.crops(rows, starts, self.crop_frames), labels
         idx = starts[:, None] + np.arange(self.crop_frames)[None, :]
         x = self.features[rows[:, None], idx]
-        return x.astype(np.float32, copy=False), np.concatenate(labels)
+        return x.astype(np.float32, copy=False), labels
 
     def __iter__(self):
         while True:
             yield self.next_batch()
 
     def dataset(self):
-        """The endless stream as a ``tf.data.Dataset`` of ``(x, y)`` batches (prefetched)."""
+        """The endless stream for ``fit``: a ``tf.data.Dataset`` of ``(x, y)`` batches (prefetched) on
+        TensorFlow; elsewhere a :class:`keras.utils.PyDataset` that draws the same batches (the crops
+        gathered on the accelerator when the features were placed there, :meth:`on_device`)."""
+        from asdcore.input_pipeline import on_tensorflow
+
+        if not on_tensorflow():
+            return _EndlessBatches(self)
         import tensorflow as tf
 
         mels = int(self.features.shape[2])
@@ -519,16 +548,31 @@ class BalancedBatches:
         return tf.data.Dataset.from_generator(self.__iter__, output_signature=spec).prefetch(2)
 
 
+class _EndlessBatches(keras.utils.PyDataset):
+    """:class:`BalancedBatches` as an endless PyDataset (off TensorFlow): item ``k`` is the sampler's next
+    batch, drawn in order by one background thread (the sampler's random stream is sequential)."""
+
+    def __init__(self, sampler):
+        super().__init__(workers=1, use_multiprocessing=False, max_queue_size=4)
+        self.sampler = sampler
+
+    @property
+    def num_batches(self):
+        return None
+
+    def __getitem__(self, index):
+        return self.sampler.next_batch()
+
+
 def centroid_dataset(features, sets: UnitSets, crop_frames: int = 256, batch_size: int = 64,
                      n_crops: int = 1, lengths=None):
-    """A finite ``tf.data.Dataset`` of ``(x, y)`` over the unit's whole training set, for the centroids.
+    """A finite dataset of ``(x, y)`` over the unit's whole training set, for the centroids: a
+    ``tf.data.Dataset`` on TensorFlow, a re-iterable of NumPy batches elsewhere.
 
     Each normal, outlier (and anomalous, which the centroids ignore) training clip gives its centre crop
     (``n_crops=1``) or ``n_crops`` evenly spaced crops (:func:`crop_starts`, over each clip's own
     ``lengths``), so c_p / c_n are the mean embeddings of those crops.
     """
-    import tensorflow as tf
-
     idx, y = sets.train_indices_and_labels()
     keep = y != ANOMALY  # they enter neither centroid
     idx, y = idx[keep], y[keep]
@@ -543,5 +587,21 @@ def centroid_dataset(features, sets: UnitSets, crop_frames: int = 256, batch_siz
             x = gather_crops(features, rows, lengths[rows], n_crops, crop_frames).reshape(-1, crop_frames, mels)
             yield x, np.repeat(y[s: s + per_batch], n_crops)
 
+    from asdcore.input_pipeline import on_tensorflow
+
+    if not on_tensorflow():
+        return _Reiterable(generate)
+    import tensorflow as tf
+
     spec = (tf.TensorSpec((None, crop_frames, mels), tf.float32), tf.TensorSpec((None,), tf.int32))
     return tf.data.Dataset.from_generator(generate, output_signature=spec)
+
+
+class _Reiterable:
+    """``iter()`` starts ``generate()`` anew: one pass per iteration (the centroids are recomputed every epoch)."""
+
+    def __init__(self, generate):
+        self.generate = generate
+
+    def __iter__(self):
+        return self.generate()

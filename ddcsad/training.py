@@ -134,11 +134,12 @@ class LossTrainer:
         updater = CentroidUpdate(centroids, calibration=calibration, calibration_batches=cfg.bn_calibration_batches)
         callbacks = training_callbacks(folder, extra=[updater, stop_after(iterations)], name=name,
                                        optimizers=_optimizers)
+        sampler.on_device()  # the crops gathered on the accelerator when the features fit there (not on TensorFlow)
         history = self.model.fit(sampler.dataset(), steps_per_epoch=steps, epochs=epochs, verbose=0, shuffle=False,
                                  callbacks=callbacks)
         last = {k: float(v[-1]) for k, v in history.history.items() if v}
         last.update(steps_per_epoch=steps, epochs=epochs, bn_calibration_batches=updater.calibrated_with,
-                    centroid_updates=int(np.asarray(self.model.centroid_updates.numpy())))
+                    centroid_updates=int(keras.ops.convert_to_numpy(self.model.centroid_updates)))
         return last
 
 
