@@ -232,7 +232,7 @@ class Smoothing(Method):
         def claims(confidence):
             from smoothing.claims import claims_for
 
-            return claims_for(confidence, generative_name)
+            return claims_for(table, systems, generative_name)
 
         table_systems = systems if ctx.args.experiment in ("table", "all") else {}
         return Assembled(table_systems, report=with_sections(report, maps_and_accuracy),
@@ -328,11 +328,11 @@ def _systems(ctx, emb, gen_clip, gen_seg, fit, test, generative_name):
     features, scores, domains, pools, clip_index = P.smoothing_items(table, emb, gen_clip, gen_seg, test,
                                                                      protocol.pool, protocol.level)
     ks = P.k_grid(protocol.k_min, protocol.k_max)
-    saturated = P.saturation_frame(table[test], domains, pools, clip_index, ks, protocol.datas)
+    saturated = P.saturation_frame(table[test], domains, pools, clip_index, ks, protocol.datas, protocol.exclude)
     _log_saturation(log, saturated, P.pool_sizes(domains, pools), protocol)
     grid_prop = {}
     for setting, values in P.smooth_grid(features, scores, domains, pools, clip_index, int(test.sum()), ks,
-                                         protocol.datas, protocol.metric).items():
+                                         protocol.datas, protocol.metric, exclude=protocol.exclude).items():
         grid_prop[setting] = np.full(len(table), np.nan)
         grid_prop[setting][test] = values
     names_prop = ("data", "k")
@@ -382,7 +382,7 @@ def _fraction(ctx, emb, gen_clip, gen_seg, oracle, generative_name) -> pd.DataFr
                                   k_grid(protocol.k_min, protocol.k_max), protocol.datas,
                                   fractions=protocol.fractions, n_draws=protocol.n_draws, seed=ctx.seed,
                                   metric=protocol.metric, selection=protocol.fraction_selection, oracle=oracle,
-                                  generative=gen_clip[rows])
+                                  generative=gen_clip[rows], exclude=protocol.exclude)
     curve["system"] = curve["system"].replace({"generative": generative_name})
     ctx.run.write_csv("fraction.csv", curve.assign(**ctx.labels))
     ctx.run.write_csv("fraction_draws.csv", draws.assign(**ctx.labels))
