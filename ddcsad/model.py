@@ -56,9 +56,9 @@ Epochs
 ------
 The paper counts iterations (4000, Sec. IV-A) and updates the centroids "at each epoch". Here an epoch
 is one Keras epoch of ``model.fit(..., steps_per_epoch=S, epochs=E)``; the data pipeline chooses S
-(:func:`ddcsad.data.steps_per_epoch`: by default one pass over the unit's whole training set, normal and
-outlier clips, at the batch size, about 400 iterations for a DCASE 2020 MIMII ID; the option
-``epoch="normal"`` gives one pass over the normal clips at their batch share, ~1000 / 32 ~ 32 iterations)
+(:func:`ddcsad.data.steps_per_epoch`: by default one pass over the normal clips at their batch share,
+~1000 / 32 ~ 32 iterations, as the authors' public sampler; the option ``epoch="dataset"`` gives one pass
+over the unit's whole training set at the batch size, about 400 iterations for a DCASE 2020 MIMII ID)
 and E = ceil(4000 / S); the experiment stops after exactly 4000 iterations (the last epoch may be short).
 
 Optimisation
@@ -94,6 +94,8 @@ HALVE_EVERY = 1000
 """The learning rates are multiplied by 0.5 after every 1000 iterations (Sec. IV-A)."""
 TOTAL_ITERATIONS = 4000
 """Training iterations without anomalies (Sec. IV-A)."""
+ADAM_EPSILON = 1e-8
+"""Adam's epsilon: Kingma and Ba's value ([19] of the paper), also PyTorch's (Keras: 1e-7)."""
 FINETUNE_ITERATIONS = 2000
 """Iterations when fine-tuning with real anomalies, from the model trained without them (Sec. IV-C)."""
 DSAD_CENTROID_POLICIES = ("fixed", "every_epoch")
@@ -291,6 +293,7 @@ class DDCSADModel(keras.Model):
         encoder_learning_rate: float = ENCODER_LEARNING_RATE,
         head_learning_rate: float = HEAD_LEARNING_RATE,
         halve_every: int = HALVE_EVERY,
+        adam_epsilon: float = ADAM_EPSILON,
         **kwargs,
     ):
         """Create the two Adam optimizers (encoder, linear layer) with halving schedules.
@@ -301,6 +304,9 @@ class DDCSADModel(keras.Model):
             Initial learning rates (paper: 1e-4 and 1e-3).
         halve_every : int
             Both rates are halved after every ``halve_every`` iterations (paper: 1000).
+        adam_epsilon : float
+            Adam's epsilon: 1e-8, the value of the Adam paper the authors cite ([19]) and of their
+            framework, PyTorch (Keras' default is 1e-7).
         **kwargs
             Passed to ``keras.Model.compile`` (e.g. ``run_eagerly``, ``jit_compile``); ``optimizer``,
             ``loss`` and ``metrics`` are not accepted (the model has its own).
@@ -318,12 +324,15 @@ class DDCSADModel(keras.Model):
             "encoder_learning_rate": float(encoder_learning_rate),
             "head_learning_rate": float(head_learning_rate),
             "halve_every": int(halve_every),
+            "adam_epsilon": float(adam_epsilon),
         }
         self.encoder_optimizer = keras.optimizers.Adam(
-            learning_rate=halving_schedule(encoder_learning_rate, halve_every), name="adam_encoder"
+            learning_rate=halving_schedule(encoder_learning_rate, halve_every), epsilon=adam_epsilon,
+            name="adam_encoder"
         )
         self.head_optimizer = keras.optimizers.Adam(
-            learning_rate=halving_schedule(head_learning_rate, halve_every), name="adam_linear"
+            learning_rate=halving_schedule(head_learning_rate, halve_every), epsilon=adam_epsilon,
+            name="adam_linear"
         )
         self.encoder_optimizer.build(self.encoder.trainable_variables)
         self.head_optimizer.build(self.head.trainable_variables)

@@ -97,7 +97,8 @@ class LossTrainer:
         self.model = DDCSADModel(build_encoder(config, input_shape), variant=variant, lam=config.lam,
                                  eta=config.eta, epsilon=config.epsilon, dsad_centroid=config.dsad_centroid)
         self.model.compile(encoder_learning_rate=config.encoder_learning_rate,
-                           head_learning_rate=config.head_learning_rate, halve_every=config.halve_every)
+                           head_learning_rate=config.head_learning_rate, halve_every=config.halve_every,
+                           adam_epsilon=config.adam_epsilon)
         self.initial_weights = self.model.get_weights()
 
     def reset(self, weights=None) -> None:
