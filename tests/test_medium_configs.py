@@ -40,3 +40,15 @@ def test_medium_config_loads(command):
 
 def test_medium_configs_are_only_the_four_commands():
     assert sorted(p.stem for p in (ROOT / "configs" / "medium").glob("*.yaml")) == sorted(COMMANDS)
+
+
+def test_the_reg_covar_check_is_the_medium_config_with_scikit_learns_regularisation():
+    """configs/checks/subcluster-adacos-medium-reg-covar-1e-6.yaml (Table II with reg_covar 1e-6, the 2020
+    page) = the medium subcluster-adacos settings except reg_covar."""
+    from dataclasses import replace
+
+    method = importlib.import_module("subcluster_adacos.experiments").METHOD
+    medium = resolve_config(method.default_config(True), ROOT / "configs" / "medium" / "subcluster-adacos.yaml")
+    check = resolve_config(method.default_config(True),
+                           ROOT / "configs" / "checks" / "subcluster-adacos-medium-reg-covar-1e-6.yaml")
+    assert medium.reg_covar == 1e-3 and check == replace(medium, reg_covar=1e-6)
