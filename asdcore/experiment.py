@@ -255,7 +255,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, ground_truth: bool = T
                         help="DCASE data root holding dev_data/ and/or eval_data/ (default: the built-in synthetic set)")
     if ground_truth:
         parser.add_argument("--ground-truth", type=Path, default=None,
-                            help="eval labels: 2020 eval_data_list.csv, 2021 folder of ground_truth_*.csv files")
+                            help="eval labels: 2020 eval_data_list.csv, 2021 folder of ground_truth_*.csv files, "
+                                 "2022-2025 the evaluator's folder (ground_truth_data/ ...) or eval_data_list_<year>.csv")
+    parser.add_argument("--year", type=int, default=None, dest="data_year", choices=(2020, 2021, 2022, 2023, 2024, 2025),
+                        help="the DCASE edition of the data, its layout and official scores (default: detected from "
+                             "--data-root: a 2022-2025 root is recognised, otherwise the script's year; without "
+                             "--data-root, the synthetic set of that year)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="root of the run folders (default: runs)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--quick", action="store_true",
