@@ -257,7 +257,7 @@ class RunFolder:
         that holds nothing else (only :data:`BOOKKEEPING` files and empty folders) is removed instead.
         Returns True when the folder was removed."""
         stamp = _dt.datetime.now().isoformat(timespec="seconds")
-        self.log_error(f"error: {error}")
+        self.log_error(f"the run stopped: {error}")
         self.close()
         if self.holds_nothing():
             shutil.rmtree(self.path, ignore_errors=True)

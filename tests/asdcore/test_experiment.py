@@ -91,7 +91,7 @@ def test_a_failed_run_says_why_and_an_empty_one_is_removed(tmp_path):
     run.write_config({"epochs": 1})
     run.write_text("units/a/backup/weights.h5", "w")  # something worth resuming
     assert not run.record_failure("out of disk space")
-    assert "ERROR error: out of disk space" in (run.path / "run.log").read_text()
+    assert "ERROR the run stopped: out of disk space" in (run.path / "run.log").read_text()
     assert run.failure()["error"] == "out of disk space"
 
 
