@@ -39,6 +39,7 @@ setup(
         "console_scripts": [
             "asd-dcase2020=run_dcase2020:main",
             "asd-dcase2021=run_dcase2021:main",
+            "asd=asdcore.asd_cli:main",
         ]
     },
 )

@@ -48,21 +48,14 @@ def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description
         top.parse_args(argv)  # prints help or the usage error and exits
         return 2
     name = argv[0]
-    module_path, help_text = commands[name]
-    module = importlib.import_module(module_path)
-    parser = argparse.ArgumentParser(prog=f"{prog} {name}", description=help_text)
+    module, parser = _command_parser(year, commands, name)
     method = getattr(module, "METHOD", None)
-    if method is not None:  # a method run through asdcore.runner
-        from asdcore.runner import add_runner_arguments, run_method
-
-        add_runner_arguments(parser)
-        method.add_arguments(parser)
-    else:
-        module.add_arguments(parser, year)
     args = parser.parse_args(argv[1:])
     args.command, args.year = name, year
     try:
         if method is not None:
+            from asdcore.runner import run_method
+
             return int(run_method(method, args, argv[1:]) or 0)
         return int(module.run(args) or 0)
     except ASDError as error:
@@ -71,3 +64,41 @@ def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _command_parser(year: int, commands: dict[str, tuple[str, str]], name: str):
+    """(module, parser) of one command of ``commands``; imports that command's module only (no Keras)."""
+    prog = f"run_dcase{year}.py"
+    module_path, help_text = commands[name]
+    module = importlib.import_module(module_path)
+    parser = argparse.ArgumentParser(prog=f"{prog} {name}", description=help_text)
+    method = getattr(module, "METHOD", None)
+    if method is not None:  # a method run through asdcore.runner
+        from asdcore.runner import add_runner_arguments
+
+        add_runner_arguments(parser)
+        method.add_arguments(parser)
+    else:
+        module.add_arguments(parser, year)
+    return module, parser
+
+
+def command_parser(year: int, commands: dict[str, tuple[str, str]], name: str) -> argparse.ArgumentParser:
+    """The argument parser ``main`` uses for the command ``name`` (a command of ``commands`` or of
+    :data:`RUN_FOLDER_COMMANDS`). Used by the documentation checks to parse the commands shown in the docs."""
+    if name in RUN_FOLDER_COMMANDS:
+        from asdcore import runner
+
+        return {"train-unit": runner.train_unit_parser, "assemble": runner.assemble_parser}[name](year)
+    if name not in commands:
+        raise ValueError(f"run_dcase{year}.py has no command {name!r}; commands: "
+                         + ", ".join(list(commands) + list(RUN_FOLDER_COMMANDS)))
+    return _command_parser(year, commands, name)[1]
+
+
+def parse_only(year: int, commands: dict[str, tuple[str, str]], argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv`` exactly as ``main`` would, and run nothing. A usage error raises ``SystemExit`` (and
+    argparse prints it), as on the command line."""
+    if not argv:
+        raise ValueError(f"run_dcase{year}.py needs a command")
+    return command_parser(year, commands, argv[0]).parse_args(argv[1:])

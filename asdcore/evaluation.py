@@ -31,27 +31,35 @@ def add_arguments(parser, year):
                         help="a system folder of DCASE submission files, or a folder of system folders")
     parser.add_argument("--data-root", type=Path, required=True, help="DCASE data root (for the labels)")
     parser.add_argument("--ground-truth", type=Path, default=None,
-                        help="eval labels: 2020 eval_data_list.csv, 2021 folder of ground_truth_*.csv files")
+                        help="eval labels: 2020 eval_data_list.csv, 2021 folder of ground_truth_*.csv files, "
+                             "2022-2025 the evaluator's folder (ground_truth_data/, ground_truth_domain/) or "
+                             "eval_data_list_<year>.csv")
+    parser.add_argument("--year", type=int, default=None, dest="data_year", choices=(2020, 2021, 2022, 2023, 2024, 2025),
+                        help="the DCASE edition whose layout and official scores apply (default: detected from "
+                             "--data-root; 2022-2025 roots are recognised, otherwise the script's year)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="root of the run folders (default: runs)")
 
 
 def run(args) -> int:
     from asdcore.experiment import RunFolder
-    from asdcore.layouts import read_dataset
+    from asdcore.layouts import read_dataset, resolve_year
     from asdcore.submission import evaluate_system
 
     systems = find_systems(args.scores_dir)
-    table = read_dataset(args.year, args.data_root, ground_truth=args.ground_truth)
+    year = resolve_year(args.year, args.data_root, getattr(args, "data_year", None))
+    table = read_dataset(year, args.data_root, ground_truth=args.ground_truth)
+    print(f"DCASE {year} task 2 layout and official scores")
     per_units, summaries = [], []
     for name, folder in systems.items():
-        per_unit, summary = evaluate_system(folder, table, args.year)
+        per_unit, summary = evaluate_system(folder, table, year)
         per_units.append(per_unit.assign(system=name))
         summaries.append(summary.assign(system=name))
     per_unit = pd.concat(per_units, ignore_index=True)
     summary = pd.concat(summaries, ignore_index=True)
-    run_folder = RunFolder.create(args.out, args.year, "evaluate", log_to_console=False)
+    run_folder = RunFolder.create(args.out, year, "evaluate", log_to_console=False)
     results = pd.concat([per_unit.assign(row="unit"), summary.assign(row="summary")], ignore_index=True)
-    front = ["row", "system"]
+    results.insert(0, "rules", f"DCASE {year}")
+    front = ["rules", "row", "system"]
     results = results[front + [c for c in results.columns if c not in front]]
     run_folder.write_csv("results.csv", results)
     fmt = {c: (lambda v: f"{100 * v:.2f}") for c in ("auc", "pauc", "precision", "recall", "f1", "score",

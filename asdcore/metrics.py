@@ -15,6 +15,16 @@ Conventions (REFERENCE.md section 2, and the organisers' evaluators ``dcase2020_
   harmonic mean over sections and domains; the official score is the harmonic mean of all AUC and pAUC
   values together (Kawaguchi et al. 2021, "Description and discussion on DCASE 2021 challenge task 2").
   Values are floored at machine epsilon before a harmonic mean, as in the 2021 evaluator.
+- DCASE 2022-2025 (the official evaluators ``dcase2022_task2_evaluator``, ``dcase2023_task2_evaluator`` and
+  ``dcase2024_task2_evaluator``; the 2025 one publishes figures that fit the same rule): one score file per
+  (machine type, section) holding both domains. AUC(source) is computed over the section's **source normal
+  clips and all its anomalous clips** (both domains), AUC(target) likewise with the target normal clips; the
+  pAUC is computed once per section over **all** its clips, domains pooled. Per machine type the harmonic mean
+  over sections; the official score is the harmonic mean of every AUC(source), AUC(target) and pAUC over all
+  types and sections (each pAUC counted once), values floored at machine epsilon. Precision, recall and F1 per
+  domain use that domain's clips only. In the per-unit tables below a later-year section gives two rows
+  (``domain`` source and target) whose ``auc`` is that domain's AUC and whose ``pauc`` is the section's pooled
+  pAUC (the same value on both rows; it is counted once in every mean).
 - Precision, recall and F1 from 0/1 decisions as the 2021 evaluator: ``tp / max(tp + fp, eps)`` etc.
 """
 from __future__ import annotations
@@ -40,7 +50,12 @@ __all__ = [
     "evaluate_clips",
     "summarize",
     "official_score",
+    "LATER_YEARS",
+    "table_year",
 ]
+
+#: Editions evaluated with the 2022-2025 rule (domain AUCs with all anomalies, pooled pAUC per section).
+LATER_YEARS = (2022, 2023, 2024, 2025)
 
 #: Floor applied before harmonic means and in precision/recall/F1 denominators (``sys.float_info.epsilon``,
 #: identical to ``np.finfo(float).eps``), as in the DCASE 2021 evaluator.
@@ -243,8 +258,73 @@ def precision_recall_f1(y_true, decisions) -> tuple[float, float, float]:
     return float(precision), float(recall), float(f1)
 
 
+def table_year(table: pd.DataFrame, year=None):
+    """The edition whose rule applies: ``year`` when given, else the table's single ``year`` value, else None."""
+    if year is not None:
+        return int(year)
+    if "year" in table.columns and len(table):
+        years = sorted(set(int(y) for y in table["year"].unique()))
+        if len(years) == 1:
+            return years[0]
+        raise ASDError(f"the clip table mixes DCASE years {years}; evaluate one year at a time")
+    return None
+
+
+def _evaluate_later(test: pd.DataFrame, score_column, decision_column, max_fpr, z) -> list[dict]:
+    """Per-section rows of the DCASE 2022-2025 rule (see the module docstring)."""
+    rows = []
+    for (machine_type, unit), section in test.groupby(["machine_type", "unit"], sort=False):
+        scores = section[score_column].to_numpy(dtype=float)
+        if np.isnan(scores).all():
+            continue
+        where = f"{machine_type} {unit}"
+        if "part" in section and section["part"].nunique() > 1:
+            raise ASDError(f"{where}: the section appears in several parts {sorted(section['part'].unique())}; "
+                           "evaluate one part at a time")
+        if np.isnan(scores).any():
+            first = section.loc[np.isnan(scores), "file"].iloc[0] if "file" in section else "?"
+            raise ASDError(f"{where}: {int(np.isnan(scores).sum())} of {scores.size} test clips have no score "
+                           f"(first: {first}); score every test clip of the section")
+        y = _binary_labels(section["label"].to_numpy(), where)
+        s = _scores(scores, y.size, where)
+        domain = section["domain"].to_numpy().astype(str)
+        unknown = ~np.isin(domain, ("source", "target"))
+        if unknown.any():
+            first = section["file"].iloc[int(np.argmax(unknown))] if "file" in section else "?"
+            raise ASDError(f"{where}: {int(unknown.sum())} test clips have no domain (first: {first}); the DCASE "
+                           "2022-2025 scores need it: pass the ground truth with ground_truth_domain/ "
+                           "(or the eval_data_list) via --ground-truth")
+        section_pauc = float(roc_auc_score(y, s, max_fpr=max_fpr))
+        for d in ("source", "target"):
+            in_domain = domain == d
+            normals = in_domain & ~y
+            if not normals.any():
+                raise ASDError(f"{where}: no {d} normal test clip; AUC({d}) needs at least one")
+            chosen = in_domain | y
+            row = {"machine_type": machine_type, "unit": unit, "domain": d,
+                   "auc": float(roc_auc_score(y[chosen], s[chosen])), "pauc": section_pauc,
+                   "n_normal": int(normals.sum()), "n_anomaly": int(y.sum())}
+            row["auc_ci_low"], row["auc_ci_high"] = hanley_mcneil_ci(row["auc"], row["n_anomaly"],
+                                                                     row["n_normal"], z)
+            if decision_column is not None:
+                decisions = section[decision_column].to_numpy(dtype=float)
+                if np.isnan(decisions).any():
+                    raise ASDError(f"{where}: {int(np.isnan(decisions).sum())} test clips have no decision; "
+                                   "write a decision for every scored clip")
+                d_pos = y[in_domain]
+                tp = int((d_pos & (decisions[in_domain] == 1)).sum())
+                fp = int((~d_pos & (decisions[in_domain] == 1)).sum())
+                fn = int((d_pos & (decisions[in_domain] == 0)).sum())
+                precision = tp / max(tp + fp, EPS)
+                recall = tp / max(tp + fn, EPS)
+                row["precision"], row["recall"] = float(precision), float(recall)
+                row["f1"] = float(2.0 * precision * recall / max(precision + recall, EPS))
+            rows.append(row)
+    return rows
+
+
 def evaluate_clips(table: pd.DataFrame, score_column: str = "score", decision_column: str | None = None,
-                   max_fpr: float = 0.1, z: float = 1.96) -> pd.DataFrame:
+                   max_fpr: float = 0.1, z: float = 1.96, year: int | None = None) -> pd.DataFrame:
     """AUC, pAUC (and decisions' precision/recall/F1) per evaluation unit.
 
     A unit is (machine type, unit, domain): a machine ID in 2020 (domain ""), a section and domain in
@@ -267,6 +347,10 @@ def evaluate_clips(table: pd.DataFrame, score_column: str = "score", decision_co
         pAUC range (0.1 in both challenges).
     z : float
         Normal quantile of the AUC confidence interval (1.96: 95 %).
+    year : int, optional
+        The edition whose rule applies (default: the table's ``year`` column). 2022-2025 use the later rule
+        of the module docstring: one row per section and domain, ``auc`` over the domain's normal clips and
+        all anomalous clips of the section, ``pauc`` over the whole section.
 
     Returns
     -------
@@ -287,6 +371,21 @@ def evaluate_clips(table: pd.DataFrame, score_column: str = "score", decision_co
     if "domain" not in test.columns:
         test["domain"] = ""
     test["domain"] = test["domain"].fillna("").astype(str)
+    if table_year(table, year) in LATER_YEARS:
+        rows = _evaluate_later(test, score_column, decision_column, max_fpr, z)
+    else:
+        rows = _evaluate_units(test, score_column, decision_column, max_fpr, z)
+    if not rows:
+        raise ASDError(f"evaluate_clips: no test clip has a score in column '{score_column}'; nothing to evaluate")
+    columns = _UNIT_KEYS + ["auc", "pauc", "n_normal", "n_anomaly", "auc_ci_low", "auc_ci_high"]
+    if decision_column is not None:
+        columns += ["precision", "recall", "f1"]
+    out = pd.DataFrame(rows, columns=columns)
+    return out.sort_values(["machine_type", "domain", "unit"], kind="stable").reset_index(drop=True)
+
+
+def _evaluate_units(test, score_column, decision_column, max_fpr, z) -> list[dict]:
+    """Per-unit rows of the 2020 and 2021 rules (one unit = an ID, or a section and domain)."""
     rows = []
     for key, unit_rows in test.groupby(_UNIT_KEYS, sort=False):
         scores = unit_rows[score_column].to_numpy(dtype=float)
@@ -316,26 +415,27 @@ def evaluate_clips(table: pd.DataFrame, score_column: str = "score", decision_co
                                "write a decision for every scored clip")
             row["precision"], row["recall"], row["f1"] = precision_recall_f1(y, decisions)
         rows.append(row)
-    if not rows:
-        raise ASDError(f"evaluate_clips: no test clip has a score in column '{score_column}'; nothing to evaluate")
-    columns = _UNIT_KEYS + ["auc", "pauc", "n_normal", "n_anomaly", "auc_ci_low", "auc_ci_high"]
-    if decision_column is not None:
-        columns += ["precision", "recall", "f1"]
-    out = pd.DataFrame(rows, columns=columns)
-    return out.sort_values(["machine_type", "domain", "unit"], kind="stable").reset_index(drop=True)
+    return rows
 
 
 def _metric_columns(per_unit: pd.DataFrame) -> list[str]:
     return [c for c in ("auc", "pauc", "precision", "recall", "f1") if c in per_unit.columns]
 
 
-def _summary_row(machine_type, domain, statistic, rows, metrics, with_score):
+def _section_paucs(rows: pd.DataFrame) -> np.ndarray:
+    """Later years: one pAUC per (machine type, section) (both domain rows hold the same pooled value)."""
+    return rows.drop_duplicates(["machine_type", "unit"])["pauc"].to_numpy(dtype=float)
+
+
+def _summary_row(machine_type, domain, statistic, rows, metrics, with_score, later=False):
     mean = harmonic_mean if statistic == "harmonic mean" else arithmetic_mean
     out = {"machine_type": machine_type, "domain": domain, "statistic": statistic, "n_units": int(len(rows))}
     for metric in metrics:
-        out[metric] = mean(rows[metric].to_numpy(dtype=float))
+        values = _section_paucs(rows) if (later and metric == "pauc") else rows[metric].to_numpy(dtype=float)
+        out[metric] = mean(values)
     if with_score:
-        pooled = np.concatenate([rows["auc"].to_numpy(dtype=float), rows["pauc"].to_numpy(dtype=float)])
+        paucs = _section_paucs(rows) if later else rows["pauc"].to_numpy(dtype=float)
+        pooled = np.concatenate([rows["auc"].to_numpy(dtype=float), paucs])
         out["score"] = harmonic_mean(pooled) if statistic == "harmonic mean" else np.nan
     return out
 
@@ -355,12 +455,14 @@ def _summary_rows(per_unit: pd.DataFrame, year: int, metrics: list[str]) -> list
             row[metric] = arithmetic_mean(type_means[metric])
         rows.append(row)
         return rows
+    later = year in LATER_YEARS
     groups = [(t, per_unit[per_unit["machine_type"] == t]) for t in types] + [("all", per_unit)]
     for machine_type, r in groups:
         for domain in sorted(d for d in r["domain"].unique() if d):
-            rows.append(_summary_row(machine_type, domain, "harmonic mean", r[r["domain"] == domain], metrics, True))
-        rows.append(_summary_row(machine_type, "all", "harmonic mean", r, metrics, True))
-        rows.append(_summary_row(machine_type, "all", "arithmetic mean", r, metrics, True))
+            rows.append(_summary_row(machine_type, domain, "harmonic mean", r[r["domain"] == domain], metrics, True,
+                                     later))
+        rows.append(_summary_row(machine_type, "all", "harmonic mean", r, metrics, True, later))
+        rows.append(_summary_row(machine_type, "all", "arithmetic mean", r, metrics, True, later))
     return rows
 
 
@@ -389,6 +491,12 @@ def summarize(per_unit: pd.DataFrame, year: int) -> pd.DataFrame:
       pAUC values of the group; on the row (all, all, harmonic mean) it is the official DCASE 2021 score
       (Wilkinghoff 2021 Table 5 "all both", Fujimura Table II "All-hmean").
 
+    DCASE 2022-2025: the same rows as 2021, with every pAUC taken once per section (the pooled section pAUC,
+      :func:`evaluate_clips`): the domain rows hold the harmonic mean of that domain's AUCs over sections
+      (the evaluators' "harmonic mean (source)" / "(target)") and of the section pAUCs; ``score`` on the row
+      (all, all, harmonic mean) is the official score: the harmonic mean of every AUC(source), AUC(target) and
+      section pAUC.
+
     Parameters
     ----------
     per_unit : DataFrame
@@ -402,8 +510,8 @@ def summarize(per_unit: pd.DataFrame, year: int) -> pd.DataFrame:
         Columns ``machine_type, domain, statistic, n_units, auc, pauc`` (+ ``precision, recall, f1`` when
         present; + ``score`` in 2021; ``part`` first when the input has it), fractions in [0, 1].
     """
-    if int(year) not in (2020, 2021):
-        raise ASDError(f"year={year}: must be 2020 or 2021")
+    if int(year) not in (2020, 2021) + LATER_YEARS:
+        raise ASDError(f"year={year}: must be one of 2020-2025")
     if per_unit is None or len(per_unit) == 0:
         raise ASDError("summarize: no per-unit results to summarise")
     per_unit = per_unit.copy()
@@ -411,7 +519,7 @@ def summarize(per_unit: pd.DataFrame, year: int) -> pd.DataFrame:
         per_unit["domain"] = ""
     per_unit["domain"] = per_unit["domain"].fillna("").astype(str)
     metrics = _metric_columns(per_unit)
-    columns = ["machine_type", "domain", "statistic", "n_units"] + metrics + (["score"] if int(year) == 2021 else [])
+    columns = ["machine_type", "domain", "statistic", "n_units"] + metrics + (["score"] if int(year) != 2020 else [])
     if "part" not in per_unit.columns:
         return pd.DataFrame(_summary_rows(per_unit, int(year), metrics), columns=columns)
     rows = []
@@ -420,9 +528,13 @@ def summarize(per_unit: pd.DataFrame, year: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["part"] + columns)
 
 
-def official_score(per_unit: pd.DataFrame, part: str | None = None) -> float:
-    """DCASE 2021 official score: harmonic mean of all AUC and pAUC values (of one ``part`` if given)."""
+def official_score(per_unit: pd.DataFrame, part: str | None = None, year: int = 2021) -> float:
+    """Official score: harmonic mean of all AUC and pAUC values (of one ``part`` if given).
+
+    2021: every unit's AUC and pAUC; 2022-2025: every AUC(source), AUC(target) and each section's pooled
+    pAUC once (:func:`evaluate_clips` of a later-year table)."""
     rows = per_unit if part is None or "part" not in per_unit else per_unit[per_unit["part"] == part]
     if len(rows) == 0:
         raise ASDError(f"official_score: no per-unit results for part '{part}'")
-    return harmonic_mean(np.concatenate([rows["auc"].to_numpy(dtype=float), rows["pauc"].to_numpy(dtype=float)]))
+    paucs = _section_paucs(rows) if int(year) in LATER_YEARS else rows["pauc"].to_numpy(dtype=float)
+    return harmonic_mean(np.concatenate([rows["auc"].to_numpy(dtype=float), paucs]))

@@ -655,14 +655,19 @@ def _open_existing(run_dir, year: int | None) -> tuple[Method, RunFolder, list[s
     return load_method(stored["method"]), RunFolder(path), stored["argv"]
 
 
-def train_unit_command(argv: list[str], year: int | None = None) -> int:
-    """``run_dcaseYYYY.py train-unit RUN_DIR (NAME | --index I)``: train one unit into an existing run."""
+def train_unit_parser(year: int | None = None) -> argparse.ArgumentParser:
+    """The command line of ``train-unit``."""
     parser = argparse.ArgumentParser(prog=f"run_dcase{year or 'YYYY'}.py train-unit",
                                      description="train one unit of work into an existing run folder")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("name", nargs="?", default=None, help="the unit's name (units.csv)")
     parser.add_argument("--index", type=int, default=None, help="the unit's index in units.csv (job arrays)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def train_unit_command(argv: list[str], year: int | None = None) -> int:
+    """``run_dcaseYYYY.py train-unit RUN_DIR (NAME | --index I)``: train one unit into an existing run."""
+    args = train_unit_parser(year).parse_args(argv)
     method, run, stored_argv = _open_existing(args.run_dir, year)
     run._attach_log(log_to_console=True)  # noqa: SLF001 - the run's own log file
     try:
@@ -691,13 +696,18 @@ def train_unit_command(argv: list[str], year: int | None = None) -> int:
         run.close()
 
 
-def assemble_command(argv: list[str], year: int | None = None) -> int:
-    """``run_dcaseYYYY.py assemble RUN_DIR``: score, evaluate and write the tables once every unit exists."""
+def assemble_parser(year: int | None = None) -> argparse.ArgumentParser:
+    """The command line of ``assemble``."""
     parser = argparse.ArgumentParser(prog=f"run_dcase{year or 'YYYY'}.py assemble",
                                      description="score, evaluate and write the tables of a run whose units "
                                                  "are all trained")
     parser.add_argument("run_dir", type=Path)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def assemble_command(argv: list[str], year: int | None = None) -> int:
+    """``run_dcaseYYYY.py assemble RUN_DIR``: score, evaluate and write the tables once every unit exists."""
+    args = assemble_parser(year).parse_args(argv)
     method, run, stored_argv = _open_existing(args.run_dir, year)
     if run.finished:
         raise ASDError(f"{run.path}: already assembled ({run.finished_by} exists); nothing is overwritten")

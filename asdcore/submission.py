@@ -5,6 +5,9 @@ File names and formats (DCASE 2020 and 2021 task 2 submission rules; REFERENCE.m
 - 2020: ``anomaly_score_<machine_type>_id_XX.csv`` per machine ID;
 - 2021: ``anomaly_score_<machine_type>_section_XX_<source|target>_test.csv`` and
   ``decision_result_<machine_type>_section_XX_<source|target>_test.csv`` per section and domain;
+- 2022-2025: ``anomaly_score_<machine_type>_section_XX_test.csv`` and
+  ``decision_result_<machine_type>_section_XX_test.csv`` per section, both domains in one file (the names as in
+  the test folder: ``section_XX_NNNN.wav`` for the evaluation clips);
 - rows ``file,score`` (``file,0|1`` for decisions), no header, the file's base name, test clips only;
   higher score = more anomalous.
 
@@ -43,13 +46,22 @@ _NAME_PATTERNS = {
         r"^anomaly_score_(?P<machine_type>.+)_(?P<unit>section_\d{2})_(?P<domain>source|target)_test\.csv$"),
     (2021, "decision_result"): re.compile(
         r"^decision_result_(?P<machine_type>.+)_(?P<unit>section_\d{2})_(?P<domain>source|target)_test\.csv$"),
+    ("later", "anomaly_score"): re.compile(r"^anomaly_score_(?P<machine_type>.+)_(?P<unit>section_\d{2})_test\.csv$"),
+    ("later", "decision_result"): re.compile(
+        r"^decision_result_(?P<machine_type>.+)_(?P<unit>section_\d{2})_test\.csv$"),
 }
+#: Editions whose submission holds one file per section (both domains).
+LATER_YEARS = (2022, 2023, 2024, 2025)
 
 
 def _check_year(year) -> int:
-    if int(year) not in (2020, 2021):
-        raise ASDError(f"year={year}: must be 2020 or 2021")
+    if int(year) not in (2020, 2021) + LATER_YEARS:
+        raise ASDError(f"year={year}: must be one of 2020-2025")
     return int(year)
+
+
+def _grammar(year: int):
+    return "later" if year in LATER_YEARS else year
 
 
 def score_file_name(machine_type: str, unit: str, domain: str, year: int) -> str:
@@ -58,15 +70,21 @@ def score_file_name(machine_type: str, unit: str, domain: str, year: int) -> str
         if not re.fullmatch(r"id_\d{2}", str(unit)):
             raise ASDError(f"unit '{unit}': a DCASE 2020 unit is 'id_XX'")
         return f"anomaly_score_{machine_type}_{unit}.csv"
+    if int(year) in LATER_YEARS:
+        if not re.fullmatch(r"section_\d{2}", str(unit)):
+            raise ASDError(f"unit '{unit}': a DCASE {year} unit is 'section_XX'")
+        return f"anomaly_score_{machine_type}_{unit}_test.csv"
     if not re.fullmatch(r"section_\d{2}", str(unit)) or domain not in ("source", "target"):
         raise ASDError(f"unit '{unit}', domain '{domain}': a DCASE 2021 unit is 'section_XX' with domain "
                        "'source' or 'target'")
     return f"anomaly_score_{machine_type}_{unit}_{domain}_test.csv"
 
 
-def decision_file_name(machine_type: str, unit: str, domain: str) -> str:
-    """``decision_result_<type>_section_XX_<domain>_test.csv`` (DCASE 2021 only)."""
-    return "decision_result_" + score_file_name(machine_type, unit, domain, 2021)[len("anomaly_score_"):]
+def decision_file_name(machine_type: str, unit: str, domain: str, year: int = 2021) -> str:
+    """``decision_result_<type>_section_XX_<domain>_test.csv`` (2021) or ``..._section_XX_test.csv`` (2022-2025)."""
+    if int(year) == 2020:
+        raise ASDError("decision files exist only from DCASE 2021 on")
+    return "decision_result_" + score_file_name(machine_type, unit, domain, year)[len("anomaly_score_"):]
 
 
 def _year_of(table: pd.DataFrame) -> int:
@@ -107,13 +125,16 @@ def _values_for_test_clips(table: pd.DataFrame, values, what: str) -> tuple[pd.D
     return test, all_values[is_test]
 
 
-def _group_files(test: pd.DataFrame, values: np.ndarray, name_of, what: str, formatter) -> dict[str, str]:
+def _group_files(test: pd.DataFrame, values: np.ndarray, name_of, what: str, formatter,
+                 per_domain: bool = True) -> dict[str, str]:
     bad = ~np.isfinite(values)
     if bad.any():
         first = test["file"].to_numpy()[bad][0]
         raise ASDError(f"{int(bad.sum())} test clips have NaN or infinite {what} (first: {first}); give every test "
                        "clip a value, or pass only the clips you scored")
     test = test.assign(_value=values)
+    if not per_domain:  # 2022-2025: one file per section, both domains
+        test = test.assign(domain="")
     texts = {}
     for (machine_type, unit, domain), rows in test.groupby(["machine_type", "unit", "domain"], sort=True):
         name = name_of(machine_type, unit, domain)
@@ -165,7 +186,7 @@ def write_scores(table: pd.DataFrame, scores, system_dir, year: int) -> list[Pat
     year = _check_year(year)
     test, values = _values_for_test_clips(table, scores, "scores")
     texts = _group_files(test, values, lambda t, u, d: score_file_name(t, u, d, year), "scores",
-                         lambda v: repr(float(v)))
+                         lambda v: repr(float(v)), per_domain=year not in LATER_YEARS)
     return _write_all(system_dir, texts)
 
 
@@ -174,13 +195,15 @@ def write_decisions(table: pd.DataFrame, decisions, system_dir) -> list[Path]:
 
     ``decisions`` is a column name of ``table`` or one value per row (bool or 0/1; 1 = anomalous).
     """
-    if _year_of(table) != 2021:
-        raise ASDError("decision files exist only in DCASE 2021 (decision_result_<type>_section_XX_<domain>_test.csv)")
+    year = _year_of(table)
+    if year == 2020:
+        raise ASDError("decision files exist only from DCASE 2021 on (decision_result_<type>_section_XX_..._test.csv)")
     test, values = _values_for_test_clips(table, decisions, "decisions")
     finite = values[np.isfinite(values)]
     if not np.all(np.isin(finite, (0.0, 1.0))):
         raise ASDError("decisions must be 0 (normal) or 1 (anomalous)")
-    texts = _group_files(test, values, decision_file_name, "decisions", lambda v: str(int(v)))
+    texts = _group_files(test, values, lambda t, u, d: decision_file_name(t, u, d, year), "decisions",
+                         lambda v: str(int(v)), per_domain=year not in LATER_YEARS)
     return _write_all(system_dir, texts)
 
 
@@ -210,7 +233,7 @@ def _read_rows(path: Path, what: str) -> list[tuple[str, float]]:
 
 
 def _read_kind(system_dir: Path, year: int, kind: str, column: str) -> pd.DataFrame:
-    pattern = _NAME_PATTERNS[(year, kind)]
+    pattern = _NAME_PATTERNS[(_grammar(year), kind)]
     frames = []
     for path in sorted(system_dir.iterdir()):
         match = pattern.match(path.name)
@@ -250,17 +273,18 @@ def read_scores(system_dir, year: int) -> pd.DataFrame:
         raise ASDError(f"{system_dir}: not a folder; give the folder holding the anomaly_score_*.csv files")
     scores = _read_kind(system_dir, year, "anomaly_score", "score")
     if scores.empty:
-        expected = "anomaly_score_<type>_id_XX.csv" if year == 2020 else \
-            "anomaly_score_<type>_section_XX_<source|target>_test.csv"
-        raise ASDError(f"{system_dir}: no score files named {expected}")
+        expected = {2020: "anomaly_score_<type>_id_XX.csv",
+                    2021: "anomaly_score_<type>_section_XX_<source|target>_test.csv"}.get(
+            year, "anomaly_score_<type>_section_XX_test.csv")
+        raise ASDError(f"{system_dir}: no score files named {expected} (DCASE {year})")
     columns = ["file", "machine_type", "unit", "domain", "score"]
-    if year == 2021:
+    if year != 2020:
         decisions = _read_kind(system_dir, year, "decision_result", "decision")
         if not decisions.empty:
             bad = ~decisions["decision"].isin([0.0, 1.0])
             if bad.any():
                 first = decisions[bad].iloc[0]
-                raise ASDError(f"{system_dir / decision_file_name(first['machine_type'], first['unit'], first['domain'])}"
+                raise ASDError(f"{system_dir / decision_file_name(first['machine_type'], first['unit'], first['domain'], year)}"
                                f": decision for '{first['file']}' is {first['decision']}; must be 0 or 1")
             merged = scores.merge(decisions, on=_KEYS, how="outer", indicator=True)
             odd = merged[merged["_merge"] != "both"]
@@ -299,6 +323,8 @@ def attach_scores(table: pd.DataFrame, scores_df: pd.DataFrame) -> pd.DataFrame:
     if "domain" not in out.columns:
         out["domain"] = ""
     keys = out[_KEYS].astype(str).assign(domain=out["domain"].fillna("").astype(str)).reset_index(drop=True)
+    if "year" in out.columns and len(out) and int(out["year"].iloc[0]) in LATER_YEARS:
+        keys["domain"] = ""  # 2022-2025: a score file covers a whole section, both domains
     keys["_row"] = np.arange(len(out))
     scores_df = scores_df.copy()
     scores_df["domain"] = scores_df["domain"].fillna("").astype(str)

@@ -1,4 +1,4 @@
-"""A small machine-sound data set in the exact DCASE 2020 and 2021 task 2 layouts (demos and tests).
+"""A small machine-sound data set in the exact DCASE 2020-2025 task 2 layouts (demos and tests).
 
 No download is needed to try the project: :func:`generate` writes recordings that look, to every part of
 the code, like the DCASE data (folders, file names, 10 s 16 kHz mono 16-bit WAV, eval labels in the
@@ -26,7 +26,22 @@ Layout written (REFERENCE.md section 1)
     OUT/eval_data/<type>/{source,target}_test/section_XX_<domain>_test_NNNN.wav   (unlabelled, shuffled)
     OUT/ground_truth/ground_truth_<type>_section_XX_<domain>_test.csv              (rows file,0|1)
 
-:mod:`asdcore.layouts` finds both ground truths there without any option. Indices restart at 0 in every
+2022-2025 (one grammar; 2022: the seven types with dev sections 00-02 and eval 03-05; 2023-2025: section 00,
+the year's development types in ``dev_data`` and its evaluation-only types in ``eval_data``)::
+
+    OUT/{dev_data,eval_data}/<type>/train/section_XX_{source,target}_train_normal_NNNN_<attributes>.wav
+    OUT/dev_data/<type>/test/section_XX_{source,target}_test_{normal,anomaly}_NNNN_<attributes>.wav
+    OUT/eval_data/<type>/test/section_XX_NNNN.wav          (both domains, unlabelled, shuffled)
+    OUT/{dev_data,eval_data}/<type>/attributes_XX.csv      (file_name,d1p,d1v[,d2p,d2v]; eval: train clips)
+    OUT/ground_truth_{data,domain,attributes}/ground_truth_<type>_section_XX_test.csv   (the evaluator's layout)
+
+The attributes are ``<param>_<value>`` pairs of the section's operating knobs (``spd_2_noise_A``); the types
+whose attributes the organisers hid that year (:data:`asdcore.layouts.HIDDEN_ATTRIBUTES`) are named
+``noAttribute``. Machine types of the later years reuse the eight sound models below (:data:`VOICES`: a
+drone sounds like the fan model, a band saw like the slider model, ...), each unit with its own parameters.
+No supplementary 2025 recordings are written (no method uses them).
+
+:mod:`asdcore.layouts` finds every year's ground truth there without any option. Indices restart at 0 in every
 folder and label, so (as in the real 2020 data) normal names repeat between train and test.
 
 Sound model
@@ -87,9 +102,9 @@ import soundfile as sf
 
 from .atomic_io import atomic_dir
 from .errors import ASDError
-from .layouts import MACHINE_TYPES, OFFICIAL_UNITS
+from .layouts import HIDDEN_ATTRIBUTES, LATER_YEARS, MACHINE_TYPES, OFFICIAL_UNITS
 
-__all__ = ["PRESETS", "GENERATOR_VERSION", "generate", "ensure_synthetic", "default_cache_root",
+__all__ = ["PRESETS", "VOICES", "TINY_LATER_TYPES", "GENERATOR_VERSION", "generate", "ensure_synthetic", "default_cache_root",
            "render_clip", "main"]
 
 #: Bump when the sounds change: cached sets made by another version are generated again.
@@ -105,6 +120,25 @@ PRESETS = {
     "medium": dict(machine_types=None, n_train=100, n_test_normal=20, n_test_anomaly=20, n_target_train=3,
                    duration=10.0),
 }
+
+#: 2022-2025 machine types -> the sound model (one of the eight below) their clips are made with.
+VOICES = {
+    "bearing": "gearbox", "ToyDrone": "fan", "ToyNscale": "ToyTrain", "ToyTank": "ToyCar", "Vacuum": "fan",
+    "bandsaw": "slider", "grinder": "pump", "shaker": "valve", "3DPrinter": "slider", "AirCompressor": "pump",
+    "Scanner": "slider", "ToyCircuit": "ToyTrain", "HoveringDrone": "fan", "HairDryer": "fan",
+    "ToothBrush": "ToyCar", "RoboticArm": "slider", "BrushlessMotor": "gearbox", "ToyRCCar": "ToyCar",
+    "ToyPet": "ToyCar", "HomeCamera": "slider", "AutoTrash": "valve", "Polisher": "pump",
+    "ScrewFeeder": "ToyConveyor", "BandSealer": "ToyConveyor", "CoffeeGrinder": "pump",
+}
+#: The ``tiny`` preset's types in the later years: a development type, a type with hidden attributes where the
+#: year has them, and an evaluation-only type (2022 has none).
+TINY_LATER_TYPES = {2022: ("ToyCar", "fan"), 2023: ("ToyCar", "fan", "ToyDrone"),
+                    2024: ("fan", "gearbox", "AirCompressor"), 2025: ("bearing", "fan", "AutoTrash")}
+
+
+def _voice(mtype):
+    return VOICES.get(mtype, mtype)
+
 
 # anomaly kinds per machine type (cycled over a unit's anomalous clips)
 ANOMALY_KINDS = {
@@ -650,13 +684,20 @@ _BASE = {"speed": 1.0, "load": 0.0, "noise": 0}
 
 
 def _shifted_knob(mtype, unit):
-    """The knob a 2021 section shifts between source and target (cycled over the sections)."""
-    knobs = _KNOBS.get(mtype, ("speed", "load", "noise"))
+    """The knob a 2021-2025 section shifts between source and target (cycled over the sections)."""
+    knobs = _KNOBS.get(_voice(mtype), ("speed", "load", "noise"))
     return knobs[int(unit.split("_")[1]) % len(knobs)]
 
 
-def _condition(year, mtype, unit, domain, crng):
-    """Operating condition of one clip and its 2021 attribute string (``""`` in 2020)."""
+def _attribute_pairs(mtype, s, l, nz):
+    """2022-2025 attributes: ``(parameter, value)`` pairs of the knobs the type has (``spd``, ``load``, ``noise``)."""
+    names = {"speed": ("spd", ("1", "2", "3")[s]), "load": ("load", ("10", "20", "50")[l]),
+             "noise": ("noise", ("A", "B")[nz])}
+    return [names[k] for k in _KNOBS.get(_voice(mtype), ("speed", "load", "noise"))]
+
+
+def _condition(year, mtype, unit, domain, crng, part="dev"):
+    """Operating condition of one clip and its attribute string (``""`` in 2020)."""
     if year == 2020:
         return dict(_BASE), ""
     knob = _shifted_knob(mtype, unit)
@@ -665,11 +706,15 @@ def _condition(year, mtype, unit, domain, crng):
     if knob == "noise":
         nz = 1 if domain == "target" else 0
     cond = {"speed": _SPEED[s], "load": _LOAD[l], "noise": nz}
+    if year in LATER_YEARS:
+        if mtype in HIDDEN_ATTRIBUTES[year][part]:
+            return cond, "noAttribute"
+        return cond, "_".join(f"{k}_{v}" for k, v in _attribute_pairs(mtype, s, l, nz))
     return cond, _attributes(mtype, s, l, nz)
 
 
 def _anomaly(mtype, unit_rng_offset, index, crng):
-    kinds = ANOMALY_KINDS.get(mtype, ("shift", "whine", "noise", "am"))
+    kinds = ANOMALY_KINDS.get(_voice(mtype), ("shift", "whine", "noise", "am"))
     return kinds[(index + unit_rng_offset) % len(kinds)], float(crng.uniform(0, 1))
 
 
@@ -688,18 +733,19 @@ class _Unit:
 
     def __init__(self, year, mtype, unit, seed, n):
         urng = _rng(seed, "unit", year, mtype, unit)
-        self.params = _unit_params(mtype, urng)
+        self.voice = _voice(mtype)
+        self.params = _unit_params(self.voice, urng)
         self.kind_offset = int(urng.integers(0, 100))
         # gain: a nominal clip (normal, source condition) of this unit is scaled to -26 dBFS RMS
         clip = _Clip(n, _rng(seed, "reference", year, mtype, unit))
-        ref = _mix(mtype, self.params, dict(_BASE), None, 0.0, clip)
+        ref = _mix(self.voice, self.params, dict(_BASE), None, 0.0, clip)
         self.gain = 0.05 / float(np.sqrt(np.mean(ref.astype(np.float64) ** 2)) + 1e-12)
 
 
 def _render(year, mtype, unit_obj, key, cond, anomaly, seed, n):
     clip = _Clip(n, _rng(seed, "clip", year, mtype, *key))
     kind, sev = anomaly if anomaly else (None, 0.0)
-    x = _mix(mtype, unit_obj.params, cond, kind, sev, clip)
+    x = _mix(unit_obj.voice, unit_obj.params, cond, kind, sev, clip)
     x *= np.float32(unit_obj.gain * _db(1.0 * clip.rng.standard_normal()))
     return x
 
@@ -709,15 +755,15 @@ def _to_pcm16(x):
 
 
 def render_clip(year, machine_type, unit, domain="", split="train", label="normal", index=0, seed=0,
-                duration=10.0):
+                duration=10.0, part="dev"):
     """One synthetic recording as float32 in [-1, 1] (the clip :func:`generate` writes for these fields).
 
     Parameters
     ----------
-    year : {2020, 2021}
+    year : {2020, ..., 2025}
     machine_type : str
     unit : str
-        ``"id_XX"`` (2020) or ``"section_XX"`` (2021).
+        ``"id_XX"`` (2020) or ``"section_XX"`` (2021-2025).
     domain : {"", "source", "target"}
     split : {"train", "test"}
     label : {"normal", "anomaly"}
@@ -729,16 +775,16 @@ def render_clip(year, machine_type, unit, domain="", split="train", label="norma
     wave : np.ndarray
         float32, ``round(duration * 16000)`` samples.
     attributes : str
-        The 2021 attribute string of the clip (``""`` in 2020).
+        The attribute string of the clip (``""`` in 2020; ``noAttribute`` for a hidden type of ``part``).
     """
     n = int(round(duration * SR))
     unit_obj = _Unit(year, machine_type, unit, seed, n)
-    return _render_keyed(year, machine_type, unit, domain, split, label, index, seed, n, unit_obj)
+    return _render_keyed(year, machine_type, unit, domain, split, label, index, seed, n, unit_obj, part)
 
 
-def _render_keyed(year, mtype, unit, domain, split, label, index, seed, n, unit_obj):
+def _render_keyed(year, mtype, unit, domain, split, label, index, seed, n, unit_obj, part="dev"):
     key = (unit, domain, split, label, index)
-    cond, attributes = _condition(year, mtype, unit, domain, _rng(seed, "condition", year, mtype, *key))
+    cond, attributes = _condition(year, mtype, unit, domain, _rng(seed, "condition", year, mtype, *key), part)
     anomaly = None
     if label == "anomaly":
         anomaly = _anomaly(mtype, unit_obj.kind_offset, index, _rng(seed, "anomaly", year, mtype, *key))
@@ -752,6 +798,8 @@ def _resolve_sizes(year, preset, overrides):
     if preset not in PRESETS:
         raise ASDError(f"unknown synthetic preset {preset!r}; expected one of {', '.join(PRESETS)}")
     sizes = dict(PRESETS[preset])
+    if preset == "tiny" and year in LATER_YEARS:
+        sizes["machine_types"] = TINY_LATER_TYPES[year]
     for k, v in overrides.items():
         if k not in sizes:
             raise ASDError(f"unknown synthetic size option {k!r}; expected one of {', '.join(sizes)}")
@@ -787,8 +835,10 @@ def _plan(year, sizes, parts, seed):
     for part in parts:
         folder = f"{part}_data"
         for mtype in sizes["machine_types"]:
-            for unit in OFFICIAL_UNITS[year][part][mtype]:
+            later = year in LATER_YEARS
+            for unit in OFFICIAL_UNITS[year][part].get(mtype, ()):
                 domains = ("",) if year == 2020 else ("source", "target")
+                eval_tests = []  # later years: both domains share one shuffled test folder
                 for domain in domains:
                     n_train = sizes["n_train"] if domain != "target" else sizes["n_target_train"]
                     for i in range(n_train):
@@ -796,7 +846,10 @@ def _plan(year, sizes, parts, seed):
                                          split="train", label="normal", index=i, sub="train"))
                     tests = [("normal", i) for i in range(sizes["n_test_normal"])] + \
                             [("anomaly", i) for i in range(sizes["n_test_anomaly"])]
-                    sub = "test" if year == 2020 else f"{domain}_test"
+                    sub = "test" if year == 2020 or later else f"{domain}_test"
+                    if later and part == "eval":
+                        eval_tests += [(domain, label, i) for label, i in tests]
+                        continue
                     if part == "eval":
                         order = _rng(seed, seed_key, year, mtype, unit, domain).permutation(len(tests))
                         tests = [tests[j] for j in order]
@@ -804,6 +857,12 @@ def _plan(year, sizes, parts, seed):
                         plan.append(dict(part=part, folder=folder, mtype=mtype, unit=unit, domain=domain,
                                          split="test", label=label, index=i, sub=sub,
                                          eval_index=pos if part == "eval" else None))
+                if eval_tests:
+                    order = _rng(seed, seed_key, year, mtype, unit).permutation(len(eval_tests))
+                    for pos, j in enumerate(order):
+                        domain, label, i = eval_tests[j]
+                        plan.append(dict(part=part, folder=folder, mtype=mtype, unit=unit, domain=domain,
+                                         split="test", label=label, index=i, sub="test", eval_index=pos))
     return plan
 
 
@@ -818,6 +877,11 @@ def _file_name(year, item, attributes):
     if item["split"] == "train":
         name = f"{head}_normal_{index:04d}" + (f"_{attributes}" if attributes else "") + ".wav"
         return name, name
+    if year in LATER_YEARS:
+        labelled = f"{head}_{label}_{index:04d}_{attributes}.wav"
+        if item.get("eval_index") is not None:
+            return f"{unit}_{item['eval_index']:04d}.wav", labelled
+        return labelled, labelled
     labelled = f"{head}_{label}_{index:04d}.wav"
     if item.get("eval_index") is not None:
         return f"{head}_{item['eval_index']:04d}.wav", labelled
@@ -829,7 +893,7 @@ def generate(year, out_root, seed=0, preset="quick", parts=("dev", "eval"), prog
 
     Parameters
     ----------
-    year : {2020, 2021}
+    year : {2020, ..., 2025}
     out_root : path
         Created if needed; must not already hold ``dev_data``/``eval_data``.
     seed : int
@@ -852,8 +916,8 @@ def generate(year, out_root, seed=0, preset="quick", parts=("dev", "eval"), prog
         ``out_root``.
     """
     year = int(year)
-    if year not in (2020, 2021):
-        raise ASDError(f"unsupported DCASE year {year}; expected 2020 or 2021")
+    if year not in (2020, 2021) + LATER_YEARS:
+        raise ASDError(f"unsupported DCASE year {year}; expected 2020 or 2021 (or 2022-2025)")
     sizes = _resolve_sizes(year, preset, sizes)
     parts = tuple(parts)
     if not parts or any(p not in ("dev", "eval") for p in parts):
@@ -867,6 +931,7 @@ def generate(year, out_root, seed=0, preset="quick", parts=("dev", "eval"), prog
     plan = _plan(year, sizes, parts, seed)
     units = {}
     gt_rows = {}
+    attribute_rows = {}
     made_dirs = set()
     iterator = plan
     if progress:
@@ -878,8 +943,11 @@ def generate(year, out_root, seed=0, preset="quick", parts=("dev", "eval"), prog
             units = {k: v for k, v in units.items() if k[0] == mtype}  # keep memory small
             units[(mtype, unit)] = _Unit(year, mtype, unit, seed, n)
         wave, attributes = _render_keyed(year, mtype, unit, item["domain"], item["split"], item["label"],
-                                         item["index"], seed, n, units[(mtype, unit)])
+                                         item["index"], seed, n, units[(mtype, unit)], item["part"])
         name, original = _file_name(year, item, attributes)
+        if year in LATER_YEARS and not (item["part"] == "eval" and item["split"] == "test"):
+            attribute_rows.setdefault((item["folder"], mtype, unit), []).append(
+                (f"{mtype}/{item['sub']}/{name}", attributes))
         folder = out_root / item["folder"] / mtype / item["sub"]
         if folder not in made_dirs:
             folder.mkdir(parents=True, exist_ok=True)
@@ -888,6 +956,7 @@ def generate(year, out_root, seed=0, preset="quick", parts=("dev", "eval"), prog
         if item.get("eval_index") is not None:
             gt_rows.setdefault((mtype, unit, item["domain"]), []).append(
                 (name, original, 1 if item["label"] == "anomaly" else 0))
+    _write_attribute_files(out_root, attribute_rows)
     if "eval" in parts:
         _write_ground_truth(year, out_root, sizes["machine_types"], gt_rows)
     info = {"generator_version": GENERATOR_VERSION, "year": year, "seed": int(seed), "preset": preset,
@@ -897,7 +966,34 @@ def generate(year, out_root, seed=0, preset="quick", parts=("dev", "eval"), prog
     return out_root
 
 
+def _write_attribute_files(out_root, attribute_rows):
+    """2022-2025: ``<part>_data/<type>/attributes_XX.csv`` (``file_name,d1p,d1v[,d2p,d2v...]``)."""
+    for (folder, mtype, unit), rows in sorted(attribute_rows.items()):
+        rows = sorted(rows)
+        fields = [a.split("_") if a != "noAttribute" else ["noAttribute", ""] for _, a in rows]
+        n_pairs = max(len(f) for f in fields) // 2
+        header = ["file_name"] + [f"d{k + 1}{c}" for k in range(n_pairs) for c in ("p", "v")]
+        lines = [",".join(header)]
+        lines += [",".join([path] + f + [""] * (2 * n_pairs - len(f))) for (path, _), f in zip(rows, fields)]
+        (out_root / folder / mtype / f"attributes_{unit.split('_')[1]}.csv").write_text("\n".join(lines) + "\n")
+
+
 def _write_ground_truth(year, out_root, machine_types, gt_rows):
+    if year in LATER_YEARS:  # the official evaluator's three folders, one file per type and section
+        sections = {}
+        for (mtype, unit, domain), rows in gt_rows.items():
+            sections.setdefault((mtype, unit), []).extend((name, orig, lab, domain) for name, orig, lab in rows)
+        for sub in ("ground_truth_data", "ground_truth_domain", "ground_truth_attributes"):
+            (out_root / sub).mkdir(parents=True, exist_ok=True)
+        for (mtype, unit), rows in sorted(sections.items()):
+            rows.sort()
+            file = f"ground_truth_{mtype}_{unit}_test.csv"
+            (out_root / "ground_truth_data" / file).write_text("".join(f"{n},{lab}\n" for n, _, lab, _ in rows))
+            (out_root / "ground_truth_domain" / file).write_text(
+                "".join(f"{n},{int(d == 'target')}\n" for n, _, _, d in rows))
+            (out_root / "ground_truth_attributes" / file).write_text(
+                "".join(f"{n},{o[:-4]}\n" for n, o, _, _ in rows))
+        return
     if year == 2020:
         lines = []
         for mtype in machine_types:
@@ -929,7 +1025,8 @@ def default_cache_root() -> Path:
     return base / "synthetic"
 
 
-_OURS = {"dev_data", "eval_data", "ground_truth", "eval_data_list.csv", "synthetic_info.json", _MARKER}
+_OURS = {"dev_data", "eval_data", "ground_truth", "eval_data_list.csv", "synthetic_info.json", _MARKER,
+         "ground_truth_data", "ground_truth_domain", "ground_truth_attributes"}
 
 
 def ensure_synthetic(year, cache_dir=None, preset="quick", seed=0) -> Path:
@@ -979,7 +1076,7 @@ def main(argv=None):
         prog="python -m asdcore.synthetic",
         description="Write a synthetic machine-sound data set in the exact DCASE 2020/2021 task 2 layout "
                     "(dev_data/, eval_data/ and the eval ground truth).")
-    parser.add_argument("year", type=int, choices=(2020, 2021))
+    parser.add_argument("year", type=int, choices=(2020, 2021) + LATER_YEARS)
     parser.add_argument("out", help="output folder (must not already hold dev_data/ or eval_data/)")
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS))
     parser.add_argument("--seed", type=int, default=0)
@@ -1001,7 +1098,7 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     info = json.loads((Path(out) / "synthetic_info.json").read_text())
-    where = "eval_data_list.csv" if args.year == 2020 else "ground_truth/"
+    where = {2020: "eval_data_list.csv", 2021: "ground_truth/"}.get(args.year, "ground_truth_data/ and its siblings")
     print(f"wrote {info['n_clips']} clips of synthetic DCASE {args.year} data to {out} "
           f"(eval ground truth: {where}) in {time.perf_counter() - start:.1f} s")
     return 0

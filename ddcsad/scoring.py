@@ -146,12 +146,15 @@ def one_minus_p(logit) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, z))
 
 
-def minmax(values) -> np.ndarray:
-    """``(v - min) / (max - min)`` over all entries (to [0, 1]); all zeros when every value is equal."""
+def minmax(values, bounds=None) -> np.ndarray:
+    """``(v - min) / (max - min)`` over all entries (to [0, 1]); all zeros when every value is equal.
+
+    ``bounds=(lo, hi)``: statistics stored beforehand (``asd fit``: the machine's normal training crops), so
+    that a clip's value does not depend on the other clips scored with it (values may leave [0, 1])."""
     v = np.asarray(values, np.float64)
     if v.size == 0:
         return v
-    lo, hi = float(np.min(v)), float(np.max(v))
+    lo, hi = (float(np.min(v)), float(np.max(v))) if bounds is None else (float(bounds[0]), float(bounds[1]))
     if not np.isfinite(lo) or not np.isfinite(hi):
         raise ASDError("ddcsad/scoring.py: distances are NaN or infinite; the model diverged (lower the learning rate)")
     if hi == lo:
@@ -159,7 +162,7 @@ def minmax(values) -> np.ndarray:
     return (v - lo) / (hi - lo)
 
 
-def eq5(logit, d, alpha: float, minmax_over: str = "crops") -> np.ndarray:
+def eq5(logit, d, alpha: float, minmax_over: str = "crops", bounds=None) -> np.ndarray:
     """Eq. (5): ``s = alpha (1 - p) + (1 - alpha) d'`` for the clips of one evaluated set.
 
     Parameters
@@ -172,6 +175,8 @@ def eq5(logit, d, alpha: float, minmax_over: str = "crops") -> np.ndarray:
         ``"crops"``: d' = min-max of d over all crops of all clips, a score per crop, averaged over the
         crops of each clip. ``"clips"``: 1 - p and d averaged over the crops first, d' = min-max over
         clips.
+    bounds : (lo, hi), optional
+        Min-max statistics stored beforehand instead of those of the given clips (:func:`minmax`).
 
     Returns
     -------
@@ -190,9 +195,9 @@ def eq5(logit, d, alpha: float, minmax_over: str = "crops") -> np.ndarray:
     if alpha == 1.0:  # no distance term: d' (and its checks) not needed, BCE's s = 1 - p
         return q.mean(axis=1)
     if minmax_over == "crops":
-        return (alpha * q + (1.0 - alpha) * minmax(d)).mean(axis=1)
+        return (alpha * q + (1.0 - alpha) * minmax(d, bounds)).mean(axis=1)
     if minmax_over == "clips":
-        return alpha * q.mean(axis=1) + (1.0 - alpha) * minmax(d.mean(axis=1))
+        return alpha * q.mean(axis=1) + (1.0 - alpha) * minmax(d.mean(axis=1), bounds)
     raise ASDError(f"ddcsad/scoring.py: minmax_over={minmax_over!r}; use one of {', '.join(MINMAX_OVER)}")
 
 

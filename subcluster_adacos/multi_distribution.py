@@ -337,10 +337,12 @@ class DistributionScorer:
             return logsumexp(weighted_component_log_likelihoods(backend, X, True), axis=1)
         return weighted_component_log_likelihoods(backend, X, self.component_weights).max(axis=1)
 
-    def terms(self, embeddings: np.ndarray, table: pd.DataFrame) -> dict[str, np.ndarray]:
+    def terms(self, embeddings: np.ndarray, table: pd.DataFrame, require_target: bool = True) -> dict[str, np.ndarray]:
         """The three negative log-likelihood terms for every clip of ``table`` (train and test, both
         domains): ``section`` = ``-max_k log P(x|s(x),k)``, ``attribute`` =
-        ``-max_k max_{a in A(s(x))} log P(x|a,k)``, ``target`` = ``-max_k log P(x|X_target(s(x)),k)``."""
+        ``-max_k max_{a in A(s(x))} log P(x|a,k)``, ``target`` = ``-max_k log P(x|X_target(s(x)),k)``.
+        ``require_target=False`` (a section without target training clips, scored in its source domain only:
+        ``asd fit``) leaves its ``target`` term NaN instead of raising."""
         embeddings = np.asarray(embeddings, dtype=np.float64)
         sections = section_keys(table)
         out = {name: np.full(len(table), np.nan) for name in ("section", "attribute", "target")}
@@ -348,14 +350,15 @@ class DistributionScorer:
             rows = sections == section
             if section not in self.section_gmms_:
                 raise ASDError(f"{section}: clips to score but no source training clips to fit its GMM on")
-            if section not in self.target_gmms_:
+            if section not in self.target_gmms_ and require_target:
                 raise ASDError(f"{section}: clips to score but no target training clips for eq. (3)")
             X = embeddings[rows]
             out["section"][rows] = -self._max_log_likelihood(self.section_gmms_[section], X)
             per_attribute = [self._max_log_likelihood(self.attribute_gmms_[a], X)
                              for a in self.attributes_of_section_[section]]
             out["attribute"][rows] = -np.max(per_attribute, axis=0)
-            out["target"][rows] = -self._max_log_likelihood(self.target_gmms_[section], X)
+            if section in self.target_gmms_:
+                out["target"][rows] = -self._max_log_likelihood(self.target_gmms_[section], X)
         return out
 
 

@@ -469,7 +469,9 @@ def train_network(features, labels: np.ndarray, n_classes: int, config: Training
     np.save(folder / "centres.npy", normalized_centers(head_layer(model)))
     others = np.setdiff1d(np.arange(len(features)), rows)
     output = np.full(len(features), np.nan)
-    output[others] = model_output_scores(model, features, labels[others], n_classes, config.batch_size, rows=others)
+    if len(others):  # none when every clip trained the network (asd fit)
+        output[others] = model_output_scores(model, features, labels[others], n_classes, config.batch_size,
+                                             rows=others)
     np.save(folder / "model_output.npy", output)
     if not any(folder.glob("epoch_*.keras")):  # model_dir snapshots are written by train_model
         model.save(folder / f"epoch_{config.epochs:04d}.keras")
