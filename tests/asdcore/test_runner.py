@@ -163,3 +163,22 @@ def test_a_planned_run_can_be_resumed_and_bad_settings_leave_no_folder(toy, data
         bad.write_text("no_such_setting: 1\n")
         run_command(toy, ["--data-root", str(data_root), "--out", str(env / "bad"), "--config", str(bad)])
     assert not (env / "bad").exists()
+
+
+def test_a_run_skipping_bad_files_can_be_planned_trained_unit_by_unit_and_assembled(toy, data_root, env):
+    """Every process of a run (plan, each train-unit job, assemble) lists the same unreadable files in
+    bad_files.csv: writing that list again is not refused."""
+    import shutil
+
+    data = env / "data"
+    shutil.copytree(data_root, data)
+    broken = sorted((data / "dev_data" / "fan" / "test").glob("*.wav"))[0]
+    broken.write_bytes(b"not a wave file")
+    argv = ["--data-root", str(data), "--out", str(env / "array"), "--quick", "--skip-bad-files", "--types", "fan"]
+    assert run_command(toy, argv + ["--plan"]) == 0
+    run = _only_run(env / "array")
+    assert broken.name in (run / "bad_files.csv").read_text()
+    for index in range(len(pd.read_csv(run / "units.csv"))):
+        assert train_unit_command([str(run), "--index", str(index)]) == 0
+    assert assemble_command([str(run)]) == 0
+    assert (run / "assembled.json").is_file()

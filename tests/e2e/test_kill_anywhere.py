@@ -53,7 +53,7 @@ CASES = {
                                        n_test_normal=3, n_test_anomaly=3, duration=2.0),
                            {"epochs": 2, "checkpoint_every": 1, "subclusters": [1, 2]}, ["--experiment", "system"],
                            True),
-    "smoothing": ("run_dcase2021.py", 2021, lambda s: s(2021, machine_types=("fan",), duration=5.0),
+    "smoothing": ("run_dcase2021.py", 2021, lambda s: s(2021, duration=5.0),
                   {"ae": {"epochs": 2}, "serial_oe": {"epochs": 2},
                    "protocol": {"clip_seconds": 5.0, "n_draws": 2, "fractions": [0.5, 1.0]}}, [], True),
 }
