@@ -18,9 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from asdcore.cli import VERBOSE_FLAG
 from asdcore.errors import ASDError
+from asdcore.quiet import quiet_tensorflow
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "parse_only", "command_parser"]
 
 METHOD_NAMES = ("subcluster-adacos", "multi-distribution", "ddcsad", "smoothing")
 
@@ -58,7 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recompute the thresholds from the stored calibration scores at this rate")
     s.add_argument("--log", type=Path, default=None,
                    help="log file (default: score.log in SYSTEM_DIR when writable)")
+    for command in (f, s):
+        command.add_argument(VERBOSE_FLAG, action="store_true",
+                             help="show TensorFlow's native start-up and log lines (hidden by default)")
+    parser.subcommands = {"fit": f, "score": s}
     return parser
+
+
+def parse_only(argv):
+    """The parsed arguments of ``asd ARGV`` without running anything (the docs check)."""
+    return build_parser().parse_args(argv)
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of ``asd NAME`` (``fit`` or ``score``); ValueError for another name."""
+    commands = build_parser().subcommands
+    if name not in commands:
+        raise ValueError(f"asd has no command {name!r}; choose one of {', '.join(commands)}")
+    return commands[name]
 
 
 def _thresholds(values):
@@ -128,10 +147,9 @@ def _score(args) -> int:
 
 
 def main(argv=None) -> int:
-    import os
-
-    # TensorFlow's C++ start-up lines hide the command's own output (TF_CPP_MIN_LOG_LEVEL=0 shows them)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # before anything imports TensorFlow: its native start-up lines stay off the console (asdcore.quiet)
+    quiet_tensorflow(verbose=VERBOSE_FLAG in argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "fit":

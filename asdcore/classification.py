@@ -91,8 +91,8 @@ def with_sections(report, sections):
 
 
 def report_classification(ctx, frame: pd.DataFrame, notes=()) -> list[str]:
-    """Write ``classification.csv`` (with the run's ``mode``) and return the comparison.md section."""
-    ctx.run.write_csv("classification.csv", frame.assign(mode=ctx.mode))
+    """Write ``classification.csv`` (with the run's ``mode`` and ``data``) and return the comparison.md section."""
+    ctx.run.write_csv("classification.csv", frame.assign(**ctx.labels))
     for row in (frame[frame["machine_type"] == "all"] if len(frame) else frame).itertuples(index=False):
         ctx.log.info("classification accuracy on normal test clips, %s (%s): %s", row.network, row.head,
                      "n/a" if row.head == NOT_A_CLASSIFIER else f"{100 * row.accuracy:.1f} %")

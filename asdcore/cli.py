@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from asdcore.errors import ASDError
+from asdcore.quiet import quiet_tensorflow
 
 
 #: Commands every script has: they work on an existing run folder of any of its training commands.
@@ -20,15 +20,18 @@ RUN_FOLDER_COMMANDS = {
     "assemble": "score, evaluate and write the tables of a run folder whose units are all trained",
 }
 
+#: Shows TensorFlow's native log lines (:func:`asdcore.quiet.quiet_tensorflow`); accepted by every command.
+VERBOSE_FLAG = "--verbose"
+
 
 def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description: str = "") -> int:
     """Parse ``argv`` and run the chosen command.
 
     commands : name -> (module path, one-line help)
     """
-    # TensorFlow's C++ start-up INFO/WARNING lines hide the run's own output; set TF_CPP_MIN_LOG_LEVEL=0 to see them.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
+    # before any module imports TensorFlow: its native start-up lines stay off the console (asdcore.quiet)
+    quiet_tensorflow(verbose=VERBOSE_FLAG in argv[1:])
     prog = f"run_dcase{year}.py"
     top = argparse.ArgumentParser(prog=prog, description=description,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,7 +43,7 @@ def main(year: int, commands: dict[str, tuple[str, str]], argv=None, description
 
         handler = {"train-unit": runner.train_unit_command, "assemble": runner.assemble_command}[argv[0]]
         try:
-            return int(handler(argv[1:], year) or 0)
+            return int(handler([a for a in argv[1:] if a != VERBOSE_FLAG], year) or 0)
         except ASDError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -72,6 +75,9 @@ def _command_parser(year: int, commands: dict[str, tuple[str, str]], name: str):
     module_path, help_text = commands[name]
     module = importlib.import_module(module_path)
     parser = argparse.ArgumentParser(prog=f"{prog} {name}", description=help_text)
+    parser.add_argument(VERBOSE_FLAG, action="store_true",
+                        help="show TensorFlow's native start-up and log lines (hidden by default; setting "
+                             "TF_CPP_MIN_LOG_LEVEL yourself shows them too)")
     method = getattr(module, "METHOD", None)
     if method is not None:  # a method run through asdcore.runner
         from asdcore.runner import add_runner_arguments

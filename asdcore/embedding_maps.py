@@ -245,12 +245,11 @@ def plot_embedding_maps(embeddings, rows: pd.DataFrame, out_dir, *, centres=None
 
 def write_run_maps(ctx, embeddings, rows: pd.DataFrame, title: str, **options) -> list[Path]:
     """:func:`plot_embedding_maps` into a run's ``plots/embeddings/`` with the run's ``--embedding-maps``
-    projection (nothing for "none") and seed; the title says quick mode and synthetic data where they apply."""
+    projection (nothing for "none") and seed; the title says the run's data and mode (``ctx.tag``)."""
     projection = getattr(ctx.args, "embedding_maps", "pca")
     if projection == "none":
         return []
-    flags = (["QUICK MODE"] if ctx.quick else []) + (["SYNTHETIC data"] if ctx.source.synthetic else [])
-    heading = title + (f"  [{', '.join(flags)}]" if flags else "")
+    heading = f"{title}\n{ctx.tag}"
     written = plot_embedding_maps(embeddings, rows, ctx.run.path / "plots" / "embeddings", projection=projection,
                                   seed=ctx.seed, title=heading, **options)
     ctx.log.info("embedding maps (%s): %s", projection, ", ".join(p.name for p in written))

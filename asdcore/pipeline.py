@@ -113,7 +113,7 @@ def load_features(table: pd.DataFrame, config, *, cache_dir=None, skip_bad_files
 
 def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.ndarray], year: int,
                      decisions: dict[str, np.ndarray] | None = None, quick: bool = False,
-                     plots: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     plots: bool = True, data: str | None = None, tag: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write each system's submission files and evaluate it on the labelled test clips.
 
     Parameters
@@ -121,12 +121,15 @@ def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.
     systems : name -> anomaly scores, one per row of ``table`` (NaN for rows that are not scored,
         e.g. training clips).
     decisions : name -> 0/1 decisions aligned like the scores (2021 systems).
+    data : "synthetic" or "real": the ``data`` column of ``results.csv`` (none when not given).
+    tag : what the figures' titles say about the data and settings (:func:`asdcore.report.run_tag`).
 
     Returns
     -------
     per_unit, summary : DataFrames with a ``system`` and a ``part`` column (percentages are *not*
         applied: AUC values are in [0, 1]). Both are also written to ``results.csv`` (per-unit rows
-        followed by the summary rows, told apart by the ``row`` column; ``mode`` says QUICK or full).
+        followed by the summary rows, told apart by the ``row`` column; ``mode`` says QUICK or full, ``data``
+        synthetic or real).
     """
     decisions = decisions or {}
     test_rows = (table["split"] == "test").to_numpy()
@@ -161,8 +164,8 @@ def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.
             per_unit_all.append(per_unit)
             summary_all.append(summary)
         if plots:
-            plot_scores(scored, "score", run.path / "plots" / name,
-                        title=f"{name}" + (f" - {QUICK_BANNER}" if quick else ""))
+            plot_scores(scored, "score", run.path / "plots" / name, title=f"system {name}",
+                        tag=tag or (QUICK_BANNER if quick else ""))
     if not per_unit_all:
         get_logger().warning("no labelled test clips: submission files written, nothing evaluated "
                              "(give --ground-truth for the evaluation set)")
@@ -171,5 +174,7 @@ def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.
     summary = pd.concat(summary_all, ignore_index=True)
     results = pd.concat([per_unit.assign(row="unit"), summary.assign(row="summary")], ignore_index=True)
     results.insert(0, "mode", "QUICK" if quick else "full")
+    if data is not None:
+        results.insert(1, "data", data)
     run.write_csv("results.csv", results)
     return per_unit, summary

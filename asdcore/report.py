@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["comparison_markdown", "plot_scores", "plot_grid", "save_figure", "MACHINE_ORDER"]
+__all__ = ["comparison_markdown", "plot_scores", "plot_grid", "save_figure", "run_tag", "distinct_colours",
+           "standardised_by_normals", "MACHINE_ORDER", "PAUC_MAX_FPR"]
 
 #: Machine types in the order of the papers' tables; "all" last.
 MACHINE_ORDER = ["fan", "gearbox", "pump", "slider", "valve", "ToyCar", "ToyConveyor", "ToyTrain", "all"]
@@ -41,43 +42,113 @@ def comparison_markdown(title: str, table: pd.DataFrame, notes: list[str] | None
     return "\n".join(lines)
 
 
-def plot_scores(table: pd.DataFrame, score_column: str, out_dir, title: str = "") -> list[Path]:
-    """Per machine type one PNG: ROC curves (one per unit/domain) and normal-vs-anomaly score histograms.
+def run_tag(synthetic: bool, quick: bool, preset: str | None = None, overrides: bool = False) -> str:
+    """What every figure of a run says about its data and settings, e.g. ``SYNTHETIC data, QUICK mode``.
 
-    Only labelled test clips are used. Returns the written paths.
+    synthetic : the clips were made by :mod:`asdcore.synthetic` (numbers not comparable with the papers').
+    quick : ``--quick`` settings; with the ``medium`` synthetic preset this is a MEDIUM run (quick settings,
+        more data: ``configs/medium``).
+    overrides : full settings changed by flags or ``--config`` (not the paper's).
+    """
+    data = "SYNTHETIC data" if synthetic else "real data"
+    if quick:
+        mode = "MEDIUM run (QUICK settings, medium synthetic set)" if synthetic and preset == "medium" else "QUICK mode"
+    else:
+        mode = "paper settings with overrides" if overrides else "PAPER settings"
+    return f"{data}, {mode}"
+
+
+def distinct_colours(n: int) -> list:
+    """``n`` colours a reader can tell apart: matplotlib's ``tab10`` up to 10, ``tab20`` up to 20, beyond
+    that evenly spaced hues of ``turbo``."""
+    import matplotlib
+
+    if n <= 10:
+        return [matplotlib.colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        order = list(range(0, 20, 2)) + list(range(1, 20, 2))  # the dark shades first, then the light ones
+        return [matplotlib.colormaps["tab20"](i) for i in order[:n]]
+    return [matplotlib.colormaps["turbo"](x) for x in np.linspace(0.05, 0.95, n)]
+
+
+#: the end of the false-positive range of the partial AUC (DCASE task 2: p = 0.1)
+PAUC_MAX_FPR = 0.1
+
+
+def standardised_by_normals(rows: pd.DataFrame, score_column: str, group_cols) -> np.ndarray:
+    """Each unit's scores as z-values of its normal test clips: ``(score - mean) / std`` with the mean and
+    standard deviation of the unit's normal clips (std 0 -> 1). Units have their own score scales (one model
+    per unit, or one back-end per unit); standardised, their histograms can be pooled."""
+    scores = rows[score_column].to_numpy(dtype=float)
+    out = np.full(len(rows), np.nan)
+    for _, index in rows.groupby(list(group_cols), sort=False).indices.items():
+        unit = scores[index]
+        normal = unit[(rows["label"].to_numpy()[index] == "normal") & np.isfinite(unit)]
+        if len(normal) == 0:
+            continue
+        spread = normal.std()
+        out[index] = (unit - normal.mean()) / (spread if spread > 0 else 1.0)
+    return out
+
+
+def plot_scores(table: pd.DataFrame, score_column: str, out_dir, title: str = "", tag: str = "") -> list[Path]:
+    """Per machine type one PNG: ROC curves (one per unit/domain, its AUC in the legend, the pAUC region
+    FPR <= 0.1 shaded) and the normal and anomalous clips' score histograms, each unit's scores
+    standardised by its normal clips (:func:`standardised_by_normals`).
+
+    Only labelled test clips are used. ``title``: the system; ``tag``: the run's data and mode
+    (:func:`run_tag`). Returns the written paths.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import roc_auc_score, roc_curve
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labelled = table[table["label"].isin(["normal", "anomaly"]) & (table["split"] == "test")]
+    group_cols = [c for c in ("part", "unit", "domain") if c in labelled.columns]
     written = []
     for machine_type, rows in labelled.groupby("machine_type", sort=True):
-        fig, (ax_roc, ax_hist) = plt.subplots(1, 2, figsize=(11, 4.5))
-        group_cols = ["part", "unit", "domain"]
+        fig, (ax_roc, ax_hist) = plt.subplots(1, 2, figsize=(12, 5.2))
+        curves = []
         for keys, unit_rows in rows.groupby(group_cols, sort=True):
             y = (unit_rows["label"] == "anomaly").to_numpy()
             if y.all() or not y.any():
                 continue
-            fpr, tpr, _ = roc_curve(y, unit_rows[score_column].to_numpy())
-            ax_roc.plot(fpr, tpr, lw=1, label=" ".join(k for k in keys if k))
-        ax_roc.plot([0, 1], [0, 1], "k:", lw=0.8)
-        ax_roc.axvline(0.1, color="grey", lw=0.6, ls="--")
-        ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC, {machine_type}")
-        ax_roc.legend(fontsize=6, loc="lower right")
-        scores = rows[score_column].to_numpy(dtype=float)
-        bins = np.histogram_bin_edges(scores[np.isfinite(scores)], bins=40)
-        for label, colour in (("normal", "tab:blue"), ("anomaly", "tab:red")):
-            ax_hist.hist(rows.loc[rows["label"] == label, score_column], bins=bins, alpha=0.55, color=colour,
-                         label=label, density=True)
-        ax_hist.set(xlabel="anomaly score", ylabel="density", title=f"scores, {machine_type}")
-        ax_hist.legend(loc="upper right")  # "best" searches every histogram patch: very slow
-        if title:
-            fig.suptitle(title, fontsize=9)
+            scores = unit_rows[score_column].to_numpy(dtype=float)
+            keys = keys if isinstance(keys, tuple) else (keys,)
+            curves.append((" ".join(str(k) for k in keys if isinstance(k, str) and k), y, scores))
+        ax_roc.axvspan(0, PAUC_MAX_FPR, color="0.88", lw=0, label=f"pAUC region: FPR \u2264 p = {PAUC_MAX_FPR:g}")
+        for (name, y, scores), colour in zip(curves, distinct_colours(len(curves))):
+            fpr, tpr, _ = roc_curve(y, scores)
+            auc = roc_auc_score(y, scores)
+            # slightly transparent: with few test clips the step curves of several units share segments
+            ax_roc.plot(fpr, tpr, lw=1.6, alpha=0.85, color=colour, label=f"{name}: AUC {100 * auc:.1f} %")
+        ax_roc.plot([0, 1], [0, 1], "k:", lw=0.8, label="chance (AUC 50 %)")
+        sizes = {(int((~y).sum()), int(y.sum())) for _, y, _ in curves}
+        size_note = ""
+        if len(sizes) == 1:
+            n_normal, n_anomaly = sizes.pop()
+            size_note = f"\n{n_normal} normal + {n_anomaly} anomalous test clips per unit"
+        ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
+        ax_roc.set_title(f"ROC per unit, {machine_type}{size_note}", fontsize=10)
+        ax_roc.legend(fontsize=7, loc="lower right", framealpha=0.9)
+        z = standardised_by_normals(rows, score_column, group_cols)
+        finite = np.isfinite(z)
+        if finite.any():
+            bins = np.histogram_bin_edges(z[finite], bins=40)
+            labels = rows["label"].to_numpy()
+            for label, colour in (("normal", "tab:blue"), ("anomaly", "tab:red")):
+                chosen = finite & (labels == label)
+                ax_hist.hist(z[chosen], bins=bins, alpha=0.55, color=colour, density=True,
+                             label=f"{label} test clips ({int(chosen.sum())})")
+        ax_hist.set(xlabel="anomaly score, standardised per unit\n(z-value w.r.t. the unit's normal test clips)",
+                    ylabel="density", title=f"score distribution, {machine_type} (all units pooled)")
+        ax_hist.legend(loc="upper right", fontsize=8)  # "best" searches every histogram patch: very slow
+        heading = " - ".join(part for part in (title, machine_type) if part)
+        fig.suptitle(heading + (f"\n{tag}" if tag else ""), fontsize=10)
         written.append(save_figure(fig, out_dir / f"{machine_type}.png"))
     return written
 

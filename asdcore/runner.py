@@ -255,6 +255,27 @@ class RunContext:
         """The ``mode`` column of every CSV: QUICK or full."""
         return "QUICK" if self.quick else "full"
 
+    @property
+    def data(self) -> str:
+        """The ``data`` column of every CSV: synthetic (made by :mod:`asdcore.synthetic`) or real."""
+        return "synthetic" if self.source.synthetic else "real"
+
+    @property
+    def labels(self) -> dict:
+        """``{"mode": ..., "data": ...}``: the columns every result CSV of the run carries."""
+        return {"mode": self.mode, "data": self.data}
+
+    @property
+    def tag(self) -> str:
+        """What every figure's title says about the run's data and settings (:func:`asdcore.report.run_tag`),
+        e.g. ``SYNTHETIC data, QUICK mode``."""
+        from asdcore.report import run_tag
+
+        preset = getattr(self.args, "synthetic_preset", None) if getattr(self.args, "data_root", None) is None \
+            else None
+        return run_tag(self.source.synthetic, self.quick, preset,
+                       overrides=self.settings_label.startswith("paper settings with overrides"))
+
     def seed_for(self, *names) -> int:
         """The seed of a unit of work: ``seed_for(--seed, *names)`` (by name, never by position)."""
         return seed_for(self.seed, *names)
@@ -494,7 +515,7 @@ def _training_curves(ctx: RunContext, units: list[Unit]) -> None:
     from asdcore.training_curves import plot_unit_logs
 
     try:
-        written = plot_unit_logs([u.folder for u in units], ctx.run.path / "plots" / "training")
+        written = plot_unit_logs([u.folder for u in units], ctx.run.path / "plots" / "training", tag=ctx.tag)
     except (OSError, ValueError) as error:  # ASDError is a ValueError
         ctx.log.warning("training curves not drawn (%s)", error)
         return
@@ -511,7 +532,7 @@ def _confidence_and_claims(ctx: RunContext, assembled: Assembled, per_unit: pd.D
     if per_unit.empty:
         return []
     confidence = confidence_table(per_unit)
-    ctx.run.write_csv("confidence.csv", confidence.assign(mode=ctx.mode))
+    ctx.run.write_csv("confidence.csv", confidence.assign(**ctx.labels))
     lines = confidence_markdown(confidence)
     if assembled.claims is not None:
         claims = assembled.claims(confidence)
@@ -542,7 +563,7 @@ def _finish(ctx: RunContext, units: list[Unit]) -> int:
         if assembled.evaluate:
             per_unit, summary = evaluate_systems(ctx.run, ctx.table, assembled.systems, ctx.year,
                                                  decisions=assembled.decisions, quick=ctx.quick,
-                                                 plots=assembled.plots)
+                                                 plots=assembled.plots, data=ctx.data, tag=ctx.tag)
         else:
             from asdcore import submission
 
@@ -724,10 +745,11 @@ def assemble_command(argv: list[str], year: int | None = None) -> int:
 
 def main(argv=None) -> int:
     """``python -m asdcore.runner train-unit RUN_DIR NAME`` / ``assemble RUN_DIR`` (what ``--workers`` runs)."""
-    import os as _os
+    from asdcore.quiet import quiet_tensorflow
 
-    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_tensorflow(verbose="--verbose" in argv)
+    argv = [a for a in argv if a != "--verbose"]
     commands = {"train-unit": train_unit_command, "assemble": assemble_command}
     if not argv or argv[0] not in commands:
         print("usage: python -m asdcore.runner {train-unit RUN_DIR NAME | assemble RUN_DIR}", file=sys.stderr)

@@ -123,16 +123,17 @@ def plot_training_log(log_path, png_path, title: str = "") -> Path | None:
     return save_figure(fig, png_path, dpi=110)
 
 
-def plot_unit_logs(unit_folders, out_dir) -> list[Path]:
+def plot_unit_logs(unit_folders, out_dir, tag: str = "") -> list[Path]:
     """``<out_dir>/<unit>.png`` for every unit folder holding a ``training_log.csv`` (the unit's main
     training; DDCSAD's fine-tunings keep their own ``training_log_anomalies<k>.csv``, open them in
-    TensorBoard). Returns the written paths."""
+    TensorBoard). ``tag``: the run's data and mode, in every title (:func:`asdcore.report.run_tag`). Returns
+    the written paths."""
     written = []
     for folder in unit_folders:
         log = Path(folder) / TRAINING_LOG
         if log.is_file():
             path = plot_training_log(log, Path(out_dir) / f"{Path(folder).name}.png",
-                                     title=f"training of {Path(folder).name}")
+                                     title=f"training of {Path(folder).name}" + (f"\n{tag}" if tag else ""))
             if path is not None:
                 written.append(path)
     return written

@@ -158,19 +158,19 @@ class DDCSAD(Method):
         _link_weights(ctx, units)
         if ctx.quick:
             ctx.run.write_text("QUICK_MODE.txt", f"{QUICK_BANNER}\nreason: {ctx.why}\n")
-        mode = ctx.mode
-        ctx.run.write_csv("amplitude.csv", ctx.state["amplitudes"].assign(level=config.amplitude_norm, mode=mode))
+        labels = ctx.labels  # mode and data columns
+        ctx.run.write_csv("amplitude.csv", ctx.state["amplitudes"].assign(level=config.amplitude_norm, **labels))
         ctx.run.write_csv("training.csv", pd.DataFrame([r for u in units for r in u.result()["training"]])
-                          .assign(mode=mode))
+                          .assign(**labels))
         # ---- Table II: the models trained without anomalies, on every test clip
         alphas = alpha_table(config.losses, ctx.table, ids, {loss: outputs[(loss, 0)] for loss in config.losses},
                              config.alpha, config.minmax_over, ctx.log)
-        ctx.run.write_csv("alpha.csv", alphas.assign(mode=mode))
+        ctx.run.write_csv("alpha.csv", alphas.assign(**labels))
         systems = {loss: id_scores(loss, len(ctx.table), ids, outputs[(loss, 0)], alphas, config.minmax_over)
                    for loss in config.losses}
         table2 = table2_frame(ctx.table, systems)
         if len(table2):
-            ctx.run.write_csv("table2.csv", table2.assign(mode=mode))
+            ctx.run.write_csv("table2.csv", table2.assign(**labels))
         # ---- Fig. 2: fine-tuned with k anomalies, evaluated without the pooled clips
         fig2 = _few_anomalies(ctx, outputs, alphas, pool, counts) if counts else pd.DataFrame()
 
@@ -204,7 +204,7 @@ def _link_weights(ctx, units) -> None:
 
 def _few_anomalies(ctx, outputs, alphas, pool, counts) -> pd.DataFrame:
     """Evaluate the fine-tuned models (and the base models) without the pooled clips; Fig. 2 data and plot."""
-    from asdcore.experiment import QUICK_BANNER, RunFolder
+    from asdcore.experiment import RunFolder
     from asdcore.pipeline import evaluate_systems
     from asdcore.report import plot_grid
     from asdcore.selection import unit_keys
@@ -228,12 +228,12 @@ def _few_anomalies(ctx, outputs, alphas, pool, counts) -> pd.DataFrame:
             frames.append(per_type)
     sub = RunFolder(ctx.run.path / "few_anomalies")
     sub.path.mkdir(parents=True, exist_ok=True)
-    few_per_unit, _ = evaluate_systems(sub, reduced, systems, 2020, quick=ctx.quick, plots=False)
+    few_per_unit, _ = evaluate_systems(sub, reduced, systems, 2020, quick=ctx.quick, plots=False, data=ctx.data)
     ctx.state["few_anomalies_per_unit"] = few_per_unit  # for the claims list (ddcsad.claims)
     fig2 = pd.concat(frames, ignore_index=True)
-    ctx.run.write_csv("fig2.csv", fig2.assign(mode=ctx.mode))
+    ctx.run.write_csv("fig2.csv", fig2.assign(**ctx.labels))
     for part in sorted(fig2["part"].unique()):
-        title = f"AUC vs. real anomalies in training ({part} set, 95 % CI)" + (f"\n{QUICK_BANNER}" if ctx.quick else "")
+        title = f"AUC vs. real anomalies in training ({part} set, 95 % CI)\n{ctx.tag}"
         plot_grid(fig2[fig2["part"] == part], "anomalies", "auc", ctx.run.file("plots", f"fig2_{part}.png"),
                   low="auc_ci_low", high="auc_ci_high", line="method", panels=TYPE_ORDER, categorical_x=True,
                   xlabel="anomalous clips per ID", ylabel="AUC [%]", title=title)

@@ -346,7 +346,9 @@ def _systems(ctx, emb, gen_clip, gen_seg, fit, test, generative_name):
 
     selection = pd.concat([table_prop.assign(system="Proposed", n_clusters=np.nan),
                            table_oe.assign(system="SerialOE", k=np.nan)], ignore_index=True)
-    selection = selection[["system", "part", "data", "k", "n_clusters", "machine_type", "score"]].assign(mode=ctx.mode)
+    # "data" is a setting of the grid here (which clips the neighbours come from): the run's data is data_source
+    selection = selection[["system", "part", "data", "k", "n_clusters", "machine_type", "score"]].assign(
+        mode=ctx.mode, data_source=ctx.data)
     selection[["k", "n_clusters"]] = selection[["k", "n_clusters"]].astype("Int64")
     ctx.run.write_csv("selection.csv", P.with_saturation(selection, saturated))
 
@@ -359,7 +361,6 @@ def _systems(ctx, emb, gen_clip, gen_seg, fit, test, generative_name):
 
 def _fraction(ctx, emb, gen_clip, gen_seg, oracle, generative_name) -> pd.DataFrame:
     """Fig. 5: the curve (written to fraction.csv, fraction_draws.csv and plots/fig5_fraction.png)."""
-    from asdcore.experiment import QUICK_BANNER
     from asdcore.report import plot_grid
     from smoothing.protocol import fraction_curve, k_grid, smoothing_items
 
@@ -374,14 +375,13 @@ def _fraction(ctx, emb, gen_clip, gen_seg, oracle, generative_name) -> pd.DataFr
                                   metric=protocol.metric, selection=protocol.fraction_selection, oracle=oracle,
                                   generative=gen_clip[rows])
     curve["system"] = curve["system"].replace({"generative": generative_name})
-    ctx.run.write_csv("fraction.csv", curve.assign(mode=ctx.mode))
-    ctx.run.write_csv("fraction_draws.csv", draws.assign(mode=ctx.mode))
+    ctx.run.write_csv("fraction.csv", curve.assign(**ctx.labels))
+    ctx.run.write_csv("fraction_draws.csv", draws.assign(**ctx.labels))
     bands = curve.assign(percent=100 * curve["fraction"], low=curve["mean"] - curve["std"],
                          high=curve["mean"] + curve["std"])
     plot_grid(bands, "percent", "mean", ctx.run.file("plots", "fig5_fraction.png"), low="low", high="high",
               panel_titles={"all": "All-hmean"}, n_cols=4, xlabel="test clips used (%)", ylabel="hmean AUC, pAUC (%)",
-              title="Fig. 5: smoothing with a fraction of the test clips (sections 03-05)"
-                    + (f"\n{QUICK_BANNER}" if ctx.quick else ""))
+              title=f"Fig. 5: smoothing with a fraction of the test clips (sections 03-05)\n{ctx.tag}")
     ctx.log.info("Fig. 5: %d fractions x %d draws in %.1f s", len(protocol.fractions), protocol.n_draws,
                  time.perf_counter() - t0)
     return curve

@@ -159,7 +159,7 @@ def _table_sections(ctx, summary, systems, chosen, saturated, toycar5, generativ
     markdown, frame = render_markdown(spec, table1_ours(chosen), notes + [
         "saturated: our K covers every candidate of its smoothing pools, so a_prop is the same for every "
         "candidate clip (not a tuned choice); see selection.csv for every setting"])
-    ctx.run.write_csv("table1.csv", frame.assign(mode=ctx.mode))
+    ctx.run.write_csv("table1.csv", frame.assign(**ctx.labels))
     text.append(markdown)
     _print(spec.title, frame)
     return text

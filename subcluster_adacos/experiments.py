@@ -116,7 +116,8 @@ class SubClusterAdaCos2020(Method):
         if "mixup" in experiments:  # Table III's four networks on one figure (plots/training/table3_scale.png)
             from subcluster_adacos.training import plot_scale_figure
             plot_scale_figure({(s.loss, s.mixup): nets.folders[s] for s in models_for("mixup", ctx.config)},
-                              ctx.run.path / "plots" / "training" / "table3_scale.png", ctx.config.divergence_scale)
+                              ctx.run.path / "plots" / "training" / "table3_scale.png", ctx.config.divergence_scale,
+                              tag=ctx.tag)
         systems, found = {}, {}
         for name in experiments:
             scores, row_labels, diverged, notes = run_experiment(name, nets, representation_scores)

@@ -231,12 +231,63 @@ def build_training_model(
 
 
 def embedding_model(training_model):
-    """The nested embedding network (features -> embedding) of a model from :func:`build_training_model`."""
+    """A model ``features -> embedding`` that needs no labels, taken from a training model whose labels are
+    an input (for mixup and the head).
+
+    The model shares its layers and weights with ``training_model`` (training it further changes both);
+    call ``predict`` on features alone, save it as ``.keras``, or use it as a layer.
+
+    - A model of :func:`build_training_model` (or any model with a nested ``keras.Model`` layer named
+      ``embedding_model``, e.g. ``build_embedding_model()`` called inside your own model): that nested
+      network itself.
+    - Any other functional model with a head (a :class:`~subcluster_adacos.layers.SubClusterAdaCos` or
+      :class:`~subcluster_adacos.layers.AdaCos` layer, or a layer named ``head``): the layers from the first
+      input (the features) to the head's embedding input, with every
+      :class:`~subcluster_adacos.layers.Mixup` layer passing the features through unchanged (as it does at
+      inference), so that the labels input is no longer needed.
+
+    Raises :class:`~asdcore.errors.ASDError` (one line) when the model has neither.
+    """
     try:
-        return training_model.get_layer(EMBEDDING_MODEL_NAME)
+        nested = training_model.get_layer(EMBEDDING_MODEL_NAME)
     except ValueError:
-        raise ASDError(f"subcluster_adacos/network.py: model {training_model.name!r} has no "
-                       f"'{EMBEDDING_MODEL_NAME}' layer; pass a model built by build_training_model") from None
+        nested = None
+    if isinstance(nested, keras.Model):
+        return nested
+    return _embedding_path(training_model)
+
+
+def _is_head(layer) -> bool:
+    return isinstance(layer, (SubClusterAdaCos, AdaCos)) or layer.name == HEAD_NAME
+
+
+def _embedding_path(training_model):
+    """The generic case of :func:`embedding_model`: re-call the model's own layers on new inputs (Keras'
+    ``clone_model`` with the layers themselves, not copies), Mixup replaced by the identity; the head's
+    first input in that graph is the embedding."""
+    if not any(_is_head(layer) for layer in getattr(training_model, "layers", [])):
+        raise ASDError(f"subcluster_adacos/network.py: model {getattr(training_model, 'name', training_model)!r} "
+                       "has no head (a SubClusterAdaCos or AdaCos layer, or a layer named 'head') and no nested "
+                       f"'{EMBEDDING_MODEL_NAME}'; pass the training model, built with the keras functional API")
+    found = {}
+
+    def call(layer, *args, **kwargs):
+        if isinstance(layer, Mixup):  # inference: features and labels pass through unchanged
+            return args[0]
+        if _is_head(layer) and "embedding" not in found:
+            inputs = args[0]
+            found["embedding"] = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        return layer(*args, **kwargs)
+
+    inputs = [keras.Input(shape=x.shape[1:], dtype=x.dtype, name=x.name) for x in training_model.inputs]
+    keras.models.clone_model(training_model, input_tensors=inputs, clone_function=lambda layer: layer,
+                             call_function=call)
+    try:
+        return keras.Model(inputs[0], found["embedding"], name=EMBEDDING_MODEL_NAME)
+    except (KeyError, ValueError) as error:
+        raise ASDError(f"subcluster_adacos/network.py: the embedding of model {training_model.name!r} depends on "
+                       f"more than its first input (the features) ({error}); put the layers from the features "
+                       "to the head in one keras.Model and call that inside the training model") from None
 
 
 def head_layer(training_model):

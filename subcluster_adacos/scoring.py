@@ -16,7 +16,7 @@ from asdcore.backends import (CosineMeanBackend, CosineTopKBackend, GaussianBack
                               fit_progress, score_per_unit)
 from asdcore.errors import ASDError
 
-__all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "backend_scores", "scored_by_mean",
+__all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "network_outputs", "predict_full_batches", "backend_scores", "scored_by_mean",
            "combined_scores", "ScoringSystem", "TrainedNetworks"]
 
 #: Table II rows (key -> label in the paper) plus the GMM of Table IV.
@@ -42,6 +42,26 @@ def _chunks(n: int, rows=None):
         yield rows[start:start + READ_CHUNK]
 
 
+def predict_full_batches(model, inputs, batch_size: int):
+    """``model.predict(inputs)`` with every batch full: the inputs are padded with zeros to a multiple of
+    ``batch_size`` and the outputs cut back.
+
+    Keras traces its prediction function once per batch shape, so a short last batch costs a second trace
+    per model; TensorFlow counts the traces of every model's prediction function together (they share one
+    code object) and, after five close together, warns of "retracing". With full batches each model is
+    traced once. Each clip's output does not depend on the others of its batch (inference mode).
+    """
+    import keras
+
+    n = len(keras.tree.flatten(inputs)[0])
+    pad = (-n) % int(batch_size)
+    if pad:
+        inputs = keras.tree.map_structure(
+            lambda a: np.concatenate([a, np.zeros((pad,) + a.shape[1:], dtype=a.dtype)]), inputs)
+    outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
+    return keras.tree.map_structure(lambda o: np.asarray(o)[:n], outputs)
+
+
 def extract_embeddings(training_model, features, batch_size: int = 64, rows=None) -> np.ndarray:
     """Embeddings (clips, 128) of the nested embedding network of a training model (inference mode).
 
@@ -51,9 +71,14 @@ def extract_embeddings(training_model, features, batch_size: int = 64, rows=None
     from subcluster_adacos.network import embedding_model
 
     model = embedding_model(training_model)
-    return np.concatenate([np.asarray(model.predict(np.asarray(features[chunk], dtype=np.float32),
-                                                    batch_size=batch_size, verbose=0), dtype=np.float64)
+    return np.concatenate([np.asarray(predict_full_batches(model, np.asarray(features[chunk], dtype=np.float32),
+                                                           batch_size), dtype=np.float64)
                            for chunk in _chunks(len(features), rows)])
+
+
+def _output_scores(probabilities, labels) -> np.ndarray:
+    labels = np.asarray(labels)
+    return -np.log(np.clip(np.asarray(probabilities)[np.arange(len(labels)), labels], 1e-30, None))
 
 
 def model_output_scores(training_model, features, labels: np.ndarray, n_classes: int,
@@ -66,10 +91,35 @@ def model_output_scores(training_model, features, labels: np.ndarray, n_classes:
     probabilities = []
     for i, chunk in enumerate(_chunks(len(features), rows)):
         part = slice(i * READ_CHUNK, i * READ_CHUNK + len(chunk))
-        probabilities.append(training_model.predict({"features": np.asarray(features[chunk], dtype=np.float32),
-                                                     "labels": one_hot[part]}, batch_size=batch_size, verbose=0))
-    probabilities = np.concatenate(probabilities)
-    return -np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-30, None))
+        probabilities.append(predict_full_batches(
+            training_model, {"features": np.asarray(features[chunk], dtype=np.float32), "labels": one_hot[part]},
+            batch_size))
+    return _output_scores(np.concatenate(probabilities), labels)
+
+
+def network_outputs(training_model, features, labels: np.ndarray, n_classes: int,
+                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`extract_embeddings` and :func:`model_output_scores` of every clip in one pass of the network.
+
+    One inference model (``[features, labels] -> [embedding, probabilities]``, the training model's own
+    layers) instead of two: the network runs once per clip, and one prediction function is traced per
+    trained network (see :func:`predict_full_batches`). Returns ``(embeddings, model output scores)``.
+    """
+    import keras
+
+    from subcluster_adacos.network import head_layer
+
+    embedding = head_layer(training_model)._inbound_nodes[0].input_tensors[0]  # noqa: SLF001 - the head's input
+    both = keras.Model(training_model.inputs, [embedding, training_model.outputs[0]], name="network_outputs")
+    labels = np.asarray(labels)
+    one_hot = np.eye(n_classes, dtype=np.float32)[labels]
+    embeddings, probabilities = [], []
+    for chunk in _chunks(len(features)):
+        emb, prob = predict_full_batches(both, {"features": np.asarray(features[chunk], dtype=np.float32),
+                                                "labels": one_hot[chunk]}, batch_size)
+        embeddings.append(np.asarray(emb, dtype=np.float64))
+        probabilities.append(prob)
+    return np.concatenate(embeddings), _output_scores(np.concatenate(probabilities), labels)
 
 
 def scored_by_mean(machine_types, combined_mean_types) -> np.ndarray:

@@ -146,17 +146,19 @@ class EpochSnapshots(keras.callbacks.Callback):
             self.model.save(self.folder / f"epoch_{done:04d}.keras")
 
 
-def plot_scale_figure(networks: dict, path, threshold: float) -> Path:
+def plot_scale_figure(networks: dict, path, threshold: float, tag: str = "") -> Path:
     """Table III's networks on one figure: the adaptive scale per epoch of each (log y-axis) and the
     divergence threshold (paper appendix: without mixup the modified AdaCos scale grows without bound).
 
-    ``networks`` maps ``(loss, mixup)`` to the network's folder (its ``training_log.csv``)."""
+    ``networks`` maps ``(loss, mixup)`` to the network's folder (its ``training_log.csv``); ``tag`` names the
+    run's data and mode in the title (:func:`asdcore.report.run_tag`)."""
     from asdcore.keras_utils import training_log_path
     from asdcore.training_curves import plot_scale_curves
 
     logs = {f"{'sub-cluster AdaCos' if loss == 'subcluster_adacos' else 'AdaCos'}, "
             f"{'mixup' if mixup else 'no mixup'}": training_log_path(folder) for (loss, mixup), folder in networks.items()}
-    return plot_scale_curves(logs, path, threshold, title="Table III networks: adaptive scale per epoch")
+    return plot_scale_curves(logs, path, threshold, title="Table III networks: adaptive scale per epoch"
+                                                          + (f"\n{tag}" if tag else ""))
 
 
 def _row_indices(rows, n: int):
@@ -454,7 +456,7 @@ def train_network(features, labels: np.ndarray, n_classes: int, config: Training
     """
     from subcluster_adacos.layers import normalized_centers
     from subcluster_adacos.network import head_layer
-    from subcluster_adacos.scoring import extract_embeddings, model_output_scores
+    from subcluster_adacos.scoring import network_outputs
 
     folder = Path(folder)
     rows = _row_indices(rows, len(features))
@@ -465,13 +467,10 @@ def train_network(features, labels: np.ndarray, n_classes: int, config: Training
                "epochs": len(info["history"].get("loss", []))}
     if info["diverged"]:
         return summary
-    np.save(folder / "embeddings.npy", extract_embeddings(model, features, config.batch_size))
+    embeddings, output = network_outputs(model, features, labels, n_classes, config.batch_size)  # one pass
+    np.save(folder / "embeddings.npy", embeddings)
     np.save(folder / "centres.npy", normalized_centers(head_layer(model)))
-    others = np.setdiff1d(np.arange(len(features)), rows)
-    output = np.full(len(features), np.nan)
-    if len(others):  # none when every clip trained the network (asd fit)
-        output[others] = model_output_scores(model, features, labels[others], n_classes, config.batch_size,
-                                             rows=others)
+    output[rows] = np.nan  # a score of the clips the network did not train on (all NaN when every clip trained it)
     np.save(folder / "model_output.npy", output)
     if not any(folder.glob("epoch_*.keras")):  # model_dir snapshots are written by train_model
         model.save(folder / f"epoch_{config.epochs:04d}.keras")

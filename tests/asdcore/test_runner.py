@@ -75,6 +75,10 @@ def test_serial_run_writes_every_output_and_seeds_units_by_name(toy, data_root, 
     text = (run / "comparison.md").read_text()
     assert "QUICK MODE" in text and "Toy table" in text
     assert (table["mode"] == "QUICK").all() and set(table["system"]) == {"toy"}
+    # the data the numbers come from, in every result CSV (the toy runs on the synthetic set)
+    assert (table["data"] == "synthetic").all() and list(table.columns[:2]) == ["mode", "data"]
+    confidence = pd.read_csv(run / "confidence.csv")
+    assert (confidence["data"] == "synthetic").all() and (confidence["mode"] == "QUICK").all()
     # each centre = the unit's training mean + N(0, 1) noise drawn from seed_for(0, name): compare with a run
     # without noise and the draw made here by hand
     plain = _serial(toy, data_root, env / "plain", "--noise", "0")

@@ -4,13 +4,14 @@
   target page (slugs computed here the way GitHub computes them, independently of any Markdown library);
 - every command shown in a shell code block (and every inline command) that runs ``run_dcase2020.py``,
   ``run_dcase2021.py``, ``asd-dcase2020/2021`` or ``asd`` is accepted by the current argument parser, without
-  running anything (``asdcore.cli.parse_only``); a usage synopsis (``[--flag A|B]``) must name only flags and
+  running anything (``asdcore.cli.parse_only``, or the ``build_parser()`` of a console script's module); a usage synopsis (``[--flag A|B]``) must name only flags and
   choices the parser knows;
 - README's quoted output of its first command is what that command prints today on the built-in synthetic
   data (the command is run; the printed precision is the only tolerance).
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import io
@@ -176,8 +177,10 @@ def shell_commands():
             for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", line):
                 span = span.replace("\\|", "|")
                 match = COMMAND_START.match(span)
-                if match and (match.group(0).startswith("python") or match.group(1).startswith("asd")) \
-                        and span[match.end():].strip():  # a command with arguments, not the program's name
+                arguments = span[match.end():].split() if match else []
+                # a command line: "python ..." with arguments, or a console script with more than a
+                # sub-command (`asd score` names a command; `asd score SYSTEM_DIR PATH` is one)
+                if match and (len(arguments) >= 1 if match.group(0).startswith("python") else len(arguments) >= 2):
                     in_page.append((number, span))
         found += [(f"{page.relative_to(ROOT)}:{number}", command) for number, command in sorted(in_page)]
     return found
@@ -197,15 +200,37 @@ def _parser_for(program: str):
     if match:
         year = int(match.group(1))
         module = importlib.import_module(f"run_dcase{year}")
-        return lambda argv: cli.parse_only(year, module.COMMANDS, argv), \
-            lambda name: cli.command_parser(year, module.COMMANDS, name)
+
+        def parse(argv):
+            args = cli.parse_only(year, module.COMMANDS, argv)
+            method = getattr(importlib.import_module(module.COMMANDS[argv[0]][0]), "METHOD", None) \
+                if argv[0] in module.COMMANDS else None
+            if method is not None:  # the flags' values as the run reads them (Keras-free settings code)
+                method.overrides(args)
+                method.experiment_name(args)
+            return args
+
+        return parse, lambda name: cli.command_parser(year, module.COMMANDS, name)
     target = _entry_points().get(program)
     assert target, f"the docs show the command {program!r}, but setup.py installs no console script of that name"
     module = importlib.import_module(target.split(":")[0])
-    assert hasattr(module, "parse_only") and hasattr(module, "command_parser"), (
-        f"{target.split(':')[0]} (console script {program!r}) needs parse_only(argv) and command_parser(name) "
-        "so that the docs check can parse the commands shown in the docs without running them")
-    return module.parse_only, module.command_parser
+    if hasattr(module, "parse_only") and hasattr(module, "command_parser"):
+        return module.parse_only, module.command_parser
+    assert hasattr(module, "build_parser"), (
+        f"{target.split(':')[0]} (console script {program!r}) needs build_parser() (one argparse parser, "
+        "sub-commands as sub-parsers) or parse_only(argv) and command_parser(name), so that the docs check can "
+        "parse the commands shown in the docs without running them")
+
+    def command_parser(name):
+        parser = module.build_parser()
+        for action in parser._actions:  # noqa: SLF001 - argparse keeps its sub-parsers there
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                if name not in action.choices:
+                    raise ValueError(f"{program} has no command {name!r}; commands: {', '.join(action.choices)}")
+                return action.choices[name]
+        return parser
+
+    return (lambda argv: module.build_parser().parse_args(argv)), command_parser
 
 
 PLACEHOLDER_VARIABLE = re.compile(r"\\?\$(\{[A-Za-z_]\w*\}|[A-Za-z_]\w*)")
@@ -254,12 +279,16 @@ def check_command(command: str) -> str | None:
                 problems += [f"{flag} does not accept {choice!r}" for choice in following.split("|")
                              if choice not in action.choices]
         return "; ".join(problems) or None
+    from asdcore.errors import ASDError
+
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
             parse(argv)
     except SystemExit as exit_:
         return f"rejected by the parser (exit {exit_.code}): {errors.getvalue().strip().splitlines()[-1:]}"
+    except ASDError as error:
+        return f"a flag's value is rejected: {error}"
     return None
 
 
@@ -286,6 +315,8 @@ def test_the_command_check_rejects_a_renamed_flag_and_a_wrong_choice():
     assert "unknown flag --no-such" in check_command("python run_dcase2021.py smoothing [--no-such N]")
     assert "does not accept 'tables'" in check_command("python run_dcase2021.py smoothing [--experiment tables|all]")
     assert check_command("python run_dcase2020.py train-unit $RUN --index \\$SLURM_ARRAY_TASK_ID") is None
+    assert check_command("python run_dcase2020.py ddcsad --anomalies 0,1,2,4,...,64") is None
+    assert "value is rejected" in check_command("python run_dcase2020.py ddcsad --anomalies 0,1,x")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -354,3 +385,14 @@ def test_readme_quotes_what_its_first_command_prints(tmp_path):
         values = dict(zip(names, printed[(system.group(1), system.group(2), "all")][-len(names):]))
         key = f"{metric.group(1)} {metric.group(2)}"
         assert (ours, paper) == (values[f"{key} (ours)"], values[f"{key} (paper)"]), line
+
+
+def test_readme_gives_the_test_command_that_ci_runs():
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+          if line.strip() and not line.lstrip().startswith("#")]
+    tests = [line for line in ci if "python -m pytest" in line]
+    assert tests, ".ci/run runs no `python -m pytest`"
+    command = tests[0]  # the README's test command (.ci/run says so)
+    _, blocks = split_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+    shown = [line.strip() for language, _, lines in blocks if language in SHELL_LANGUAGES for line in lines]
+    assert command in shown, f"README.md does not show .ci/run's test command in a shell block: {command}"

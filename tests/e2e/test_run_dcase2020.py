@@ -119,6 +119,7 @@ def test_subcluster_adacos_representations_and_score(tiny_2020_conveyor, cli_env
     accuracy = pd.read_csv(run / "classification.csv")
     overall = accuracy[accuracy["machine_type"] == "all"].set_index("network")
     assert list(overall.index) == ["subcluster_adacos_S02_mixup"] and set(accuracy["mode"]) == {"QUICK"}
+    assert set(accuracy["data"]) == {"synthetic"}
     from asdcore.layouts import read_dataset
 
     table = read_dataset(2020, tiny_2020_conveyor)  # the run's clip table: the rows of embeddings.npy
