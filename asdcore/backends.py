@@ -167,7 +167,10 @@ class GaussianBackend(GMMBackend):
 
 
 class CosineMeanBackend:
-    """Table II "cosine similarity to mean": score = -cos(x, mean of the unit's training embeddings)."""
+    """Table II "cosine similarity to mean": score = -cos(x, mean of the unit's training embeddings).
+
+    The mean is taken over the embeddings as the network gives them (not over their L2-normalised
+    versions; the paper says "the mean of each machine id" and no public code exists), then normalised."""
 
     def fit(self, X, y=None):
         X = _check_fit_data(X)
@@ -201,7 +204,9 @@ class PLDABackend:
 
     Model: ``x = y + e`` with class variable ``y ~ N(mu, B)`` and within-class noise ``e ~ N(0, W)``.
     ``B`` and ``W`` are moment estimates (covariance of the class means, pooled within-class covariance),
-    each with ``reg`` added to the diagonal. The anomaly score of ``x`` for unit ``c`` with ``n`` enrolment
+    each with ``reg`` added to the diagonal, fitted once on the L2-normalised training embeddings of all
+    units (the paper's implementation [32] is not named in our copy and no public code exists; an EM-trained
+    two-covariance model starts from these estimates). The anomaly score of ``x`` for unit ``c`` with ``n`` enrolment
     embeddings of mean ``m`` is minus the log-likelihood ratio
 
     ``log N(x | m_post, P + W) - log N(x | mu, B + W)``, with ``P = (B^-1 + n W^-1)^-1`` and

@@ -8,13 +8,14 @@ nothing about the paper's data, and "does not hold here" is a result, not an err
 Verdict rule of :func:`beats`: the claim holds when the winner's mean AUC (``part``, default both parts)
 is higher than every other system's; the evidence gives each mean with its 95 % interval
 (:mod:`asdcore.confidence`) and says when the intervals overlap (the difference is then not resolved by
-these clips).
+these clips). :func:`beats_on` is the same rule on one number per system that the method computes itself,
+so that a claim is judged on the quantity the paper states (e.g. an evaluation-set average of Table II).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["HOLDS", "FAILS", "NOT_TESTED", "Claim", "verdict", "beats", "describe", "render_claims"]
+__all__ = ["HOLDS", "FAILS", "NOT_TESTED", "Claim", "verdict", "beats", "beats_on", "describe", "render_claims"]
 
 HOLDS = "holds here"
 FAILS = "does not hold here"
@@ -72,12 +73,29 @@ def beats(claim: str, confidence, winner: str, others, part: str = "all", labels
     return Claim(claim, verdict(holds), evidence)
 
 
+def beats_on(claim: str, values: dict, winner: str, others, quantity: str, labels: dict | None = None) -> Claim:
+    """Is ``values[winner]`` higher than ``values[o]`` for every ``o`` in ``others``?
+
+    ``values``: system name -> the number the paper compares (a fraction, e.g. an AUC; NaN or absent = not
+    in this run); ``quantity`` names it in the evidence (e.g. "eval Machine Average AUC").
+    """
+    labels = labels or {}
+    others = list(others)
+    absent = [n for n in [winner] + others if n not in values or values[n] != values[n]]
+    if absent or not others:
+        return Claim(claim, NOT_TESTED, f"the run has no {quantity} of {', '.join(labels.get(n, n) for n in absent)}"
+                     if absent else "nothing to compare with")
+    holds = all(values[winner] > values[o] for o in others)
+    evidence = f"{quantity}: " + "; ".join(f"{labels.get(n, n)} {100 * values[n]:.2f} %" for n in [winner] + others)
+    return Claim(claim, verdict(holds), evidence)
+
+
 def render_claims(claims, title: str = "Claims of the paper on these data") -> list[str]:
     """The markdown section: one bullet per claim, ``**claim**: verdict. evidence``."""
     lines = [f"## {title}", "",
-             "Each claim of the paper checked on this run's mean AUCs (both parts, 95 % Hanley-McNeil "
-             "intervals, see above). The synthetic data are not the paper's: a verdict says what happens on "
-             "these data only.", ""]
+             "Each claim of the paper checked on this run, on the quantity named in its line (mean AUCs of "
+             "both parts come with their 95 % Hanley-McNeil intervals, see above). The synthetic data are not "
+             "the paper's: a verdict says what happens on these data only.", ""]
     if not claims:
         return lines + ["- no claim of the paper is checked by this run", ""]
     for c in claims:

@@ -7,8 +7,10 @@ many networks there are, how long the whole run will take and how much disk its 
 - :func:`compute_estimate` turns a command's training steps into CPU-hours with the seconds per step
   measured by ``benchmarks/scale.py`` (:data:`STEP_SECONDS`) and into GPU-hours with the FLOPs of a training
   clip counted by ``benchmarks/flops.py`` (:data:`TRAINING_FLOPS_PER_CLIP`) at an assumed sustained GPU rate
-  (:data:`ASSUMED_GPU_TFLOPS`, or ``ASD_GPU_TFLOPS``; no GPU was available to time one); the runner prints it
-  before training at full settings, labelled as estimates.
+  (:data:`ASSUMED_GPU_TFLOPS`, or ``ASD_GPU_TFLOPS``), or, when a table measured by ``benchmarks/gpu_check.py``
+  exists (``ASD_GPU_TABLE``, else ``asdcore/gpu_table.json``; :func:`measured_gpu_table`), with the seconds per
+  step measured on that GPU; the runner prints it before training at full settings, labelled as estimates
+  and as "measured" or "assumed".
 - the runner logs, after each unit, its time and the time left for the others at that pace.
 - :class:`RunProgress` turns the method's total step count (``Method.estimate``) and the steps measured so
   far into the ETA of the whole run; :class:`asdcore.keras_utils.ProgressLine` feeds it from training and
@@ -17,15 +19,18 @@ many networks there are, how long the whole run will take and how much disk its 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 from .errors import ASDError
 
 __all__ = ["check_free_disk", "compute_estimate", "gpu_hours", "gpu_tflops", "human_bytes", "human_duration",
            "STEP_SECONDS", "STEP_BATCH", "TRAINING_FLOPS_PER_CLIP", "ASSUMED_GPU_TFLOPS", "RunProgress",
-           "current_progress", "start_progress", "stop_progress"]
+           "current_progress", "start_progress", "stop_progress", "PAPER_RUNS", "GPU_TABLE_ENV",
+           "measured_gpu_table"]
 
 
 def human_bytes(n: float) -> str:
@@ -183,6 +188,47 @@ TRAINING_FLOPS_PER_CLIP = {
 ASSUMED_GPU_TFLOPS = 5.0
 
 
+#: Training steps of every paper command's full run (the paper's settings on the full DCASE data), per trainer,
+#: as the commands print them before training (docs/paper-scale.md): 2020 ~38,000 training clips, 594 steps per
+#: epoch x 400 epochs x 10 networks; 2021 ~42,000 clips, 657 x 400 x 10; DDCSAD 4,000 iterations x 205 networks;
+#: smoothing ~5,100 fit clips per type, 7 types: SerialOE 150 epochs x 80 steps, the autoencoder 1,500 epochs x
+#: ceil(5,100 / 16) = 319 steps. ``benchmarks/gpu_check.py`` turns them into measured GPU-hours.
+PAPER_RUNS = {
+    "run_dcase2020.py subcluster-adacos": (("subcluster2020", 2_376_000),),
+    "run_dcase2021.py multi-distribution": (("multi2021", 2_636_000),),
+    "run_dcase2020.py ddcsad": (("ddcsad-resnet38", 820_000),),
+    "run_dcase2021.py smoothing": (("serialoe-efficientnet_b0", 84_000), ("autoencoder", 3_349_500)),
+}
+
+#: A table written by ``benchmarks/gpu_check.py`` (JSON); without it ``asdcore/gpu_table.json`` if present.
+GPU_TABLE_ENV = "ASD_GPU_TABLE"
+PACKAGED_GPU_TABLE = Path(__file__).with_name("gpu_table.json")
+
+
+def measured_gpu_table(precision: str = "float32"):
+    """The measured seconds per step of ``benchmarks/gpu_check.py``'s table, or None when there is none:
+    ``{"path", "device", "date", "seconds": {trainer: seconds per step at precision}}``. The table is the file
+    named by ``ASD_GPU_TABLE``, else ``asdcore/gpu_table.json``; an unreadable file or a dry run's table is a
+    one-line error (it was named on purpose)."""
+    named = os.environ.get(GPU_TABLE_ENV, "").strip()
+    path = Path(named) if named else PACKAGED_GPU_TABLE
+    if not named and not path.is_file():
+        return None
+    try:
+        table = json.loads(path.read_text())
+        rows = table["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ASDError(f"{path}: not a table of benchmarks/gpu_check.py ({err}); run it again or unset "
+                       f"{GPU_TABLE_ENV}") from err
+    if table.get("dry_run"):
+        raise ASDError(f"{path}: a --dry-run table (tiny shapes, numbers meaningless); run benchmarks/gpu_check.py "
+                       f"without --dry-run on the GPU, or unset {GPU_TABLE_ENV}")
+    seconds = {r["trainer"]: float(r["seconds_per_step"]) for r in rows
+               if r.get("status") == "measured" and r.get("precision") == precision}
+    return {"path": str(path), "device": table.get("device", "?"), "date": table.get("date", "?"),
+            "seconds": seconds}
+
+
 def gpu_tflops() -> float:
     """The sustained TFLOP/s of the GPU-hours estimate: ``ASD_GPU_TFLOPS`` or :data:`ASSUMED_GPU_TFLOPS`."""
     value = os.environ.get("ASD_GPU_TFLOPS", "").strip()
@@ -219,7 +265,12 @@ def compute_estimate(steps: int, trainer: str, networks: int) -> str:
         cpu = (f"x {measured[0]:.2f}-{measured[1]:.2f} s/step ({STEP_SOURCE}) = about {low:,.0f}-{high:,.0f} "
                "CPU-hours on such a CPU")
     hours = gpu_hours(steps, trainer)
-    if hours is None:
+    table = measured_gpu_table()
+    if table and trainer in table["seconds"]:
+        per_step = table["seconds"][trainer]
+        gpu = (f"about {int(steps) * per_step / 3600:,.1f} GPU-hours at {per_step * 1e3:.1f} ms per step measured "
+               f"on {table['device']} ({table['date']}, float32, {table['path']})")
+    elif hours is None:
         gpu = "no FLOP count for this trainer, so no GPU-hours figure"
     else:
         gpu = (f"about {hours:,.1f} GPU-hours at an assumed sustained {gpu_tflops():g} TFLOP/s "

@@ -59,7 +59,10 @@ def run(args) -> int:
     run_folder = RunFolder.create(args.out, year, "evaluate", log_to_console=False)
     results = pd.concat([per_unit.assign(row="unit"), summary.assign(row="summary")], ignore_index=True)
     results.insert(0, "rules", f"DCASE {year}")
-    front = ["rules", "row", "system"]
+    from asdcore.synthetic import is_synthetic
+
+    results.insert(1, "data", "synthetic" if is_synthetic(args.data_root) else "real")  # as in a run's results.csv
+    front = ["rules", "data", "row", "system"]
     results = results[front + [c for c in results.columns if c not in front]]
     run_folder.write_csv("results.csv", results)
     fmt = {c: (lambda v: f"{100 * v:.2f}") for c in ("auc", "pauc", "precision", "recall", "f1", "score",

@@ -97,6 +97,19 @@ def apply_precision(precision: str) -> None:
     keras.config.set_dtype_policy(precision)
 
 
+def config_deviations(paper, ours, prefix: str = "") -> dict:
+    """Every setting of ``ours`` whose value differs from ``paper`` (a config of the same dataclass, the
+    paper's defaults): ``{key: (paper value, our value)}``; a nested config's keys read ``outer.inner``."""
+    out = {}
+    for field in dataclasses.fields(paper):
+        p, o = getattr(paper, field.name), getattr(ours, field.name)
+        if dataclasses.is_dataclass(p) and dataclasses.is_dataclass(o):
+            out.update(config_deviations(p, o, f"{prefix}{field.name}."))
+        elif (list(p) if isinstance(p, (tuple, list)) else p) != (list(o) if isinstance(o, (tuple, list)) else o):
+            out[prefix + field.name] = (p, o)
+    return out
+
+
 def config_to_dict(config) -> dict:
     """A dataclass config (possibly nested) as a plain dict for YAML."""
     if dataclasses.is_dataclass(config):
@@ -139,6 +152,11 @@ def resolve_config(default, yaml_path=None, overrides: dict | None = None):
             current = getattr(default, field.name)
             if isinstance(current, tuple) and isinstance(value, list):
                 value = tuple(value)
+            elif isinstance(current, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+                try:  # YAML 1.1 reads 1e-6 (no dot) as a string
+                    value = float(value)
+                except ValueError:
+                    raise ASDError(f"{field.name}: expected a number, got {value!r}") from None
             elif dataclasses.is_dataclass(current) and isinstance(value, dict):
                 try:
                     value = resolve_config(current, None, value)
@@ -346,7 +364,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, ground_truth: bool = T
                         help="DCASE data root holding dev_data/ and/or eval_data/ (default: the built-in synthetic set)")
     if ground_truth:
         parser.add_argument("--ground-truth", type=Path, default=None,
-                            help="eval labels: 2020 eval_data_list.csv, 2021 folder of ground_truth_*.csv files")
+                            help="eval labels: 2020 eval_data_list.csv, 2021 folder of ground_truth_*.csv files, "
+                                 "2022-2025 the evaluator's folder (ground_truth_data/ ...) or eval_data_list_<year>.csv")
+    parser.add_argument("--year", type=int, default=None, dest="data_year", choices=(2020, 2021, 2022, 2023, 2024, 2025),
+                        help="the DCASE edition of the data, its layout and official scores (default: detected from "
+                             "--data-root: a 2022-2025 root is recognised, otherwise the script's year; without "
+                             "--data-root, the synthetic set of that year)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="root of the run folders (default: runs)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--quick", action="store_true",

@@ -369,9 +369,13 @@ def open_ragged_store(
     progress: bool = True,
     batch_size: int = 32,
     verify: bool = True,
+    wave_affine=None,
 ) -> FeatureSet:
     """Every frame of every clip of ``table`` (clips of different lengths), memory-mapped, built on the
     first call: the counterpart of :func:`open_feature_store` for ``config.n_frames=None``.
+
+    ``wave_affine``: optional ``(offsets, scales)`` per clip, applied to the waveforms first
+    (:func:`asdcore.features.extract_features`); their values are part of the store's key.
 
     Layout: ``<key>.f32`` holds the frames of all kept clips end to end (float32 ``[total_frames, bins]``,
     no padding), ``<key>.json`` the manifest: the per-clip lengths, the kept rows, the bad files and a CRC-32
@@ -392,11 +396,15 @@ def open_ragged_store(
     paths = list(table["path"]) if hasattr(table, "columns") else list(table)
     paths = [os.path.abspath(os.fspath(p)) for p in paths]
     folder = os.path.join(_cache_folder(cache_dir, config, channel), "sets")
-    key = _set_key(paths, config, channel, kind="ragged")
+    kind = "ragged"
+    if wave_affine is not None:
+        affine = np.ascontiguousarray(np.stack([np.asarray(a, np.float64).reshape(-1) for a in wave_affine]))
+        kind += "|affine" + hashlib.sha256(affine.tobytes()).hexdigest()[:16]
+    key = _set_key(paths, config, channel, kind=kind)
     data_path, manifest_path = os.path.join(folder, key + ".f32"), os.path.join(folder, key + ".json")
     manifest = _valid_or_rebuilt(data_path, _validate_ragged(data_path, manifest_path, len(paths), config, verify),
                                  lambda: _build_ragged(paths, config, data_path, manifest_path, skip_bad_files,
-                                                       channel, progress, batch_size))
+                                                       channel, progress, batch_size, wave_affine))
     kept, bad_files = _kept_and_bad(manifest, len(paths), skip_bad_files)
     lengths = np.asarray(manifest["lengths"], np.int64)
     total = int(manifest["total_frames"])
@@ -407,7 +415,8 @@ def open_ragged_store(
                       lengths=lengths)
 
 
-def _build_ragged(paths, config, data_path, manifest_path, skip_bad_files, channel, progress, batch_size) -> dict:
+def _build_ragged(paths, config, data_path, manifest_path, skip_bad_files, channel, progress, batch_size,
+                  wave_affine=None) -> dict:
     folder = os.path.dirname(data_path)
     os.makedirs(folder, exist_ok=True)
     for stale in (manifest_path, data_path):
@@ -424,8 +433,11 @@ def _build_ragged(paths, config, data_path, manifest_path, skip_bad_files, chann
         with atomic_path(data_path, overwrite=True) as tmp, open(tmp, "wb") as out:
             for first in range(0, n, _RAGGED_CHUNK):
                 chunk = paths[first: first + _RAGGED_CHUNK]
+                affine = None if wave_affine is None else [np.asarray(a)[first: first + _RAGGED_CHUNK]
+                                                           for a in wave_affine]
                 part = extract_features(chunk, config, cache_dir=None, skip_bad_files=skip_bad_files,
-                                        channel=channel, progress=False, batch_size=batch_size, ragged="pad")
+                                        channel=channel, progress=False, batch_size=batch_size, ragged="pad",
+                                        wave_affine=affine)
                 if first == 0 and len(part.lengths):  # the whole store, estimated from the first chunk
                     need = float(np.mean(part.lengths)) * config.n_mels * 4 * n
                     check_free_disk(folder, need, f"the feature store for {n} clips", margin=1.05)

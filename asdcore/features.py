@@ -368,6 +368,7 @@ def extract_features(
     n_threads: int | None = None,
     out: np.ndarray | None = None,
     ragged: str = "error",
+    wave_affine=None,
 ) -> FeatureSet:
     """Features of every clip of a clip table, batched, optionally cached on disk.
 
@@ -399,6 +400,10 @@ def extract_features(
         ``"error"`` raises; ``"pad"`` stacks them into ``[n, longest, bins]`` with NaN after each
         clip's own frames (lengths in ``FeatureSet.lengths``, or from the array by
         :func:`valid_frames`).
+    wave_affine : (offsets, scales), optional
+        Two arrays aligned with the clips: each waveform becomes ``(wave - offset) / scale`` before the
+        transform (e.g. standardised to zero mean and unit variance by its machine's statistics). Not
+        cached per file (``cache_dir`` is then ignored; a feature store keys the whole set instead).
 
     Returns
     -------
@@ -418,6 +423,11 @@ def extract_features(
     n = len(paths)
     io_threads = n_threads or min(8, os.cpu_count() or 1)
     workers = n_threads or os.cpu_count() or 1
+    if wave_affine is not None:
+        offsets, scales = (np.asarray(a, np.float64).reshape(-1) for a in wave_affine)
+        if len(offsets) != n or len(scales) != n or not np.all(scales > 0):
+            raise ASDError(f"extract_features: wave_affine needs {n} offsets and {n} positive scales")
+        cache_dir = None
     folder = None if cache_dir is None else _cache_folder(cache_dir, config, channel)
 
     # Output rows are filled in place when the frame count is known (n_frames set): no second copy
@@ -458,9 +468,12 @@ def extract_features(
 
     def _read(i):
         try:
-            return load_audio(paths[i], sr=config.sr, channel=channel)
+            wave = load_audio(paths[i], sr=config.sr, channel=channel)
         except AudioError as exc:
             return exc
+        if wave_affine is None:
+            return wave
+        return ((wave - offsets[i]) / scales[i]).astype(np.float32)
 
     bar = None
     if progress:

@@ -28,13 +28,14 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from asdcore.estimates import RunProgress, current_progress, human_duration
 from asdcore.experiment import get_logger, set_seed
 from asdcore.training_curves import TRAINING_LOG  # the log the runner draws plots/training/<unit>.png from
 
 __all__ = ["reset_for_unit", "training_callbacks", "LearningRates", "ProgressLine", "EpochBackup", "TRAINING_LOG",
-           "TENSORBOARD_DIR", "training_log_path", "tensorboard_available"]
+           "TENSORBOARD_DIR", "training_log_path", "tensorboard_available", "compiled_inference"]
 
 #: TensorBoard folder of a unit (one sub-folder per further training of the same unit).
 TENSORBOARD_DIR = "tensorboard"
@@ -262,15 +263,45 @@ _WARNED = []
 
 
 def tensorboard_available() -> bool:
-    """Whether the ``tensorboard`` package (which Keras' TensorBoard callback writes through) is installed;
-    if not, says once how to install it (the CSV log and the curves are written all the same)."""
+    """Whether Keras' TensorBoard callback can write: it needs the ``tensorboard`` package and writes through
+    ``tensorflow.summary``, so TensorFlow too (also on the JAX back-end). If not, says once what is missing
+    (the CSV log and the curves are written all the same)."""
     import importlib.util
 
-    if importlib.util.find_spec("tensorboard") is not None:
+    missing = [name for name in ("tensorboard", "tensorflow") if importlib.util.find_spec(name) is None]
+    if not missing:
         return True
     if not _WARNED:
         _WARNED.append(True)
-        get_logger().warning("TensorBoard logs not written: the tensorboard package is missing; "
-                             "pip install tensorboard (a dependency in setup.py)")
+        get_logger().warning("TensorBoard logs not written: the %s package is missing (Keras' TensorBoard "
+                             "callback writes through tensorflow.summary); the CSV log is written all the same",
+                             " and ".join(missing))
     return False
 
+
+
+def compiled_inference(model):
+    """``f(x) -> numpy float32``: ``model(x, training=False)`` compiled once for the active back-end (a
+    ``tf.function`` on TensorFlow, ``jax.jit`` of the stateless call on JAX, eager elsewhere), reading the
+    model's current weights at every call (so it follows training between calls)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        graph = tf.function(lambda t: tf.cast(model(t, training=False), tf.float32), reduce_retracing=True)
+        return lambda x: graph(tf.cast(x, tf.float32)).numpy()
+    if backend == "jax":
+        import jax
+
+        @jax.jit
+        def call(trainable, non_trainable, x):
+            out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return keras.ops.cast(out, "float32")
+
+        def run(x):
+            return np.asarray(call([v.value for v in model.trainable_variables],
+                                   [v.value for v in model.non_trainable_variables], np.asarray(x, np.float32)))
+
+        return run
+    return lambda x: keras.ops.convert_to_numpy(
+        keras.ops.cast(model(keras.ops.convert_to_tensor(np.asarray(x, np.float32)), training=False), "float32"))

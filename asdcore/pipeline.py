@@ -69,7 +69,7 @@ def describe_data(table: pd.DataFrame) -> str:
 
 
 def load_features(table: pd.DataFrame, config, *, cache_dir=None, skip_bad_files: bool = False,
-                  run: RunFolder | None = None, ragged: str = "error"):
+                  run: RunFolder | None = None, ragged: str = "error", wave_affine=None):
     """Cached log-mel features for every clip of ``table``.
 
     ``ragged`` is passed to :func:`asdcore.features.extract_features` (``"pad"``: clips of different
@@ -86,6 +86,8 @@ def load_features(table: pd.DataFrame, config, *, cache_dir=None, skip_bad_files
     """
     cache = cache_root(cache_dir) / "features"
     skip = skip_bad_files
+    if wave_affine is not None and (config.n_frames is not None or ragged != "pad"):
+        raise ASDError("load_features: wave_affine needs every frame of every clip (n_frames=None, ragged='pad')")
     if config.n_frames is not None:
         # one memory-mapped array per configuration and data set: batches are read from disk, never the whole
         # set held in memory (asdcore.feature_store)
@@ -96,7 +98,8 @@ def load_features(table: pd.DataFrame, config, *, cache_dir=None, skip_bad_files
         # every frame of every clip, end to end in one memory-mapped file (no padding, not in memory)
         from asdcore.feature_store import open_ragged_store
 
-        result = open_ragged_store(table, config, cache, skip_bad_files=skip, progress=True)
+        result = open_ragged_store(table, config, cache, skip_bad_files=skip, progress=True,
+                                   wave_affine=wave_affine)
     else:
         result = feats.extract_features(table, config, cache_dir=cache, skip_bad_files=skip, progress=True,
                                         ragged=ragged)
@@ -176,5 +179,6 @@ def evaluate_systems(run: RunFolder, table: pd.DataFrame, systems: dict[str, np.
     results.insert(0, "mode", "QUICK" if quick else "full")
     if data is not None:
         results.insert(1, "data", data)
+    results.insert(2 if data is not None else 1, "rules", f"DCASE {year}")  # the edition whose rule was applied
     run.write_csv("results.csv", results)
     return per_unit, summary

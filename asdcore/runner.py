@@ -222,23 +222,27 @@ class RunContext:
     def __init__(self, method: Method, args, run: RunFolder, log=None):
         self.method = method
         self.args = args
-        self.year = method.year
+        #: the DCASE edition of the data (its layout and official scores): ``--year``, or detected from
+        #: ``--data-root`` (asdcore.layouts.resolve_year); the method's own year otherwise
+        self.year = data_year(method, args)
         self.log = log or get_logger()
         self.quick, self.why = _quick_mode(args)
         overrides = {k: v for k, v in method.overrides(args).items() if v is not None}
         self.config = resolve_config(method.default_config(self.quick), getattr(args, "config", None), overrides)
-        changed = sorted(overrides) + ([f"--config {args.config}"] if getattr(args, "config", None) else [])
+        self.precision = getattr(args, "precision", "float32")
+        self.deviations = _deviations(method, self.config, overrides, getattr(args, "config", None),
+                                      self.quick, self.precision)
         if self.quick:
             self.settings_label = f"{QUICK_BANNER} ({self.why})"
-        elif changed:
-            self.settings_label = "paper settings with overrides (" + ", ".join(changed) + "): not the paper's"
+        elif self.deviations:
+            self.settings_label = "not the paper's settings: " + deviations_text(self.deviations)
         else:
             self.settings_label = "paper settings"
         self.seed = int(getattr(args, "seed", 0))
-        if getattr(args, "precision", "float32") != "float32":
+        if self.precision != "float32":
             from asdcore.experiment import apply_precision
 
-            apply_precision(args.precision)
+            apply_precision(self.precision)
         self.cache_dir = getattr(args, "cache_dir", None)
         self.skip_bad_files = bool(getattr(args, "skip_bad_files", False))
         self.run = run
@@ -313,6 +317,74 @@ class RunContext:
 
 
 # --- command-line plumbing ------------------------------------------------------------------------------
+
+def data_year(method: Method, args) -> int:
+    """The edition a run works with: ``--year``, else a 2022-2025 ``--data-root``'s, else the method's year."""
+    from asdcore.layouts import resolve_year
+
+    return resolve_year(method.year, getattr(args, "data_root", None), getattr(args, "data_year", None))
+
+
+def later_year_report(ctx: "RunContext", per_unit: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """``comparison.md`` of a run on DCASE 2022-2025 data: the official scores per system, part and machine type,
+    and the statement that the paper published no numbers for that edition (nothing to compare with)."""
+    rule = ("AUC per domain over that domain's normal clips and all anomalous clips of the section, one pAUC per "
+            "section over all its clips, official score = harmonic mean of all of them" if ctx.year >= 2022 else
+            "see asdcore/metrics.py")
+    lines = [f"Data and official scores of **DCASE {ctx.year}** (its layout and its evaluator's rule: {rule}).", "",
+             f"There are **no published numbers** of this paper for DCASE {ctx.year} data (the paper predates "
+             "it), so no side-by-side table is shown; the adaptations used are listed in docs/later-dcase.md.", ""]
+    if summary is None or summary.empty:
+        return lines + ["No labelled test clips were scored (give --ground-truth for the evaluation set)."]
+    rows = summary[summary["statistic"] == "harmonic mean"]
+    table = []
+    for (system, part), group in rows.groupby(["system", "part"], sort=True):
+        for machine_type, r in group.groupby("machine_type", sort=False):
+            pick = {d: r[r["domain"] == d] for d in ("source", "target", "all")}
+            if any(v.empty for v in pick.values()):
+                continue
+            table.append([system, part, machine_type, f"{100 * pick['source']['auc'].iloc[0]:.2f}",
+                          f"{100 * pick['target']['auc'].iloc[0]:.2f}", f"{100 * pick['all']['pauc'].iloc[0]:.2f}",
+                          f"{100 * pick['all']['score'].iloc[0]:.2f}"])
+    header = ["system", "part", "machine type", "AUC source (h-mean)", "AUC target (h-mean)", "pAUC (h-mean)",
+              "score (h-mean)"]
+    body = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body += ["| " + " | ".join(row) + " |" for row in table]
+    return lines + [f"Harmonic means in %; the row 'all' holds the official DCASE {ctx.year} score. {ctx.mode} run.",
+                    ""] + body + [""]
+
+
+def _deviations(method: Method, config, overrides: dict, config_file, quick: bool, precision: str) -> dict:
+    """Every setting of the run that differs from the paper's (the method's full-mode defaults), by key:
+    ``{key: {"paper": value, "ours": value, "set by": "command line" | "--config FILE" | "quick mode"}}``,
+    plus ``precision`` when ``--precision`` is not the papers' float32."""
+    from asdcore.experiment import config_deviations
+
+    from_file = set()
+    if config_file is not None:
+        import yaml
+
+        from_file = set(yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {})
+    out = {}
+    for key, (paper, ours) in config_deviations(method.default_config(False), config).items():
+        top = key.split(".")[0]
+        source = ("command line" if top in overrides else f"--config {config_file}" if top in from_file
+                  else "quick mode" if quick else "defaults")
+        out[key] = {"paper": paper, "ours": ours, "set by": source}
+    if precision != "float32":
+        out["precision"] = {"paper": "float32", "ours": precision, "set by": "--precision"}
+    return out
+
+
+def _shown(value) -> str:
+    return "[" + ", ".join(map(_shown, value)) + "]" if isinstance(value, (tuple, list)) else str(value)
+
+
+def deviations_text(deviations: dict) -> str:
+    """One line naming each deviation by key: ``epochs = 3 (paper: 400; command line), ...``."""
+    return ", ".join(f"{key} = {_shown(d['ours'])} (paper: {_shown(d['paper'])}; {d['set by']})"
+                     for key, d in deviations.items())
+
 
 def _quick_mode(args) -> tuple[bool, str]:
     """:func:`asdcore.experiment.resolve_quick` of the flags ``--quick``, ``--full`` and ``--data-root``."""
@@ -571,10 +643,16 @@ def _finish(ctx: RunContext, units: list[Unit]) -> int:
             for name, scores in assembled.systems.items():
                 submission.write_scores(ctx.table[test], scores[test], ctx.run.scores_dir(name), ctx.year)
     kill_point("assembly-evaluated")
-    sections = [f"# {ctx.method.title}", "", f"> {ctx.source.description}", f"> {ctx.settings_label}", ""]
-    if assembled.report is not None:
+    sections = [f"# {ctx.method.title}", "", f"> {ctx.source.description}", f"> {ctx.settings_label}"]
+    if ctx.quick and ctx.deviations:
+        sections.append(f"> deviations from the paper's settings: {deviations_text(ctx.deviations)}")
+    sections.append("")
+    if ctx.year != ctx.method.year:  # a later edition: no paper table, no paper claims to check
+        sections += later_year_report(ctx, per_unit, summary)
+    elif assembled.report is not None:
         sections += list(assembled.report(ctx, per_unit, summary))
-    sections += _confidence_and_claims(ctx, assembled, per_unit)
+    if ctx.year == ctx.method.year:
+        sections += _confidence_and_claims(ctx, assembled, per_unit)
     ctx.run.write_text("comparison.md", "\n".join(sections))
     kill_point("assembly-end")
     ctx.run.mark_assembled()
@@ -602,7 +680,7 @@ def run_method(method: Method, args, argv: list[str]) -> int:
         quick, _ = _quick_mode(args)
         resolve_config(method.default_config(quick), getattr(args, "config", None),
                        {k: v for k, v in method.overrides(args).items() if v is not None})
-        run = RunFolder.create(args.out, method.year, method.experiment_name(args))
+        run = RunFolder.create(args.out, data_year(method, args), method.experiment_name(args))
     try:
         return _run_in_folder(method, args, argv, run, resuming, log)
     except BaseException as error:  # noqa: BLE001 - recorded, then raised again unchanged
@@ -642,7 +720,8 @@ def _run_in_folder(method: Method, args, argv: list[str], run: RunFolder, resumi
     if not resuming:
         atomic_write_text(run.path / INVOCATION_FILE, json.dumps(_invocation(method, argv), indent=1))
         run.write_config({"command": method.command, "mode": ctx.mode, "settings_label": ctx.settings_label,
-                          "data": ctx.source.description, "seed": ctx.seed, "settings": ctx.config})
+                          "data": ctx.source.description, "rules": f"DCASE {ctx.year}", "seed": ctx.seed,
+                          "precision": ctx.precision, "deviations": ctx.deviations, "settings": ctx.config})
     method.check(ctx)
     method.prepare(ctx)
     units = method.units(ctx)

@@ -12,6 +12,10 @@ One model per machine ID (Sec. IV-A: "We performed learning for each particular 
   as outlier data [12]". "All the IDs" is read literally: the training clips of the development IDs *and*
   of the evaluation IDs (the "additional training set") are outliers for every model, whatever part the
   target ID belongs to. Test clips are never outliers.
+  **DCASE 2021-2025 data** (adaptation ``outliers = "all types"``, docs/later-dcase.md): the later editions
+  have no MIMII/ToyADMOS grouping (new types, one section per type from 2023 on), so one model is trained per
+  *section* and the outliers are the training clips of every other section of every machine type of the data
+  (both parts).
 * **anomalies** (label ``ANOMALY`` = -2, only for Fig. 2): real anomalous test clips of the target ID moved
   into the training data (:func:`anomaly_pool`).
 
@@ -20,21 +24,28 @@ Amplitude normalisation (Sec. IV-A)
 "we calculated each machine's amplitude values, normalized them to have a mean of 0 and variance of 1,
 and then extracted 128-dimensional logarithmic Mel filter-banks". The paper calls each ID a "machine"
 ("seven or eight different machines of that type, and ID information is provided to indicate exactly
-which machine the data belongs to"), so the default (``level="machine"``) standardises the waveform
-samples of each machine ID with the mean and variance of all samples of that ID's *training* clips; the
-same two numbers are applied to the ID's test clips (the ID of a test clip is known). Other levels:
-``"type"`` (statistics per machine type), ``"clip"`` (each clip by its own statistics), ``"none"``.
+which machine the data belongs to"), so the default (``level="machine"``) standardises the waveform of
+every clip of a machine ID, ``x' = (x - mu) / sigma``, with the mean and standard deviation of all
+samples of that ID's *training* clips; the same two numbers are applied to the ID's test clips (the ID
+of a test clip is known). The log-mel features are computed from the standardised waveforms
+(``method="waveform"``, :func:`amplitude_affine` and ``wave_affine`` of
+:func:`asdcore.pipeline.load_features`: a feature store of its own, keyed by the statistics).
 
-Standardising a waveform, ``x' = (x - mu) / sigma``, and then taking ``10 log10`` of its mel power
-spectrum adds ``-10 log10(sigma^2)`` dB to every log-mel value; so the cached log-mel features of
-:func:`asdcore.pipeline.load_features` are shifted by that number instead of being computed again
-(:func:`normalise_amplitude`). Two differences from recomputing, both negligible and both documented:
-the mean ``mu`` (a DC offset; recordings are AC-coupled, ``|mu| << sigma``, see ``amplitude.csv`` of a
-run) is not removed, which would only change the lowest mel bin; and the ``1e-10`` floor of the log is
-applied before the shift, which matters only for digital silence. The statistics need the waveforms:
-:func:`waveform_statistics` reads each training clip once (``asdcore.audio.load_many``) and caches
-``(samples, sum, sum of squares)`` per clip in a small CSV file keyed by the file's path, size and
-modification time.
+Other readings, each a setting: ``level="type"`` (statistics per machine type), ``"clip"`` (each clip by
+its own statistics, as Fujimura et al. do), ``"none"``. The authors' later code (Serial-OE) standardises
+every clip a model sees with one mean and standard deviation of the target machine type's training
+waves; for one model that is one affine map of all its inputs, which shifts every log-mel value by the
+same number of dB (the mean aside) -- which the per-mel-bin batch normalisation at the input of both
+encoders (``bn0``) removes, so that reading trains like ``"none"``.
+
+``method="logmel_shift"`` is a faster approximation that needs no second feature store: standardising a
+waveform and then taking ``10 log10`` of its mel power spectrum adds ``-10 log10(sigma^2)`` dB to every
+log-mel value, so the cached log-mel features are shifted by that number (:func:`normalise_amplitude`).
+It keeps the mean ``mu`` (a DC offset), which reaches the lowest mel bin through the window's leakage
+into the second FFT bin (15.6 Hz), and applies the ``1e-10`` floor of the log before the shift. The
+statistics need the waveforms: :func:`waveform_statistics` reads each clip once
+(``asdcore.audio.load_many``) and caches ``(samples, sum, sum of squares)`` per clip in a small CSV
+file keyed by the file's path, size and modification time.
 
 Mini-batches (Sec. IV-A, IV-C)
 ------------------------------
@@ -60,18 +71,20 @@ crop of the centroids and the ten scoring crops (:func:`crop_starts`, :func:`gat
 padding. Clips shorter than one crop are repeated to the crop length (:func:`fit_short_clips`), as the
 core repeat-pads short waves.
 
-Epoch (open choice)
--------------------
+Epoch (the paper is silent; the authors' public code decides)
+-------------------------------------------------------------
 The centroids c_p and c_n "are updated at each epoch by recalculating the centroids using the entire
-training data set" while training counts iterations (4000). Here one epoch is the number of iterations
-in which the sampler draws as many clips as the unit's training set holds:
-``steps_per_epoch = ceil((normal + outlier [+ anomaly] clips) / batch size)`` (:func:`steps_per_epoch`;
-about 400 iterations for a MIMII ID of DCASE 2020, so 4000 iterations give ~10 centroid updates). The
-option ``epoch="normal"`` instead counts one pass over the target ID's normal clips at the batch's normal
-share (~1000 / 32 = 32 iterations, ~125 updates, each a pass over ~25k clips: about three times the
-cost of the training itself). The centroids are embeddings of one fixed crop per clip (the centre 256
-frames, :func:`centroid_dataset`), computed in inference mode by :class:`ddcsad.model.CentroidUpdate`;
-before the first ones the BN statistics are set from training batches
+training data set" while training counts iterations (4000); the paper does not say how long an epoch
+is. The authors' later public code (Serial-OE, ``OutlierBalancedBatchSampler``) ends an epoch when the
+target's normal clips have been used once, at the batch's normal share; so does the default here,
+``epoch="normal"``: ``steps_per_epoch = ceil(normal clips / normal clips per batch)``
+(:func:`steps_per_epoch`; ~1000 / 32 = 32 iterations for a DCASE 2020 ID, ~125 centroid updates in 4000
+iterations, each a pass over the ~25k clips of the training set: forward passes of about three times
+the cost of the training itself). ``epoch="dataset"`` counts one pass over the unit's whole training
+set, normal and outlier clips, at the batch size (about 400 iterations for a MIMII ID, ~10 updates).
+The centroids are embeddings of one fixed crop per clip (the centre 256 frames,
+:func:`centroid_dataset`), computed in inference mode by :class:`ddcsad.model.CentroidUpdate`; before
+the first ones the BN statistics are set from training batches
 (:meth:`ddcsad.model.DDCSADModel.calibrate_batch_norm`).
 """
 from __future__ import annotations
@@ -80,6 +93,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -100,6 +114,8 @@ __all__ = [
     "amplitude_offsets_db",
     "amplitude_normalisation",
     "normalise_amplitude",
+    "amplitude_affine",
+    "AMPLITUDE_METHODS",
     "BalancedBatches",
     "crop_starts",
     "gather_crops",
@@ -116,7 +132,8 @@ SOURCE_DATASETS = {
 """The two source data sets of DCASE 2020 task 2 and their machine types (Sec. IV-A)."""
 
 AMPLITUDE_LEVELS = ("machine", "type", "clip", "none")
-EPOCH_DEFINITIONS = ("dataset", "normal")
+AMPLITUDE_METHODS = ("waveform", "logmel_shift")
+EPOCH_DEFINITIONS = ("normal", "dataset")
 
 
 def source_dataset(machine_type: str) -> str:
@@ -200,12 +217,16 @@ def unit_sets(table: pd.DataFrame, machine_type: str, unit: str, pool: dict | No
     n_anomalies : int
         How many of the pooled anomalies (the first ones) join the training data (Fig. 2: 1, 2, 4, ...).
     """
-    source = source_dataset(machine_type)
     mtypes = table["machine_type"].to_numpy()
     units = table["unit"].to_numpy()
     train = (table["split"] == "train").to_numpy()
     target = (mtypes == machine_type) & (units == unit)
-    same_source = np.isin(mtypes, SOURCE_DATASETS[source])
+    if "year" in table.columns and len(table) and int(table["year"].iloc[0]) != 2020:
+        source = "the data set"  # later editions: every other section of every type (module docstring)
+        same_source = np.ones(len(table), dtype=bool)
+    else:
+        source = source_dataset(machine_type)
+        same_source = np.isin(mtypes, SOURCE_DATASETS[source])
     normal = np.flatnonzero(train & target)
     outlier = np.flatnonzero(train & same_source & ~target)
     if len(normal) == 0:
@@ -331,6 +352,27 @@ def amplitude_normalisation(table: pd.DataFrame, level: str = "machine", cache_d
     stats.loc[need, ["n", "sum", "sumsq"]] = read[["n", "sum", "sumsq"]].to_numpy()
     amplitudes = amplitude_table(table, stats, level)
     return amplitude_offsets_db(table, amplitudes, level), amplitudes
+
+
+def amplitude_affine(table: pd.DataFrame, amplitudes: pd.DataFrame | None, level: str = "machine"):
+    """Per row of ``table`` the ``(offsets, scales)`` that standardise its waveform, ``(x - mean) / std``,
+    with its group's statistics (:func:`amplitude_table`): zero mean and unit variance over the group's
+    training samples (Sec. IV-A). ``level="none"``: zeros and ones. For ``level="clip"`` a clip without
+    statistics (unreadable, skipped later with ``--skip-bad-files``) gets (0, 1); a machine or type
+    without any readable training clip raises."""
+    n = len(table)
+    if level == "none":
+        return np.zeros(n), np.ones(n)
+    keys = _group_keys(table, level)
+    mean = dict(zip(amplitudes["group"], amplitudes["mean"]))
+    std = dict(zip(amplitudes["group"], amplitudes["std"]))
+    missing = sorted({k for k in keys if k not in std})
+    if missing and level != "clip":
+        raise ASDError(f"ddcsad/data.py: no amplitude statistics for {missing[:3]} (no readable training "
+                       "clip); check the data or use amplitude normalisation 'none'")
+    offsets = np.array([mean.get(k, 0.0) for k in keys], np.float64)
+    scales = np.array([std.get(k, 1.0) for k in keys], np.float64)
+    return offsets, np.where(scales > 0, scales, 1.0)
 
 
 def normalise_amplitude(features: np.ndarray, offsets_db: np.ndarray) -> np.ndarray:
@@ -488,12 +530,27 @@ class BalancedBatches:
         self.streams = [_Stream(sets.normal, self.rng), _Stream(sets.outlier, self.rng),
                         _Stream(sets.anomaly, self.rng)]
         self.codes = (NORMAL, OUTLIER, int(anomaly_label))
+        self.device = None
 
     @property
     def batch_size(self) -> int:
         return int(sum(self.composition))
 
-    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+    def on_device(self) -> bool:
+        """Copy the features onto the accelerator when ``ASD_DEVICE_DATA`` says so
+        (:func:`asdcore.input_pipeline.place_features`; clips of different lengths stay on the host): the
+        crops of every later batch are then gathered there (the same crops as on the host). Returns whether
+        they were placed."""
+        from asdcore.input_pipeline import place_features
+
+        if hasattr(self.features, "starts"):  # a ragged store: crops are read from the file
+            return False
+        self.device = place_features(self.features, what="DDCSAD training features")
+        return self.device is not None
+
+    def draw(self):
+        """The next batch's ``(rows, crop starts, labels)``: the composition's clips from each stream, one
+        uniform crop start per clip."""
         rows, labels = [], []
         for stream, n, code in zip(self.streams, self.composition, self.codes):
             if n:
@@ -501,16 +558,29 @@ class BalancedBatches:
                 labels.append(np.full(n, code, np.int32))
         rows = np.concatenate(rows)
         starts = self.rng.integers(0, self.lengths[rows] - self.crop_frames + 1)
+        return rows, starts, np.concatenate(labels)
+
+    def next_batch(self):
+        """``(x, y)``: NumPy arrays, or with the features on the accelerator ``x`` a device tensor."""
+        rows, starts, labels = self.draw()
+        if self.device is not None:
+            return self.device.crops(rows, starts, self.crop_frames), labels
         idx = starts[:, None] + np.arange(self.crop_frames)[None, :]
         x = self.features[rows[:, None], idx]
-        return x.astype(np.float32, copy=False), np.concatenate(labels)
+        return x.astype(np.float32, copy=False), labels
 
     def __iter__(self):
         while True:
             yield self.next_batch()
 
     def dataset(self):
-        """The endless stream as a ``tf.data.Dataset`` of ``(x, y)`` batches (prefetched)."""
+        """The endless stream for ``fit``: a ``tf.data.Dataset`` of ``(x, y)`` batches (prefetched) on
+        TensorFlow; elsewhere a :class:`keras.utils.PyDataset` that draws the same batches (the crops
+        gathered on the accelerator when the features were placed there, :meth:`on_device`)."""
+        from asdcore.input_pipeline import on_tensorflow
+
+        if not on_tensorflow():
+            return _EndlessBatches(self)
         import tensorflow as tf
 
         mels = int(self.features.shape[2])
@@ -519,16 +589,31 @@ class BalancedBatches:
         return tf.data.Dataset.from_generator(self.__iter__, output_signature=spec).prefetch(2)
 
 
+class _EndlessBatches(keras.utils.PyDataset):
+    """:class:`BalancedBatches` as an endless PyDataset (off TensorFlow): item ``k`` is the sampler's next
+    batch, drawn in order by one background thread (the sampler's random stream is sequential)."""
+
+    def __init__(self, sampler):
+        super().__init__(workers=1, use_multiprocessing=False, max_queue_size=4)
+        self.sampler = sampler
+
+    @property
+    def num_batches(self):
+        return None
+
+    def __getitem__(self, index):
+        return self.sampler.next_batch()
+
+
 def centroid_dataset(features, sets: UnitSets, crop_frames: int = 256, batch_size: int = 64,
                      n_crops: int = 1, lengths=None):
-    """A finite ``tf.data.Dataset`` of ``(x, y)`` over the unit's whole training set, for the centroids.
+    """A finite dataset of ``(x, y)`` over the unit's whole training set, for the centroids: a
+    ``tf.data.Dataset`` on TensorFlow, a re-iterable of NumPy batches elsewhere.
 
     Each normal, outlier (and anomalous, which the centroids ignore) training clip gives its centre crop
     (``n_crops=1``) or ``n_crops`` evenly spaced crops (:func:`crop_starts`, over each clip's own
     ``lengths``), so c_p / c_n are the mean embeddings of those crops.
     """
-    import tensorflow as tf
-
     idx, y = sets.train_indices_and_labels()
     keep = y != ANOMALY  # they enter neither centroid
     idx, y = idx[keep], y[keep]
@@ -543,5 +628,21 @@ def centroid_dataset(features, sets: UnitSets, crop_frames: int = 256, batch_siz
             x = gather_crops(features, rows, lengths[rows], n_crops, crop_frames).reshape(-1, crop_frames, mels)
             yield x, np.repeat(y[s: s + per_batch], n_crops)
 
+    from asdcore.input_pipeline import on_tensorflow
+
+    if not on_tensorflow():
+        return _Reiterable(generate)
+    import tensorflow as tf
+
     spec = (tf.TensorSpec((None, crop_frames, mels), tf.float32), tf.TensorSpec((None,), tf.int32))
     return tf.data.Dataset.from_generator(generate, output_signature=spec)
+
+
+class _Reiterable:
+    """``iter()`` starts ``generate()`` anew: one pass per iteration (the centroids are recomputed every epoch)."""
+
+    def __init__(self, generate):
+        self.generate = generate
+
+    def __iter__(self):
+        return self.generate()

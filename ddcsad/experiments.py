@@ -30,6 +30,7 @@ the protocol (re-exporting the settings' names). Keras is imported only by the u
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -91,16 +92,23 @@ class DDCSAD(Method):
         with_model = {f"{t}/{u}" for _, t, u in ids}
         wanted = ctx.mask(split="train") | np.isin(unit_keys(ctx.table), list(with_model))
         ctx.table = ctx.table[wanted].reset_index(drop=True)
-        # every frame of clips of different lengths: NaN-padded (ctx.features keeps a fixed frame count)
-        ctx.table, features = load_features(ctx.table, feature_config, cache_dir=ctx.cache_dir,
-                                            skip_bad_files=ctx.skip_bad_files, run=ctx.run, ragged="pad")
-        features, lengths = data.fit_short_clips(features, valid_frames(features), config.crop_frames)
-        log.info("features: %d clips of %d-%d frames (crops span each whole clip)", len(lengths),
-                 int(lengths.min()) if len(lengths) else 0, int(lengths.max()) if len(lengths) else 0)
-        offsets, amplitudes = data.amplitude_normalisation(
+        # the waveforms' statistics first: the features are computed from the standardised waveforms
+        _, amplitudes = data.amplitude_normalisation(
             ctx.table, config.amplitude_norm, cache_dir=cache_root(ctx.cache_dir) / "amplitude",
             sr=feature_config.sr, skip_bad_files=ctx.skip_bad_files)
-        features = data.normalise_amplitude(features, offsets)
+        on_waves = config.amplitude_method == "waveform" and config.amplitude_norm != "none"
+        affine = data.amplitude_affine(ctx.table, amplitudes, config.amplitude_norm) if on_waves else None
+        # every frame of clips of different lengths: NaN-padded (ctx.features keeps a fixed frame count)
+        ctx.table, features = load_features(ctx.table, feature_config, cache_dir=ctx.cache_dir,
+                                            skip_bad_files=ctx.skip_bad_files, run=ctx.run, ragged="pad",
+                                            wave_affine=affine)
+        if not on_waves:  # "logmel_shift": the log-mel features shifted by -10 log10(sigma^2) dB
+            features = data.normalise_amplitude(
+                features, data.amplitude_offsets_db(ctx.table, amplitudes, config.amplitude_norm))
+        features, lengths = data.fit_short_clips(features, valid_frames(features), config.crop_frames)
+        log.info("features: %d clips of %d-%d frames (crops span each whole clip), amplitude %s (%s)",
+                 len(lengths), int(lengths.min()) if len(lengths) else 0, int(lengths.max()) if len(lengths) else 0,
+                 config.amplitude_norm, config.amplitude_method)
         counts = [k for k in config.anomalies if k > 0]
         pool, dropped = {}, []
         if counts:
@@ -182,7 +190,7 @@ class DDCSAD(Method):
         def claims(confidence):
             from ddcsad.claims import claims_for
 
-            return claims_for(confidence, config, ctx.state.get("few_anomalies_per_unit"))
+            return claims_for(table2, dataclasses.replace(config, anomalies=(0, *counts)), fig2)
 
         return Assembled(systems, report=with_sections(report, maps_and_accuracy), claims=claims)
 
@@ -228,8 +236,7 @@ def _few_anomalies(ctx, outputs, alphas, pool, counts) -> pd.DataFrame:
             frames.append(per_type)
     sub = RunFolder(ctx.run.path / "few_anomalies")
     sub.path.mkdir(parents=True, exist_ok=True)
-    few_per_unit, _ = evaluate_systems(sub, reduced, systems, 2020, quick=ctx.quick, plots=False, data=ctx.data)
-    ctx.state["few_anomalies_per_unit"] = few_per_unit  # for the claims list (ddcsad.claims)
+    evaluate_systems(sub, reduced, systems, 2020, quick=ctx.quick, plots=False, data=ctx.data)
     fig2 = pd.concat(frames, ignore_index=True)
     ctx.run.write_csv("fig2.csv", fig2.assign(**ctx.labels))
     for part in sorted(fig2["part"].unique()):

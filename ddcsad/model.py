@@ -7,10 +7,13 @@ Table II (``"bce"``, ``"dsad"``, ``"ddcsad"``, ``"bce+dsad"``, ``"bce+ddcsad"``;
 
 Backend
 -------
-The losses (:mod:`ddcsad.losses`) use ``keras.ops`` only, but ``train_step`` is written for the
-TensorFlow backend (``tf.GradientTape``), because Keras 3 custom training steps are backend-specific.
-On the JAX or PyTorch back-end, constructing (or loading) a ``DDCSADModel`` raises ``ASDError`` naming the
-back-end (:func:`require_tensorflow_backend`) instead of failing inside ``fit``.
+The losses (:mod:`ddcsad.losses`) use ``keras.ops`` only; Keras 3 custom training steps are back-end
+specific, so ``train_step`` has one body per back-end with the same arithmetic: TensorFlow
+(``tf.GradientTape``, two ``optimizer.apply``) and JAX (Keras' stateless API: the loss of the variables'
+values under a ``keras.StatelessScope``, ``jax.value_and_grad``, two ``optimizer.stateless_apply``; Keras'
+JAX trainer carries both optimizers' state as one :class:`OptimizerPair`). On the PyTorch back-end,
+constructing (or loading) a ``DDCSADModel`` raises ``ASDError`` naming the back-end
+(:func:`require_supported_backend`) instead of failing inside ``fit``.
 
 Labels
 ------
@@ -53,9 +56,9 @@ Epochs
 ------
 The paper counts iterations (4000, Sec. IV-A) and updates the centroids "at each epoch". Here an epoch
 is one Keras epoch of ``model.fit(..., steps_per_epoch=S, epochs=E)``; the data pipeline chooses S
-(:func:`ddcsad.data.steps_per_epoch`: by default one pass over the unit's whole training set, normal and
-outlier clips, at the batch size, about 400 iterations for a DCASE 2020 MIMII ID; the option
-``epoch="normal"`` gives one pass over the normal clips at their batch share, ~1000 / 32 ~ 32 iterations)
+(:func:`ddcsad.data.steps_per_epoch`: by default one pass over the normal clips at their batch share,
+~1000 / 32 ~ 32 iterations, as the authors' public sampler; the option ``epoch="dataset"`` gives one pass
+over the unit's whole training set at the batch size, about 400 iterations for a DCASE 2020 MIMII ID)
 and E = ceil(4000 / S); the experiment stops after exactly 4000 iterations (the last epoch may be short).
 
 Optimisation
@@ -78,7 +81,6 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers, ops
 
 from asdcore.errors import ASDError
@@ -92,6 +94,8 @@ HALVE_EVERY = 1000
 """The learning rates are multiplied by 0.5 after every 1000 iterations (Sec. IV-A)."""
 TOTAL_ITERATIONS = 4000
 """Training iterations without anomalies (Sec. IV-A)."""
+ADAM_EPSILON = 1e-8
+"""Adam's epsilon: Kingma and Ba's value ([19] of the paper), also PyTorch's (Keras: 1e-7)."""
 FINETUNE_ITERATIONS = 2000
 """Iterations when fine-tuning with real anomalies, from the model trained without them (Sec. IV-C)."""
 DSAD_CENTROID_POLICIES = ("fixed", "every_epoch")
@@ -112,20 +116,63 @@ def epochs_for_iterations(iterations: int, steps_per_epoch: int) -> int:
     return int(math.ceil(iterations / max(1, int(steps_per_epoch))))
 
 
-def require_tensorflow_backend(what: str) -> None:
-    """Raise ``ASDError`` naming the active Keras back-end unless it is TensorFlow.
+SUPPORTED_BACKENDS = ("tensorflow", "jax")
 
-    ``train_step`` (``tf.GradientTape``), :meth:`DDCSADModel.embed` (``tf.function``) and the centroid
-    updates (``tf.data``) are TensorFlow code; on the JAX or PyTorch back-end Keras would call them with
-    another trainer's signature and fail obscurely. The losses in :mod:`ddcsad.losses` run on any back-end.
-    """
+
+def require_supported_backend(what: str) -> None:
+    """Raise ``ASDError`` naming the active Keras back-end unless ``train_step`` has a body for it
+    (TensorFlow or JAX); on PyTorch Keras would call the step with another trainer's signature and fail
+    obscurely. The losses in :mod:`ddcsad.losses` run on any back-end."""
     backend = keras.backend.backend()
-    if backend != "tensorflow":
+    if backend not in SUPPORTED_BACKENDS:
         raise ASDError(
-            f"ddcsad/model.py: {what} needs the TensorFlow back-end (its train_step uses tf.GradientTape) but "
-            f"Keras runs on {backend!r}; set KERAS_BACKEND=tensorflow, or use ddcsad.losses (any back-end) "
-            "in a training step of your own"
+            f"ddcsad/model.py: {what} needs the TensorFlow or JAX back-end (its two-optimizer train_step is "
+            f"written for those) but Keras runs on {backend!r}; set KERAS_BACKEND=tensorflow or jax, or use "
+            "ddcsad.losses (any back-end) in a training step of your own"
         )
+
+
+@keras.saving.register_keras_serializable(package="ddcsad")
+class OptimizerPair(keras.optimizers.Optimizer):
+    """The encoder's and the linear layer's optimizers seen as one by Keras' JAX trainer.
+
+    The JAX trainer passes ``model.optimizer.variables`` through the compiled step as part of its state and
+    writes them back after each epoch; with this pair as ``model.optimizer`` that state holds both Adam
+    states (``first``'s variables, then ``second``'s). :meth:`DDCSADModel.train_step` splits it and applies
+    each optimizer to its own variable group (``stateless_apply``); ``iterations`` and ``learning_rate``
+    are ``first``'s. Only used on JAX; TensorFlow's step applies the two optimizers directly.
+    """
+
+    def __init__(self, first, second, name="optimizer_pair", **kwargs):
+        super().__init__(learning_rate=0.0, name=name, **kwargs)
+        self.first = first
+        self.second = second
+        self.built = bool(first.built and second.built)
+
+    @property
+    def variables(self):
+        return list(self.first.variables) + list(self.second.variables)
+
+    @property
+    def iterations(self):
+        return self.first.iterations
+
+    @property
+    def learning_rate(self):
+        return self.first.learning_rate
+
+    def build(self, variables):  # both are built by DDCSADModel.compile, each on its own group
+        self.built = True
+
+    def split(self, values):
+        """``(first's, second's)`` parts of a list aligned with :attr:`variables`."""
+        k = len(self.first.variables)
+        return list(values[:k]), list(values[k:])
+
+
+def require_tensorflow_backend(what: str) -> None:
+    """Former name of :func:`require_supported_backend` (the JAX back-end is supported too)."""
+    require_supported_backend(what)
 
 
 @keras.saving.register_keras_serializable(package="ddcsad")
@@ -170,7 +217,7 @@ class DDCSADModel(keras.Model):
         dsad_centroid: str = "fixed",
         **kwargs,
     ):
-        require_tensorflow_backend("DDCSADModel")
+        require_supported_backend("DDCSADModel")
         super().__init__(**kwargs)
         self.variant = L.check_variant(variant)
         if dsad_centroid not in DSAD_CENTROID_POLICIES:
@@ -246,6 +293,7 @@ class DDCSADModel(keras.Model):
         encoder_learning_rate: float = ENCODER_LEARNING_RATE,
         head_learning_rate: float = HEAD_LEARNING_RATE,
         halve_every: int = HALVE_EVERY,
+        adam_epsilon: float = ADAM_EPSILON,
         **kwargs,
     ):
         """Create the two Adam optimizers (encoder, linear layer) with halving schedules.
@@ -256,6 +304,9 @@ class DDCSADModel(keras.Model):
             Initial learning rates (paper: 1e-4 and 1e-3).
         halve_every : int
             Both rates are halved after every ``halve_every`` iterations (paper: 1000).
+        adam_epsilon : float
+            Adam's epsilon: 1e-8, the value of the Adam paper the authors cite ([19]) and of their
+            framework, PyTorch (Keras' default is 1e-7).
         **kwargs
             Passed to ``keras.Model.compile`` (e.g. ``run_eagerly``, ``jit_compile``); ``optimizer``,
             ``loss`` and ``metrics`` are not accepted (the model has its own).
@@ -273,18 +324,25 @@ class DDCSADModel(keras.Model):
             "encoder_learning_rate": float(encoder_learning_rate),
             "head_learning_rate": float(head_learning_rate),
             "halve_every": int(halve_every),
+            "adam_epsilon": float(adam_epsilon),
         }
         self.encoder_optimizer = keras.optimizers.Adam(
-            learning_rate=halving_schedule(encoder_learning_rate, halve_every), name="adam_encoder"
+            learning_rate=halving_schedule(encoder_learning_rate, halve_every), epsilon=adam_epsilon,
+            name="adam_encoder"
         )
         self.head_optimizer = keras.optimizers.Adam(
-            learning_rate=halving_schedule(head_learning_rate, halve_every), name="adam_linear"
+            learning_rate=halving_schedule(head_learning_rate, halve_every), epsilon=adam_epsilon,
+            name="adam_linear"
         )
         self.encoder_optimizer.build(self.encoder.trainable_variables)
         self.head_optimizer.build(self.head.trainable_variables)
-        # Keras keeps one optimizer in `self.optimizer` (its step counter drives callbacks); it is the
-        # encoder's, already built, so Keras does not build it again on all variables.
-        super().compile(optimizer=self.encoder_optimizer, **kwargs)
+        # Keras keeps one optimizer in `self.optimizer` (its step counter drives callbacks). On TensorFlow it
+        # is the encoder's, already built, so Keras does not build it again on all variables; on JAX the
+        # pair of both, whose variables Keras' stateless trainer carries through the compiled step.
+        optimizer = self.encoder_optimizer
+        if keras.backend.backend() == "jax":
+            optimizer = OptimizerPair(self.encoder_optimizer, self.head_optimizer)
+        super().compile(optimizer=optimizer, **kwargs)
 
     def get_compile_config(self):
         """Not saved: recompile a loaded model (fresh optimizers)."""
@@ -355,27 +413,100 @@ class DDCSADModel(keras.Model):
             raise ASDError("ddcsad/model.py: training data must yield (x, y) with y in {+1, -1, -2}; add the labels")
         return x, y
 
-    def train_step(self, data):
-        """One iteration: loss of ``self.variant`` on the batch, one Adam step per variable group."""
+    def train_step(self, *args):
+        """One iteration: loss of ``self.variant`` on the batch, one Adam step per variable group.
+
+        TensorFlow calls it with ``(data)``; JAX with ``(state, data)`` and takes ``(logs, state)`` back."""
+        if keras.backend.backend() == "jax":
+            return self._train_step_jax(*args)
+        return self._train_step_tensorflow(*args)
+
+    def test_step(self, *args):
+        """The same loss in inference mode (no dropout, BN moving statistics), no update."""
+        if keras.backend.backend() == "jax":
+            return self._test_step_jax(*args)
+        x, y = self._unpack(args[0])
+        return self._track(self._loss_parts(x, y, training=False))
+
+    def _trained_groups(self):
+        """Positions in ``self.trainable_variables`` of the encoder's and (with BCE) the linear layer's."""
+        position = {id(v): i for i, v in enumerate(self.trainable_variables)}
+        encoder = [position[id(v)] for v in self.encoder.trainable_variables]
+        head = [position[id(v)] for v in self.head.trainable_variables] if self.uses_bce else []
+        return encoder, head
+
+    def _total_loss(self, x, y, training):
+        parts = self._loss_parts(x, y, training=training)
+        total = parts["loss"]
+        extra = list(self.encoder.losses) + (list(self.head.losses) if self.uses_bce else [])
+        for term in extra:
+            total = total + term
+        return total, parts
+
+    def _train_step_tensorflow(self, data):
+        import tensorflow as tf
+
         x, y = self._unpack(data)
         encoder_vars = list(self.encoder.trainable_variables)
         head_vars = list(self.head.trainable_variables) if self.uses_bce else []
         with tf.GradientTape() as tape:
-            parts = self._loss_parts(x, y, training=True)
-            total = parts["loss"]
-            extra = list(self.encoder.losses) + (list(self.head.losses) if self.uses_bce else [])
-            if extra:
-                total = total + tf.add_n(extra)
+            total, parts = self._total_loss(x, y, training=True)
         grads = tape.gradient(total, encoder_vars + head_vars)
         self.encoder_optimizer.apply(grads[: len(encoder_vars)], encoder_vars)
         if head_vars:
             self.head_optimizer.apply(grads[len(encoder_vars):], head_vars)
         return self._track(parts)
 
-    def test_step(self, data):
-        """The same loss in inference mode (no dropout, BN moving statistics), no update."""
+    def _stateless_loss(self, trainable, non_trainable, x, y, training):
+        """``(total, (parts, new non-trainable values))`` of the variables' values ``trainable`` /
+        ``non_trainable``: the TensorFlow step's loss under a ``keras.StatelessScope`` (BN statistics,
+        dropout seeds and the centroids read from the given values; their updates returned)."""
+        refs = self.non_trainable_variables
+        mapping = list(zip(self.trainable_variables, trainable)) + list(zip(refs, non_trainable))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            total, parts = self._total_loss(x, y, training=training)
+        updated = [scope.get_current_value(v) for v in refs]
+        return total, (parts, [old if new is None else new for old, new in zip(non_trainable, updated)])
+
+    def _stateless_track(self, metrics_values, parts):
+        """:meth:`_track` on the metrics' values ``metrics_values``: ``(logs, new values)``."""
+        refs = self.metrics_variables
+        with keras.StatelessScope(state_mapping=list(zip(refs, metrics_values))) as scope:
+            logs = self._track(parts)
+        updated = [scope.get_current_value(v) for v in refs]
+        return logs, [old if new is None else new for old, new in zip(metrics_values, updated)]
+
+    def _train_step_jax(self, state, data):
+        import jax
+
+        trainable, non_trainable, optimizer_values, metrics_values = state
         x, y = self._unpack(data)
-        return self._track(self._loss_parts(x, y, training=False))
+        (_, (parts, non_trainable)), grads = jax.value_and_grad(self._stateless_loss, has_aux=True)(
+            list(trainable), non_trainable, x, y, True)
+        trainable = list(trainable)
+        encoder_state, head_state = self.optimizer.split(optimizer_values)
+        for group, optimizer, opt_state in ((0, self.encoder_optimizer, encoder_state),
+                                            (1, self.head_optimizer, head_state)):
+            positions = self._trained_groups()[group]
+            if not positions:
+                continue
+            new_values, new_state = optimizer.stateless_apply(opt_state, [grads[i] for i in positions],
+                                                              [trainable[i] for i in positions])
+            for i, value in zip(positions, new_values):
+                trainable[i] = value
+            if group == 0:
+                encoder_state = new_state
+            else:
+                head_state = new_state
+        logs, metrics_values = self._stateless_track(metrics_values, parts)
+        return logs, (trainable, non_trainable, list(encoder_state) + list(head_state), metrics_values)
+
+    def _test_step_jax(self, state, data):
+        trainable, non_trainable, metrics_values = state
+        x, y = self._unpack(data)
+        _, (parts, non_trainable) = self._stateless_loss(trainable, non_trainable, x, y, False)
+        logs, metrics_values = self._stateless_track(metrics_values, parts)
+        return logs, (trainable, non_trainable, metrics_values)
 
     def _track(self, parts):
         self.loss_tracker.update_state(parts["loss"])
@@ -392,18 +523,13 @@ class DDCSADModel(keras.Model):
 
     def _embed_batch(self, x) -> np.ndarray:
         if self._embed_fn is None:
-            encoder = self.encoder
-            self._embed_fn = tf.function(lambda t: tf.cast(encoder(t, training=False), tf.float32),
-                                         reduce_retracing=True)
-        return self._embed_fn(tf.cast(x, tf.float32)).numpy()
+            from asdcore.keras_utils import compiled_inference
+
+            self._embed_fn = compiled_inference(self.encoder)
+        return self._embed_fn(x)
 
     def _iter_batches(self, data, batch_size):
-        if isinstance(data, tf.data.Dataset):
-            for element in data:
-                if not isinstance(element, (tuple, list)) or len(element) < 2:
-                    raise ASDError("ddcsad/model.py: update_centroids needs a dataset of (x, y); add the labels")
-                yield element[0], np.asarray(element[1])
-        elif isinstance(data, (tuple, list)) and len(data) == 2:
+        if isinstance(data, (tuple, list)) and len(data) == 2:
             x, y = np.asarray(data[0]), np.asarray(data[1])
             if len(x) != len(y):
                 raise ASDError(
@@ -411,9 +537,15 @@ class DDCSADModel(keras.Model):
                 )
             for i in range(0, len(x), batch_size):
                 yield x[i : i + batch_size], y[i : i + batch_size]
+        elif hasattr(data, "__iter__") and not isinstance(data, (str, bytes, np.ndarray, tuple, list)):
+            for element in data:
+                if not isinstance(element, (tuple, list)) or len(element) < 2:
+                    raise ASDError("ddcsad/model.py: update_centroids needs a dataset of (x, y); add the labels")
+                yield element[0], np.asarray(element[1])
         else:
             raise ASDError(
-                "ddcsad/model.py: update_centroids takes a finite tf.data.Dataset of (x, y) or a tuple (x, y) of arrays"
+                "ddcsad/model.py: update_centroids takes a finite dataset of (x, y) batches (tf.data or any "
+                "iterable, e.g. ddcsad.data.centroid_dataset) or a tuple (x, y) of arrays"
             )
 
     def batch_norm_layers(self) -> list:
@@ -451,7 +583,7 @@ class DDCSADModel(keras.Model):
                 x = element[0] if isinstance(element, (tuple, list)) else element
                 for bn in bns:
                     bn.momentum = used / (used + 1.0)
-                self.encoder(tf.convert_to_tensor(np.asarray(x, np.float32)), training=True)
+                self.encoder(ops.convert_to_tensor(np.asarray(x, np.float32)), training=True)
                 used += 1
                 if used >= n_batches:
                     break
@@ -469,8 +601,8 @@ class DDCSADModel(keras.Model):
 
         Parameters
         ----------
-        data : tf.data.Dataset or tuple
-            A **finite** dataset of ``(x, y)`` batches (one pass over the training set, not the repeated
+        data : iterable or tuple
+            A **finite** dataset (``tf.data`` or any iterable) of ``(x, y)`` batches (one pass over the training set, not the repeated
             balanced training stream) or a tuple ``(x, y)`` of arrays.
         batch_size : int
             Batch size when ``data`` is a tuple of arrays.
@@ -646,7 +778,9 @@ class CentroidUpdate(keras.callbacks.Callback):
 
 
 __all__ = [
+    "require_supported_backend",
     "require_tensorflow_backend",
+    "OptimizerPair",
     "DDCSADModel",
     "CentroidUpdate",
     "centroid_distances",

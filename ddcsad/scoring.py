@@ -332,12 +332,21 @@ def alpha_table(losses, table: pd.DataFrame, ids, outputs: dict, alpha="table1",
         ``loss, method, machine_type, alpha_table1, alpha_validation, validation_auc, alpha_used``.
     """
     labels = table["label"].to_numpy()
+    later = "year" in table.columns and len(table) and int(table["year"].iloc[0]) != 2020
     rows = []
     for loss in losses:
+        pooled = np.nan  # DCASE 2021-2025: one alpha per loss chosen on every development section together
+        if later and fixed_alpha(loss) is None:
+            pooled = _pooled_validation_alpha(loss, labels, ids, outputs, minmax_over, log)
         for machine_type in sorted({t for _, t, _ in ids}):
             row = {"loss": loss, "method": PAPER_NAMES[loss], "machine_type": machine_type}
             fixed = fixed_alpha(loss)
-            row["alpha_table1"] = table1_alpha(loss, machine_type)
+            try:
+                row["alpha_table1"] = table1_alpha(loss, machine_type)
+            except ASDError:
+                if not later:
+                    raise
+                row["alpha_table1"] = np.nan  # a type Table I does not know (the later editions' types)
             sets = []
             for part, t, u in ids:
                 if part != "dev" or t != machine_type:
@@ -358,6 +367,11 @@ def alpha_table(losses, table: pd.DataFrame, ids, outputs: dict, alpha="table1",
                         log.warning("alpha for %s %s not chosen: %s", loss, machine_type, err)
             if fixed is not None:
                 used = fixed
+            elif alpha == "table1" and later and np.isnan(row["alpha_table1"]):
+                if np.isnan(pooled):
+                    raise ASDError(f"alpha for {loss} and {machine_type}: not in Table I and no labelled development "
+                                   "test clips to choose it on; give a number (alpha: 0.5)")
+                used = pooled  # adaptation "alpha: pooled validation" (docs/later-dcase.md)
             elif alpha == "table1":
                 used = row["alpha_table1"]
             elif alpha == "validation":
@@ -370,6 +384,28 @@ def alpha_table(losses, table: pd.DataFrame, ids, outputs: dict, alpha="table1",
             row["alpha_used"] = used
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _pooled_validation_alpha(loss, labels, ids, outputs, minmax_over, log) -> float:
+    """The later editions' alpha for a type Table I does not list (named adaptation "pooled validation"): the
+    grid value with the best pooled AUC over the labelled test clips of *every* development section (the
+    evaluation-only types of 2023-2025 have no development sections of their own)."""
+    sets = []
+    for part, t, u in ids:
+        if part != "dev":
+            continue
+        rows_u, logit, d = outputs[loss][f"{t}/{u}"]
+        keep = np.isin(labels[rows_u], ["normal", "anomaly"])
+        y = labels[rows_u] == "anomaly"
+        if keep.any() and y[keep].any() and not y[keep].all():
+            sets.append((logit[keep], d[keep], y[keep]))
+    if not sets:
+        return np.nan
+    best, curve = choose_alpha(sets, ALPHA_GRID, minmax_over)
+    if log is not None:
+        log.info("alpha for %s chosen on all %d development sections together: %.1f (AUC %.3f)", loss, len(sets),
+                 best, float(curve["auc"].max()))
+    return best
 
 
 def id_scores(loss: str, n_rows: int, ids, outputs: dict, alphas: pd.DataFrame, minmax_over: str = "crops",

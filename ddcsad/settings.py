@@ -21,7 +21,8 @@ PAPER_COUNTS = (0, 1, 2, 4, 8, 16, 32, 64)
 
 SAVE_MODELS = ("base", "all", "none")
 AMPLITUDE_LEVELS = ("machine", "type", "clip", "none")  # = ddcsad.data.AMPLITUDE_LEVELS (no Keras for --help)
-EPOCH_DEFINITIONS = ("dataset", "normal")  # = ddcsad.data.EPOCH_DEFINITIONS
+AMPLITUDE_METHODS = ("waveform", "logmel_shift")  # = ddcsad.data.AMPLITUDE_METHODS
+EPOCH_DEFINITIONS = ("normal", "dataset")  # = ddcsad.data.EPOCH_DEFINITIONS
 MINMAX_OVER = ("crops", "clips")  # = ddcsad.scoring.MINMAX_OVER
 
 
@@ -78,6 +79,10 @@ def parse_counts(text) -> tuple:
 def _check_config(c) -> None:
     if c.amplitude_norm not in AMPLITUDE_LEVELS:
         raise ASDError(f"amplitude_norm {c.amplitude_norm!r}: use one of {', '.join(AMPLITUDE_LEVELS)}")
+    if c.amplitude_method not in AMPLITUDE_METHODS:
+        raise ASDError(f"amplitude_method {c.amplitude_method!r}: use one of {', '.join(AMPLITUDE_METHODS)}")
+    if not c.adam_epsilon > 0:
+        raise ASDError(f"adam_epsilon {c.adam_epsilon}: use a small positive number (paper's Adam: 1e-8)")
     if c.epoch not in EPOCH_DEFINITIONS:
         raise ASDError(f"epoch {c.epoch!r}: use one of {', '.join(EPOCH_DEFINITIONS)}")
     if c.minmax_over not in MINMAX_OVER:
@@ -90,6 +95,9 @@ def _check_config(c) -> None:
         raise ASDError(f"alpha {c.alpha!r}: use table1, validation or a number between 0 and 1")
     if c.bn_calibration_batches < 0:
         raise ASDError(f"bn_calibration_batches {c.bn_calibration_batches}: use 0 (initial statistics) or more")
+    if c.feature_frames is not None and c.amplitude_method == "waveform" and c.amplitude_norm != "none":
+        raise ASDError("amplitude_method waveform needs every frame of every clip (feature_frames: null); "
+                       "use amplitude_method: logmel_shift with feature_frames")
     if c.feature_frames is not None and c.feature_frames < c.crop_frames:
         raise ASDError(f"feature_frames {c.feature_frames} < crop_frames {c.crop_frames}: use null (every frame)")
     if c.iterations < 1 or c.finetune_iterations < 1:
@@ -115,6 +123,7 @@ class DDCSADConfig:
     hop_length: int = 512  # "a hop-size of 512 samples"
     feature_frames: int | None = None  # None: every frame ("divided ... each sample's ... series"); 313: last 313
     amplitude_norm: str = "machine"  # "each machine's amplitude ... mean of 0 and variance of 1" (ddcsad.data)
+    amplitude_method: str = "waveform"  # features of the standardised waves; "logmel_shift": scale only (faster)
     # --- network (Sec. IV-A)
     backbone: str = "resnet38"  # "we used the ResNet38 framework ... proposed for PANNs"; "light" = CPU demo
     light_channels: tuple = (16, 32, 64, 128)  # light encoder only (not in the paper)
@@ -131,10 +140,11 @@ class DDCSADConfig:
     encoder_learning_rate: float = 1e-4  # "0.0001 for the convolutional layer"
     head_learning_rate: float = 1e-3  # "0.001 for the full connection layer"
     halve_every: int = 1000  # "multiplied the learning rate by 0.5 after every 1,000 iterations"
+    adam_epsilon: float = 1e-8  # "We used Adam [19]": Kingma and Ba's (and PyTorch's) epsilon; Keras' is 1e-7
     batch_composition: tuple = (32, 32)  # normal : outlier; balanced, batch 64 as in Sec. IV-C
     batch_composition_anomalies: tuple = (32, 31, 1)  # normal : outlier : anomaly (Sec. IV-C)
     crop_frames: int = 256  # random training crops of the inference crop length (open choice)
-    epoch: str = "dataset"  # centroid updates: one pass over the unit's training set (ddcsad.data)
+    epoch: str = "normal"  # centroid updates: one pass over the normal clips (authors' public sampler; ddcsad.data)
     steps_per_epoch: int | None = None  # overrides `epoch` when set
     centroid_crops: int = 1  # crops per clip for the centroids (1 = the centre 256 frames)
     bn_calibration_batches: int = 10  # BN statistics of training batches before the first centroids; 0 = initial

@@ -97,7 +97,8 @@ class LossTrainer:
         self.model = DDCSADModel(build_encoder(config, input_shape), variant=variant, lam=config.lam,
                                  eta=config.eta, epsilon=config.epsilon, dsad_centroid=config.dsad_centroid)
         self.model.compile(encoder_learning_rate=config.encoder_learning_rate,
-                           head_learning_rate=config.head_learning_rate, halve_every=config.halve_every)
+                           head_learning_rate=config.head_learning_rate, halve_every=config.halve_every,
+                           adam_epsilon=config.adam_epsilon)
         self.initial_weights = self.model.get_weights()
 
     def reset(self, weights=None) -> None:
@@ -134,11 +135,12 @@ class LossTrainer:
         updater = CentroidUpdate(centroids, calibration=calibration, calibration_batches=cfg.bn_calibration_batches)
         callbacks = training_callbacks(folder, extra=[updater, stop_after(iterations)], name=name,
                                        optimizers=_optimizers)
+        sampler.on_device()  # the crops gathered on the accelerator when the features fit there (not on TensorFlow)
         history = self.model.fit(sampler.dataset(), steps_per_epoch=steps, epochs=epochs, verbose=0, shuffle=False,
                                  callbacks=callbacks)
         last = {k: float(v[-1]) for k, v in history.history.items() if v}
         last.update(steps_per_epoch=steps, epochs=epochs, bn_calibration_batches=updater.calibrated_with,
-                    centroid_updates=int(np.asarray(self.model.centroid_updates.numpy())))
+                    centroid_updates=int(keras.ops.convert_to_numpy(self.model.centroid_updates)))
         return last
 
 

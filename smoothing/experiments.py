@@ -86,6 +86,12 @@ class Smoothing(Method):
         return f"smoothing-{args.experiment}"
 
     def check(self, ctx):
+        if ctx.year >= 2022 and "source" in ctx.config.protocol.datas:
+            # adaptation "neighbours: all" (docs/later-dcase.md): the 2022-2025 evaluation test names carry no
+            # domain, so Table I's "Data = source" (neighbours among source test clips only) cannot be applied
+            ctx.config = replace(ctx.config, protocol=replace(ctx.config.protocol, datas=("all",)))
+            ctx.log.info("DCASE %d: neighbours among all test clips (Data = all): test domains are unknown",
+                         ctx.year)
         c, table = ctx.config, ctx.table
         c.protocol.check()
         paired = (c.ae.n_segments, c.ae.segment_seconds) == (c.serial_oe.n_segments, c.serial_oe.segment_seconds)
@@ -226,7 +232,7 @@ class Smoothing(Method):
         def claims(confidence):
             from smoothing.claims import claims_for
 
-            return claims_for(confidence, generative_name)
+            return claims_for(table, systems, generative_name)
 
         table_systems = systems if ctx.args.experiment in ("table", "all") else {}
         return Assembled(table_systems, report=with_sections(report, maps_and_accuracy),
@@ -322,26 +328,29 @@ def _systems(ctx, emb, gen_clip, gen_seg, fit, test, generative_name):
     features, scores, domains, pools, clip_index = P.smoothing_items(table, emb, gen_clip, gen_seg, test,
                                                                      protocol.pool, protocol.level)
     ks = P.k_grid(protocol.k_min, protocol.k_max)
-    saturated = P.saturation_frame(table[test], domains, pools, clip_index, ks, protocol.datas)
+    saturated = P.saturation_frame(table[test], domains, pools, clip_index, ks, protocol.datas, protocol.exclude)
     _log_saturation(log, saturated, P.pool_sizes(domains, pools), protocol)
     grid_prop = {}
     for setting, values in P.smooth_grid(features, scores, domains, pools, clip_index, int(test.sum()), ks,
-                                         protocol.datas, protocol.metric).items():
+                                         protocol.datas, protocol.metric, exclude=protocol.exclude).items():
         grid_prop[setting] = np.full(len(table), np.nan)
         grid_prop[setting][test] = values
     names_prop = ("data", "k")
     table_prop = P.grid_table(evaluators, grid_prop, names_prop, rows_of)
-    chosen = {"Proposed": P.select_best(table_prop, names_prop, "dev")}
+    chosen = {"Proposed": P.fill_unseen_types(P.select_best(table_prop, names_prop, "dev"), table_prop, names_prop,
+                                              "dev", types_col[test])}
     toycar5 = None
     if "eval" in parts:
-        chosen["Proposed_Oracle"] = P.select_best(table_prop, names_prop, "eval")
+        chosen["Proposed_Oracle"] = P.fill_unseen_types(P.select_best(table_prop, names_prop, "eval"), table_prop,
+                                                        names_prop, "eval", types_col[test])
         toycar5 = P.toycar5_oracle(table, grid_prop)
 
     # SerialOE: GMM clusters and data chosen on dev
     grid_oe, clusters = _serial_oe_grid(table, emb, fit, test, protocol, ctx.seed, log)
     names_oe = ("data", "n_clusters")
     table_oe = P.grid_table(evaluators, grid_oe, names_oe, rows_of)
-    chosen["SerialOE"] = P.select_best(table_oe, names_oe, "dev")
+    chosen["SerialOE"] = P.fill_unseen_types(P.select_best(table_oe, names_oe, "dev"), table_oe, names_oe, "dev",
+                                             types_col[test])
     log.info("K grid %s, GMM clusters %s: settings scored in %.1f s", ks, clusters, time.perf_counter() - t0)
 
     selection = pd.concat([table_prop.assign(system="Proposed", n_clusters=np.nan),
@@ -373,7 +382,7 @@ def _fraction(ctx, emb, gen_clip, gen_seg, oracle, generative_name) -> pd.DataFr
                                   k_grid(protocol.k_min, protocol.k_max), protocol.datas,
                                   fractions=protocol.fractions, n_draws=protocol.n_draws, seed=ctx.seed,
                                   metric=protocol.metric, selection=protocol.fraction_selection, oracle=oracle,
-                                  generative=gen_clip[rows])
+                                  generative=gen_clip[rows], exclude=protocol.exclude)
     curve["system"] = curve["system"].replace({"generative": generative_name})
     ctx.run.write_csv("fraction.csv", curve.assign(**ctx.labels))
     ctx.run.write_csv("fraction_draws.csv", draws.assign(**ctx.labels))

@@ -6,7 +6,9 @@ F = {f_D(y_j)} and generative scores a_G(y_j),
     a_prop(y_i) = 1/K * ( a_G(y_i) + sum_{k in N_F(y_i)} a_G(y_k) ),                          (7)
 
 where N_F(y_i) holds the indices of the K-1 nearest neighbours of f_D(y_i) in F, i itself excluded
-(paper section III). The smoothed score is the mean of the clip's own score and those of the clips that
+(paper section III). When the items are the 4 s segments of the clips, "i" is read as the observed
+*sound*, the clip: optional ``groups`` (one id per item, e.g. its clip) exclude every item of the query's
+group from its neighbours, not only the item itself; without them only the item is excluded. The smoothed score is the mean of the clip's own score and those of the clips that
 look most alike to the discriminative model.
 
 Choices the paper leaves open, made here and documented:
@@ -24,7 +26,8 @@ Choices the paper leaves open, made here and documented:
   not depend on how the clips were batched.
 - **Saturation is exact.** When K-1 covers every candidate, eq. (7) sums the same set for every clip
   that is itself a candidate (the clip plus all other candidates = all candidates), so a_prop is the same
-  number for all of them. That sum is computed once (``candidate total / number of candidates``), not
+  number for all of them (with ``groups``: the item plus every candidate outside its group, one sum per
+  group). That sum is computed once (``candidate total / number of candidates``), not
   row by row in each clip's neighbour order: a per-row running sum adds the same values in different
   orders and differs by ~1e-15 from clip to clip, which an AUC reads as a ranking (issue 11: unit AUCs
   of 0.155-0.713 instead of 0.5). A clip that is not a candidate (a target clip with ``domain="source"``)
@@ -107,6 +110,7 @@ class NeighbourhoodSmoother:
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
         self._has_domains: bool | None = None
+        self._group_chunks: list[np.ndarray] = []  # optional group id per item (e.g. its clip)
         self._dim: int | None = None
 
     # ------------------------------------------------------------------ state
@@ -142,7 +146,7 @@ class NeighbourhoodSmoother:
             return X / np.maximum(norms, 1e-12)
         return X
 
-    def add(self, features, scores, domains=None) -> "NeighbourhoodSmoother":
+    def add(self, features, scores, domains=None, groups=None) -> "NeighbourhoodSmoother":
         """Observe more clips.
 
         Parameters
@@ -154,8 +158,15 @@ class NeighbourhoodSmoother:
         domains : array of str (n,), optional
             "source" / "target" per clip; required when ``domain="source"``. Give it for every batch or
             for none.
+        groups : array (n,), optional
+            A group id per item (e.g. the clip a 4 s segment belongs to): items of the query's group are
+            not its neighbours. Give it for every batch or for none.
         """
         X, s, d = self._check(features, scores, domains, "added")
+        if groups is not None and np.asarray(groups).shape != (len(X),):
+            raise _err(f"added groups must be 1-D with one entry per clip ({len(X)}), got {np.asarray(groups).shape}")
+        if self._chunks and bool(self._group_chunks) != (groups is not None):
+            raise _err("groups were given for some add() calls but not others; give them every time or never")
         if self._has_domains is not None and self._has_domains != (d is not None):
             raise _err("domains were given for some add() calls but not others; give them every time or never")
         if len(X) == 0:
@@ -163,6 +174,8 @@ class NeighbourhoodSmoother:
         self._has_domains = d is not None
         self._dim = X.shape[1]
         self._chunks.append((X, s, d))
+        if groups is not None:
+            self._group_chunks = [np.concatenate(self._group_chunks + [np.asarray(groups)])]
         self._cache = None
         return self
 
@@ -186,17 +199,26 @@ class NeighbourhoodSmoother:
         sq = np.sum(Q * Q, axis=1)[:, None] + np.sum(X * X, axis=1)[None, :] - 2.0 * (Q @ X.T)
         return np.maximum(sq, 0.0)  # squared Euclidean: same order as the distance
 
-    def _smooth(self, Q, q_scores, self_rows, ks):
+    def _smooth(self, Q, q_scores, self_rows, ks, q_groups=None):
         """a_prop of the query rows Q for every K in ks.
 
         self_rows : int array (|Q|,) or None -- index of each query among the stored clips (excluded from
         its own neighbour set), or None when the queries are not stored.
+        q_groups : array (|Q|,) or None -- each query's group: the stored items of that group are excluded.
         """
         X, s, d = self._stored()
         n = len(X)
         candidate = np.ones(n, dtype=bool) if self.domain == "all" else (d == "source")
         n_cand_all = int(candidate.sum())
         total = float(np.sum(s[candidate]))  # the sum of every saturated row, computed once
+        groups = self._group_chunks[0] if self._group_chunks and q_groups is not None else None
+        if groups is not None:  # per group: its candidates' count and a_G sum (left out of its members' rows)
+            names, stored_code = np.unique(groups, return_inverse=True)
+            pos = np.searchsorted(names, q_groups)
+            known = (pos < len(names)) & (names[np.minimum(pos, len(names) - 1)] == q_groups)
+            q_code = np.where(known, pos, -1)
+            group_count = np.bincount(stored_code, weights=candidate, minlength=len(names))
+            group_sum = np.bincount(stored_code, weights=np.where(candidate, s, 0.0), minlength=len(names))
         ks = [int(k) for k in ks]
         out = {k: np.empty(len(Q)) for k in ks}
         block = max(1, _BLOCK_ENTRIES // max(n, 1))
@@ -205,11 +227,21 @@ class NeighbourhoodSmoother:
             D = self._distances(Q[start:stop], X)
             D[:, ~candidate] = np.inf
             n_cand = np.full(stop - start, n_cand_all)
+            row_total = np.full(stop - start, total)
             if self_rows is not None:
                 rows = np.arange(stop - start)
                 own = self_rows[start:stop]
                 D[rows, own] = np.inf
                 n_cand -= candidate[own].astype(int)
+            if groups is not None:
+                code = q_code[start:stop]
+                D[code[:, None] == stored_code[None, :]] = np.inf
+                in_group = code >= 0
+                n_cand = np.full(stop - start, n_cand_all)
+                n_cand[in_group] -= group_count[code[in_group]].astype(int)
+                row_total[in_group] -= group_sum[code[in_group]]
+                if self_rows is not None:  # a stored query outside every group (cannot happen): itself only
+                    n_cand[~in_group] -= candidate[self_rows[start:stop][~in_group]].astype(int)
             # Stable sort: equal distances keep observation order (deterministic tie-breaking).
             order = np.argsort(D, axis=1, kind="stable")
             csum = np.cumsum(s[order], axis=1)
@@ -222,6 +254,10 @@ class NeighbourhoodSmoother:
                 values = (q + csum[rows, m]) / (1.0 + m)
                 # saturated rows: one sum over all candidates for every row (exactly equal values)
                 full = m == n_cand
+                if groups is not None:  # the item plus every candidate outside its group: one sum per group
+                    values[full] = (q[full] + row_total[full]) / (1.0 + n_cand[full])
+                    out[k][start:stop] = values
+                    continue
                 if n_cand_all:
                     values[full & own_candidate] = total / n_cand_all
                 values[full & ~own_candidate] = (q[full & ~own_candidate] + total) / (1.0 + n_cand_all)
@@ -242,7 +278,8 @@ class NeighbourhoodSmoother:
             if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
                 raise _err(f"every k must be a positive integer, got {k!r}")
         X, s, _ = self._stored()
-        return self._smooth(X, s, np.arange(len(X)), ks)
+        groups = self._group_chunks[0] if self._group_chunks else None
+        return self._smooth(X, s, np.arange(len(X)), ks, groups)
 
     def score_new(self, features, scores, domains=None, add: bool = True) -> np.ndarray:
         """a_prop of newly observed clips.
@@ -269,6 +306,8 @@ class NeighbourhoodSmoother:
         return self._smooth(self._prepare(X), s, None, [self.k])[self.k]
 
 
-def neighbourhood_smooth(features, scores, k, domains=None, metric="cosine", domain="all") -> np.ndarray:
+def neighbourhood_smooth(features, scores, k, domains=None, metric="cosine", domain="all",
+                         groups=None) -> np.ndarray:
     """Batch a_prop (eq. 7) of one machine type and section: see :class:`NeighbourhoodSmoother`."""
-    return NeighbourhoodSmoother(k, metric=metric, domain=domain).add(features, scores, domains).smoothed()
+    return NeighbourhoodSmoother(k, metric=metric, domain=domain).add(features, scores, domains,
+                                                                      groups).smoothed()

@@ -49,6 +49,7 @@ __all__ = [
     "smooth_grid",
     "grid_table",
     "select_best",
+    "fill_unseen_types",
     "compose",
     "fraction_draw",
     "fraction_curve",
@@ -234,27 +235,34 @@ def pool_sizes(domains, pools) -> pd.DataFrame:
             .reset_index().astype({"all": int, "source": int}))
 
 
-def saturated_settings(domains, pools, ks, datas=("source", "all")) -> dict:
+def saturated_settings(domains, pools, ks, datas=("source", "all"), groups=None) -> dict:
     """Which (data, K) are saturated: in every pool, the K-1 neighbours of eq. (7) of every item are all
     of its candidates, so a larger K changes nothing and a_prop no longer depends on the neighbourhood.
 
     An item's candidates are the other items of its pool ("all") or the source items of its pool other
-    than itself ("source"); the largest candidate count in a pool is ``n - 1`` ("all"), ``n_source - 1``
-    when every item is a source item, else ``n_source`` ("source"). Saturated iff ``K - 1 >=`` that count
-    in every pool.
+    than itself ("source"); with ``groups`` (e.g. each segment's clip) the items of its own group are not
+    candidates either. Saturated iff ``K - 1 >=`` the largest candidate count of any item, in every pool.
 
     Returns
     -------
     {(data, k): bool}
     """
-    sizes = pool_sizes(domains, pools)
-    most = {"all": (sizes["all"] - 1).to_numpy(),
-            "source": np.where(sizes["source"] == sizes["all"], sizes["source"] - 1, sizes["source"])}
+    domains, pools = np.asarray(domains).astype(str), np.asarray(pools).astype(str)
+    own = np.arange(len(pools)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    most = {}
+    for data in datas:
+        candidate = np.ones(len(pools), bool) if data == "all" else domains == "source"
+        largest = []
+        for pool in np.unique(pools):
+            rows = pools == pool
+            in_own = np.bincount(own[rows], weights=candidate[rows], minlength=own.max() + 1)[own[rows]]
+            largest.append(int(candidate[rows].sum() - in_own.min()))
+        most[data] = np.array(largest)
     return {(data, int(k)): bool(np.all(int(k) - 1 >= most[data])) for data in datas for k in ks}
 
 
 def smooth_grid(features, scores, domains, pools, clip_index, n_clips, ks, datas=("source", "all"),
-                metric="cosine", clip_mask=None) -> dict:
+                metric="cosine", clip_mask=None, exclude="clip") -> dict:
     """a_prop (eq. 7) for every (data, K), smoothed within each pool, averaged per clip.
 
     Items are clips or 4 s segments (``clip_index`` maps each item to its clip).
@@ -275,6 +283,10 @@ def smooth_grid(features, scores, domains, pools, clip_index, n_clips, ks, datas
         See :class:`smoothing.knn.NeighbourhoodSmoother`.
     clip_mask : bool array (n_clips,), optional
         Only these clips are observed (Fig. 5); the others get NaN.
+    exclude : {"clip", "item"}
+        What eq. (7)'s "except for i" leaves out of an item's neighbours: every item of its clip
+        (default: the observed sound is the clip, whose seven overlapping segments would otherwise be
+        each other's nearest neighbours) or only the item itself.
 
     Returns
     -------
@@ -294,7 +306,8 @@ def smooth_grid(features, scores, domains, pools, clip_index, n_clips, ks, datas
         rows = np.flatnonzero(observed & (pools == pool))
         for data in datas:
             smoother = NeighbourhoodSmoother(1, metric=metric, domain=data)
-            smoother.add(features[rows], scores[rows], domains[rows])
+            smoother.add(features[rows], scores[rows], domains[rows],
+                         clip_index[rows] if exclude == "clip" else None)
             for k, values in smoother.smoothed_many(ks).items():
                 sums[(data, k)] += np.bincount(clip_index[rows], weights=values, minlength=n_clips)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -339,6 +352,22 @@ def select_best(grid: pd.DataFrame, names: tuple, part: str) -> pd.DataFrame:
         raise _err(f"no grid results on the {part} sections to select from")
     best = rows.sort_values("score", ascending=False, kind="stable").drop_duplicates("machine_type")
     return best[["machine_type", *names, "score"]].sort_values("machine_type").reset_index(drop=True)
+
+
+def fill_unseen_types(choice: pd.DataFrame, grid: pd.DataFrame, names: tuple, part: str, machine_types) -> pd.DataFrame:
+    """Add a choice for every machine type with no ``part`` sections: the setting best on ``part`` over all
+    types together (the grid's machine type "all"). Named adaptation "unseen types: pooled choice" for the
+    DCASE 2023-2025 evaluation-only types, which have no development sections to choose on (docs/later-dcase.md).
+    """
+    missing = sorted(set(np.asarray(machine_types).astype(str)) - set(choice["machine_type"]))
+    if not missing:
+        return choice
+    pooled = grid[(grid["part"] == part) & (grid["machine_type"] == "all")]
+    if pooled.empty:
+        raise _err(f"no pooled grid results on the {part} sections to choose for {', '.join(missing)}")
+    best = pooled.sort_values("score", ascending=False, kind="stable").iloc[0]
+    extra = pd.DataFrame([{"machine_type": t, **{n: best[n] for n in names}, "score": np.nan} for t in missing])
+    return pd.concat([choice, extra], ignore_index=True).sort_values("machine_type").reset_index(drop=True)
 
 
 def compose(machine_types, choice: pd.DataFrame, scores_by_setting: dict, names: tuple) -> np.ndarray:
@@ -396,7 +425,7 @@ def fraction_draw(strata, fraction: float, rng: np.random.Generator) -> np.ndarr
 def fraction_curve(table: pd.DataFrame, features, scores, domains, pools, clip_index, ks, datas,
                    fractions=FIG5_FRACTIONS, n_draws: int = 20, seed: int = 0, metric: str = "cosine",
                    selection: str = "per_fraction", oracle: pd.DataFrame | None = None,
-                   generative=None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   generative=None, progress=None, exclude: str = "clip") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fig. 5: a_prop with only a fraction of the test clips observed, ``n_draws`` random draws each.
 
     Parameters
@@ -414,12 +443,18 @@ def fraction_curve(table: pd.DataFrame, features, scores, domains, pools, clip_i
         (a :func:`select_best` frame, e.g. chosen on the full test set).
     generative : array (len(table),), optional
         a_G per clip: also evaluated on every draw (the reference line of the plot).
+    exclude : {"clip", "item"}
+        As :func:`smooth_grid`.
 
     Returns
     -------
-    curve : DataFrame ``fraction, system, machine_type, mean, std, n_draws`` (+ ``data, k`` of the choice):
-        Table II's statistic (harmonic mean of AUC and pAUC, in [0, 1]) per machine type and "all".
-    draws : DataFrame ``fraction, draw, data, k, machine_type, score`` for every setting (the raw runs).
+    curve : DataFrame ``fraction, system, machine_type, mean, std, n_draws`` (+ ``data, k`` of the choice and
+        ``saturated_draws``: in how many draws that (data, K) saturated the type's pools, like Table I's flag;
+        a smaller fraction leaves fewer candidates, so a K that is a real choice on the full test set can
+        saturate here): Table II's statistic (harmonic mean of AUC and pAUC, in [0, 1]) per machine type
+        and "all".
+    draws : DataFrame ``fraction, draw, data, k, machine_type, score, saturated`` for every setting (the raw
+        runs; ``saturated`` is empty for "all").
     """
     if selection not in ("per_fraction", "oracle"):
         raise _err(f"selection must be 'per_fraction' or 'oracle', got {selection!r}")
@@ -440,13 +475,18 @@ def fraction_curve(table: pd.DataFrame, features, scores, domains, pools, clip_i
             evaluator = UnitEvaluator(table[mask])
             evaluators.append(evaluator)
             smoothed = smooth_grid(features, scores, domains, pools, clip_index, n_clips, ks, datas, metric,
-                                   clip_mask=mask)
+                                   clip_mask=mask, exclude=exclude)
+            seen = mask[clip_index]
+            saturated = saturation_frame(table[mask].reset_index(drop=True), domains[seen], pools[seen],
+                                         np.cumsum(mask)[clip_index[seen]] - 1, ks, datas, exclude)
+            flags = {(r.machine_type, r.data, int(r.k)): bool(r.saturated) for r in saturated.itertuples()}
             for setting in settings:
                 values = evaluator.unit_values(smoothed[setting][mask])
                 unit_values[setting].append(values)
                 for machine_type, value in evaluator.type_scores(values).items():
                     raw.append({"fraction": fraction, "draw": draw, "data": setting[0], "k": setting[1],
-                                "machine_type": machine_type, "score": value})
+                                "machine_type": machine_type, "score": value,
+                                "saturated": flags.get((machine_type, setting[0], setting[1]))})
             if generative is not None:
                 gen_values.append(evaluator.unit_values(np.asarray(generative)[mask]))
             if progress is not None:
@@ -471,9 +511,14 @@ def fraction_curve(table: pd.DataFrame, features, scores, domains, pools, clip_i
             for t, value in evaluator.type_scores(combined).items():
                 per_draw[t].append(value)
         for t, values in per_draw.items():
+            chosen_rows = [frame[(frame["machine_type"] == u) & (frame["data"] == choice[u][0])
+                                 & (frame["k"] == choice[u][1])] for u in (types if t == "all" else [t])]
+            flagged = np.all([r.sort_values("draw")["saturated"].astype(bool).to_numpy() for r in chosen_rows], axis=0)
+            n_saturated = int(flagged.sum())  # draws in which the chosen setting(s) saturated
             curve.append({"fraction": fraction, "system": "Proposed", "machine_type": t,
                           "mean": float(np.mean(values)), "std": float(np.std(values)), "n_draws": len(values),
-                          "data": choice[t][0] if t != "all" else "", "k": choice[t][1] if t != "all" else 0})
+                          "data": choice[t][0] if t != "all" else "", "k": choice[t][1] if t != "all" else 0,
+                          "saturated_draws": n_saturated})
         if generative is not None:
             per_draw = {t: [] for t in types + ["all"]}
             for evaluator, values in zip(evaluators, gen_values):
@@ -507,15 +552,18 @@ def smoothing_items(table: pd.DataFrame, emb, gen_clip, gen_seg, rows, pool: str
             np.repeat(np.arange(n), s))
 
 
-def saturation_frame(test_table, domains, pools, clip_index, ks, datas) -> pd.DataFrame:
+def saturation_frame(test_table, domains, pools, clip_index, ks, datas, exclude="clip") -> pd.DataFrame:
     """Per (part, machine type, data, K) whether K saturates every smoothing pool of that part and type
-    (:func:`saturated_settings`; items are mapped to their clip's part and type)."""
+    (:func:`saturated_settings`; items are mapped to their clip's part and type; ``exclude="clip"``: an
+    item's own clip is not among its candidates, as in :func:`smooth_grid`)."""
     parts = test_table["part"].astype(str).to_numpy()[clip_index]
     types = test_table["machine_type"].astype(str).to_numpy()[clip_index]
+    groups = np.asarray(clip_index) if exclude == "clip" else None
     records = []
     for part, machine_type in sorted(set(zip(parts, types))):
         rows = (parts == part) & (types == machine_type)
-        for (data, k), value in saturated_settings(domains[rows], pools[rows], ks, datas).items():
+        for (data, k), value in saturated_settings(domains[rows], pools[rows], ks, datas,
+                                                   None if groups is None else groups[rows]).items():
             records.append({"part": part, "machine_type": machine_type, "data": data, "k": k, "saturated": value})
     return pd.DataFrame(records, columns=["part", "machine_type", "data", "k", "saturated"])
 
@@ -568,6 +616,6 @@ def _log_saturation(log, saturated, sizes, protocol):
         full = [int(k) for k, n in rows.groupby("k").size().items() if n == n_groups]
         first[data] = f"K >= {min(full)}" if full else "none"
     log.info("smoothing pools (%s, level %s): %d pools of %d-%d items (%d-%d source); saturated K (a_prop "
-             "the same for every candidate, reported, not a tuned choice): %s", protocol.pool, protocol.level,
+             "no longer depends on the neighbourhood; reported, not a tuned choice): %s", protocol.pool, protocol.level,
              len(sizes), sizes["all"].min(), sizes["all"].max(), sizes["source"].min(), sizes["source"].max(),
              ", ".join(f"{data}: {text}" for data, text in first.items()))

@@ -17,9 +17,12 @@ machine and half other machine types. Input: mel spectrogram, 128 ms window, 16 
 Choices where the paper is silent (each an option; the public SerialOE code of Kuroyanagi et al.,
 github.com/ibkuroyagi/Serial-OE, is the nearest reference and guided the defaults):
 
-- **No pretrained weights.** The public SerialOE code starts from ImageNet weights (timm
-  ``tf_efficientnet_b0_ns``); none can be downloaded here, so EfficientNet-B0 is built with
-  ``weights=None`` (random initialisation). Expect lower numbers than the paper's.
+- **Pretrained weights from a file, never downloaded.** The paper's EfficientNet-B0 starts from the
+  Noisy Student ImageNet weights ([17]; timm ``tf_efficientnet_b0_ns`` in the public code). Nothing is
+  downloaded at run time: ``weights`` names a Keras weights file of ``keras.applications.EfficientNetB0
+  (include_top=False)`` (``*.weights.h5``, made once on a machine with internet access, see the docs);
+  without it (default) the backbone starts from random weights and every run says so in its outputs.
+  Expect lower numbers than the paper's then.
 - **Input**: one channel (Keras' EfficientNet accepts it with ``weights=None``; the public code repeats
   the mel spectrogram to three identical channels only to fit the pretrained stem). Keras' EfficientNet
   rescales its input by 1/255 internally; a ``Rescaling(255)`` in front cancels it so that the stem sees
@@ -35,7 +38,15 @@ github.com/ibkuroyagi/Serial-OE, is the nearest reference and guided the default
   config ``use_neg_product_as_zero``); eq. (6) is averaged over the whole batch.
 - **Mixup** (Zhang et al.): every sample mixed with a random partner of the same batch, lambda ~
   Beta(0.2, 0.2) per sample (public config ``mixup_alpha: 0.2``), inputs and both targets mixed
-  linearly. Applied to the mel features (the public code mixes waveforms).
+  linearly. Applied to the mel features (the public code mixes waveforms). Whether a batch is mixed at
+  all follows the public trainer (``mixup_schedule="ramp"``): with probability
+  ``0.5 (1 - cos(min(pi, 2 pi t / T)))`` at step t of T, rising from 0 to 1 over the first half of
+  training, then every batch; ``"always"`` mixes every batch.
+- **Neck layers as the public code's framework builds them**: PyTorch's ``PReLU`` starts with slope
+  0.25 (Keras' with 0) and its ``BatchNorm1d`` keeps 90 % of the running statistics per step with
+  epsilon 1e-5 (Keras: momentum 0.99, epsilon 1e-3); ``prelu_alpha``, ``neck_bn_momentum`` and
+  ``neck_bn_epsilon`` take PyTorch's values. EfficientNet-B0's own batch normalisation already matches
+  timm's ``tf_efficientnet_b0_ns`` (momentum 0.99, epsilon 1e-3 in Keras terms).
 - **AdamW** weight decay 0, as the public SerialOE configuration (``optimizer_params: weight_decay: 0``);
   PyTorch's AdamW default would be 0.01 (this project's default before issue 11).
 - **No stochastic depth.** Keras' ``EfficientNetB0`` drops whole residual branches during training
@@ -81,6 +92,7 @@ __all__ = [
 BACKBONES = ("efficientnet_b0", "light")
 #: Where the smoothing command reads SerialOE's clips from (:attr:`SerialOEConfig.input`).
 INPUTS = ("store", "waveform")
+MIXUP_SCHEDULES = ("ramp", "always")
 _PACKAGE = "smoothing"
 
 
@@ -122,6 +134,13 @@ class SerialOEConfig:
         AdamW decoupled weight decay: 0 (public SerialOE config; not stated in the paper).
     drop_connect_rate : float
         EfficientNet-B0 stochastic depth: 0 (the public code's timm backbone; Keras' default is 0.2).
+    weights : str or None
+        A Keras weights file of EfficientNet-B0 without its top (ImageNet Noisy Student, as the paper);
+        None = random initialisation (labelled in every output). Never downloaded.
+    mixup_schedule : {"ramp", "always"}
+        Probability that a batch is mixed: rising over the first half of training (public trainer) or 1.
+    prelu_alpha, neck_bn_momentum, neck_bn_epsilon : float
+        The neck's PReLU initial slope and batch normalisation, PyTorch's defaults (0.25, 0.9, 1e-5).
     input : {"store", "waveform"}
         Where the ``smoothing`` command reads the training and scoring clips from (not a paper setting;
         the same numbers either way): "store" (default) = the memory-mapped feature store, read batch by
@@ -152,10 +171,26 @@ class SerialOEConfig:
     weight_decay: float = 0.0
     drop_connect_rate: float = 0.0
     input: str = "store"
+    weights: str | None = None
+    mixup_schedule: str = "ramp"
+    prelu_alpha: float = 0.25
+    neck_bn_momentum: float = 0.9
+    neck_bn_epsilon: float = 1e-5
 
     def __post_init__(self):
         if self.input not in INPUTS:
             raise _err(f"serial_oe input must be one of {INPUTS} (in --config), got {self.input!r}")
+        if self.mixup_schedule not in MIXUP_SCHEDULES:
+            raise _err(f"serial_oe mixup_schedule must be one of {MIXUP_SCHEDULES}, got {self.mixup_schedule!r}")
+        if self.weights is not None:
+            import os
+
+            if self.backbone != "efficientnet_b0":
+                raise _err("serial_oe weights: a weights file is for the efficientnet_b0 backbone; remove it "
+                           "or set backbone: efficientnet_b0")
+            if not os.path.isfile(os.path.expanduser(str(self.weights))):
+                raise _err(f"serial_oe weights: {self.weights} is not a file; give the path of an EfficientNet-B0 "
+                           "weights file (see the docs: how to make one), or remove the key")
 
     def logmel_config(self):
         """The matching :class:`asdcore.features.LogMelConfig` (applied to each 4 s segment): mel
@@ -301,7 +336,8 @@ def _set_drop_connect(net, rate):
 
 
 def build_serial_oe(n_sections, input_shape, backbone="efficientnet_b0", embedding_dim=128, dropout=0.3,
-                    mac_head="linear", channels=1, drop_connect_rate=0.0):
+                    mac_head="linear", channels=1, drop_connect_rate=0.0, weights=None, prelu_alpha=0.25,
+                    neck_bn_momentum=0.9, neck_bn_epsilon=1e-5):
     """f_D with its heads g_mac and g_id.
 
     Parameters
@@ -313,8 +349,12 @@ def build_serial_oe(n_sections, input_shape, backbone="efficientnet_b0", embeddi
     backbone : {"efficientnet_b0", "light"}
         ``keras.applications.EfficientNetB0(include_top=False, weights=None, pooling="avg")`` (no
         pretrained weights can be downloaded), or the small CNN of :func:`_light_backbone`.
-    embedding_dim, dropout, mac_head, channels, drop_connect_rate :
+    embedding_dim, dropout, mac_head, channels, drop_connect_rate, prelu_alpha, neck_bn_momentum,
+    neck_bn_epsilon :
         See :class:`SerialOEConfig` and :class:`SpectrogramToImage`.
+    weights : str, optional
+        A Keras weights file of ``EfficientNetB0(include_top=False)`` loaded into the backbone (three input
+        channels: the spectrogram is repeated, as the public code does for its pretrained stem).
 
     Returns
     -------
@@ -331,20 +371,29 @@ def build_serial_oe(n_sections, input_shape, backbone="efficientnet_b0", embeddi
         raise _err(f"input_shape must be (frames, bins), got {input_shape}")
     frames, bins = tuple(input_shape)
 
+    if weights is not None:
+        channels = 3
     inputs = keras.Input(shape=(frames, bins), name="mel")
     x = SpectrogramToImage(channels=channels, name="to_image")(inputs)
     if backbone == "efficientnet_b0":
         x = layers.Rescaling(255.0, name="cancel_keras_rescaling")(x)
         net = keras.applications.EfficientNetB0(include_top=False, weights=None,
                                                 input_shape=(bins, frames, channels), pooling="avg")
+        if weights is not None:
+            try:
+                net.load_weights(str(weights))
+            except (ValueError, OSError, KeyError) as error:
+                raise _err(f"serial_oe weights: {weights} does not hold the weights of Keras' EfficientNetB0 "
+                           f"without its top ({str(error).splitlines()[0][:120]}); make the file as the docs "
+                           "say") from None
         _set_drop_connect(net, drop_connect_rate)
         x = net(x)
     else:
         x = _light_backbone(x)
     x = layers.Dropout(dropout, name="neck_dropout")(x)
     x = layers.Dense(embedding_dim, name="neck_dense")(x)
-    x = layers.BatchNormalization(name="neck_bn")(x)
-    x = layers.PReLU(name="neck_prelu")(x)
+    x = layers.BatchNormalization(momentum=neck_bn_momentum, epsilon=neck_bn_epsilon, name="neck_bn")(x)
+    x = layers.PReLU(alpha_initializer=keras.initializers.Constant(prelu_alpha), name="neck_prelu")(x)
     # the embedding f_D (handed to the back-ends), the heads g_mac / g_id and with them the losses stay
     # float32 under a mixed precision policy (--precision); the backbone and the neck compute in 16 bits
     emb = layers.Dense(embedding_dim, name="embedding", dtype="float32")(x)
@@ -397,10 +446,14 @@ class OEBatches(keras.utils.PyDataset):
         When given, the arrays hold whole clips and every sample of a batch is one random crop of ``crop``
         frames of its clip (a new crop every time; paper IV-A: batches of 4 s segments), taken before
         mixup.
+    mixup_schedule : {"always", "ramp"}, epochs : int
+        "ramp": batch ``i`` of epoch ``e`` (step ``t = e * len(self) + i`` of ``T = epochs * len(self)``) is
+        mixed with probability ``0.5 (1 - cos(min(pi, 2 pi t / T)))`` (the public SerialOE trainer);
+        "always": every batch.
     """
 
     def __init__(self, x_target, sections, x_other, n_sections, batch_size=128, mixup_alpha=0.2,
-                 shuffle=True, seed=0, crop=None, **kwargs):
+                 shuffle=True, seed=0, crop=None, mixup_schedule="always", epochs=1, **kwargs):
         super().__init__(**kwargs)
         from asdcore.clip_sources import as_clip_source
 
@@ -428,6 +481,11 @@ class OEBatches(keras.utils.PyDataset):
         self.sections = sections.astype(np.int64)
         self.half = int(batch_size) // 2
         self.mixup_alpha = float(mixup_alpha)
+        if mixup_schedule not in MIXUP_SCHEDULES:
+            raise _err(f"mixup_schedule must be one of {MIXUP_SCHEDULES}, got {mixup_schedule!r}")
+        self.mixup_schedule = mixup_schedule
+        self.epochs = max(1, int(epochs))
+        self.epoch = 0
         self.shuffle = shuffle
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -452,7 +510,7 @@ class OEBatches(keras.utils.PyDataset):
         t_mac = np.concatenate([np.ones(len(rows)), np.zeros(n_other)])[:, None].astype(np.float32)
         t_id = np.zeros((len(x), self.n_sections), dtype=np.float32)
         t_id[np.arange(len(rows)), self.sections[rows]] = 1.0
-        if self.mixup_alpha > 0:
+        if self.mixup_alpha > 0 and rng.random() < self.mixup_probability(index):
             lam = rng.beta(self.mixup_alpha, self.mixup_alpha, size=len(x)).astype(np.float32)
             partner = rng.permutation(len(x))
             x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[partner]
@@ -460,7 +518,15 @@ class OEBatches(keras.utils.PyDataset):
             t_id = lam[:, None] * t_id + (1 - lam[:, None]) * t_id[partner]
         return x, {"mac": t_mac, "id": t_id}
 
+    def mixup_probability(self, index) -> float:
+        """Probability that batch ``index`` of the current epoch is mixed (class docstring)."""
+        if self.mixup_schedule == "always":
+            return 1.0
+        step, total = self.epoch * len(self) + int(index), self.epochs * len(self)
+        return 0.5 * (1.0 - math.cos(min(math.pi, 2.0 * math.pi * step / total)))
+
     def on_epoch_end(self):
+        self.epoch += 1
         if self.shuffle:
             self._rng.shuffle(self._order)
 
@@ -525,14 +591,17 @@ def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOECon
     crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
     keras.utils.set_random_seed(int(seed))
     batches = OEBatches(x_target, sections, x_other, n_sections, config.batch_size, config.mixup_alpha,
-                        shuffle=True, seed=int(seed), crop=crop)
+                        shuffle=True, seed=int(seed), crop=crop, mixup_schedule=config.mixup_schedule,
+                        epochs=config.epochs)
     total_steps = config.epochs * len(batches)
     bins = batches.x_target.shape[2]
 
     def build():
         return build_serial_oe(n_sections, (crop, bins), backbone=config.backbone,
                                embedding_dim=config.embedding_dim, dropout=config.dropout,
-                               mac_head=config.mac_head, drop_connect_rate=config.drop_connect_rate)
+                               mac_head=config.mac_head, drop_connect_rate=config.drop_connect_rate,
+                               weights=config.weights, prelu_alpha=config.prelu_alpha,
+                               neck_bn_momentum=config.neck_bn_momentum, neck_bn_epsilon=config.neck_bn_epsilon)
 
     def compile_fn(model):
         compile_serial_oe(model, total_steps, config)  # the one-cycle schedule spans this many steps

@@ -52,7 +52,14 @@ class ProtocolConfig:
         ratios). ``level="clip"`` (one f_D and a_G per clip: the mean over its crops; 200 / 400 per
         section: every K >= 256 / 512 saturates) and ``pool="machine_type"`` (all sections of the type in
         the same part, as the kNN back-end of ASDKit by default; 600 / 1,200 clips, 4,200 / 8,400
-        segments) are the other readings.
+        segments) are the other readings. Three readings fit Table I's K up to 2,048: segments of one
+        section (default), segments of a type's sections, clips of all sections (``pool="machine_type"``,
+        ``level="clip"``: 600 / 1,200 clips; K = 1,024 / 2,048 then saturate).
+    exclude :
+        What eq. (7)'s "except for i" leaves out of an item's neighbours: ``"clip"`` (default: the
+        observed sound y_i is a clip, so all seven segments of its clip; its six overlapping siblings
+        would otherwise be its nearest neighbours and, for K <= 7, make a_prop about the clip's own mean
+        a_G) or ``"item"`` (the segment itself only).
     gmm_clusters, gmm_datas, gmm_covariance, gmm_reg_covar :
         SerialOE's inlier model h: a GMM per section on f_D of the training clips; clusters and data chosen
         on sections 00-02 (Table I lists 2-32 clusters; the grid is powers of two 1-32); covariance and
@@ -77,6 +84,7 @@ class ProtocolConfig:
     metric: str = "cosine"
     pool: str = "section"
     level: str = "segment"
+    exclude: str = "clip"
     gmm_clusters: tuple = (1, 2, 4, 8, 16, 32)
     gmm_datas: tuple = ("source", "all")
     gmm_covariance: str = "full"
@@ -95,6 +103,8 @@ class ProtocolConfig:
     def check(self) -> "ProtocolConfig":
         if self.pool not in ("section", "machine_type"):
             raise _err(f"pool must be 'section' or 'machine_type', got {self.pool!r}")
+        if self.exclude not in ("clip", "item"):
+            raise _err(f"exclude must be 'clip' or 'item', got {self.exclude!r}")
         if self.level not in ("clip", "segment"):
             raise _err(f"level must be 'clip' or 'segment', got {self.level!r}")
         if self.fraction_selection not in ("per_fraction", "oracle"):

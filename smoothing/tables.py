@@ -21,13 +21,24 @@ def _notes(ctx, generative_name) -> list[str]:
     notes = [ctx.source.description]
     if ctx.quick:
         notes.append(f"{QUICK_BANNER}: AE and SerialOE epochs, backbone and input reduced (see config.yaml)")
-    notes.append("EfficientNet-B0 starts from random weights (no pretrained weights can be downloaded here)"
-                 if not ctx.quick else "SerialOE backbone: the light CNN of smoothing/serial_oe.py, random init")
+    notes.append(backbone_note(ctx.config.serial_oe))
     if generative_name != "AE":
         notes.append(f"a_G = the given scores of {ctx.args.generative_scores} (sub-cluster AdaCos, multiple "
                      "distributions): a combination the paper did not try; the paper's AE, Proposed and "
                      "Proposed (Oracle) rows are its own (a_G = AE)")
     return notes
+
+
+def backbone_note(serial_oe) -> str:
+    """How SerialOE's backbone started: the paper's Noisy Student ImageNet weights are read from a file
+    (``serial_oe: weights``), never downloaded; a run without the file says so."""
+    if serial_oe.backbone != "efficientnet_b0":
+        return (f"SerialOE backbone: {serial_oe.backbone} (the light CNN of smoothing/serial_oe.py, not the paper's "
+                "EfficientNet-B0), random initial weights")
+    if serial_oe.weights:
+        return f"SerialOE's EfficientNet-B0 starts from the weights file {serial_oe.weights} (serial_oe: weights)"
+    return ("SerialOE's EfficientNet-B0 starts from RANDOM weights, not the paper's Noisy Student ImageNet weights "
+            "(no serial_oe: weights file given; nothing is downloaded)")
 
 
 def _labels(generative_name) -> dict:
@@ -176,8 +187,12 @@ def _fraction_section(ctx, curve, notes) -> list[str]:
     for system in mean.columns:
         frame[f"{system} All-hmean mean"] = mean[system].to_numpy()
         frame[f"{system} All-hmean std"] = spread[system].to_numpy()
+    if "saturated_draws" in all_rows.columns:  # draws in which every machine type's chosen (Data, K) saturated
+        proposed = all_rows[all_rows["system"] == "Proposed"].set_index("fraction")["saturated_draws"]
+        frame["Proposed: draws with every chosen K saturated"] = proposed.reindex(mean.index).astype(int).to_numpy()
     title = f"Fig. 5: All-hmean with a fraction of the test clips of sections 03-05 ({protocol.n_draws} draws, %)"
     _print(title, frame)
     return [comparison_markdown(title, frame, notes + [
         f"hyper-parameters: {protocol.fraction_selection.replace('_', ' ')} (see smoothing/protocol.py); "
-        "plot: plots/fig5_fraction.png; per machine type: fraction.csv"])]
+        "plot: plots/fig5_fraction.png; per machine type: fraction.csv (saturated_draws: the draws in which "
+        "that type's chosen (Data, K) saturated its pools, as Table I's flag)"])]

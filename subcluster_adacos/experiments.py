@@ -112,7 +112,8 @@ class SubClusterAdaCos2020(Method):
         representation_scores = {}
         if "representations" in experiments or "ensemble" in experiments:
             statistics = ("mean", "max") if "representations" in experiments else ("mean",)
-            representation_scores = {s: score_simple_representation(ctx.table, view, s) for s in statistics}
+            representation_scores = {s: score_simple_representation(ctx.table, view, s, ctx.config.reg_covar)
+                                     for s in statistics}
         if "mixup" in experiments:  # Table III's four networks on one figure (plots/training/table3_scale.png)
             from subcluster_adacos.training import plot_scale_figure
             plot_scale_figure({(s.loss, s.mixup): nets.folders[s] for s in models_for("mixup", ctx.config)},

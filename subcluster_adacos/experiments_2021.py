@@ -152,10 +152,10 @@ class MultiDistribution(Method):
         return {"diverged": bool(info["diverged"]), "epochs": epochs}
 
     def assemble(self, ctx, units):
-        from subcluster_adacos.multi_distribution import (NetworkOutputs, TemporalMaxScorer, build_ensembles,
-                                                          choose_variants_on_dev, decide, decision_thresholds,
-                                                          paper_variants, score_outputs, select_by_type,
-                                                          temporal_max)
+        from subcluster_adacos.multi_distribution import (NetworkOutputs, TemporalMaxScorer, add_temporal_max,
+                                                          build_ensembles, choose_variants_on_dev, decide,
+                                                          decision_thresholds, paper_variants, score_outputs,
+                                                          select_by_type, temporal_max)
         from asdcore.classification import with_sections
         from subcluster_adacos.maps import diagnostics_2021
 
@@ -166,13 +166,27 @@ class MultiDistribution(Method):
             tmax = temporal_max(ctx.state["features"], ctx.state["normalizer"])
             tmax_term = TemporalMaxScorer(config.tmax_types, config.reg_covar).fit(tmax, table).term(tmax, table)
 
+        per_set = tmax_term if config.tmax_term == "per_set" else None  # eq. (4) in every score set, or ...
+        scoring_table = table
+        if ctx.year >= 2022:  # the evaluation test names of 2022-2025 carry no domain: the scores may not use it
+            import numpy as np
+
+            test = (table["split"] == "test").to_numpy()
+            scoring_table = table.assign(domain=np.where(test, "", table["domain"].to_numpy()))
+            ctx.log.info("DCASE %d: test clips scored without their domain (the smaller of eqs. (2) and (3))",
+                         ctx.year)
+
         def score_snapshot(unit, epoch):
-            return score_outputs(NetworkOutputs.load(_outputs_file(unit, epoch)), table, tmax_term,
+            return score_outputs(NetworkOutputs.load(_outputs_file(unit, epoch)), scoring_table, per_set,
                                  config.reg_covar, config.component_weights, config.target_decision,
                                  gmm_score=config.gmm_score, section_gmm_data=config.section_gmm_data)
 
         singles = {}
         ensembles, listing = build_ensembles(units, score_snapshot, ctx.log, singles)
+        if config.tmax_term == "once":  # ... once per system: each ensemble and each single set
+            ensembles = {v: add_temporal_max(e, tmax_term, scoring_table) for v, e in ensembles.items()}
+            singles = {k: {v: add_temporal_max(e, tmax_term, scoring_table) for v, e in by_variant.items()}
+                       for k, by_variant in singles.items()}
         ctx.run.write_csv("models/score_sets.csv", listing)
         machine_types = sorted(set(table["machine_type"]))
         choice = paper_variants(machine_types, config.sections_only_types)
@@ -192,7 +206,7 @@ class MultiDistribution(Method):
         for name, values in decision_scores.items():
             thresholds = decision_thresholds(values, table, config.threshold_percentile)
             ctx.run.write_csv(f"thresholds/{name}.csv", thresholds)
-            decisions[name] = decide(values, table, thresholds)
+            decisions[name] = decide(values, scoring_table, thresholds)
         notes = [ctx.source.description,
                  f"{choice_note}: " + ", ".join(f"{t} = {v}" for t, v in sorted(choice.items())),
                  f"ensembles: S in {config.subclusters} x checkpoints at epochs {_checkpoints(config)} = "

@@ -388,9 +388,10 @@ class AdaCos(_CosineHead):
     * ``B_avg = mean_i Σ_{k non-corresponding} exp(s_old cos θ_ik)``;
     * ``θ_med`` = median over the batch of the true-class angle ``θ_{i, y_i}``.
 
-    With one-hot labels "non-corresponding" is ``k != y_i``. For mixed (soft) labels the usual Keras
-    formulation is followed: the non-corresponding classes are those whose label entry is below 1 (for a
-    two-class mix: every class) and the "true" class is the arg-max of the label. The median uses the same
+    With one-hot labels "non-corresponding" is ``k != y_i``. The paper calls standard AdaCos with mixup
+    ill-defined and the 2020 public code has none; for mixed (soft) labels the non-corresponding classes are
+    those whose label entry is below 1 (for a two-class mix: every class; a commented-out line of the
+    author's DCASE 2022 code uses the same mask, ``y < 1``) and the "true" class is the arg-max of the label. The median uses the same
     "nearest" rule as :class:`SubClusterAdaCos`. ``ln B_avg`` is computed as ``m + ln(mean_i Σ exp(... - m))``
     with ``m`` the largest non-corresponding logit, which is the same number without overflow.
     Called like :class:`SubClusterAdaCos`; ``n_subclusters`` is always 1.
@@ -439,8 +440,9 @@ class Mixup(keras.layers.Layer):
     seed : int or None
         Seed of the layer's ``keras.random.SeedGenerator``.
     label_rule : {"linear", "max"}, default "linear"
-        Mixed labels: ``λ_i y_i + (1 - λ_i) y_{n-1-i}`` (2020 public code) or the element-wise
-        ``max(λ_i y_i, (1 - λ_i) y_{n-1-i})`` that some versions of the author's DCASE 2022 code use.
+        Mixed labels: ``λ_i y_i + (1 - λ_i) y_{n-1-i}`` (2020 paper eq. (4), the 2020 public code's final
+        version) or the element-wise ``max(λ_i y_i, (1 - λ_i) y_{n-1-i})`` (every commit of the author's
+        DCASE 2022 code, the default of the 2021 system; the two labels then no longer sum to 1).
     """
 
     LABEL_RULES = ("linear", "max")

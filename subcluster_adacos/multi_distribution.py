@@ -64,8 +64,10 @@ Choices the paper leaves open (defaults; options in ``MultiDistributionConfig``)
   applies none (Keras' ``fit`` cannot take ``class_weight`` for a model with two outputs); "balanced" per
   head, the 2020 code's choice, stays a setting.
 * Section-only networks have no attribute centres: their attribute GMMs start from the section's centres.
-* The eq. (4) term is part of every score set (eq. (4) defines the score of one system), so a 20-set
-  ensemble holds it 20 times, in the same proportion to the embedding terms as in one set.
+* The eq. (4) term is part of every score set (``tmax_term="per_set"``): eq. (4) defines the score of one
+  system and Sec. 2.5 sums the systems' scores, so a 20-set ensemble holds it 20 times, in the same
+  proportion to the embedding terms as in one set. ``"once"`` adds it once to the summed ensemble
+  (:func:`add_temporal_max`), so it weighs as one of the 20 sets' embedding terms.
 * A class with one training clip (possible in small data) gets a Gaussian at that clip with covariance
   ``reg_covar * I``; scikit-learn needs two samples, so the clip is given twice.
 * Target decisions compare the first term of eq. (3) of the test clip with the threshold from the same
@@ -96,7 +98,7 @@ __all__ = [
     "BOTH_HEADS", "SECTIONS_ONLY", "VARIANTS", "PAPER_SECTIONS_ONLY_TYPES", "TERMS",
     "section_keys", "attribute_keys", "TrainingClasses", "train_network", "head_centres",
     "weighted_component_log_likelihoods", "DistributionScorer", "TemporalMaxScorer", "ScoreSet",
-    "combine_terms", "sum_score_sets", "decision_thresholds", "decide", "paper_variants",
+    "combine_terms", "add_temporal_max", "sum_score_sets", "decision_thresholds", "decide", "paper_variants",
     "choose_variants_on_dev", "select_by_type", "score_network", "NetworkOutputs", "network_outputs",
     "score_outputs", "temporal_max", "build_ensembles",
 ]
@@ -438,7 +440,8 @@ def combine_terms(terms: dict, table: pd.DataFrame, tmax_term: np.ndarray | None
     """Eqs. (2)-(4) from the terms of :meth:`DistributionScorer.terms`.
 
     Source-domain clips: ``section + attribute`` (eq. 2) plus ``tmax_term`` where given (eq. 4; pass zeros
-    or None for the other machine types). Target-domain clips: ``section + target`` (eq. 3).
+    or None for the other machine types). Target-domain clips: ``section + target`` (eq. 3). Test clips whose
+    domain is ``""`` (unknown, as in the DCASE 2022-2025 evaluation names): the smaller of the two.
     Decision score (Sec. 2.6): the score on the source domain; on the target domain the first term of
     eq. (3) (``target_decision="first_term"``) or, for test clips, the full score (``"full"``; training
     clips keep the first term, which sets the threshold).
@@ -447,17 +450,37 @@ def combine_terms(terms: dict, table: pd.DataFrame, tmax_term: np.ndarray | None
         raise ASDError(f"target_decision must be 'first_term' or 'full', got {target_decision!r}")
     source = (table["domain"] == "source").to_numpy()
     target = (table["domain"] == "target").to_numpy()
-    if not np.all(source | target):
-        raise ASDError("every clip needs domain 'source' or 'target' (DCASE 2021 names)")
+    unknown = ~(source | target)
+    if np.any(unknown & (table["split"] != "test").to_numpy()):
+        raise ASDError("every training clip needs domain 'source' or 'target' (DCASE 2021-2025 names)")
     tmax_term = np.zeros(len(table)) if tmax_term is None else np.asarray(tmax_term, dtype=np.float64)
-    score = np.where(source, terms["section"] + terms["attribute"] + tmax_term, terms["section"] + terms["target"])
+    as_source = terms["section"] + terms["attribute"] + tmax_term
+    as_target = terms["section"] + terms["target"]
+    score = np.where(source, as_source, as_target)
     decision = np.where(source, score, terms["section"])
+    # a test clip of unknown domain (DCASE 2022-2025 evaluation names carry none): the smaller of eqs. (2)/(4)
+    # and (3), i.e. scored in the domain it fits best (adaptation "domain-free score", docs/later-dcase.md)
+    score = np.where(unknown, np.minimum(as_source, as_target), score)
+    decision = np.where(unknown, np.minimum(as_source, terms["section"]), decision)
     if target_decision == "full":
         test = (table["split"] == "test").to_numpy()
         decision = np.where(target & test, score, decision)
     out_terms = {name: np.asarray(terms[name], dtype=np.float64) for name in ("section", "attribute", "target")}
     out_terms["tmax"] = tmax_term
     return ScoreSet(score, decision, out_terms, 1)
+
+
+def add_temporal_max(score_set: ScoreSet, tmax_term: np.ndarray | None, table: pd.DataFrame) -> ScoreSet:
+    """``score_set`` with the eq. (4) term added once to the score and the decision score of the source-domain
+    clips (``tmax_term`` is 0 for the other machine types). Used with ``tmax_term: once``, where the term
+    enters the summed ensemble once instead of once per score set (:func:`combine_terms`)."""
+    if tmax_term is None:
+        return score_set
+    tmax_term = np.asarray(tmax_term, dtype=np.float64)
+    added = np.where((table["domain"] == "source").to_numpy(), tmax_term, 0.0)
+    terms = dict(score_set.terms)
+    terms["tmax"] = terms.get("tmax", np.zeros_like(added)) + added
+    return ScoreSet(score_set.score + added, score_set.decision + added, terms, score_set.n_sets)
 
 
 def sum_score_sets(sets) -> ScoreSet:
@@ -501,6 +524,8 @@ def decide(decision_scores: np.ndarray, table: pd.DataFrame, thresholds: pd.Data
     test = (table["split"] == "test").to_numpy()
     keys = list(zip(table["machine_type"], table["unit"], table["domain"]))
     for i in np.flatnonzero(test):
+        if keys[i][2] == "":  # a test clip of unknown domain (2022-2025 evaluation): the source threshold
+            keys[i] = (keys[i][0], keys[i][1], "source")
         if keys[i] not in lookup:
             raise ASDError(f"{' '.join(keys[i])}: test clips but no normal training clips to set a threshold")
         out[i] = float(decision_scores[i] > lookup[keys[i]])

@@ -139,20 +139,20 @@ def combined_scores(learned: np.ndarray, mean: np.ndarray, machine_types, combin
     return np.where(scored_by_mean(machine_types, combined_mean_types), mean, learned)
 
 
-def _gmm_factory(centres_by_class, class_of_unit, n_subclusters, score_rule):
+def _gmm_factory(centres_by_class, class_of_unit, n_subclusters, score_rule, reg_covar=1e-3):
     def make(unit):
         means = None
         if centres_by_class is not None and centres_by_class.shape[1] == n_subclusters:
             means = centres_by_class[class_of_unit[unit]]
         elif centres_by_class is not None and n_subclusters == 1:
             means = centres_by_class[class_of_unit[unit]].mean(axis=0, keepdims=True)
-        return GMMBackend(n_components=n_subclusters, means_init=means, reg_covar=1e-3, score=score_rule)
+        return GMMBackend(n_components=n_subclusters, means_init=means, reg_covar=reg_covar, score=score_rule)
 
     return make
 
 
 def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None, centres_by_class=None,
-                   n_subclusters: int = 1, gmm_score: str = "max_component") -> np.ndarray:
+                   n_subclusters: int = 1, gmm_score: str = "max_component", reg_covar: float = 1e-3) -> np.ndarray:
     """Anomaly scores of the test clips of ``table`` (NaN for training clips) with one back-end per unit.
 
     Parameters
@@ -163,6 +163,8 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
         used to initialise the GMM means (reference). Without them scikit-learn's k-means initialisation.
     n_subclusters : GMM components (S).
     gmm_score : "max_component" (reference) or "loglik" (weighted mixture log-likelihood).
+    reg_covar : added to the covariance diagonal of the Gaussians and GMMs (public code: 1e-3; scikit-learn's
+        default, which the paper's "as implemented in scikit-learn" may mean for Table II, is 1e-6).
     """
     from asdcore.selection import train as train_rows
     from asdcore.selection import unit_keys
@@ -177,7 +179,7 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
         return scores
     if backend == "gmm":
         class_of_unit = None if class_names is None else {name: i for i, name in enumerate(class_names)}
-        make = _gmm_factory(centres_by_class, class_of_unit, n_subclusters, gmm_score)
+        make = _gmm_factory(centres_by_class, class_of_unit, n_subclusters, gmm_score, reg_covar)
     elif backend == "cosine_mean":
         def make(unit):
             return CosineMeanBackend()
@@ -187,7 +189,7 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
     elif backend.startswith("gaussian_"):
         covariance = backend.split("_", 1)[1]
         def make(unit):
-            return GaussianBackend(covariance_type=covariance)
+            return GaussianBackend(covariance_type=covariance, reg_covar=reg_covar)
     else:
         raise ASDError(f"unknown back-end {backend!r}; choose one of {', '.join(BACKENDS)}")
     scores[test] = score_per_unit(make, embeddings[train], keys[train], embeddings[test], keys[test])
@@ -215,7 +217,8 @@ class ScoringSystem:
     """
 
     def __init__(self, feature_config, normalizer, embedding_models, backends=None, combined_mean_types=(),
-                 mean_backends=None, centres=None, class_names=None, gmm_score: str = "max_component"):
+                 mean_backends=None, centres=None, class_names=None, gmm_score: str = "max_component",
+                 reg_covar: float = 1e-3):
         self.feature_config = feature_config
         self.normalizer = normalizer
         self.embedding_models = list(embedding_models)
@@ -226,6 +229,7 @@ class ScoringSystem:
         self.centres = None if centres is None else [np.asarray(c) for c in centres]
         self.class_names = None if class_names is None else [str(c) for c in class_names]
         self.gmm_score = gmm_score
+        self.reg_covar = reg_covar  # of every Gaussian fitted by fit
 
     @property
     def units(self):
@@ -261,7 +265,7 @@ class ScoringSystem:
         class_of_unit = {name: i for i, name in enumerate(self.class_names)}
         self.backends = []
         for k, (centres, embedded) in enumerate(zip(self.centres, self._embeddings(features, rows, embeddings))):
-            make = _gmm_factory(centres, class_of_unit, centres.shape[1], self.gmm_score)
+            make = _gmm_factory(centres, class_of_unit, centres.shape[1], self.gmm_score, self.reg_covar)
             what = f"GMMs of network {k + 1}/{len(self.centres)}"
             self.backends.append({unit: make(unit).fit(embedded[fit_units == unit])
                                   for unit in fit_progress(np.unique(fit_units), what)})
@@ -271,7 +275,7 @@ class ScoringSystem:
             chosen = np.arange(len(features))[rows if rows is not None else slice(None)][by_mean]
             means = temporal_statistic(features, "mean", rows=chosen)
             for unit in np.unique(fit_units[by_mean]):
-                self.mean_backends[unit] = GaussianBackend("full", normalize=False).fit(
+                self.mean_backends[unit] = GaussianBackend("full", reg_covar=self.reg_covar, normalize=False).fit(
                     means[fit_units[by_mean] == unit])
         return self
 
@@ -407,7 +411,7 @@ class TrainedNetworks:
             self._systems[spec] = ScoringSystem(
                 feature_config, normalizer, [], combined_mean_types=self.config.combined_mean_types,
                 centres=[trained["centres"]], class_names=self.class_names, gmm_score=self.config.gmm_score,
-            ).fit(view, self.keys, rows=self.train, embeddings=[trained["embeddings"]])
+                reg_covar=self.config.reg_covar).fit(view, self.keys, rows=self.train, embeddings=[trained["embeddings"]])
         system = self._systems[spec]
         if load_model and not system.embedding_models:
             from subcluster_adacos.network import embedding_model
@@ -426,7 +430,7 @@ class TrainedNetworks:
         if backend == "gmm" and n_components == spec.n_subclusters:  # the system's GMMs, fitted once
             return self.scored(spec)[0]
         return backend_scores(backend, trained["embeddings"], self.table, self.class_names, trained["centres"],
-                              n_components, self.config.gmm_score)
+                              n_components, self.config.gmm_score, self.config.reg_covar)
 
     def scored(self, spec):
         """``(learned, combined)`` scores of every clip (NaN for training clips) from :meth:`system`."""

@@ -23,7 +23,9 @@ class MultiDistributionConfig:
     learning_rate: float = 1e-3  # Adam (Sec. 2.3) with Keras' default settings
     l2: float = 1e-5  # network of [11] (Sec. 2.3); 2020 public code
     mixup: bool = True  # Sec. 2.3
-    mixup_labels: str = "linear"  # 2020 code; "max": max(l*y1, (1-l)*y2), some versions of the 2022 code
+    # paper silent (it cites mixup); the author's DCASE 2022 code, every commit: max(l*y1, (1-l)*y2);
+    # "linear": l*y1 + (1-l)*y2, the 2020 paper's eq. (4) and the 2020 code's final version
+    mixup_labels: str = "max"
     angle_mode: str = "reference"  # mixed-up angle of the 2020 public code (REFERENCE.md §4)
     class_weight: str = "none"  # paper silent; the author's 2022 code uses none ("balanced": the 2020 code's)
     loss_weights: tuple = (1.0, 1.0)  # Sec. 2.3: two sub-cluster AdaCos losses with equal weights
@@ -34,6 +36,9 @@ class MultiDistributionConfig:
     gmm_score: str = "component"  # Sec. 2.4: max over components k; "mixture": full mixture log-likelihood (2022 code)
     section_gmm_data: str = "source"  # Sec. 2.4 "normal data of the source domain"; "all": + target (2022 code)
     tmax_types: tuple = ("valve",)  # Sec. 2.4, eq. (4): temporal-maximum term for valve (source domain)
+    # Sec. 2.4-2.5: eq. (4) is the score of one system and the ensemble sums the systems' scores, so the term
+    # enters each of the 20 score sets ("per_set"); "once": added once to the summed ensemble
+    tmax_term: str = "per_set"
     sections_only_types: tuple = ("fan", "gearbox", "valve")  # Sec. 2.5: section loss only for these
     variant_choice: str = "paper"  # Sec. 2.5 the paper's per-type choice; "dev": the better on the dev set
     threshold_percentile: float = 90.0  # Sec. 2.6
@@ -53,7 +58,8 @@ class MultiDistributionConfig:
         if self.epochs < 1 or self.checkpoint_every < 1:
             raise ASDError(f"epochs ({self.epochs}) and checkpoint_every ({self.checkpoint_every}) must be >= 1")
         for name, allowed in (("class_weight", ("none", "balanced")), ("gmm_score", ("component", "mixture")),
-                              ("section_gmm_data", ("source", "all")), ("mixup_labels", ("linear", "max"))):
+                              ("section_gmm_data", ("source", "all")), ("mixup_labels", ("linear", "max")),
+                              ("tmax_term", ("per_set", "once"))):
             if getattr(self, name) not in allowed:
                 raise ASDError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(self, name)!r}")
         if not 0 <= self.threshold_percentile <= 100:

@@ -3,13 +3,16 @@
 Settings (``TrainingConfig``) are the paper's: all machine IDs as classes, mixup, Adam with its default
 settings, batch size 64, 400 epochs, class weights "balanced", L2 1e-5 on conv and embedding kernels.
 
-Input pipeline: the (normalised) log-mel features stay one NumPy array (or memory map); a ``tf.data``
-pipeline shuffles indices, gathers each batch from the array in a background thread and prefetches, so
-the features are never copied into one big tensor; ``fit`` gets it endless with ``steps_per_epoch``, so one
-iterator serves every epoch (issue 16: Keras 3 otherwise swaps iterators at each epoch start). With several GPUs visible the model is built under
-``tf.distribute.MirroredStrategy``. Training resumes from the last finished epoch
-(:class:`asdcore.keras_utils.EpochBackup`; the pipeline then starts at that epoch's shuffled order, so a
-killed and resumed training gives the same network as an uninterrupted one), keeps snapshots every ``checkpoint_every`` epochs, and logs loss,
+Input pipeline: the (normalised) log-mel features stay one NumPy array (or memory map). On TensorFlow a
+``tf.data`` pipeline shuffles indices, gathers each batch from the array in a background thread and
+prefetches, so the features are never copied into one big tensor; on JAX (or PyTorch) the
+:class:`asdcore.input_pipeline.ClipBatches` PyDataset does the same without TensorFlow, and when the
+training features fit the accelerator's memory it copies them there once and gathers every batch there
+(``ASD_DEVICE_DATA``). ``fit`` gets the pipeline endless with ``steps_per_epoch``, so one iterator serves
+every epoch (Keras 3 otherwise swaps iterators at each epoch start). With several GPUs visible TensorFlow
+builds the model under ``tf.distribute.MirroredStrategy``. Training resumes from the last finished epoch
+(:class:`asdcore.keras_utils.EpochBackup`; the pipeline then starts at that epoch's order, so a killed
+and resumed training gives the same network as an uninterrupted one), keeps snapshots every ``checkpoint_every`` epochs, and logs loss,
 adaptive scale(s) and learning rate per epoch to ``training_log.csv`` and ``tensorboard/`` through the shared
 callbacks of :mod:`asdcore.keras_utils` (one progress line per epoch replaces Keras' own output).
 """
@@ -23,6 +26,7 @@ import keras
 import numpy as np
 
 from asdcore.features import read_rows
+from asdcore.input_pipeline import ClipBatches, on_tensorflow, place_features
 
 from asdcore.errors import ASDError
 from asdcore.experiment import get_logger
@@ -94,7 +98,12 @@ def make_dataset(features: np.ndarray, labels: np.ndarray, n_classes: int, batch
 
 
 def distribution_strategy():
-    """``MirroredStrategy`` over all GPUs when more than one is visible, else the default strategy."""
+    """``MirroredStrategy`` over all GPUs when more than one is visible, else the default strategy (on
+    TensorFlow); a context that does nothing on the other back-ends (one device)."""
+    if not on_tensorflow():
+        import contextlib
+
+        return _NoStrategy(contextlib.nullcontext)
     import tensorflow as tf
 
     gpus = tf.config.list_logical_devices("GPU")
@@ -102,6 +111,13 @@ def distribution_strategy():
         get_logger().info("training on %d GPUs with MirroredStrategy", len(gpus))
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+class _NoStrategy:
+    """What ``distribution_strategy`` returns off TensorFlow: ``scope()`` is an empty context."""
+
+    def __init__(self, scope):
+        self.scope = scope
 
 
 class ScaleMonitor(keras.callbacks.Callback):
@@ -217,15 +233,19 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
 
 
 def _compile(model, config: TrainingConfig) -> None:
-    """Adam with the configured learning rate (one fused update kernel per variable on TensorFlow:
-    :class:`asdcore.optimizers.FusedAdam`, issue 16), its slot variables created up front; XLA only on GPUs (on
-    a CPU it costs more than it saves)."""
-    import tensorflow as tf
+    """Adam with the configured learning rate, its slot variables created up front. On TensorFlow: one fused
+    update kernel per variable (:class:`asdcore.optimizers.FusedAdam`, the same update) and XLA only on GPUs
+    (on a CPU it costs more than it saves); on the other back-ends Keras' own Adam and their default
+    compilation (JAX: the whole step XLA-compiled)."""
+    if on_tensorflow():
+        import tensorflow as tf
 
-    from asdcore.optimizers import FusedAdam
+        from asdcore.optimizers import FusedAdam
 
-    on_gpu = bool(tf.config.list_logical_devices("GPU"))
-    model.compile(optimizer=FusedAdam(learning_rate=config.learning_rate), jit_compile=on_gpu)
+        on_gpu = bool(tf.config.list_logical_devices("GPU"))
+        model.compile(optimizer=FusedAdam(learning_rate=config.learning_rate), jit_compile=on_gpu)
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
     # Create Adam's slots now, not inside the first traced training step: variables created during a
     # tf.function trace make TensorFlow trace the step a second time (issue 16: ~3 s of the first epoch).
     model.optimizer.build(model.trainable_variables)
@@ -268,7 +288,7 @@ def _fit(model, dataset, n_steps: int, config: TrainingConfig, monitor, model_di
 
 def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_size: int,
                              shuffle: bool = True, seed: int = 0, label_names=None, rows=None, repeat: bool = False,
-                             start_epoch: int = 0):
+                             portable: bool = False, start_epoch: int = 0):
     """Like :func:`make_dataset` with one one-hot label input per label set (``rows``, ``repeat``: as there).
 
     ``start_epoch`` (with ``repeat``): begin with the batches of that epoch (0-based), as a training resumed
@@ -276,9 +296,10 @@ def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_
 
     Yields ``{"features", label_names[0], label_names[1], ...}`` batches (default names ``labels``,
     ``labels_1``, ...: the inputs of :func:`~subcluster_adacos.network.build_multi_head_training_model`).
+    Off TensorFlow (and on it with ``portable=True``) the pipeline is an
+    :class:`asdcore.input_pipeline.ClipBatches` (its epochs drawn by NumPy), the features on
+    the accelerator when they fit (:func:`asdcore.input_pipeline.place_features`).
     """
-    import tensorflow as tf
-
     label_sets = [np.asarray(labels) for labels in label_sets]
     n_classes = [int(c) for c in n_classes]
     if label_names is None:
@@ -288,6 +309,12 @@ def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_
                        "names; give one of each per head")
     rows = _row_indices(rows, len(features))
     n = len(features) if rows is None else len(rows)
+    if portable or not on_tensorflow():
+        return ClipBatches(features, label_sets, n_classes, label_names, batch_size, shuffle=shuffle, seed=seed,
+                           rows=rows, device=place_features(features, rows), endless=repeat,
+                           start_epoch=start_epoch)
+    import tensorflow as tf
+
     frame_shape = tuple(features.shape[1:])
     one_hots = [np.eye(c, dtype=np.float32)[labels] for c, labels in zip(n_classes, label_sets)]
 

@@ -43,6 +43,22 @@ def test_resolve_config_order_and_unknown_keys(tmp_path):
         resolve_config(Settings(), yaml_file)
 
 
+def test_a_float_setting_written_1e_6_in_yaml_is_a_number(tmp_path):
+    """YAML 1.1 reads ``1e-6`` (no dot) as the string "1e-6": a float setting takes it as the number."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class WithFloat:
+        reg_covar: float = 1e-3
+
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("reg_covar: 1e-6\n")
+    assert resolve_config(WithFloat(), yaml_file).reg_covar == 1e-6
+    yaml_file.write_text("reg_covar: tiny\n")
+    with pytest.raises(ASDError, match="reg_covar: expected a number"):
+        resolve_config(WithFloat(), yaml_file)
+
+
 def test_resume_refuses_finished_runs_and_changed_settings(tmp_path):
     run = RunFolder.create(tmp_path, 2020, "x", log_to_console=False)
     run.write_config({"epochs": 400})

@@ -62,6 +62,7 @@ def test_lines_after_the_import_are_quiet_too():
     assert not NATIVE_LINE.search(done.stderr), done.stderr
 
 
+@pytest.mark.slow  # a TensorFlow import in a fresh process; the decision itself is tested without one below
 def test_a_level_the_user_set_is_kept_and_nothing_is_hidden():
     done = subprocess.run([sys.executable, "-c", _TF_USE], capture_output=True, text=True,
                           env=_env(TF_CPP_MIN_LOG_LEVEL="0"), timeout=300)

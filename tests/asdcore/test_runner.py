@@ -150,10 +150,32 @@ def test_assemble_before_every_unit_is_trained_is_refused(toy, data_root, env):
         train_unit_command([str(run), "--index", "99"])
 
 
-def test_overrides_are_not_labelled_paper_settings(toy, data_root, env):
-    run_command(toy, ["--data-root", str(data_root), "--out", str(env / "o"), "--noise", "0.5", "--plan"])
-    config = (_only_run(env / "o") / "config.yaml").read_text()
-    assert "paper settings with overrides (noise)" in config and "mode: full" in config
+def test_overrides_are_not_labelled_paper_settings(toy, data_root, env, monkeypatch):
+    """Every deviation from the paper's settings is named by key in config.yaml, with the paper's value and
+    what set it (flag, --config file, --precision); a --config value equal to the paper's is no deviation."""
+    import yaml
+
+    import asdcore.experiment
+
+    monkeypatch.setattr(asdcore.experiment, "apply_precision", lambda precision: None)  # no global Keras policy
+    settings = env / "settings.yaml"
+    settings.write_text("n_frames: 17\nmachine_types: [fan, ToyCar]\n")  # machine_types: the paper's value
+    run_command(toy, ["--data-root", str(data_root), "--out", str(env / "o"), "--noise", "0.5", "--config",
+                      str(settings), "--precision", "mixed_float16", "--plan"])
+    config = yaml.safe_load((_only_run(env / "o") / "config.yaml").read_text())
+    assert config["mode"] == "full" and config["precision"] == "mixed_float16"
+    assert config["deviations"] == {
+        "noise": {"paper": 1.0, "ours": 0.5, "set by": "command line"},
+        "n_frames": {"paper": 31, "ours": 17, "set by": f"--config {settings}"},
+        "precision": {"paper": "float32", "ours": "mixed_float16", "set by": "--precision"}}
+    label = config["settings_label"]
+    assert label.startswith("not the paper's settings: ") and "paper settings" not in label
+    for key in ("noise = 0.5 (paper: 1.0", "n_frames = 17 (paper: 31", "precision = mixed_float16 (paper: float32"):
+        assert key in label
+    assert "machine_types" not in label
+    run_command(toy, ["--data-root", str(data_root), "--out", str(env / "p"), "--plan"])
+    config = yaml.safe_load((_only_run(env / "p") / "config.yaml").read_text())
+    assert config["settings_label"] == "paper settings" and config["deviations"] == {}
 
 
 def test_a_planned_run_can_be_resumed_and_bad_settings_leave_no_folder(toy, data_root, env):

@@ -264,6 +264,46 @@ def test_per_machine_standardisation_equals_a_log_mel_shift(tmp_path):
     assert abs(levels[0] - levels[1]) < 0.5
 
 
+def test_default_features_come_from_waveforms_with_zero_mean_and_unit_variance(tmp_path):
+    """Sec. IV-A: each machine's waves standardised to mean 0 and variance 1, then log-mel. The features the
+    command uses (its statistics, the store built from the standardised waves) equal a log-mel computed by
+    hand from ``(x - mean) / std`` of the machine's training samples, in every mel bin, the lowest included
+    (the log-mel shift keeps the mean, a DC offset that reaches the lowest bin)."""
+    from asdcore.pipeline import load_features
+
+    rng = np.random.default_rng(3)
+    rows, waves = [], []
+    for unit, (scale, dc) in {"id_00": (0.05, 0.04), "id_02": (0.3, -0.1)}.items():
+        for split, label, i in (("train", "normal", 0), ("train", "normal", 1), ("test", "anomaly", 0)):
+            path = tmp_path / f"{unit}_{split}_{i}.wav"
+            w = (scale * rng.standard_normal(16000) + dc).clip(-1, 1).astype(np.float32)
+            sf.write(str(path), w, 16000, subtype="FLOAT")
+            waves.append(w.astype(np.float64))
+            r = clip("dev", "fan", unit, split, label, i)
+            r["path"] = str(path)
+            rows.append(r)
+    table = pd.DataFrame(rows)
+    _, amplitudes = data.amplitude_normalisation(table, "machine", cache_dir=tmp_path / "cache")
+    config = LogMelConfig(n_frames=None)
+    kept, features = load_features(table, config, cache_dir=tmp_path / "cache", ragged="pad",
+                                   wave_affine=data.amplitude_affine(table, amplitudes, "machine"))
+    assert len(kept) == len(table)
+    expected = []
+    for unit, first in (("id_00", 0), ("id_02", 3)):
+        train = np.concatenate(waves[first: first + 2])  # the machine's training samples
+        for w in waves[first: first + 3]:
+            expected.append(((w - train.mean()) / train.std()).astype(np.float32))
+    expected = compute_logmel(np.stack(expected), config)
+    ours = np.asarray(features[np.arange(len(table))])
+    np.testing.assert_allclose(ours, expected, atol=2e-3)
+    # the standardised waves: mean 0, variance 1 over each machine's training clips (a second store, keyed by
+    # the statistics: the raw features are not overwritten)
+    _, raw = load_features(table, config, cache_dir=tmp_path / "cache", ragged="pad")
+    shifted = data.normalise_amplitude(np.asarray(raw[np.arange(len(table))]),
+                                       data.amplitude_offsets_db(table, amplitudes, "machine"))
+    assert np.max(np.abs(shifted[:, :, 0] - expected[:, :, 0])) > 0.5  # the mean kept: the lowest bin is off
+
+
 def test_amplitude_levels(tmp_path):
     table, waves = wav_table(tmp_path, {"id_00": 0.05, "id_02": 0.3})
     zeros, empty = data.amplitude_normalisation(table, "none")

@@ -141,3 +141,56 @@ def test_training_log_has_loss_terms_learning_rates_and_centroid_distances(tmp_p
     tags = set(tensorboard_scalars(tmp_path / "tensorboard"))
     assert {"epoch_loss", "epoch_bce", "epoch_centroid_loss", "epoch_dist_normal_cp", "epoch_dist_outlier_cn",
             "epoch_learning_rate_encoder", "epoch_learning_rate_linear"} <= tags
+
+
+def test_first_centroids_use_the_calibrated_batch_normalisation():
+    """The trainer wires BN calibration into the first centroids: DSAD's fixed c (computed once, before
+    training) equals the mean inference-mode embedding of the normal centre crops of the initial network
+    whose BN moving statistics are the average batch statistics of the calibration batches (the sampler's
+    own seed), recomputed here by hand layer by layer; without calibration it differs."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    feats = (rng.normal(size=(10, 20, 16)) * 3 + 5).astype(np.float32)  # far from BN's initial mean 0 / var 1
+    sets = data.UnitSets("dev", "fan", "id_00", normal=np.arange(4), outlier=np.arange(4, 10))
+    n_cal = 3
+    trainer = T.LossTrainer("dsad", small_config(bn_calibration_batches=n_cal), (16, 16), seed=0)
+    info = trainer.train(feats, sets, iterations=1, composition=(2, 2), seed=11)
+    assert info["bn_calibration_batches"] == n_cal
+    trained_c = trainer.model.c_p.numpy().copy()
+    # by hand: a fresh copy of the initial network, each BN layer's moving statistics = mean over the
+    # calibration batches of its training-mode batch mean / variance (inputs from the calibrated layers before)
+    reference = T.LossTrainer("dsad", small_config(bn_calibration_batches=n_cal), (16, 16), seed=0).model
+    bns = reference.batch_norm_layers()
+    sampler = data.BalancedBatches(feats, sets, (2, 2), 16, seed=11 + 104729)
+    batches = [sampler.next_batch()[0] for _ in range(n_cal)]
+    for bn in bns:  # in graph order: each layer sees the outputs of the layers before in training mode
+        probe = keras.Model(reference.encoder.inputs, bn.input)
+        stats = [np.asarray(probe(b, training=True)) for b in batches]
+        axes = tuple(i for i in range(stats[0].ndim) if i != (bn.axis if bn.axis >= 0 else stats[0].ndim + bn.axis))
+        bn.moving_mean.assign(np.mean([s.mean(axis=axes) for s in stats], axis=0))
+        bn.moving_variance.assign(np.mean([s.var(axis=axes) for s in stats], axis=0))
+    start = (20 - 16) // 2
+    z = reference.embed(feats[:4, start: start + 16])
+    np.testing.assert_allclose(trained_c, z.mean(axis=0), rtol=5e-3, atol=1e-4)  # float32 running means
+    plain = T.LossTrainer("dsad", small_config(bn_calibration_batches=0), (16, 16), seed=0)
+    assert plain.train(feats, sets, iterations=1, composition=(2, 2), seed=11)["bn_calibration_batches"] == 0
+    assert not np.allclose(plain.model.c_p.numpy(), trained_c, rtol=1e-2, atol=1e-2)
+
+
+def test_save_models_none_writes_no_weights_file(tmp_path):
+    """save_models: none through train_id_models (the paper default: 205 ResNet38 files would not fit a
+    disk): outputs only, no weights file; "base" writes the Table II model's."""
+    table = _tiny_id_table()
+    features = np.random.default_rng(1).normal(size=(len(table), 20, 16)).astype(np.float32)
+    lengths = np.full(len(table), 20)
+    pool = {"fan/id_00": np.flatnonzero((table["label"] == "anomaly").to_numpy())[:1]}
+    for policy, want in (("none", []), ("base", ["model.weights.npz"])):
+        folder = tmp_path / policy
+        folder.mkdir()
+        config = small_config(save_models=policy, iterations=1, finetune_iterations=1, n_crops=2,
+                              batch_composition_anomalies=(2, 1, 1))
+        T.train_id_models(config, "bce", features, lengths, table, "fan", "id_00", pool, [1], seed=5, init_seed=7,
+                          folder=folder)
+        assert sorted(p.name for p in folder.glob("*.weights.npz")) == want
+        assert (folder / T.OUTPUTS_FILE).is_file()

@@ -52,6 +52,7 @@ def test_evaluate_reproduces_the_run(tiny_2020, cli_env, capsys):
     run = _only_run_folder(out / "2020" / "simple-representations")
     assert _run(["evaluate", run / "scores", "--data-root", tiny_2020, "--out", cli_env / "eval"]) == 0
     evaluated = pd.read_csv(_only_run_folder(cli_env / "eval" / "2020" / "evaluate") / "results.csv")
+    assert set(evaluated["data"]) == {"synthetic"} and set(pd.read_csv(run / "results.csv")["data"]) == {"synthetic"}
     original = pd.read_csv(run / "results.csv")
     key = ["system", "part", "machine_type", "unit"]
     merged = original[original["row"] == "unit"].merge(evaluated[evaluated["row"] == "unit"], on=key)

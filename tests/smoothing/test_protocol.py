@@ -143,6 +143,29 @@ def test_saturated_settings_by_counting_neighbours():
     assert sizes.to_dict("list") == {"pool": ["a", "b"], "all": [8, 4], "source": [5, 4]}
 
 
+def test_saturated_settings_leave_out_the_items_own_clip():
+    """With segments grouped by clip, an item's candidates exclude its whole clip: counted by hand, and at
+    saturation a_prop is one sum per clip (the segment plus every candidate outside its clip)."""
+    pools = np.array(["a"] * 12 + ["b"] * 6)
+    clips = np.repeat(np.arange(6), 3)  # three segments per clip; clips 0-3 in pool a, 4-5 in b
+    domains = np.where(np.isin(clips, [1, 3]), "target", "source")
+    ks = list(range(1, 14))
+    got = P.saturated_settings(domains, pools, ks, groups=clips)
+    for data in ("all", "source"):
+        for k in ks:
+            counts = [sum(1 for j in range(len(pools)) if pools[j] == pools[i] and clips[j] != clips[i]
+                          and (data == "all" or domains[j] == "source")) for i in range(len(pools))]
+            assert got[(data, k)] == (k - 1 >= max(counts)), (data, k)
+    assert got[("all", 10)] and not got[("all", 9)]  # pool a: 12 segments - 3 of the own clip = 9 candidates
+    rng = np.random.default_rng(4)
+    X, s = rng.normal(size=(18, 3)), rng.gamma(2.0, size=18)
+    smoothed = P.smooth_grid(X, s, domains, pools, clips, 6, [64], ("all",))[("all", 64)]
+    for c in range(6):
+        rows, others = clips == c, (pools == pools[clips == c][0]) & (clips != c)
+        want = np.mean((s[rows] + s[others].sum()) / (1 + others.sum()))
+        assert smoothed[c] == pytest.approx(want, rel=1e-12)
+
+
 def test_saturated_grid_gives_auc_and_pauc_of_exactly_one_half():
     """A saturated K must not rank clips by rounding noise (issue 11): AUC == pAUC == 0.5 exactly, by the
     evaluator and by scikit-learn."""
@@ -167,20 +190,25 @@ def test_saturated_grid_gives_auc_and_pauc_of_exactly_one_half():
             assert roc_auc_score(y[rows], got[("all", k)][rows], max_fpr=0.1) == 0.5
 
 
-def eq7_by_hand(X, s, domains, k, data):
-    """Eq. (7) with loops: own score plus the k-1 most cosine-similar other items (source only if asked)."""
+def eq7_by_hand(X, s, domains, k, data, groups=None):
+    """Eq. (7) with loops: own score plus the k-1 most cosine-similar other items (source only if asked);
+    with ``groups`` no item of the item's own group (its clip) is a neighbour."""
     out = np.empty(len(s))
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    groups = np.arange(len(s)) if groups is None else np.asarray(groups)
     for i in range(len(s)):
-        cands = [j for j in range(len(s)) if j != i and (data == "all" or domains[j] == "source")]
+        cands = [j for j in range(len(s)) if groups[j] != groups[i] and (data == "all" or domains[j] == "source")]
         cands.sort(key=lambda j: (1 - Xn[i] @ Xn[j], j))
         used = cands[:k - 1]
         out[i] = (s[i] + sum(s[j] for j in used)) / (1 + len(used))
     return out
 
 
+@pytest.mark.parametrize("exclude", ["clip", "item"])
 @pytest.mark.parametrize("per_clip", [1, 3])
-def test_smooth_grid_by_hand(per_clip):
+def test_smooth_grid_by_hand(per_clip, exclude):
+    """Eq. (7) by loops; with segments of a clip (per_clip = 3) the default leaves the clip's own segments
+    out of each segment's neighbours ("except for i": the observed sound), exclude="item" only the segment."""
     rng = np.random.default_rng(1)
     n_clips = 14
     pools_clip = np.array(["fan/section_00"] * 8 + ["fan/section_01"] * 6)
@@ -189,13 +217,15 @@ def test_smooth_grid_by_hand(per_clip):
     X = rng.normal(size=(len(clip_index), 4))
     s = rng.gamma(2.0, size=len(clip_index))
     pools, domains = pools_clip[clip_index], dom_clip[clip_index]
-    got = P.smooth_grid(X, s, domains, pools, clip_index, n_clips, [1, 2, 4, 32], ("source", "all"))
+    got = P.smooth_grid(X, s, domains, pools, clip_index, n_clips, [1, 2, 4, 32], ("source", "all"),
+                        exclude=exclude)
     for data in ("source", "all"):
         for k in (1, 2, 4, 32):
             items = np.empty(len(s))
             for pool in np.unique(pools):
                 rows = np.flatnonzero(pools == pool)
-                items[rows] = eq7_by_hand(X[rows], s[rows], domains[rows], k, data)
+                items[rows] = eq7_by_hand(X[rows], s[rows], domains[rows], k, data,
+                                          clip_index[rows] if exclude == "clip" else None)
             want = np.array([items[clip_index == c].mean() for c in range(n_clips)])
             np.testing.assert_allclose(got[(data, k)], want, rtol=1e-12)
     np.testing.assert_allclose(got[("all", 1)], [s[clip_index == c].mean() for c in range(n_clips)])
@@ -288,6 +318,27 @@ def fraction_case():
     X = rng.normal(size=(len(table), 5)) * 0.3 + np.where(y[:, None], 1.0, -1.0) * np.eye(5)[0]
     a_g = y * 0.5 + rng.normal(size=len(table))
     return table, X, a_g
+
+
+def test_fraction_curve_flags_settings_saturated_in_a_draw():
+    """Fig. 5 with the Oracle's setting: a K below a section's candidates on the full test set saturates once
+    only a fraction of the clips is observed; the flag follows a count by hand of the observed clips."""
+    table, X, a_g = fraction_case()  # per section and domain 10 normal + 10 anomalous clips: 40 per section
+    domains = table["domain"].to_numpy()
+    pools = (table["machine_type"] + "/" + table["unit"]).to_numpy()
+    oracle = pd.DataFrame({"machine_type": ["fan", "pump"], "data": ["all", "all"], "k": [16, 16]})
+    curve, draws = P.fraction_curve(table, X, a_g, domains, pools, np.arange(len(table)), [16], ("all",),
+                                    fractions=(0.25, 1.0), n_draws=2, seed=0, selection="oracle", oracle=oracle)
+    proposed = curve[curve["system"] == "Proposed"].set_index(["fraction", "machine_type"])
+    # full set: 40 clips per section, 39 candidates > K - 1 = 15; a quarter: round(0.25 * 10) = 3 clips of
+    # each of the 4 strata, 12 clips, 11 candidates <= 15: saturated in every draw
+    per_section = 4 * max(1, int(np.floor(0.25 * 10 + 0.5)))
+    assert per_section - 1 <= 15 < 40 - 1
+    for mtype in ("fan", "pump", "all"):
+        assert proposed.loc[(1.0, mtype), "saturated_draws"] == 0
+        assert proposed.loc[(0.25, mtype), "saturated_draws"] == 2
+    quarter = draws[(draws["fraction"] == 0.25) & (draws["machine_type"] != "all")]
+    assert quarter["saturated"].astype(bool).all()
 
 
 def test_fraction_curve_full_set_equals_the_oracle():

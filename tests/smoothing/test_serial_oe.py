@@ -308,3 +308,74 @@ def test_training_and_embeddings_from_clip_sources_equal_the_arrays():
         results.append((embed_clips(model, data[4], cfg, chunk=5), history["val_loss"].iloc[-1]))
     np.testing.assert_array_equal(results[1][0], results[0][0])
     assert results[1][1] == results[0][1]
+
+
+def test_mixup_probability_rises_over_the_first_half_as_the_public_trainer():
+    """mixup_schedule "ramp": batch t of T is mixed with probability 0.5 (1 - cos(min(pi, 2 pi t / T))) (the
+    public SerialOE trainer), so no batch of the first steps is mixed and every batch of the second half is;
+    "always" mixes every batch. Every clip distinct, lambda ~ Beta(50, 50) ~ 0.5: a batch is mixed iff one of
+    its inputs is none of the clips."""
+    rng = np.random.default_rng(0)
+    x_t, x_o = rng.random((40, 4, 3)).astype(np.float32), rng.random((40, 4, 3)).astype(np.float32)
+    clips = np.concatenate([x_t, x_o]).reshape(80, -1)
+    sections = np.arange(40) % 2
+    epochs = 10
+
+    def is_mixed(x):
+        return any(not np.any(np.all(np.abs(clips - row) < 1e-7, axis=1)) for row in x.reshape(len(x), -1))
+
+    ramp = OEBatches(x_t, sections, x_o, 2, batch_size=8, mixup_alpha=50.0, seed=1, mixup_schedule="ramp",
+                     epochs=epochs)
+    total = epochs * len(ramp)
+    mixed = []
+    for epoch in range(epochs):
+        for i in range(len(ramp)):
+            step = epoch * len(ramp) + i
+            assert ramp.mixup_probability(i) == pytest.approx(0.5 * (1 - math.cos(min(math.pi, 2 * math.pi * step
+                                                                                       / total))))
+            mixed.append(is_mixed(ramp[i][0]))
+        ramp.on_epoch_end()
+    mixed = np.array(mixed)
+    assert not mixed[:2].any() and mixed[total // 2:].all() and 0 < mixed[: total // 2].sum() < total // 2
+    always = OEBatches(x_t, sections, x_o, 2, batch_size=8, mixup_alpha=50.0, seed=1)
+    assert all(is_mixed(always[i][0]) for i in range(len(always)))
+    assert SerialOEConfig().mixup_schedule == "ramp"
+    with pytest.raises(ASDError):
+        SerialOEConfig(mixup_schedule="sometimes")
+
+
+def test_neck_starts_as_pytorch_builds_it():
+    """The neck's PReLU slope starts at 0.25 and its batch normalisation keeps 90 % of the running statistics
+    with epsilon 1e-5 (PyTorch's defaults, the public code's framework): checked on the layers' behaviour."""
+    model = build_serial_oe(2, (16, 20), backbone="light")
+    prelu, bn = model.get_layer("neck_prelu"), model.get_layer("neck_bn")
+    v = np.array([[-2.0] * 128, [3.0] * 128], np.float32)
+    np.testing.assert_allclose(np.asarray(prelu(v)), [[-0.5] * 128, [3.0] * 128])
+    batch = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 128)).astype(np.float32)
+    bn(batch, training=True)
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), 0.1 * batch.mean(axis=0), rtol=1e-4, atol=1e-5)
+    # inference with fresh statistics (mean 0, variance 1): x / sqrt(1 + eps)
+    fresh = build_serial_oe(2, (16, 20), backbone="light").get_layer("neck_bn")
+    np.testing.assert_allclose(np.asarray(fresh(v, training=False)), v / np.sqrt(1 + 1e-5), rtol=1e-6)
+
+
+def test_weights_file_is_loaded_never_downloaded(tmp_path):
+    """serial_oe weights: a Keras weights file of EfficientNetB0 without its top is loaded into the backbone
+    (three channels); a missing file or another network stops with one line."""
+    source = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 3),
+                                               pooling="avg")
+    path = tmp_path / "b0.weights.h5"
+    source.save_weights(str(path))
+    model = build_serial_oe(2, (32, 32), weights=str(path))
+    backbone = model.get_layer("efficientnetb0")
+    assert backbone.input_shape == (None, 32, 32, 3)
+    for a, b in zip(backbone.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ASDError, match="not a file"):
+        SerialOEConfig(weights=str(tmp_path / "missing.h5"))
+    with pytest.raises(ASDError, match="efficientnet_b0"):
+        SerialOEConfig(weights=str(path), backbone="light")
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    other.save_weights(str(tmp_path / "other.weights.h5"))
+    with pytest.raises(ASDError, match="EfficientNetB0"):
+        build_serial_oe(2, (32, 32), weights=str(tmp_path / "other.weights.h5"))

@@ -326,6 +326,30 @@ def test_ensemble_sums_the_score_sets():
         sum_score_sets([])
 
 
+def test_temporal_max_term_per_score_set_or_once_in_the_ensemble():
+    """tmax_term "per_set" (eq. (4) in each of the n score sets: n times the term in the sum) against "once"
+    (the sum of the sets without it, plus the term once): on source clips they differ by (n - 1) x the term,
+    on target clips not at all; decisions follow the scores on the source domain."""
+    from subcluster_adacos.multi_distribution import add_temporal_max
+
+    table, _ = toy_embeddings()
+    rng = np.random.default_rng(8)
+    source = (table["domain"] == "source").to_numpy()
+    tmax = rng.normal(size=len(table))
+    term_sets = [{k: rng.normal(size=len(table)) for k in ("section", "attribute", "target")} for _ in range(4)]
+    per_set = sum_score_sets([combine_terms(t, table, tmax) for t in term_sets])
+    once = add_temporal_max(sum_score_sets([combine_terms(t, table) for t in term_sets]), tmax, table)
+    by_hand = np.sum([np.where(source, t["section"] + t["attribute"], t["section"] + t["target"])
+                      for t in term_sets], axis=0)
+    np.testing.assert_allclose(once.score, by_hand + np.where(source, tmax, 0.0))
+    np.testing.assert_allclose(per_set.score, by_hand + np.where(source, 4 * tmax, 0.0))
+    np.testing.assert_allclose(once.decision[source], once.score[source])
+    np.testing.assert_allclose(once.decision[~source], per_set.decision[~source])
+    np.testing.assert_allclose(once.terms["tmax"], np.where(source, tmax, 0.0))
+    assert once.n_sets == per_set.n_sets == 4
+    assert add_temporal_max(per_set, None, table) is per_set
+
+
 def test_variant_per_machine_type():
     choice = paper_variants(["ToyCar", "ToyTrain", "fan", "gearbox", "pump", "slider", "valve"])
     assert choice == {"ToyCar": BOTH_HEADS, "ToyTrain": BOTH_HEADS, "pump": BOTH_HEADS, "slider": BOTH_HEADS,

@@ -240,3 +240,68 @@ def test_training_log_and_tensorboard_hold_loss_learning_rate_and_every_heads_sc
     for name, column in ((first, "scale"), (second, f"scale_{second}")):
         assert log[column].iloc[-1] == pytest.approx(float(keras.ops.convert_to_numpy(model.get_layer(name).scale)))
     assert {"epoch_scale", f"epoch_scale_{second}"} <= set(tensorboard_scalars(tmp_path / "two" / "tensorboard"))
+
+
+def test_gmm_started_at_the_learned_centres_is_not_the_k_means_started_gmm():
+    """Four tight clusters at the corners of a long rectangle (on the unit sphere after normalisation) and two
+    learned centres at the middles of its long sides: EM started there keeps the split along the long sides (a
+    stable fixed point), while scikit-learn's k-means start splits along the short sides. The unit's scores
+    must be those of scikit-learn's GaussianMixture started at the centres (SciPy densities), and these are not
+    the k-means-started ones, so a GMM that ignored the centres fails this test."""
+    from scipy.stats import multivariate_normal
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(1)
+    e = np.eye(4)
+    corners = [e[0] + u * e[1] + v * e[2] for u in (0.0, 0.6) for v in (0.0, 0.2)]
+    train = np.concatenate([c + 0.01 * rng.normal(size=(30, 4)) for c in corners])
+    test = np.concatenate([c + 0.05 * rng.normal(size=(10, 4)) for c in corners])
+    centres = np.stack([e[0] + 0.3 * e[1], e[0] + 0.3 * e[1] + 0.2 * e[2]])[None]  # (1 class, S = 2, D)
+    table = pd.DataFrame({"machine_type": "fan", "unit": "id_00", "split": ["train"] * 120 + ["test"] * 40})
+    scores = backend_scores("gmm", np.concatenate([train, test]), table, ["fan/id_00"], centres, n_subclusters=2)
+
+    def by_hand(**start):
+        gmm = GaussianMixture(2, covariance_type="full", reg_covar=1e-3, random_state=0, **start).fit(
+            l2_normalize(train))
+        x = l2_normalize(test)
+        return -np.max([multivariate_normal(m, c).logpdf(x) for m, c in zip(gmm.means_, gmm.covariances_)], axis=0)
+
+    at_centres, k_means = by_hand(means_init=l2_normalize(centres[0])), by_hand()
+    assert np.abs(at_centres - k_means).mean() > 1.0  # the two starts end in different fits
+    np.testing.assert_allclose(scores[120:], at_centres, rtol=1e-6)
+
+
+@pytest.mark.parametrize("reg_covar", [1e-6, 1e-2])
+def test_reg_covar_setting_reaches_the_table2_gaussians_and_the_gmms(reg_covar):
+    """``reg_covar`` of the config (1e-3 by default; Table II "as implemented in scikit-learn" would be 1e-6) is
+    what the Gaussians of Table II and the per-ID GMMs add to their covariance diagonals: scores against
+    scikit-learn fitted by hand with that value (SciPy densities)."""
+    from dataclasses import replace
+
+    from scipy.stats import multivariate_normal
+    from sklearn.mixture import GaussianMixture
+
+    from subcluster_adacos.scoring import TrainedNetworks
+    from subcluster_adacos.settings_2020 import ModelSpec, SubClusterAdaCosConfig
+
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame({"machine_type": "fan", "unit": ["id_00"] * 30 + ["id_02"] * 30,
+                          "split": (["train"] * 24 + ["test"] * 6) * 2})
+    centres = l2_normalize(rng.normal(size=(2, 1, 4)))
+    embeddings = centres[np.repeat([0, 1], 30), 0] + 0.05 * rng.normal(size=(60, 4))
+    config = replace(SubClusterAdaCosConfig(), reg_covar=reg_covar, combined_mean_types=())
+    spec = ModelSpec("subcluster_adacos", True, 1)
+    features = (None, None, np.zeros((60, 2, 2), np.float32))  # only the GMMs of the embeddings are fitted
+    nets = TrainedNetworks(table, features, {spec: None}, ["fan/id_00", "fan/id_02"], config)
+    nets._networks[spec] = {"diverged": False, "embeddings": embeddings, "centres": centres}
+    train = (table["split"] == "train").to_numpy()
+    for backend, covariance in (("gaussian_full", "full"), ("gaussian_spherical", "spherical"), ("gmm", "full")):
+        scores = nets.backend(spec, backend)
+        for unit, class_centres in zip(["id_00", "id_02"], centres):
+            rows = (table["unit"] == unit).to_numpy()
+            start = {"means_init": class_centres} if backend == "gmm" else {}
+            gmm = GaussianMixture(1, covariance_type=covariance, reg_covar=reg_covar, random_state=0, **start).fit(
+                l2_normalize(embeddings[rows & train]))
+            cov = gmm.covariances_[0] * (np.eye(4) if covariance == "spherical" else 1.0)
+            expected = -multivariate_normal(gmm.means_[0], cov).logpdf(l2_normalize(embeddings[rows & ~train]))
+            np.testing.assert_allclose(scores[rows & ~train], expected, rtol=1e-6, err_msg=backend)
