@@ -228,6 +228,11 @@ def fit(method: str, normal, out, *, quick: bool = False, auxiliary=(), test=(),
         train_table = table[~calibration].reset_index(drop=True)
         adapter.check(train_table, config, log)  # requirements: before any feature or training
         test_table = read_folders(test, labelled=True) if len(test) else None
+        if test_table is not None:
+            unknown = sorted(set(test_table["machine"]) - set(machines))
+            if unknown:
+                raise ASDError(f"--test holds recordings of machine {unknown[0]!r}, which --normal does not; name its "
+                               f"test folder like one of {', '.join(machines[:6])}")
         set_seed(seed)
         model_dir = tmp / "model"
         model_dir.mkdir()

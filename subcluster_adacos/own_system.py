@@ -117,7 +117,8 @@ class SubClusterAdaCosSystem:
         own = np.flatnonzero((table["part"] != "auxiliary").to_numpy())
         system = ScoringSystem(feature_config, normalizer, [embedding_model(trained["model"])],
                                combined_mean_types=config.combined_mean_types, centres=[trained["centres"]],
-                               class_names=class_names, gmm_score=config.gmm_score)
+                               class_names=class_names, gmm_score=config.gmm_score,
+                               reg_covar=getattr(config, "reg_covar", 1e-3))
         system.fit(view, keys, rows=own, embeddings=[trained["embeddings"]])
         system.save(Path(folder) / "system")
         machines = dict(zip(table["machine"].iloc[own], keys[own]))
@@ -176,15 +177,19 @@ class _MultiScorer:
         tmax_term = None
         if self.tmax is not None and info["machine_type"] in self.tmax.machine_types:
             tmax_term = self.tmax.term(x.max(axis=1), table)
+        once = getattr(self.config, "tmax_term", "per_set") == "once"  # eq. (4) per score set or once (Sec. 2.5)
         score = decision = 0.0
         for model, scorer in self.sets:
             embedding = _embed_directly(model, x)
             terms = scorer.terms(embedding, table, require_target=False)
             if domain != "target" or not np.isfinite(terms["target"]).all():
                 terms["target"] = np.zeros(1)
-            one = combine_terms(terms, table, tmax_term, self.config.target_decision)
+            one = combine_terms(terms, table, None if once else tmax_term, self.config.target_decision)
             score += float(one.score[0])
             decision += float(one.decision[0])
+        if once and tmax_term is not None and domain == "source":
+            score += float(tmax_term[0])
+            decision += float(tmax_term[0])
         return score, decision
 
 

@@ -34,6 +34,7 @@ def test_help_needs_no_tensorflow():
     code = ("import sys; import ddcsad.settings as e; from ddcsad.losses import VARIANTS; "
             "from ddcsad import data, scoring; assert e.VARIANTS == VARIANTS; "
             "assert e.AMPLITUDE_LEVELS == data.AMPLITUDE_LEVELS and e.EPOCH_DEFINITIONS == data.EPOCH_DEFINITIONS; "
+            "assert e.AMPLITUDE_METHODS == data.AMPLITUDE_METHODS; "
             "assert e.MINMAX_OVER == scoring.MINMAX_OVER")
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)

@@ -194,3 +194,18 @@ def test_save_models_none_writes_no_weights_file(tmp_path):
                           folder=folder)
         assert sorted(p.name for p in folder.glob("*.weights.npz")) == want
         assert (folder / T.OUTPUTS_FILE).is_file()
+
+
+def test_adam_epsilon_reaches_both_optimizers():
+    """adam_epsilon (default 1e-8, the Adam paper's and PyTorch's; Keras' own default is 1e-7) is the epsilon
+    of the encoder's and the linear layer's Adam."""
+    for value in (None, 1e-6):
+        config = small_config() if value is None else small_config(adam_epsilon=value)
+        model = T.LossTrainer("bce+ddcsad", config, (16, 16), seed=0).model
+        want = 1e-8 if value is None else value
+        assert model.encoder_optimizer.epsilon == pytest.approx(want)
+        assert model.head_optimizer.epsilon == pytest.approx(want)
+    with pytest.raises(ASDError):
+        small_config(adam_epsilon=0.0)
+    with pytest.raises(ASDError, match="feature_frames"):
+        small_config(feature_frames=313)  # features of the standardised waves need every frame

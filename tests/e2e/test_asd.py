@@ -16,7 +16,7 @@ import pytest
 from asdcore import system as systems
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "own"))
-from folders import make_own_data  # noqa: E402
+from folders import make_own_data, write_machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the tiniest settings that still run every step of each method
@@ -34,6 +34,8 @@ def fitted(tmp_path_factory):
     os.environ.setdefault("ASD_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     root = tmp_path_factory.mktemp("own")
     data = make_own_data(root, n_train=6, n_test=2, duration=1.0)
+    # two recordings of a changed condition: the target domain of one machine only
+    write_machine(data["normal"] / "Pump hall 2" / "target", "Pump hall 2", 2, first=800, duration=1.0)
     out = {}
     for method, settings in TINY.items():
         test = [data["test"]] if method == "subcluster-adacos" else []  # the evaluation step once
@@ -47,7 +49,11 @@ def test_fit_and_score(fitted, method):
     data, out = fitted
     info = json.loads((out[method] / "system.json").read_text())
     assert info["machines"] == ["Pump hall 2", "lüfter-A"] and info["method"] == method
-    assert set(info["thresholds"]) == {"Pump hall 2", "lüfter-A"}
+    if method == "multi-distribution":  # eq. (3) where a target domain was given, source-only elsewhere
+        assert info["domains"] == {"Pump hall 2": "source and target", "lüfter-A": "source only"}
+        assert set(info["thresholds"]) == {"Pump hall 2", "Pump hall 2@target", "lüfter-A"}
+    else:
+        assert set(info["thresholds"]) == {"Pump hall 2", "lüfter-A"}
     if method == "subcluster-adacos":
         results = pd.read_csv(out[method] / "test_results.csv")
         assert set(results["machine"]) == {"Pump hall 2", "lüfter-A"} and results["auc"].between(0, 1).all()
@@ -60,6 +66,11 @@ def test_fit_and_score(fitted, method):
         method == "multi-distribution"  # decides on its own decision score (Sec. 2.6)
     alone = pd.concat([loaded.score([f]) for f in files[::3]], ignore_index=True)
     assert alone["score"].tolist() == together["score"].iloc[::3].tolist()  # exactly, not approximately
+    if method == "multi-distribution":
+        target = sorted((data["normal"] / "Pump hall 2" / "target").iterdir())[:1]
+        as_target, as_source = loaded.score(target), loaded.score(target, threshold=None, machine="lüfter-A")
+        assert as_target["threshold"][0] == info["thresholds"]["Pump hall 2@target"]
+        assert np.isfinite(as_target["score"][0]) and as_source["threshold"][0] == info["thresholds"]["lüfter-A"]
     # the fit's own calibration scores came through the same per-recording path
     calibration = pd.read_csv(out[method] / "calibration_scores.csv")
     again = loaded.score(list(calibration["path"][:2]), machines=list(calibration["machine"][:2]))
