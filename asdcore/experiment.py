@@ -4,15 +4,27 @@ Every run writes a new folder ``<out>/<year>/<experiment>/<timestamp>/`` holding
 ``run.log``, ``scores/<system>/`` (DCASE submission files), ``results.csv``, ``comparison.md``,
 ``plots/`` and ``models/``. A folder is never reused, so nothing from an earlier run is overwritten,
 and every file is written atomically (to a temporary name, then renamed).
+
+The state of a run folder (:class:`RunFolder`) can be read from its files, so a run killed at any moment
+(SIGKILL included: no clean-up code runs) can be continued:
+
+- ``assembly.json``: assembly has begun; it lists the entries the folder held before (training's);
+- ``assembled.json``: assembly has finished; written last. A folder with it is finished and never written
+  again. Without it, whatever an interrupted assembly left (every entry not listed in ``assembly.json``)
+  is removed when assembly starts again, so a partial assembly never blocks the next one;
+- ``failed.json``: the run stopped on an error (one line, also in ``run.log``); ``--resume`` says so and
+  continues.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import datetime as _dt
+import json
 import logging
 import os
 import random
+import shutil
 import sys
 import zlib
 from pathlib import Path
@@ -24,6 +36,14 @@ from asdcore.atomic_io import atomic_write_csv, atomic_write_text  # noqa: F401 
 from asdcore.errors import ASDError
 
 LOGGER_NAME = "asd"
+#: Written when assembly begins: the folder's entries before it (what a new assembly keeps).
+ASSEMBLY_FILE = "assembly.json"
+#: Written last by assembly: the run is finished.
+ASSEMBLED_FILE = "assembled.json"
+#: Written when a run stops on an error: the one-line error and when.
+FAILED_FILE = "failed.json"
+#: Entries of a run folder that hold no result of their own (a failed run holding only these is removed).
+BOOKKEEPING = ("run.log", "config.yaml", "invocation.json", "units.csv", FAILED_FILE)
 QUICK_BANNER = "QUICK MODE (reduced settings for a CPU; not the paper's settings)"
 
 
@@ -176,18 +196,107 @@ class RunFolder:
     def resume(cls, path, log_to_console: bool = True) -> "RunFolder":
         """Continue an interrupted run in its own folder (its models and training backups are reused).
 
-        A run that already wrote ``results.csv`` finished: resuming it would overwrite its results, so
-        that is refused.
+        A finished run (:attr:`finished`) is refused: resuming it would overwrite its results. A run that
+        stopped on an error (``failed.json``) is continued after saying what stopped it.
         """
         path = Path(path)
         if not (path / "config.yaml").is_file():
             raise ASDError(f"{path}: not a run folder (no config.yaml); give the folder of the interrupted run")
-        if (path / "results.csv").exists():
-            raise ASDError(f"{path}: this run finished (results.csv exists); start a new run instead of resuming")
         run = cls(path)
+        if run.finished:
+            raise ASDError(f"{path}: this run finished ({run.finished_by} exists); start a new run instead of "
+                           "resuming")
         run._attach_log(log_to_console)
         get_logger().info("resuming the run in %s", path)
+        failure = run.failure()
+        if failure is not None:
+            get_logger().info("this run stopped on an error at %s: %s; continuing where it stopped",
+                              failure.get("time", "?"), failure.get("error", "?"))
+            (path / FAILED_FILE).unlink()
         return run
+
+    # --- state of the folder (module docstring) ----------------------------------------------------------
+    @property
+    def finished_by(self) -> str | None:
+        """The file that marks the run finished: ``assembled.json``; for a folder written before that marker
+        existed, ``comparison.md`` (the last file its assembly wrote) when no assembly was begun since."""
+        if (self.path / ASSEMBLED_FILE).is_file():
+            return ASSEMBLED_FILE
+        if not (self.path / ASSEMBLY_FILE).exists() and (self.path / "comparison.md").is_file():
+            return "comparison.md"
+        return None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run's assembly has finished (then nothing in the folder is written again)."""
+        return self.finished_by is not None
+
+    def begin_assembly(self) -> list[str]:
+        """Start (or start again) the assembly: refuse a finished run, record the entries the folder holds
+        before the first assembly (``assembly.json``), and remove what an interrupted assembly left (any
+        other entry). Returns the names removed."""
+        if self.finished:
+            raise ASDError(f"{self.path}: already assembled ({self.finished_by} exists); nothing is overwritten")
+        record = self.path / ASSEMBLY_FILE
+        if record.is_file():
+            keep = set(json.loads(record.read_text(encoding="utf-8"))["kept"])
+        else:
+            keep = {p.name for p in self.path.iterdir()}
+            atomic_write_text(record, json.dumps({"kept": sorted(keep)}, indent=1))
+        keep |= {ASSEMBLY_FILE, "run.log"}
+        removed = []
+        for entry in sorted(self.path.iterdir()):
+            if entry.name in keep:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry.name)
+        return removed
+
+    def mark_assembled(self) -> Path:
+        """The last write of an assembly: from now on the run is finished."""
+        stamp = _dt.datetime.now().isoformat(timespec="seconds")
+        return atomic_write_text(self.path / ASSEMBLED_FILE, json.dumps({"assembled": stamp}) + "\n")
+
+    def failure(self) -> dict | None:
+        """What ``failed.json`` says (``error``, ``time``), or None."""
+        path = self.path / FAILED_FILE
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            return {"error": "(unreadable failed.json)"}
+
+    def record_failure(self, error: str) -> bool:
+        """A run stopped on ``error`` (one line): write it into ``run.log`` and ``failed.json``; a folder
+        that holds nothing else (only :data:`BOOKKEEPING` files and empty folders) is removed instead.
+        Returns True when the folder was removed."""
+        stamp = _dt.datetime.now().isoformat(timespec="seconds")
+        self.log_error(f"the run stopped: {error}")
+        self.close()
+        if self.holds_nothing():
+            shutil.rmtree(self.path, ignore_errors=True)
+            return True
+        atomic_write_text(self.path / FAILED_FILE, json.dumps({"error": error, "time": stamp}) + "\n",
+                          overwrite=True)
+        return False
+
+    @staticmethod
+    def log_error(message: str) -> None:
+        """One ERROR line into the attached ``run.log`` only (the console gets the error from the caller)."""
+        for handler in get_logger().handlers:
+            if getattr(handler, "_asd_run_handler", False):
+                handler.emit(logging.LogRecord(LOGGER_NAME, logging.ERROR, __file__, 0, "%s", (message,), None))
+
+    def holds_nothing(self) -> bool:
+        """Whether the folder holds only bookkeeping (:data:`BOOKKEEPING`) and empty folders."""
+        for entry in self.path.rglob("*"):
+            if entry.is_file() and not (entry.parent == self.path and entry.name in BOOKKEEPING):
+                return False
+        return True
 
     def _attach_log(self, log_to_console: bool) -> None:
         logger = get_logger()

@@ -189,11 +189,13 @@ class ClipBatches(keras.utils.PyDataset):
     rows : int64 positions in ``features`` of the training clips, or None (all of them).
     device : :class:`DeviceFeatures` of exactly those rows, or None.
     endless : False gives one epoch (``steps`` batches) instead of an endless stream.
+    start_epoch : item ``k`` is taken from epoch ``start_epoch + k // S`` (a training resumed after
+        ``start_epoch`` epochs continues with the batches it would have had).
     """
 
     def __init__(self, features, label_sets, n_classes, names, batch_size: int, shuffle: bool = True,
                  seed: int = 0, rows=None, device: DeviceFeatures | None = None, workers: int | None = None,
-                 endless: bool = True):
+                 endless: bool = True, start_epoch: int = 0):
         if workers is None:
             workers = 1 if device is not None else min(4, os.cpu_count() or 1)
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
@@ -209,6 +211,7 @@ class ClipBatches(keras.utils.PyDataset):
         self.one_hots = [np.eye(int(c), dtype=np.float32)[np.asarray(labels)]
                          for c, labels in zip(n_classes, label_sets)]
         self.endless = bool(endless)
+        self.start_epoch = int(start_epoch)
         self._order = (-1, None)
 
     @property
@@ -226,7 +229,7 @@ class ClipBatches(keras.utils.PyDataset):
     def positions(self, index: int) -> np.ndarray:
         """Positions of the clips of item ``index``."""
         epoch, step = divmod(int(index), self.steps)
-        return self.order(epoch)[step * self.batch_size:(step + 1) * self.batch_size]
+        return self.order(self.start_epoch + epoch)[step * self.batch_size:(step + 1) * self.batch_size]
 
     def __getitem__(self, index):
         positions = self.positions(index)

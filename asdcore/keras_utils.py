@@ -34,7 +34,7 @@ from asdcore.estimates import RunProgress, current_progress, human_duration
 from asdcore.experiment import get_logger, set_seed
 from asdcore.training_curves import TRAINING_LOG  # the log the runner draws plots/training/<unit>.png from
 
-__all__ = ["reset_for_unit", "training_callbacks", "LearningRates", "ProgressLine", "TRAINING_LOG",
+__all__ = ["reset_for_unit", "training_callbacks", "LearningRates", "ProgressLine", "EpochBackup", "TRAINING_LOG",
            "TENSORBOARD_DIR", "training_log_path", "tensorboard_available", "compiled_inference"]
 
 #: TensorBoard folder of a unit (one sub-folder per further training of the same unit).
@@ -136,6 +136,81 @@ class ProgressLine(keras.callbacks.Callback):
                       human_duration(time.monotonic() - self._epoch_start), self.progress.describe())
 
 
+class EpochBackup(keras.callbacks.Callback):
+    """Training that continues where a killed process stopped, exactly as if it had not been stopped.
+
+    After every epoch every variable of the model (weights, and the random generators' states, e.g. of
+    mixup's ``keras.random.SeedGenerator``) and of its optimizer (moments, iteration count) go to one
+    file, ``<folder>/epoch_XXXX.npz``, written atomically (:func:`asdcore.atomic_io.atomic_save_npz`);
+    older backups are then removed. At the start of ``fit`` the latest one is loaded and training goes on
+    with the next epoch; when ``fit`` ends the folder is removed. Unlike ``keras.callbacks.BackupAndRestore``
+    (weights and epoch number in two files, the weights file overwritten in place, ``save_weights``
+    without the generators' states) no moment of the save leaves a backup that cannot be loaded or names
+    the wrong epoch, and the resumed epochs draw the same random numbers.
+
+    A resumed training gives the same weights as an uninterrupted one when the data pipeline starts at the
+    resumed epoch too: give it :meth:`last_epoch`.
+    """
+
+    PATTERN = "epoch_*.npz"
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = Path(folder)
+
+    @classmethod
+    def last_epoch(cls, folder) -> int:
+        """The number of epochs the latest backup in ``folder`` holds (0: none)."""
+        folder = Path(folder)
+        epochs = [int(p.stem.split("_")[1]) for p in folder.glob(cls.PATTERN)] if folder.is_dir() else []
+        return max(epochs, default=0)
+
+    def _path(self, epoch: int) -> Path:
+        return self.folder / f"epoch_{epoch:04d}.npz"
+
+    def _variables(self) -> list:
+        optimizer = self.model.optimizer
+        return list(self.model.variables) + (list(optimizer.variables) if optimizer is not None else [])
+
+    def on_train_begin(self, logs=None):
+        import numpy as np
+
+        epoch = self.last_epoch(self.folder)
+        if not epoch:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        variables = self._variables()
+        with np.load(self._path(epoch)) as saved:
+            if len(saved.files) != len(variables):
+                from asdcore.errors import ASDError
+
+                raise ASDError(f"{self._path(epoch)}: a backup of another network ({len(saved.files)} variables, "
+                               f"this one has {len(variables)}); remove {self.folder} to train from the start")
+            for i, variable in enumerate(variables):
+                variable.assign(saved[f"v{i}"])
+        # fit() starts at model._initial_epoch when a callback sets it in on_train_begin (Keras' own
+        # BackupAndRestore does the same)
+        self.model._initial_epoch = epoch  # noqa: SLF001
+        get_logger().info("training continues after epoch %d (backup %s)", epoch, self._path(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        from asdcore.atomic_io import atomic_save_npz
+
+        arrays = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self._variables())}
+        atomic_save_npz(self._path(epoch + 1), overwrite=True, **arrays)
+        for older in self.folder.glob(self.PATTERN):
+            if older != self._path(epoch + 1):
+                older.unlink(missing_ok=True)
+
+    def on_train_end(self, logs=None):
+        # training done (or stopped on divergence): a unit killed after this point trains again from the
+        # start, which gives the same network; a backup left here would make it continue a stopped training
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def training_callbacks(folder=None, *, extra=(), name: str | None = None, optimizers=None, stop_on_nan=False,
                        append: bool = False, label: str = "") -> list:
     """The callbacks of one ``model.fit``: ``extra`` (the method's own), then the standard set (module
@@ -171,7 +246,17 @@ def training_callbacks(folder=None, *, extra=(), name: str | None = None, optimi
             board = folder / TENSORBOARD_DIR / name if name else folder / TENSORBOARD_DIR
             callbacks.append(keras.callbacks.TensorBoard(str(board), write_graph=False, update_freq="epoch",
                                                          profile_batch=0))
+    callbacks.append(_EpochKillPoint())  # a test hook, inert unless $ASD_KILL_AT is set (asdcore.kill_points)
     return callbacks
+
+
+class _EpochKillPoint(keras.callbacks.Callback):
+    """The ``epoch-end`` point of :mod:`asdcore.kill_points`: last, after every other callback's epoch end."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        from asdcore.kill_points import kill_point
+
+        kill_point("epoch-end")
 
 
 _WARNED = []

@@ -108,7 +108,9 @@ def load_features(table: pd.DataFrame, config, *, cache_dir=None, skip_bad_files
         log = get_logger()
         log.warning("%d unreadable recording(s) skipped (see bad_files.csv)", len(result.bad_files))
         if run is not None:
-            run.write_csv("bad_files.csv", pd.DataFrame(result.bad_files, columns=["path", "reason"]))
+            # every process of the run (a resumed run, each train-unit job) finds the same files: the list is
+            # the run's own bookkeeping, written again, not an earlier result
+            run.write_csv("bad_files.csv", pd.DataFrame(result.bad_files, columns=["path", "reason"]), overwrite=True)
     return kept_table, result.features
 
 

@@ -26,6 +26,16 @@ Units run
 
 Every unit is seeded from its name and re-seeds the global generators before training, so serial,
 parallel and job-array runs give the same units, hence the same scores.
+
+Killed at any moment
+--------------------
+A process may die anywhere (a scheduler's time limit, the out-of-memory killer, a lost node: SIGKILL, no
+clean-up). Every file is written atomically; a unit without ``unit.json`` is trained again (Keras
+trainers continue from their last epoch backup); an assembly writes ``assembly.json`` first and
+``assembled.json`` last (:class:`asdcore.experiment.RunFolder`), and one started again removes what the
+interrupted one left before writing anything. So ``--resume RUN_DIR``, ``train-unit`` and ``assemble``
+finish any interrupted run, and a finished run is never written again. :mod:`asdcore.kill_points` is the
+test hook that kills a process at named points.
 """
 from __future__ import annotations
 
@@ -44,6 +54,7 @@ import pandas as pd
 from asdcore.errors import ASDError
 from asdcore.atomic_io import atomic_write_text
 from asdcore.estimates import current_progress, human_duration, start_progress, stop_progress
+from asdcore.kill_points import kill_point
 from asdcore.experiment import (QUICK_BANNER, RunFolder, add_common_arguments, config_to_dict, get_logger,
                                 resolve_config, resolve_quick, seed_for, set_seed)
 
@@ -453,6 +464,7 @@ def _train_one(ctx: RunContext, unit: Unit) -> dict:
     record = {"name": unit.name, "seed": unit.seed, "spec": unit.spec, "seconds": round(time.time() - started, 3),
               "result": config_to_dict(result or {})}
     atomic_write_text(unit.folder / UNIT_DONE_FILE, json.dumps(record, indent=1, default=str), overwrite=True)
+    kill_point("unit-done")
     return record
 
 
@@ -605,12 +617,19 @@ def _confidence_and_claims(ctx: RunContext, assembled: Assembled, per_unit: pd.D
 def _finish(ctx: RunContext, units: list[Unit]) -> int:
     from asdcore.pipeline import evaluate_systems
 
-    missing = [u.name for u in units if not u.done]
+    missing = [(i, u.name) for i, u in enumerate(units) if not u.done]
     if missing:
-        raise ASDError(f"{len(missing)} unit(s) not finished ({', '.join(missing[:3])}); train them "
-                       f"(train-unit {ctx.run.path} NAME) before assemble")
+        raise ASDError(f"{len(missing)} of {len(units)} unit(s) not finished: "
+                       f"{', '.join(f'{name} (--index {i})' for i, name in missing)}; train them with "
+                       f"`train-unit {ctx.run.path} --index I` (I = {','.join(str(i) for i, _ in missing)}), "
+                       "then assemble again")
+    removed = ctx.run.begin_assembly()
+    if removed:
+        ctx.log.info("an interrupted assembly left %s: removed, assembling again", ", ".join(removed))
+    kill_point("assembly-start")
     _training_curves(ctx, units)
     assembled = ctx.method.assemble(ctx, units)
+    kill_point("assembly-scored")
     per_unit = summary = pd.DataFrame()
     if assembled.systems:
         if assembled.evaluate:
@@ -623,6 +642,7 @@ def _finish(ctx: RunContext, units: list[Unit]) -> int:
             test = (ctx.table["split"] == "test").to_numpy()
             for name, scores in assembled.systems.items():
                 submission.write_scores(ctx.table[test], scores[test], ctx.run.scores_dir(name), ctx.year)
+    kill_point("assembly-evaluated")
     sections = [f"# {ctx.method.title}", "", f"> {ctx.source.description}", f"> {ctx.settings_label}"]
     if ctx.quick and ctx.deviations:
         sections.append(f"> deviations from the paper's settings: {deviations_text(ctx.deviations)}")
@@ -634,6 +654,8 @@ def _finish(ctx: RunContext, units: list[Unit]) -> int:
     if ctx.year == ctx.method.year:
         sections += _confidence_and_claims(ctx, assembled, per_unit)
     ctx.run.write_text("comparison.md", "\n".join(sections))
+    kill_point("assembly-end")
+    ctx.run.mark_assembled()
     print(f"\nrun folder: {ctx.run.path}")
     return 0
 
@@ -659,6 +681,35 @@ def run_method(method: Method, args, argv: list[str]) -> int:
         resolve_config(method.default_config(quick), getattr(args, "config", None),
                        {k: v for k, v in method.overrides(args).items() if v is not None})
         run = RunFolder.create(args.out, data_year(method, args), method.experiment_name(args))
+    try:
+        return _run_in_folder(method, args, argv, run, resuming, log)
+    except BaseException as error:  # noqa: BLE001 - recorded, then raised again unchanged
+        _record_failure(run, error)
+        raise
+    finally:
+        run.close()
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    text = " ".join(str(error).split())
+    return text if isinstance(error, ASDError) else f"{type(error).__name__}: {text}"
+
+
+def _record_failure(run: RunFolder, error: BaseException) -> None:
+    """A run that stops on an error says so in its folder (:meth:`RunFolder.record_failure`); one that
+    holds nothing yet is removed, and the console is told."""
+    if isinstance(error, SystemExit) and not error.code:
+        return
+    if run.record_failure(_one_line(error)):
+        print(f"{run.path}: removed (the run stopped before writing anything)", file=sys.stderr)
+    else:
+        print(f"{run.path}: the run stopped; run.log and failed.json say why; continue it with "
+              f"--resume {run.path}", file=sys.stderr)
+
+
+def _run_in_folder(method: Method, args, argv: list[str], run: RunFolder, resuming: bool, log) -> int:
     args.command, args.year = method.command, method.year
     set_seed(int(args.seed), keras=method.uses_keras)
     ctx = RunContext(method, args, run, log)
@@ -680,14 +731,10 @@ def run_method(method: Method, args, argv: list[str]) -> int:
         print(f"run folder: {run.path}\n{len(units)} unit(s) listed in {run.path / 'units.csv'}; train each with "
               f"`run_dcase{method.year}.py train-unit {run.path} --index I` (I = 0..{len(units) - 1}), then "
               f"`run_dcase{method.year}.py assemble {run.path}`")
-        run.close()
         return 0
-    try:
-        train_units(ctx, units, workers=max(1, int(getattr(args, "workers", 1) or 1)),
-                    total_steps=int(estimate.get("steps") or 0))
-        return _finish(ctx, units)
-    finally:
-        run.close()
+    train_units(ctx, units, workers=max(1, int(getattr(args, "workers", 1) or 1)),
+                total_steps=int(estimate.get("steps") or 0))
+    return _finish(ctx, units)
 
 
 def run_command(method: Method, argv: list[str]) -> int:
@@ -741,6 +788,10 @@ def train_unit_command(argv: list[str], year: int | None = None) -> int:
         _train_one(ctx, unit)
         print(f"unit {unit.name} finished")
         return 0
+    except BaseException as error:
+        run.log_error(f"train-unit {args.name if args.index is None else f'--index {args.index}'} stopped: "
+                     f"{_one_line(error)}")
+        raise
     finally:
         run.close()
 
@@ -758,12 +809,15 @@ def assemble_command(argv: list[str], year: int | None = None) -> int:
     """``run_dcaseYYYY.py assemble RUN_DIR``: score, evaluate and write the tables once every unit exists."""
     args = assemble_parser(year).parse_args(argv)
     method, run, stored_argv = _open_existing(args.run_dir, year)
-    if (run.path / "results.csv").exists() or (run.path / "comparison.md").exists():
-        raise ASDError(f"{run.path}: already assembled (results.csv / comparison.md exist); nothing is overwritten")
+    if run.finished:
+        raise ASDError(f"{run.path}: already assembled ({run.finished_by} exists); nothing is overwritten")
     run._attach_log(log_to_console=True)  # noqa: SLF001
     try:
         ctx = _context_for_run(method, run, stored_argv)
         return _finish(ctx, method.units(ctx))
+    except BaseException as error:
+        run.log_error(f"assemble stopped: {_one_line(error)}")
+        raise
     finally:
         run.close()
 

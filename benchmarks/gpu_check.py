@@ -21,7 +21,8 @@ JSON table (``--out``); point ``ASD_GPU_TABLE`` at it (or copy it to ``asdcore/g
 full run's estimate line uses it instead of the assumed rate.
 
 Each trainer and precision runs in its own process (its own compilation and its own peak memory), in
-order of importance, float32 first, within ``--budget`` seconds in all; what did not fit in the budget is
+order of importance (the paper's networks in float32, then in mixed_bfloat16, then the light CNNs), within
+``--budget`` seconds in all; what did not fit in the budget is
 listed as skipped. ``--dry-run`` runs everything in this process with tiny shapes, without a budget (CPU; the test
 suite runs it); its numbers mean nothing.
 
@@ -47,6 +48,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 #: The trainers in order of importance (the paper networks first).
 TRAINERS = ("subcluster2020", "multi2021", "ddcsad-resnet38", "serialoe-efficientnet_b0", "autoencoder",
             "ddcsad-light", "serialoe-light")
+LIGHT = ("ddcsad-light", "serialoe-light")
 INPUT_BOUND_RATIO = 1.2
 GOAL_HOURS = 24.0
 
@@ -246,12 +248,20 @@ def paper_runs(rows) -> dict:
             "within_goal": (total <= GOAL_HOURS) if complete else None}
 
 
+def run_order(trainers, precisions):
+    """``(trainer, precision)`` pairs by importance: the paper's trainers in float32 (the GPU-hours total needs
+    them), then in the other precisions, then the CPU-demo backbones (light CNNs) likewise."""
+    paper = [t for t in trainers if t not in LIGHT]
+    light = [t for t in trainers if t in LIGHT]
+    return [(t, p) for group in (paper, light) for p in precisions for t in group]
+
+
 def _child(trainer, precision, args, seconds_left: float) -> dict:
     """Run :func:`measure` in a process of its own, for at most ``--per-trainer-timeout`` seconds and at most
     a minute past the budget; a failure becomes a row that says why."""
     timeout = int(max(30, min(args.per_trainer_timeout, seconds_left + 60)))
     command = [sys.executable, os.path.abspath(__file__), "--one", trainer, "--precision", precision,
-               "--warmup", str(args.warmup), "--steps", str(args.steps)]
+               "--warmup", str(args.warmup), "--steps", str(args.steps)] + (["--tiny"] if args.tiny else [])
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -285,10 +295,12 @@ def main(argv=None) -> int:
     parser.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated subset")
     parser.add_argument("--per-trainer-timeout", type=int, default=180, help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    # tiny shapes in per-trainer processes: checks the processes' plumbing on a CPU (tests/benchmarks)
+    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:  # a child: one trainer, one JSON line
-        print(json.dumps(measure(args.one, args.precision, args.warmup, args.steps, dry_run=False)), flush=True)
+        print(json.dumps(measure(args.one, args.precision, args.warmup, args.steps, dry_run=args.tiny)), flush=True)
         return 0
     if args.dry_run:
         args.warmup, args.steps = 1, 2
@@ -303,18 +315,17 @@ def main(argv=None) -> int:
     print(f"gpu_check: Keras {keras.__version__} on {keras.backend.backend()}, {device_name()}"
           f"{' (DRY RUN: tiny shapes, numbers meaningless)' if args.dry_run else ''}", flush=True)
     rows = []
-    for precision in precisions:
-        for trainer in trainers:
-            if not args.dry_run and time.monotonic() - started > args.budget:
-                row = {"trainer": trainer, "precision": precision, "status": "skipped: time budget spent"}
-            elif args.dry_run:
-                row = measure(trainer, precision, args.warmup, args.steps, dry_run=True)
-                keras.config.set_dtype_policy("float32")
-                keras.backend.clear_session()
-            else:
-                row = _child(trainer, precision, args, args.budget - (time.monotonic() - started))
-            rows.append(row)
-            _print_row(row)
+    for trainer, precision in run_order(trainers, precisions):
+        if not args.dry_run and time.monotonic() - started > args.budget:
+            row = {"trainer": trainer, "precision": precision, "status": "skipped: time budget spent"}
+        elif args.dry_run:
+            row = measure(trainer, precision, args.warmup, args.steps, dry_run=True)
+            keras.config.set_dtype_policy("float32")
+            keras.backend.clear_session()
+        else:
+            row = _child(trainer, precision, args, args.budget - (time.monotonic() - started))
+        rows.append(row)
+        _print_row(row)
     summary = paper_runs(rows)
     if args.dry_run:
         print("DRY RUN: the figures below are tiny shapes on this machine, not a paper run's cost", flush=True)
@@ -325,7 +336,7 @@ def main(argv=None) -> int:
     if summary["total_gpu_hours"] is not None:
         print(f"all paper commands: {summary['total_gpu_hours']:.1f} GPU-hours (float32), goal {GOAL_HOURS:g} h: "
               f"{'within' if summary['within_goal'] else 'over'}", flush=True)
-    table = {"kind": "asd gpu check", "dry_run": bool(args.dry_run), "device": device_name(),
+    table = {"kind": "asd gpu check", "dry_run": bool(args.dry_run or args.tiny), "device": device_name(),
              "backend": keras.backend.backend(), "keras": keras.__version__,
              "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
              "warmup_steps": args.warmup, "steps": args.steps, "seconds": round(time.monotonic() - started, 1),

@@ -73,7 +73,12 @@ class _Scorer:
         from ddcsad.scoring import crop_outputs, eq5
 
         info, c = self.machines[machine], self.config
-        features = compute_logmel(np.asarray(wave)[None], self.feature_config) + np.float32(info["offset_db"])
+        if info.get("wave_affine") is not None:  # amplitude_method "waveform": the standardised wave's features
+            mean, std = info["wave_affine"]
+            wave = ((np.asarray(wave) - mean) / std).astype(np.float32)
+            features = compute_logmel(wave[None], self.feature_config)
+        else:  # "logmel_shift"
+            features = compute_logmel(np.asarray(wave)[None], self.feature_config) + np.float32(info["offset_db"])
         features, lengths = fit_short_clips(features, np.array([features.shape[1]]), c.crop_frames)
         logit, d = crop_outputs(self.models[machine], features, None, c.n_crops, c.crop_frames,
                                 c.inference_batch_size, lengths=lengths)
@@ -123,13 +128,19 @@ class DDCSADSystem:
         loss = config.losses[0]
         table = table.assign(split="train").reset_index(drop=True)
         feature_config = _feature_config(config)
-        kept, features = load_features(table, feature_config, cache_dir=cache_root(), ragged="pad")
-        if len(kept) != len(table):
-            raise ASDError("some training recordings could not be read; see the log")
-        features, lengths = data.fit_short_clips(features, valid_frames(features), config.crop_frames)
+        # as the paper script: the waveforms' statistics first, then the features of the standardised waves
+        # (amplitude_method "waveform") or the log-mel shifted by -10 log10(sigma^2) dB ("logmel_shift")
         offsets, amplitudes = data.amplitude_normalisation(table, config.amplitude_norm,
                                                            cache_dir=cache_root() / "amplitude", sr=feature_config.sr)
-        features = data.normalise_amplitude(features, offsets)
+        on_waves = getattr(config, "amplitude_method", "logmel_shift") == "waveform" and config.amplitude_norm != "none"
+        affine = data.amplitude_affine(table, amplitudes, config.amplitude_norm) if on_waves else None
+        extra = {"wave_affine": affine} if on_waves else {}
+        kept, features = load_features(table, feature_config, cache_dir=cache_root(), ragged="pad", **extra)
+        if len(kept) != len(table):
+            raise ASDError("some training recordings could not be read; see the log")
+        if not on_waves:
+            features = data.normalise_amplitude(features, offsets)
+        features, lengths = data.fit_short_clips(features, valid_frames(features), config.crop_frames)
         machines = {}
         own = sorted(table.loc[table["part"] != "auxiliary", "machine"].unique())
         for i, machine in enumerate(own):
@@ -148,7 +159,10 @@ class DDCSADSystem:
             d = d if config.minmax_over == "crops" else d.mean(axis=1)
             weights = f"machine_{i:03d}.weights.npz"
             save_model_weights(trainer.model, folder / weights)
-            machines[machine] = {"weights": weights, "offset_db": float(offsets[np.flatnonzero(target)[0]]),
+            first_row = np.flatnonzero(target)[0]
+            machines[machine] = {"weights": weights, "offset_db": float(offsets[first_row]),
+                                 "wave_affine": None if affine is None else [float(affine[0][first_row]),
+                                                                             float(affine[1][first_row])],
                                  "alpha": _alpha(config, loss, str(first["machine_type"]), log),
                                  "bounds": [float(np.min(d)), float(np.max(d))]}
         (folder / "machines.json").write_text(json.dumps(machines, indent=1), encoding="utf-8")

@@ -11,7 +11,8 @@ training features fit the accelerator's memory it copies them there once and gat
 (``ASD_DEVICE_DATA``). ``fit`` gets the pipeline endless with ``steps_per_epoch``, so one iterator serves
 every epoch (Keras 3 otherwise swaps iterators at each epoch start). With several GPUs visible TensorFlow
 builds the model under ``tf.distribute.MirroredStrategy``. Training resumes from the last finished epoch
-(``keras.callbacks.BackupAndRestore``), keeps snapshots every ``checkpoint_every`` epochs, and logs loss,
+(:class:`asdcore.keras_utils.EpochBackup`; the pipeline then starts at that epoch's order, so a killed
+and resumed training gives the same network as an uninterrupted one), keeps snapshots every ``checkpoint_every`` epochs, and logs loss,
 adaptive scale(s) and learning rate per epoch to ``training_log.csv`` and ``tensorboard/`` through the shared
 callbacks of :mod:`asdcore.keras_utils` (one progress line per epoch replaces Keras' own output).
 """
@@ -81,7 +82,7 @@ def balanced_class_weights(labels, n_classes: int) -> np.ndarray:
 
 
 def make_dataset(features: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int,
-                 shuffle: bool = True, seed: int = 0, rows=None, repeat: bool = False):
+                 shuffle: bool = True, seed: int = 0, rows=None, repeat: bool = False, start_epoch: int = 0):
     """A ``tf.data`` pipeline yielding ``({"features", "labels"},)`` batches gathered from ``features``.
 
     The array is indexed batch by batch inside ``tf.numpy_function`` (read in ascending index order, so
@@ -93,7 +94,7 @@ def make_dataset(features: np.ndarray, labels: np.ndarray, n_classes: int, batch
     ``fit`` on the one-pass dataset (:func:`_index_batches`).
     """
     return make_multi_label_dataset(features, [labels], [n_classes], batch_size, shuffle=shuffle, seed=seed,
-                                    rows=rows, repeat=repeat)
+                                    rows=rows, repeat=repeat, start_epoch=start_epoch)
 
 
 def distribution_strategy():
@@ -226,7 +227,7 @@ def train_model(features: np.ndarray, labels: np.ndarray, n_classes: int, config
         _compile(model, config)
     monitor = ScaleMonitor(config.divergence_scale)
     dataset = make_dataset(features, labels, n_classes, config.batch_size, shuffle=True, seed=seed, rows=rows,
-                           repeat=True)
+                           repeat=True, start_epoch=_resumed_epochs(model_dir))
     return _fit(model, dataset, steps_per_epoch(n_clips, config.batch_size), config, monitor, model_dir, verbose,
                 scales=lambda: monitor.history)
 
@@ -250,19 +251,26 @@ def _compile(model, config: TrainingConfig) -> None:
     model.optimizer.build(model.trainable_variables)
 
 
+def _resumed_epochs(model_dir) -> int:
+    """Epochs a killed training in ``model_dir`` had finished (its backup, :class:`EpochBackup`); 0 if none."""
+    from asdcore.keras_utils import EpochBackup
+
+    return EpochBackup.last_epoch(Path(model_dir) / "backup") if model_dir is not None else 0
+
+
 def _fit(model, dataset, n_steps: int, config: TrainingConfig, monitor, model_dir, verbose, scales):
     """``model.fit`` on the endless ``dataset`` (``repeat=True``), ``n_steps`` batches an epoch, with the scale
     monitor (it logs every head's adaptive scale), NaN stop and, under ``model_dir``, the resumable backup and
     snapshots every ``config.checkpoint_every`` epochs, added to the standard callbacks
     (:func:`asdcore.keras_utils.training_callbacks`: learning rate, one progress line per epoch, CSV log
     ``training_log.csv``, TensorBoard ``tensorboard/``). Returns ``(model, info)``."""
-    from asdcore.keras_utils import training_callbacks
+    from asdcore.keras_utils import EpochBackup, training_callbacks
 
     extra = [monitor]
     if model_dir is not None:
         model_dir = Path(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
-        extra += [keras.callbacks.BackupAndRestore(str(model_dir / "backup")),
+        extra += [EpochBackup(model_dir / "backup"),
                   EpochSnapshots(model_dir, config.checkpoint_every, config.epochs)]
     callbacks = training_callbacks(model_dir, extra=extra, stop_on_nan=True, append=True)
     # The dataset shuffles itself each epoch (make_dataset); shuffle=False only silences Keras.
@@ -280,8 +288,11 @@ def _fit(model, dataset, n_steps: int, config: TrainingConfig, monitor, model_di
 
 def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_size: int,
                              shuffle: bool = True, seed: int = 0, label_names=None, rows=None, repeat: bool = False,
-                             portable: bool = False):
+                             portable: bool = False, start_epoch: int = 0):
     """Like :func:`make_dataset` with one one-hot label input per label set (``rows``, ``repeat``: as there).
+
+    ``start_epoch`` (with ``repeat``): begin with the batches of that epoch (0-based), as a training resumed
+    after ``start_epoch`` epochs needs them; the order of every later epoch is unchanged.
 
     Yields ``{"features", label_names[0], label_names[1], ...}`` batches (default names ``labels``,
     ``labels_1``, ...: the inputs of :func:`~subcluster_adacos.network.build_multi_head_training_model`).
@@ -300,7 +311,8 @@ def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_
     n = len(features) if rows is None else len(rows)
     if portable or not on_tensorflow():
         return ClipBatches(features, label_sets, n_classes, label_names, batch_size, shuffle=shuffle, seed=seed,
-                           rows=rows, device=place_features(features, rows), endless=repeat)
+                           rows=rows, device=place_features(features, rows), endless=repeat,
+                           start_epoch=start_epoch)
     import tensorflow as tf
 
     frame_shape = tuple(features.shape[1:])
@@ -323,7 +335,8 @@ def make_multi_label_dataset(features: np.ndarray, label_sets, n_classes, batch_
             batch[name] = tensor
         return batch
 
-    dataset = _index_batches(n, batch_size, shuffle, seed, repeat).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _index_batches(n, batch_size, shuffle, seed, repeat, start_epoch).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
@@ -335,7 +348,7 @@ def steps_per_epoch(n_clips: int, batch_size: int) -> int:
     return -(-int(n_clips) // int(batch_size))
 
 
-def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, repeat: bool):
+def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, repeat: bool, start_epoch: int = 0):
     """Batches of clip indices: one (shuffled) pass over ``range(n)``, or with ``repeat`` one pass per epoch
     without end.
 
@@ -356,6 +369,8 @@ def _index_batches(n: int, batch_size: int, shuffle: bool, seed: int, repeat: bo
     epochs = indices.batch(n).repeat()  # one element = one epoch's permutation
     if shuffle:
         epochs = epochs.shard(2, 0)  # permutations 0, 2, 4, ...: the ones fit trained on (see above)
+    if start_epoch:
+        epochs = epochs.skip(int(start_epoch))  # index permutations only: nothing is read from the features
     return epochs.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
 
 
@@ -445,7 +460,7 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
         _compile(model, config)
     monitor = HeadScaleMonitor(head_names(len(n_classes)), config.divergence_scale)
     dataset = make_multi_label_dataset(features, label_sets, n_classes, config.batch_size, shuffle=True, seed=seed,
-                                       rows=rows, repeat=True)
+                                       rows=rows, repeat=True, start_epoch=_resumed_epochs(model_dir))
     return _fit(model, dataset, steps_per_epoch(n_clips, config.batch_size), config, monitor, model_dir, verbose,
                 scales=lambda: monitor.histories)
 

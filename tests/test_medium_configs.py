@@ -1,5 +1,5 @@
 """The shipped medium-run config files (configs/medium/<command>.yaml) load against each command's frozen
-config (unknown keys are refused) and README's "Medium runs" names each one."""
+config (unknown keys are refused) and the "Medium runs" of docs/results.md names each one."""
 import importlib
 from pathlib import Path
 
@@ -34,9 +34,21 @@ def test_medium_config_loads(command):
                 assert (list(got) if isinstance(got, tuple) else got) == value, (command, key, got, value)
 
     applied(medium, yaml.safe_load(path.read_text(encoding="utf-8")))
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"{COMMANDS[command][1]} {command}" in readme and f"configs/medium/{command}.yaml" in readme
+    results = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")  # its "Medium runs" section
+    assert f"{COMMANDS[command][1]} {command}" in results and f"configs/medium/{command}.yaml" in results
 
 
 def test_medium_configs_are_only_the_four_commands():
     assert sorted(p.stem for p in (ROOT / "configs" / "medium").glob("*.yaml")) == sorted(COMMANDS)
+
+
+def test_the_reg_covar_check_is_the_medium_config_with_scikit_learns_regularisation():
+    """configs/checks/subcluster-adacos-medium-reg-covar-1e-6.yaml (Table II with reg_covar 1e-6, the 2020
+    page) = the medium subcluster-adacos settings except reg_covar."""
+    from dataclasses import replace
+
+    method = importlib.import_module("subcluster_adacos.experiments").METHOD
+    medium = resolve_config(method.default_config(True), ROOT / "configs" / "medium" / "subcluster-adacos.yaml")
+    check = resolve_config(method.default_config(True),
+                           ROOT / "configs" / "checks" / "subcluster-adacos-medium-reg-covar-1e-6.yaml")
+    assert medium.reg_covar == 1e-3 and check == replace(medium, reg_covar=1e-6)

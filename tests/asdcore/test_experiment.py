@@ -66,12 +66,49 @@ def test_resume_refuses_finished_runs_and_changed_settings(tmp_path):
     resumed.write_config({"epochs": 400})  # same settings: accepted
     with pytest.raises(ASDError, match="settings differ"):
         resumed.write_config({"epochs": 3})
-    run.write_text("results.csv", "done\n")
+    run.write_text("results.csv", "done\n")  # written mid-assembly: not yet finished
+    RunFolder.resume(run.path, log_to_console=False).close()
+    run.mark_assembled()
     with pytest.raises(ASDError, match="finished"):
         RunFolder.resume(run.path, log_to_console=False)
     with pytest.raises(ASDError, match="not a run folder"):
         RunFolder.resume(tmp_path, log_to_console=False)
     run.close()
+
+
+def test_a_new_assembly_removes_only_what_an_interrupted_one_left(tmp_path):
+    run = RunFolder.create(tmp_path, 2020, "x", log_to_console=False)
+    run.write_config({"epochs": 1})
+    run.write_text("units/a/unit.json", "{}")
+    before = sorted(p.relative_to(run.path) for p in run.path.rglob("*"))
+    assert run.begin_assembly() == []
+    run.write_text("scores/s/anomaly_score_fan_id_00.csv", "x,1\n")  # an assembly killed half-way
+    run.write_text("classification.csv", "partial\n")
+    assert run.begin_assembly() == ["classification.csv", "scores"]
+    assert sorted(p.relative_to(run.path) for p in run.path.rglob("*") if p.name != "assembly.json") == before
+    run.write_text("comparison.md", "# done\n")
+    assert not run.finished  # comparison.md after an assembly began: finished only with the marker
+    run.mark_assembled()
+    assert run.finished
+    with pytest.raises(ASDError, match="already assembled"):
+        run.begin_assembly()
+    assert (run.path / "comparison.md").read_text() == "# done\n"
+    legacy = RunFolder.create(tmp_path, 2020, "y", log_to_console=False)
+    legacy.write_text("comparison.md", "# an older run\n")  # assembled before the marker existed
+    assert legacy.finished_by == "comparison.md"
+    run.close()
+
+
+def test_a_failed_run_says_why_and_an_empty_one_is_removed(tmp_path):
+    run = RunFolder.create(tmp_path, 2020, "x", log_to_console=False)
+    run.write_config({"epochs": 1})
+    assert run.record_failure("bad input: fix it") and not run.path.exists()
+    run = RunFolder.create(tmp_path, 2020, "y", log_to_console=False)
+    run.write_config({"epochs": 1})
+    run.write_text("units/a/backup/weights.h5", "w")  # something worth resuming
+    assert not run.record_failure("out of disk space")
+    assert "ERROR the run stopped: out of disk space" in (run.path / "run.log").read_text()
+    assert run.failure()["error"] == "out of disk space"
 
 
 def test_one_seed_repeats_numpy_and_keras():

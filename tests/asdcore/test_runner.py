@@ -108,8 +108,12 @@ def test_kill_and_resume_redoes_only_unfinished_units(toy, data_root, env, monke
         run_command(toy, ["--data-root", str(data_root), "--out", str(env / "killed"), "--quick"])
     run = _only_run(env / "killed")
     assert (run / "trained.log").read_text().split() == names[:2]
+    # the error is in the folder: one line in run.log and failed.json
+    assert "ERROR the run stopped: RuntimeError: simulated kill" in (run / "run.log").read_text()
+    assert "simulated kill" in json.loads((run / "failed.json").read_text())["error"]
     monkeypatch.delenv("TOY_FAIL")
     assert run_command(toy, ["--resume", str(run)]) == 0
+    assert "stopped on an error" in (run / "run.log").read_text() and not (run / "failed.json").exists()
     assert (run / "trained.log").read_text().split() == names  # the first two were not trained again
     pd.testing.assert_frame_equal(_scores(run), serial)
 
@@ -134,8 +138,14 @@ def test_assemble_before_every_unit_is_trained_is_refused(toy, data_root, env):
     run_command(toy, ["--data-root", str(data_root), "--out", str(env / "array"), "--quick", "--plan"])
     run = _only_run(env / "array")
     train_unit_command([str(run), "--index", "0"])
-    with pytest.raises(ASDError, match="not finished"):
+    with pytest.raises(ASDError, match="not finished") as refused:
         assemble_command([str(run)])
+    names = list(pd.read_csv(run / "units.csv")["name"])
+    message = str(refused.value)
+    assert "\n" not in message and f"{len(names) - 1} of {len(names)} unit(s) not finished" in message
+    assert all(f"{name} (--index {i})" in message for i, name in enumerate(names) if i > 0)
+    assert f"{names[0]} (" not in message and f"I = {','.join(map(str, range(1, len(names))))})" in message
+    assert not (run / "assembly.json").exists()  # refused before anything of the assembly was written
     with pytest.raises(ASDError, match="--index 99"):
         train_unit_command([str(run), "--index", "99"])
 
@@ -179,3 +189,22 @@ def test_a_planned_run_can_be_resumed_and_bad_settings_leave_no_folder(toy, data
         bad.write_text("no_such_setting: 1\n")
         run_command(toy, ["--data-root", str(data_root), "--out", str(env / "bad"), "--config", str(bad)])
     assert not (env / "bad").exists()
+
+
+def test_a_run_skipping_bad_files_can_be_planned_trained_unit_by_unit_and_assembled(toy, data_root, env):
+    """Every process of a run (plan, each train-unit job, assemble) lists the same unreadable files in
+    bad_files.csv: writing that list again is not refused."""
+    import shutil
+
+    data = env / "data"
+    shutil.copytree(data_root, data)
+    broken = sorted((data / "dev_data" / "fan" / "test").glob("*.wav"))[0]
+    broken.write_bytes(b"not a wave file")
+    argv = ["--data-root", str(data), "--out", str(env / "array"), "--quick", "--skip-bad-files", "--types", "fan"]
+    assert run_command(toy, argv + ["--plan"]) == 0
+    run = _only_run(env / "array")
+    assert broken.name in (run / "bad_files.csv").read_text()
+    for index in range(len(pd.read_csv(run / "units.csv"))):
+        assert train_unit_command([str(run), "--index", str(index)]) == 0
+    assert assemble_command([str(run)]) == 0
+    assert (run / "assembled.json").is_file()

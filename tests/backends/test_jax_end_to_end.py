@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.slow  # portable once verified on a clean machine
+pytestmark = pytest.mark.portable
 
 ROOT = Path(__file__).resolve().parents[2]
 WITHOUT_TF = Path(__file__).resolve().parent / "without_tensorflow"

@@ -33,10 +33,10 @@ def dry_table(tmp_path_factory):
     return _dry_run(tmp_path_factory.mktemp("gpu_check"), "subcluster2020,ddcsad-light", "float32")
 
 
-def _check_rows(table, trainers, precisions):
+def _check_rows(table, expected):
     assert table["dry_run"] is True and table["warmup_steps"] == 1 and table["steps"] == 2
     rows = table["rows"]
-    assert [(r["trainer"], r["precision"]) for r in rows] == [(t, p) for p in precisions for t in trainers]
+    assert [(r["trainer"], r["precision"]) for r in rows] == expected
     for r in rows:
         assert r["status"] == "measured" and r["seconds_per_step"] > 0
         assert r["clips_per_second"] == pytest.approx(r["clips_per_step"] / r["seconds_per_step"])
@@ -46,14 +46,16 @@ def _check_rows(table, trainers, precisions):
 
 
 def test_dry_run_measures_every_trainer_asked_for(dry_table):
-    _check_rows(dry_table, ["subcluster2020", "ddcsad-light"], ["float32"])
+    _check_rows(dry_table, [("subcluster2020", "float32"), ("ddcsad-light", "float32")])
 
 
 @pytest.mark.slow
 def test_dry_run_of_every_trainer_in_both_precisions(tmp_path):
     gpu_check = _load()
     table = _dry_run(tmp_path, ",".join(gpu_check.TRAINERS), ",".join(gpu_check.PRECISIONS))
-    _check_rows(table, list(gpu_check.TRAINERS), list(gpu_check.PRECISIONS))
+    pairs = gpu_check.run_order(gpu_check.TRAINERS, gpu_check.PRECISIONS)
+    assert len(pairs) == 14 and pairs[:5] == [(t, "float32") for t in gpu_check.TRAINERS[:5]]  # paper nets first
+    _check_rows(table, pairs)
     assert table["paper_runs"]["total_gpu_hours"] is not None
 
 

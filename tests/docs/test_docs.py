@@ -236,7 +236,12 @@ def _parser_for(program: str):
 PLACEHOLDER_VARIABLE = re.compile(r"\\?\$(\{[A-Za-z_]\w*\}|[A-Za-z_]\w*)")
 
 
+#: A variable named FLAGS (or ending in _FLAGS) stands for optional further flags: none are assumed.
+FLAGS_VARIABLE = re.compile(r"(?<![\w\"'])\$\{?(?:\w+_)?FLAGS\}?(?![\w\"'])")
+
+
 def _tokens(command: str) -> list[str]:
+    command = FLAGS_VARIABLE.sub("", command)
     command = PLACEHOLDER_VARIABLE.sub("0", command)  # shell variables ($RUN, $SLURM_ARRAY_TASK_ID): any value
     command = re.sub(r"\$\(.*?\)", "0", command)
     tokens = shlex.split(command, comments=True)
