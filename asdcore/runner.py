@@ -699,14 +699,14 @@ def _one_line(error: BaseException) -> str:
 
 def _record_failure(run: RunFolder, error: BaseException) -> None:
     """A run that stops on an error says so in its folder (:meth:`RunFolder.record_failure`); one that
-    holds nothing yet is removed, and the console is told."""
+    holds nothing yet is removed. Said on standard output: standard error keeps the one-line error."""
     if isinstance(error, SystemExit) and not error.code:
         return
     if run.record_failure(_one_line(error)):
-        print(f"{run.path}: removed (the run stopped before writing anything)", file=sys.stderr)
+        print(f"{run.path}: removed (the run stopped before writing anything)")
     else:
         print(f"{run.path}: the run stopped; run.log and failed.json say why; continue it with "
-              f"--resume {run.path}", file=sys.stderr)
+              f"--resume {run.path}")
 
 
 def _run_in_folder(method: Method, args, argv: list[str], run: RunFolder, resuming: bool, log) -> int:

@@ -384,8 +384,9 @@ def _fraction(ctx, emb, gen_clip, gen_seg, oracle, generative_name) -> pd.DataFr
                                   metric=protocol.metric, selection=protocol.fraction_selection, oracle=oracle,
                                   generative=gen_clip[rows], exclude=protocol.exclude)
     curve["system"] = curve["system"].replace({"generative": generative_name})
-    ctx.run.write_csv("fraction.csv", curve.assign(**ctx.labels))
-    ctx.run.write_csv("fraction_draws.csv", draws.assign(**ctx.labels))
+    # "data" is a setting of the grid here, as in selection.csv: the run's data goes to data_source
+    ctx.run.write_csv("fraction.csv", curve.assign(mode=ctx.mode, data_source=ctx.data))
+    ctx.run.write_csv("fraction_draws.csv", draws.assign(mode=ctx.mode, data_source=ctx.data))
     bands = curve.assign(percent=100 * curve["fraction"], low=curve["mean"] - curve["std"],
                          high=curve["mean"] + curve["std"])
     plot_grid(bands, "percent", "mean", ctx.run.file("plots", "fig5_fraction.png"), low="low", high="high",
