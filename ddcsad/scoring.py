@@ -347,15 +347,7 @@ def alpha_table(losses, table: pd.DataFrame, ids, outputs: dict, alpha="table1",
                 if not later:
                     raise
                 row["alpha_table1"] = np.nan  # a type Table I does not know (the later editions' types)
-            sets = []
-            for part, t, u in ids:
-                if part != "dev" or t != machine_type:
-                    continue
-                rows_u, logit, d = outputs[loss][f"{t}/{u}"]
-                keep = np.isin(labels[rows_u], ["normal", "anomaly"])
-                y = labels[rows_u] == "anomaly"
-                if keep.any() and y[keep].any() and not y[keep].all():
-                    sets.append((logit[keep], d[keep], y[keep]))
+            sets = _labelled_dev_sets(loss, labels, ids, outputs, machine_type)
             row["alpha_validation"], row["validation_auc"] = np.nan, np.nan
             if fixed is None and sets:
                 try:
@@ -386,19 +378,26 @@ def alpha_table(losses, table: pd.DataFrame, ids, outputs: dict, alpha="table1",
     return pd.DataFrame(rows)
 
 
-def _pooled_validation_alpha(loss, labels, ids, outputs, minmax_over, log) -> float:
-    """The later editions' alpha for a type Table I does not list (named adaptation "pooled validation"): the
-    grid value with the best pooled AUC over the labelled test clips of *every* development section (the
-    evaluation-only types of 2023-2025 have no development sections of their own)."""
+def _labelled_dev_sets(loss, labels, ids, outputs, machine_type=None) -> list:
+    """``(logit, distance, is_anomaly)`` of the labelled test clips of each development unit (of one machine
+    type, or of all) that holds both classes: what :func:`choose_alpha` chooses alpha on."""
     sets = []
     for part, t, u in ids:
-        if part != "dev":
+        if part != "dev" or (machine_type is not None and t != machine_type):
             continue
         rows_u, logit, d = outputs[loss][f"{t}/{u}"]
         keep = np.isin(labels[rows_u], ["normal", "anomaly"])
         y = labels[rows_u] == "anomaly"
         if keep.any() and y[keep].any() and not y[keep].all():
             sets.append((logit[keep], d[keep], y[keep]))
+    return sets
+
+
+def _pooled_validation_alpha(loss, labels, ids, outputs, minmax_over, log) -> float:
+    """The later editions' alpha for a type Table I does not list (named adaptation "pooled validation"): the
+    grid value with the best pooled AUC over the labelled test clips of *every* development section (the
+    evaluation-only types of 2023-2025 have no development sections of their own)."""
+    sets = _labelled_dev_sets(loss, labels, ids, outputs)
     if not sets:
         return np.nan
     best, curve = choose_alpha(sets, ALPHA_GRID, minmax_over)
