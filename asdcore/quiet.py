@@ -73,7 +73,27 @@ def native_stderr_silenced():
         os.close(saved)
         if replacement is not None:
             sys.stderr = python_stderr
+            _repoint_log_handlers(replacement, python_stderr)
             replacement.close()
+
+
+def _repoint_log_handlers(old, new) -> None:
+    """Handlers made inside the block bound themselves to the temporary ``sys.stderr`` (TensorFlow's
+    ``tf_logging`` handler, absl's Python handler): point them at the restored one, so that a warning logged
+    later (e.g. TensorFlow's retracing notice) is printed instead of a "Logging error ... I/O operation on
+    closed file" traceback."""
+    import logging
+
+    loggers = [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(v, logging.Logger)]
+    handlers = [h for lg in loggers for h in lg.handlers]
+    absl_logging = sys.modules.get("absl.logging")
+    if absl_logging is not None:  # absl's handler is attached to a logger only once absl is initialised
+        absl_handler = getattr(absl_logging, "_absl_handler", None)
+        handlers += [absl_handler, getattr(absl_handler, "python_handler", None)]
+    for handler in handlers:
+        if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is old:
+            handler.setStream(new)
 
 
 class _QuietLoader(importlib.abc.Loader):

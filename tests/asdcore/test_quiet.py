@@ -96,3 +96,15 @@ def test_python_stderr_still_reaches_the_console_while_native_writes_are_dropped
             "os.write(2, b'after\\n')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     assert done.stderr.split() == ["python", "after"]
+
+
+def test_a_log_handler_made_while_silenced_writes_to_the_console_afterwards():
+    # TensorFlow's logger and absl's handler bind the sys.stderr of the moment they are made: inside the block
+    # that is a temporary file object, closed afterwards (it printed "--- Logging error ---" tracebacks)
+    code = ("import logging, sys; from asdcore.quiet import native_stderr_silenced\n"
+            "log = logging.getLogger('made_inside'); log.propagate = False\n"
+            "with native_stderr_silenced():\n"
+            "    log.addHandler(logging.StreamHandler(sys.stderr))\n"
+            "log.warning('retracing notice')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
+    assert done.stderr.strip() == "retracing notice", done.stderr
