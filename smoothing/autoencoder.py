@@ -16,7 +16,8 @@ The baseline itself trains 100 epochs with batches of 512 frame vectors (``basel
 settings (1500 epochs, batches of 16 segments) are the defaults here.
 
 Training (:func:`train_autoencoder`, the one path the ``smoothing`` command uses) takes the log-mel
-features of whole clips and draws one random 4 s crop per clip per epoch (:class:`CropBatches`); scoring
+features of whole clips and draws one random 4 s crop per clip per epoch (:class:`CropBatches`; off
+TensorFlow, when the clips fit the accelerator, gathered there: :meth:`CropBatches.on_device`); scoring
 takes the stacked frames of each clip's seven crops, ``[clips, segments, vectors, 640]``.
 """
 from __future__ import annotations

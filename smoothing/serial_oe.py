@@ -56,7 +56,9 @@ github.com/ibkuroyagi/Serial-OE, is the nearest reference and guided the default
 - **Training** (:func:`train_serial_oe`, the one path the ``smoothing`` command uses): one random 4 s crop
   of every target clip per epoch and of the other types' clips drawn into its batch, then mixup; the
   validation loss (eq. 3 without mixup on centre crops) is computed in batches of ``batch_size``, so a
-  24-40 GB GPU holds it.
+  24-40 GB GPU holds it. Off TensorFlow, when the clips fit the accelerator (``ASD_DEVICE_DATA``,
+  :mod:`asdcore.input_pipeline`), they are copied there once and every batch is gathered and mixed there
+  from the same random draws (:meth:`OEBatches.on_device`).
 - **OneCycleLR**: see :class:`OneCycleSchedule` (PyTorch defaults, which the authors' PyTorch code most
   likely used). PyTorch also cycles Adam's beta_1 between 0.85 and 0.95 by default; Keras optimizers take
   a fixed beta_1, so that part is not reproduced (beta_1 = 0.9).
@@ -451,6 +453,10 @@ class OEBatches(keras.utils.PyDataset):
         "ramp": batch ``i`` of epoch ``e`` (step ``t = e * len(self) + i`` of ``T = epochs * len(self)``) is
         mixed with probability ``0.5 (1 - cos(min(pi, 2 pi t / T)))`` (the public SerialOE trainer);
         "always": every batch.
+
+    Every random choice is drawn on the host (:meth:`draw`); after :meth:`on_device` the batch is gathered
+    from a copy of the clips on the accelerator (a device tensor), otherwise read from the sources (NumPy).
+    Both give the same batch.
     """
 
     def __init__(self, x_target, sections, x_other, n_sections, batch_size=128, mixup_alpha=0.2,
