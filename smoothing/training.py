@@ -14,8 +14,8 @@ import pandas as pd
 
 from asdcore.errors import ASDError
 
-__all__ = ["crop_frames", "check_clips", "crop_starts", "take_crops", "random_crops", "centre_crop", "ModelCache", "direct_validation",
-           "history_frame", "standardize_features"]
+__all__ = ["crop_frames", "check_clips", "crop_starts", "take_crops", "random_crops", "centre_crop", "ModelCache",
+           "direct_validation", "history_frame", "standardize_features"]
 
 
 def _err(message: str) -> ASDError:
