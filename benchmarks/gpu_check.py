@@ -295,7 +295,7 @@ def _print_row(row) -> None:
     if row.get("status") != "measured":
         print(f"{row['trainer']:26s} {row['precision']:15s} {row['status']}", flush=True)
         return
-    tflops = "-" if row["achieved_tflops"] is None else f"{row['achieved_tflops']:.1f}"
+    tflops = "-" if row["achieved_tflops"] is None else f"{row['achieved_tflops']:.3g}"  # 3 digits: a CPU's 0.0xx too
     peak = "-" if row["peak_device_bytes"] is None else f"{row['peak_device_bytes'] / 2 ** 30:.2f} GiB"
     print(f"{row['trainer']:26s} {row['precision']:15s} {row['seconds_per_step'] * 1e3:9.2f} ms/step "
           f"{row['clips_per_second']:10.0f} clips/s  input alone ({row.get('input', 'host'):6s}) "
