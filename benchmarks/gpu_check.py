@@ -132,7 +132,11 @@ def build(trainer: str, dry_run: bool, seed: int = 0, steps: int = 20):
         sets = data.UnitSets("dev", "fan", "id_00", normal=np.arange(half), outlier=np.arange(half, s["clips"]))
         model = DDCSADModel(build_encoder(config, (s["crop"], s["logmel"][1])), variant="bce+ddcsad")
         model.compile()
-        model.update_centroids(next(iter(data.centroid_dataset(features, sets, s["crop"], s["batch"]))))
+        # centroids from the first crops of a few normal and a few outlier clips (their values do not matter
+        # for the speed; c_n needs outliers, which the first batches of the centroid pass may not hold)
+        few = np.r_[np.arange(s["batch"] // 2), half + np.arange(s["batch"] // 2)]
+        labels = np.r_[np.full(s["batch"] // 2, data.NORMAL), np.full(s["batch"] // 2, data.OUTLIER)]
+        model.update_centroids((features[few, :s["crop"]], labels), batch_size=s["batch"])
         sampler = data.BalancedBatches(features, sets, (s["batch"] // 2, s["batch"] // 2), s["crop"], seed=seed)
         placed = sampler.on_device()
         return model, sampler.dataset(), s["batch"], {}, "device" if placed else "host"
@@ -286,9 +290,20 @@ def _child(trainer, precision, args, seconds_left: float) -> dict:
         return {"trainer": trainer, "precision": precision, "status": f"timed out after {timeout} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"trainer": trainer, "precision": precision, "status": f"failed: {tail[0][:300]}"}
+        return {"trainer": trainer, "precision": precision, "status": "failed: " + _why(done)}
     return json.loads(lines[-1])
+
+
+def _why(done) -> str:
+    """One line on a failed child: the Python error it printed, else its exit (a signal: killed, e.g. for
+    memory), never a back-end's start-up log line."""
+    lines = (done.stderr or done.stdout or "").strip().splitlines()
+    errors = [line for line in lines if "Error" in line.split(":")[0] or line.startswith(("Traceback", "Killed"))]
+    if errors and not errors[-1].startswith("Traceback"):
+        return errors[-1][:300]
+    if done.returncode < 0:
+        return f"killed by signal {-done.returncode}" + (" (out of memory?)" if done.returncode == -9 else "")
+    return f"exit status {done.returncode}, no result line"
 
 
 def _print_row(row) -> None:
