@@ -301,3 +301,27 @@ def test_2025_released_attributes_from_the_baselines_folder(tmp_path):
     with pytest.raises(DataLayoutError, match="source_file_name,target_file_name"):
         (other / "dev_data/gearbox/attributes_00_train_correspondence.csv").write_text("file_name,d1p\n")
         layouts.read_dataset(2025, root, revealed_attributes=other)
+
+
+def test_revealed_attributes_flag_reaches_the_clip_table(tmp_path):
+    """``--revealed-attributes DIR`` on a command line gives the clips named in the released files their
+    attributes, through the same path every command opens its data with (runner args -> open_data)."""
+    from asdcore.pipeline import open_data
+    from asdcore.runner import _parse_method_args, load_method
+
+    root = tmp_path / "d"
+    touch(root, "dev_data/bearing/train/section_00_source_train_normal_0000_noAttribute.wav",
+          "dev_data/bearing/test/section_00_source_test_normal_0001_noAttribute.wav")
+    released = tmp_path / "datasets" / "ground_truth_attributes" / "dcase2025t2"
+    _correspondence(released / "dev_data/bearing/attributes_00_train_correspondence.csv",
+                    ("section_00_source_train_normal_0000_pro_A_vel_12_loc_B.wav",
+                     "section_00_source_train_normal_0000_noAttribute.wav"))
+    args = _parse_method_args(load_method("subcluster_adacos.experiments_2021"),
+                              ["--data-root", str(root), "--revealed-attributes", str(tmp_path / "datasets")])
+    assert args.revealed_attributes == tmp_path / "datasets"
+    _, table = open_data(2025, data_root=root, revealed_attributes=args.revealed_attributes)
+    assert dict(zip(table["file"], table["attributes"])) == {
+        "section_00_source_train_normal_0000_noAttribute.wav": "pro_A_vel_12_loc_B",
+        "section_00_source_test_normal_0001_noAttribute.wav": "noAttribute"}
+    _, hidden = open_data(2025, data_root=root)
+    assert set(hidden["attributes"]) == {"noAttribute"}
