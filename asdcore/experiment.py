@@ -366,6 +366,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, ground_truth: bool = T
         parser.add_argument("--ground-truth", type=Path, default=None,
                             help="eval labels: 2020 eval_data_list.csv, 2021 folder of ground_truth_*.csv files, "
                                  "2022-2025 the evaluator's folder (ground_truth_data/ ...) or eval_data_list_<year>.csv")
+        parser.add_argument("--revealed-attributes", type=Path, default=None,
+                            help="DCASE 2024/2025 only: the organisers' released attribute correspondence files "
+                                 "(the 2024 evaluator's ground_truth_attributes_all/ or the baseline's "
+                                 "datasets/ground_truth_attributes/dcase202Xt2/); the clips they name get their real "
+                                 "attributes instead of noAttribute (default: hidden, as in the challenge)")
     parser.add_argument("--year", type=int, default=None, dest="data_year", choices=(2020, 2021, 2022, 2023, 2024, 2025),
                         help="the DCASE edition of the data, its layout and official scores (default: detected from "
                              "--data-root: a 2022-2025 root is recognised, otherwise the script's year; without "

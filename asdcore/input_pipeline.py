@@ -8,7 +8,10 @@ PyTorch) trains from the :class:`keras.utils.PyDataset` of this module, which ne
   one shuffled pass per epoch (:func:`epoch_permutation`), the ``fit(steps_per_epoch=...)`` of an endless
   ``tf.data`` pipeline (one iterator for the whole training);
 - :class:`DeviceFeatures`: the training rows copied **once** onto the accelerator, every batch gathered
-  there (one gather per batch, rows or crops), so no clip crosses the host-device link after the copy.
+  there (one gather per batch: rows, crops, or the stacked frames of crops), so no clip crosses the
+  host-device link after the copy;
+- :func:`place_clips`: one such copy for several :class:`asdcore.clip_sources.ClipSource` at once (SerialOE's
+  target and other machine types), with each source's positions in it.
 
 Where the features go (:func:`place_features`) is the setting ``ASD_DEVICE_DATA``:
 
@@ -22,7 +25,8 @@ Where the features go (:func:`place_features`) is the setting ``ASD_DEVICE_DATA`
     never copy.
 
 Both paths give the same batches for a seed (the indices are drawn on the host with NumPy either way;
-``tests/asdcore/test_input_pipeline.py`` checks them against a NumPy reference).
+``tests/asdcore/test_input_pipeline.py`` and ``tests/smoothing/test_device_data.py`` check them against a
+NumPy reference).
 """
 from __future__ import annotations
 
@@ -31,12 +35,13 @@ import os
 import keras
 import numpy as np
 
+from asdcore.clip_sources import ClipSource, StoreClips
 from asdcore.errors import ASDError
 from asdcore.experiment import get_logger
 from asdcore.features import read_rows
 
 __all__ = ["DEVICE_DATA_ENV", "DEVICE_FRACTION_ENV", "on_tensorflow", "epoch_permutation", "DeviceFeatures",
-           "device_memory_bytes", "device_data_setting", "place_features", "ClipBatches"]
+           "device_memory_bytes", "device_data_setting", "place_features", "place_clips", "ClipBatches"]
 
 DEVICE_DATA_ENV = "ASD_DEVICE_DATA"
 DEVICE_FRACTION_ENV = "ASD_DEVICE_DATA_FRACTION"
@@ -99,16 +104,20 @@ def device_memory_bytes():
 class DeviceFeatures:
     """The rows ``rows`` of ``features`` (all of them by default) copied once into one device tensor.
 
-    ``take(i)`` gathers the clips ``i`` (positions among the copied rows) there; ``crops(i, starts, n)``
-    gathers the ``n``-frame crops starting at ``starts`` (one gather over the frames). ``nbytes`` is what
-    the copy occupies."""
+    ``features`` is an array or memory map ``[clips, frames, bins]`` (rows read with
+    :func:`asdcore.features.read_rows`) or a :class:`asdcore.clip_sources.ClipSource` (``rows`` are positions
+    in it; its ``adjust``, e.g. an amplitude standardisation, is applied on the copy). ``take(i)`` gathers
+    the clips ``i`` (positions among the copied rows) there; ``crops(i, starts, n)`` gathers the ``n``-frame
+    crops starting at ``starts`` (one gather over the frames); ``stacked_crops`` the same crops as stacked
+    frame vectors. ``nbytes`` is what the copy occupies."""
 
     def __init__(self, features, rows=None, chunk: int = 2048):
         rows = np.arange(len(features)) if rows is None else np.asarray(rows, np.int64)
         shape = (len(rows),) + tuple(int(s) for s in features.shape[1:])
+        read = features.read if isinstance(features, ClipSource) else (lambda r: read_rows(features, r))
         host = np.empty(shape, np.float32)
         for start in range(0, len(rows), chunk):
-            host[start:start + chunk] = read_rows(features, rows[start:start + chunk])
+            host[start:start + chunk] = read(rows[start:start + chunk])
         if not np.all(np.isfinite(host)):
             raise ASDError("asdcore/input_pipeline.py: the features hold NaN or infinite values (padded clips of "
                            f"different lengths?); set {DEVICE_DATA_ENV}=off to read them batch by batch")
@@ -120,18 +129,75 @@ class DeviceFeatures:
     def take(self, positions):
         return keras.ops.take(self.array, keras.ops.convert_to_tensor(np.asarray(positions, np.int32)), axis=0)
 
-    def crops(self, positions, starts, n_frames: int):
-        """``[len(positions), n_frames, bins]``: clip ``positions[k]`` from frame ``starts[k]`` on."""
+    def _gather_frames(self, first, offsets):
+        """The frames ``first[k] + offsets`` (flat frame numbers) of every ``k``: one gather,
+        ``[len(first), len(offsets), bins]``."""
         clips, frames, bins = self.shape
         if self._frames is None:
             self._frames = keras.ops.reshape(self.array, (clips * frames, bins))
-        first = np.asarray(positions, np.int64) * frames + np.asarray(starts, np.int64)
-        flat = (first[:, None] + np.arange(int(n_frames))[None, :]).reshape(-1).astype(np.int32)
-        out = keras.ops.take(self._frames, keras.ops.convert_to_tensor(flat), axis=0)
-        return keras.ops.reshape(out, (len(first), int(n_frames), bins))
+        flat = (np.asarray(first, np.int64)[:, None] + np.asarray(offsets, np.int64)[None, :]).reshape(-1)
+        out = keras.ops.take(self._frames, keras.ops.convert_to_tensor(flat.astype(np.int32)), axis=0)
+        return keras.ops.reshape(out, (len(first), len(offsets), bins))
+
+    def crops(self, positions, starts, n_frames: int):
+        """``[len(positions), n_frames, bins]``: clip ``positions[k]`` from frame ``starts[k]`` on."""
+        first = np.asarray(positions, np.int64) * self.shape[1] + np.asarray(starts, np.int64)
+        return self._gather_frames(first, np.arange(int(n_frames)))
+
+    def stacked_crops(self, positions, starts, n_frames: int, context: int):
+        """The crops of :meth:`crops` as stacked frame vectors, ``[len(positions), n_frames - context + 1,
+        context * bins]``: vector ``t`` of a crop is its frames ``t, ..., t + context - 1`` side by side
+        (:func:`asdcore.features.stack_frames`), gathered in one go."""
+        n_vectors = int(n_frames) - int(context) + 1
+        first = np.asarray(positions, np.int64) * self.shape[1] + np.asarray(starts, np.int64)
+        offsets = (np.arange(n_vectors)[:, None] + np.arange(int(context))[None, :]).reshape(-1)
+        out = self._gather_frames(first, offsets)
+        return keras.ops.reshape(out, (len(first), n_vectors, int(context) * self.shape[2]))
 
 
-_PLACED: list = []  # the last placement: (features, rows key, DeviceFeatures)
+_PLACED: list = []  # the last placement: (objects it was made from, rows key, DeviceFeatures)
+
+
+def _fits(need: int, what: str, setting: str) -> bool:
+    """Whether ``need`` bytes go onto the accelerator under ``setting`` (``auto`` or ``on``; module docstring)."""
+    if setting == "on":
+        return True
+    platform, limit = device_memory_bytes()
+    if platform in (None, "cpu"):
+        return False
+    budget = None if limit is None else _device_fraction() * limit
+    if budget is None or need > budget:
+        get_logger().info("%s (%.2f GB) stay on the host: %s", what, need / 1e9,
+                          "the accelerator's memory is unknown" if budget is None else
+                          f"more than {budget / 1e9:.2f} GB ({DEVICE_FRACTION_ENV} of its memory)")
+        return False
+    return True
+
+
+def _place(objects: tuple, rows, make, shape, what: str):
+    """The shared placement logic: the cached copy of the same ``objects`` (by identity) and ``rows``, or a
+    new one from ``make()`` when the setting and the size allow, or None."""
+    setting = device_data_setting()
+    if setting == "off" or on_tensorflow():
+        return None
+    key = None if rows is None else hash(np.asarray(rows, np.int64).tobytes())
+    if _PLACED and len(_PLACED[0][0]) == len(objects) and all(a is b for a, b in zip(_PLACED[0][0], objects)) \
+            and _PLACED[0][1] == key:
+        return _PLACED[0][2]
+    if not _fits(4 * int(np.prod([int(s) for s in shape])), what, setting):
+        return None
+    _PLACED.clear()  # free the previous copy first
+    try:
+        placed = make()
+    except ASDError as err:
+        if setting == "on":
+            raise
+        get_logger().info("%s stay on the host: %s", what, err)
+        return None
+    _PLACED.append((objects, key, placed))
+    get_logger().info("%s copied onto the accelerator once (%.2f GB); batches are gathered there", what,
+                      placed.nbytes / 1e9)
+    return placed
 
 
 def place_features(features, rows=None, what: str = "training features"):
@@ -139,36 +205,59 @@ def place_features(features, rows=None, what: str = "training features"):
     else None (read batches from ``features``). The decision is logged with its reason. The last placement
     is kept: trainers of the same features (the networks of one experiment, DDCSAD's losses and IDs) share
     one copy."""
-    setting = device_data_setting()
-    log = get_logger()
-    if setting == "off" or on_tensorflow():
-        return None
-    key = None if rows is None else hash(np.asarray(rows, np.int64).tobytes())
-    if _PLACED and _PLACED[0][0] is features and _PLACED[0][1] == key:
-        return _PLACED[0][2]
     n = len(features) if rows is None else len(rows)
-    need = 4 * n * int(np.prod([int(s) for s in features.shape[1:]]))
-    if setting == "auto":
-        platform, limit = device_memory_bytes()
-        if platform in (None, "cpu"):
-            return None
-        budget = None if limit is None else _device_fraction() * limit
-        if budget is None or need > budget:
-            log.info("%s (%.2f GB) stay on the host: %s", what, need / 1e9,
-                     "the accelerator's memory is unknown" if budget is None else
-                     f"more than {budget / 1e9:.2f} GB ({DEVICE_FRACTION_ENV} of its memory)")
-            return None
-    _PLACED.clear()  # free the previous copy first
-    try:
-        placed = DeviceFeatures(features, rows)
-    except ASDError as err:
-        if setting == "on":
-            raise
-        log.info("%s stay on the host: %s", what, err)
+    return _place((features,), rows, lambda: DeviceFeatures(features, rows), (n,) + tuple(features.shape[1:]),
+                  what)
+
+
+def place_clips(sources, what: str = "training features"):
+    """One device copy holding the clips of every :class:`asdcore.clip_sources.ClipSource` in ``sources``,
+    when ``ASD_DEVICE_DATA`` says so: ``(DeviceFeatures, [positions of each source's clips in it])``, else
+    None (read batches from the sources).
+
+    Sources that are subsets of one store with one ``adjust`` (SerialOE's target type and the other
+    types, both read from the command's store) share a copy of the union of their rows, in store order, so
+    the next trainer over the same rows (the next machine type) reuses it; other sources are copied one
+    after another. Clips computed from the recordings (:class:`asdcore.clip_sources.WaveformClips`) stay
+    on the host: that input exists to hold no feature array."""
+    sources = list(sources)
+    if not all(isinstance(s, StoreClips) for s in sources):
+        if device_data_setting() != "off" and not on_tensorflow():
+            get_logger().info("%s stay on the host: computed from the recordings batch by batch", what)
         return None
-    _PLACED.append((features, key, placed))
-    log.info("%s copied onto the accelerator once (%.2f GB); batches are gathered there", what, placed.nbytes / 1e9)
-    return placed
+    first = sources[0]
+    if all(s.features is first.features and s.adjust is first.adjust for s in sources):
+        rows = np.unique(np.concatenate([s.rows for s in sources]))
+        union = StoreClips(first.features, rows, first.adjust)
+        placed = _place((first.features, first.adjust), rows, lambda: DeviceFeatures(union),
+                        (len(rows),) + first.frame_shape, what)
+        return None if placed is None else (placed, [np.searchsorted(rows, s.rows) for s in sources])
+    offsets = np.cumsum([0] + [len(s) for s in sources])
+    joined = _Joined(sources)
+    placed = _place(tuple(sources), None, lambda: DeviceFeatures(joined), joined.shape, what)
+    return None if placed is None else (placed, [np.arange(a, b) for a, b in zip(offsets[:-1], offsets[1:])])
+
+
+class _Joined(ClipSource):
+    """The clips of several sources one after another (their shapes must agree), for one device copy."""
+
+    def __init__(self, sources):
+        shapes = {s.frame_shape for s in sources}
+        if len(shapes) != 1:
+            raise ASDError(f"asdcore/input_pipeline.py: clips of different shapes {sorted(shapes)} cannot share "
+                           "one device copy")
+        super().__init__(sum(len(s) for s in sources), shapes.pop())
+        self.sources = sources
+        self.offsets = np.cumsum([0] + [len(s) for s in sources])
+
+    def _load(self, rows):
+        which = np.searchsorted(self.offsets, rows, side="right") - 1
+        out = np.empty((len(rows),) + self.frame_shape, np.float32)
+        for k, source in enumerate(self.sources):
+            mine = which == k
+            if mine.any():
+                out[mine] = source.read(rows[mine] - self.offsets[k])
+        return out
 
 
 class ClipBatches(keras.utils.PyDataset):

@@ -44,9 +44,13 @@ TENSORBOARD_DIR = "tensorboard"
 def reset_for_unit(seed: int, clear_session: bool = True) -> None:
     """Start a unit of work from a clean Keras state: clear the session (unless ``clear_session`` is False:
     a method that reuses compiled networks across units, e.g. :class:`smoothing.training.ModelCache`), then
-    seed Python, NumPy and Keras with ``seed``."""
+    seed Python, NumPy and Keras with ``seed``. The global dtype policy (``--precision``,
+    :func:`asdcore.experiment.apply_precision`) outlives the reset: Keras' ``clear_session`` sets it back to
+    float32, which would train every unit in float32 whatever ``--precision`` said."""
     if clear_session:
+        policy = keras.config.dtype_policy()
         keras.backend.clear_session(free_memory=True)
+        keras.config.set_dtype_policy(policy)
     set_seed(int(seed), keras=True)
 
 

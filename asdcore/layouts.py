@@ -74,6 +74,14 @@ Which year: :func:`detect_year` tells the editions apart from folders and names 
 2021; ``id_XX`` names: 2020; sections other than ``00``: 2022; the machine types and the types named
 ``noAttribute`` tell 2023, 2024 and 2025 apart); :func:`resolve_year` forces one (``--year``).
 
+**Released hidden attributes.** After the 2024 and 2025 challenges the organisers released the attributes of
+the types named ``noAttribute``: files ``{dev_data,eval_data}/<type>/attributes_XX_{train,test}_correspondence.csv``
+(``source_file_name`` = the full name with the attributes, ``target_file_name`` = the name as distributed) in the
+2024 evaluator's ``ground_truth_attributes_all/`` and the baseline's ``datasets/ground_truth_attributes/
+dcase202Xt2/``, and a third column of the 2024 evaluator's ``ground_truth_attributes`` files. They are read only
+when asked (``read_dataset(..., revealed_attributes=<folder>)``): the challenge hid them, and the methods'
+defaults reproduce the challenge conditions.
+
 **2025 supplementary recordings** (``eval_data/<type>/supplemental/``) are skipped unless
 ``include_supplemental=True``; then every ``.wav`` there is a row with ``split = "supplemental"``, label
 ``"normal"``, no domain. None of the four methods uses them (their papers train on the labelled training
@@ -129,6 +137,8 @@ __all__ = [
     "read_ground_truth_2021",
     "read_ground_truth_later",
     "read_attribute_csv",
+    "read_attribute_correspondence",
+    "read_revealed_attributes",
     "parse_name_later",
     "detect_year",
     "resolve_year",
@@ -206,6 +216,7 @@ _RE_LATER_EVAL = re.compile(r"section_(\d+)_(?:test_)?(\d+)" + _WAV)
 _RE_LATER_SUPPLEMENTAL = re.compile(r"section_(\d+)_(.*)" + _WAV)
 _RE_GT_LATER = re.compile(r"ground_truth_(.+)_section_(\d+)_test\.csv")
 _RE_ATTRIBUTE_CSV = re.compile(r"attributes_(\d+)\.csv")
+_RE_CORRESPONDENCE = re.compile(r"attributes_(\d+)_(train|test)_correspondence\.csv")
 
 _EXPECTED_2020 = ("train 'normal_id_XX_NNNNNNNN.wav'; test '{normal,anomaly}_id_XX_NNNNNNNN.wav' "
                   "or unlabelled 'id_XX_NNNNNNNN.wav'")
@@ -607,6 +618,55 @@ def read_attribute_csv(path) -> dict:
     return out
 
 
+def read_attribute_correspondence(path) -> dict:
+    """Read a released ``attributes_XX_{train,test}_correspondence.csv`` (DCASE 2024 and 2025 types whose
+    attributes were hidden): ``{distributed name: attribute string}``.
+
+    Rows ``source_file_name,target_file_name``: the first is the full name with the attributes
+    (``section_00_source_train_normal_0001_pro_A_wt_200.wav``), the second the name the clip was distributed
+    under (``section_00_source_train_normal_0001_noAttribute.wav``, or an evaluation test name
+    ``section_00_0095.wav``). The attribute string is every ``_`` field after the index of the full name.
+    """
+    rows = _csv_rows(os.fspath(path), "attribute correspondence file")
+    if not rows or rows[0][:2] != ["source_file_name", "target_file_name"]:
+        raise DataLayoutError(f"{path}: expected a header 'source_file_name,target_file_name' (the organisers' "
+                              "attributes_XX_<train|test>_correspondence.csv)")
+    out = {}
+    for line_no, row in enumerate(rows[1:], start=2):
+        m = _RE_2021.fullmatch(os.path.basename(row[0])) if len(row) >= 2 else None
+        if m is None:
+            raise DataLayoutError(f"{path} line {line_no}: {row[0]!r} is not a full DCASE 2022-2025 name "
+                                  "'section_XX_<domain>_<train|test>_<label>_NNNN_<attributes>.wav'")
+        out[os.path.basename(row[1])] = m.group(6) or ""
+    return out
+
+
+def read_revealed_attributes(location) -> dict:
+    """Every released attribute correspondence below ``location``: ``{(part, machine_type, name): attributes}``.
+
+    Files ``.../{dev_data,eval_data}/<type>/attributes_XX_{train,test}_correspondence.csv``: the 2024
+    evaluator's ``ground_truth_attributes_all/`` (or the evaluator's folder holding it), the baseline's
+    ``datasets/ground_truth_attributes/dcase202Xt2/``, or a data root where they were copied beside
+    ``attributes_XX.csv``. Split folders (``train``, ``test``, ``supplemental``) are not searched.
+    """
+    location = os.path.abspath(os.path.expanduser(os.fspath(location)))
+    if not os.path.isdir(location):
+        raise DataLayoutError(f"attribute correspondence folder {location} does not exist; expected a folder "
+                              "holding {dev_data,eval_data}/<type>/attributes_XX_<train|test>_correspondence.csv")
+    out = {}
+    for folder, subfolders, files in os.walk(location):
+        subfolders[:] = sorted(d for d in subfolders if not _is_hidden(d) and d not in ("train", "test", "supplemental"))
+        part = {"dev_data": "dev", "eval_data": "eval"}.get(os.path.basename(os.path.dirname(folder)))
+        if part is None:
+            continue
+        machine_type = os.path.basename(folder)
+        for name in sorted(files):
+            if _RE_CORRESPONDENCE.fullmatch(name):
+                for clip, attributes in read_attribute_correspondence(os.path.join(folder, name)).items():
+                    out[(part, machine_type, clip)] = attributes
+    return out
+
+
 def _full_name_fields(full_name):
     """domain, label, attributes of a full later-year test name (``.wav`` optional); None when not one."""
     name = full_name if full_name.lower().endswith(".wav") else full_name + ".wav"
@@ -698,6 +758,10 @@ def read_ground_truth_later(location) -> dict:
             fields = _full_name_fields(row[1]) if len(row) >= 2 else None
             if fields is not None:
                 merge((m.group(1), row[0]), fields, True)
+                # 2024: a third column names the hidden types' clips with their released attributes
+                revealed = _full_name_fields(row[2]) if len(row) >= 3 else None
+                if revealed is not None:
+                    merge((m.group(1), row[0]), {"revealed": revealed["attributes"]}, True)
     if os.path.isdir(attributes_dir):  # 2022: ground_truth_attributes/<type>/attributes_XX.csv
         with os.scandir(attributes_dir) as it:
             type_dirs = sorted((e.name, e.path) for e in it if e.is_dir())
@@ -764,7 +828,26 @@ def _attributes_from_csv(rows):
                 rows[i] = rows[i][:9] + (value,) + rows[i][10:]
 
 
-def _read_later(year, root, ground_truth, include_supplemental):
+def _reveal(rows, truth, revealed_attributes):
+    """Replace ``noAttribute`` (or no attributes) by the released attributes where they name the clip."""
+    table = read_revealed_attributes(revealed_attributes)
+    hits = 0
+    for i, r in enumerate(rows):
+        if r[9] not in ("", "noAttribute"):
+            continue
+        value = table.get((r[3], r[4], r[1]))
+        if value is None and truth is not None:
+            value = truth.get((r[4], r[1]), {}).get("revealed")
+        if value:
+            rows[i] = r[:9] + (value,) + r[10:]
+            hits += 1
+    if hits == 0:
+        raise DataLayoutError(f"revealed attributes {revealed_attributes}: no correspondence names a clip of this "
+                              "data with hidden attributes; expected the organisers' "
+                              "attributes_XX_<train|test>_correspondence.csv files of this edition")
+
+
+def _read_later(year, root, ground_truth, include_supplemental, revealed_attributes=None):
     root_path, rows = _scan(year, root, include_supplemental)
     _attributes_from_csv(rows)
     truth, where, explicit = _find_ground_truth_later(year, root_path, ground_truth)
@@ -787,6 +870,8 @@ def _read_later(year, root, ground_truth, include_supplemental):
         if hits < len(missing):
             warnings.warn(f"ground truth {where} leaves {len(missing) - hits} of {len(missing)} unlabelled test "
                           "clips without a label ('unknown')", stacklevel=3)
+    if revealed_attributes is not None:
+        _reveal(rows, truth, revealed_attributes)
     rows.sort(key=lambda r: (r[3], r[4], r[5], r[7], r[6], r[1]))
     return rows
 
@@ -832,9 +917,11 @@ def _table(rows):
     return table
 
 
-def _read(year, root, ground_truth, include_supplemental=False):
+def _read(year, root, ground_truth, include_supplemental=False, revealed_attributes=None):
     if year in LATER_YEARS:
-        return _table(_read_later(year, root, ground_truth, include_supplemental))
+        return _table(_read_later(year, root, ground_truth, include_supplemental, revealed_attributes))
+    if revealed_attributes is not None:
+        raise DataLayoutError(f"revealed attributes are a DCASE 2024/2025 release; DCASE {year} hides none")
     root_path, rows = _scan(year, root)
     rows.sort(key=lambda r: (r[3], r[4], r[5], r[7], r[6], r[1]))
     labels, where, explicit = _find_ground_truth(year, root_path, ground_truth)
@@ -891,11 +978,15 @@ def read_dcase2021(root, ground_truth=None) -> pd.DataFrame:
     return _read(2021, root, ground_truth)
 
 
-def read_dataset(year, root, ground_truth=None, include_supplemental=False) -> pd.DataFrame:
+def read_dataset(year, root, ground_truth=None, include_supplemental=False, revealed_attributes=None) -> pd.DataFrame:
     """Read a DCASE task 2 data root of the given ``year`` (2020-2025) into the clip table.
 
     ``year=None`` detects the edition (:func:`detect_year`). ``include_supplemental`` adds the 2025
-    supplementary clips (``split = "supplemental"``; no method uses them).
+    supplementary clips (``split = "supplemental"``; no method uses them). ``revealed_attributes``: a folder
+    of the organisers' released ``attributes_XX_{train,test}_correspondence.csv`` files
+    (:func:`read_revealed_attributes`); the clips they name get their real attributes instead of
+    ``noAttribute`` (so does an evaluation test clip whose 2024 ``ground_truth_attributes`` row has a third
+    column). Default None: the attributes stay hidden, as in the challenge.
     """
     if year is None:
         year = detect_year(root)
@@ -908,7 +999,9 @@ def read_dataset(year, root, ground_truth=None, include_supplemental=False) -> p
     if year == 2021:
         return read_dcase2021(root, ground_truth)
     if year in LATER_YEARS:
-        return _read(year, root, ground_truth, include_supplemental)
+        return _read(year, root, ground_truth, include_supplemental, revealed_attributes)
+    if revealed_attributes is not None:
+        raise DataLayoutError(f"revealed attributes are a DCASE 2024/2025 release; DCASE {year} hides none")
     raise DataLayoutError("unsupported DCASE year; expected one of " + ", ".join(map(str, YEARS)))
 
 

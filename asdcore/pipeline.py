@@ -35,10 +35,11 @@ class DataSource:
 
 
 def open_data(year: int, *, data_root=None, synthetic_preset: str = "quick", cache_dir=None,
-              ground_truth=None) -> tuple[DataSource, pd.DataFrame]:
+              ground_truth=None, revealed_attributes=None) -> tuple[DataSource, pd.DataFrame]:
     """Resolve the data root (or, with ``data_root=None``, generate the synthetic set of ``synthetic_preset``
     once under ``cache_dir``, :func:`asdcore.experiment.cache_root`) and read the clip table
-    (``ground_truth``: the evaluation labels, :func:`asdcore.layouts.read_dataset`)."""
+    (``ground_truth``: the evaluation labels; ``revealed_attributes``: the released 2024/2025 attribute
+    correspondence, :func:`asdcore.layouts.read_dataset`)."""
     log = get_logger()
     if data_root is None:
         preset = synthetic_preset
@@ -54,8 +55,11 @@ def open_data(year: int, *, data_root=None, synthetic_preset: str = "quick", cac
     else:
         root = Path(data_root)
         source = DataSource(year, root, False, f"DCASE {year} task 2 data at {root}")
-    table = layouts.read_dataset(year, root, ground_truth=ground_truth)
+    table = layouts.read_dataset(year, root, ground_truth=ground_truth, revealed_attributes=revealed_attributes)
     log.info("data: %s", source.description)
+    if revealed_attributes is not None:
+        log.info("attributes: the released correspondence in %s replaces noAttribute (the challenge hid them)",
+                 revealed_attributes)
     log.info("clips: %s", describe_data(table))
     return source, table
 

@@ -252,7 +252,8 @@ class RunContext:
 
         self.source, self.table = open_data(self.year, data_root=getattr(args, "data_root", None),
                                             synthetic_preset=getattr(args, "synthetic_preset", "quick"),
-                                            cache_dir=self.cache_dir, ground_truth=getattr(args, "ground_truth", None))
+                                            cache_dir=self.cache_dir, ground_truth=getattr(args, "ground_truth", None),
+                                            revealed_attributes=getattr(args, "revealed_attributes", None))
 
     @property
     def mode(self) -> str:

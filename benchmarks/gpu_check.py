@@ -57,10 +57,14 @@ GOAL_HOURS = 24.0
 def _shapes(dry_run: bool) -> dict:
     """Input shapes, clip counts and class counts: the paper's, or tiny ones for ``--dry-run``."""
     if dry_run:
-        return {"logmel": (40, 32), "crop": 32, "serialoe": (32, 32), "classes2020": 5, "sections": 4,
-                "attributes": 6, "clips": 48, "batch": 8, "oe_batch": 8, "ae_clips": 16, "ae_crop": 12}
-    return {"logmel": (313, 128), "crop": 256, "serialoe": (251, 224), "classes2020": 41, "sections": 42,
-            "attributes": 199, "clips": 2048, "batch": 64, "oe_batch": 128, "ae_clips": 512, "ae_crop": 125}
+        return {"logmel": (40, 32), "crop": 32, "serialoe": (32, 32), "serialoe_frames": 40, "classes2020": 5,
+                "sections": 4, "attributes": 6, "clips": 48, "batch": 8, "oe_batch": 8, "ae_clips": 16,
+                "ae_crop": 12, "ae_frames": 20}
+    # SerialOE: 4 s crops (251 frames) of 10 s clips (626 frames) of 224 mel bins; the autoencoder: 4 s crops
+    # (126 frames) of 10 s clips (313 frames) of 128 bins (smoothing/serial_oe.py, smoothing/autoencoder.py)
+    return {"logmel": (313, 128), "crop": 256, "serialoe": (251, 224), "serialoe_frames": 626, "classes2020": 41,
+            "sections": 42, "attributes": 199, "clips": 2048, "batch": 64, "oe_batch": 128, "ae_clips": 512,
+            "ae_crop": 126, "ae_frames": 313}
 
 
 def _sync(model) -> None:
@@ -71,6 +75,8 @@ def _sync(model) -> None:
 
 
 def _wait(x) -> None:
+    """Wait until the batch ``x`` exists: a device array is waited for where it lies (not copied back: that
+    copy is no part of training), anything else converted to NumPy."""
     import keras
 
     if isinstance(x, dict):
@@ -79,14 +85,17 @@ def _wait(x) -> None:
     elif isinstance(x, (tuple, list)):
         for value in x:
             _wait(value)
+    elif hasattr(x, "block_until_ready"):  # a JAX array
+        x.block_until_ready()
     else:
         keras.ops.convert_to_numpy(x)
 
 
 def build(trainer: str, dry_run: bool, seed: int = 0, steps: int = 20):
-    """``(model, pipeline, clips per step, fit keyword arguments)`` of one trainer at the paper's settings
-    (tiny with ``dry_run``): the model built and compiled as its experiment does, and the pipeline its
-    training reads (random features)."""
+    """``(model, pipeline, clips per step, fit keyword arguments, input)`` of one trainer at the paper's
+    settings (tiny with ``dry_run``): the model built and compiled as its experiment does, the pipeline its
+    training reads (random features), and where that pipeline gathers its batches: ``"device"`` (features
+    copied onto the accelerator, ``asdcore.input_pipeline``) or ``"host"``."""
     import keras
     import numpy as np
 
@@ -109,7 +118,7 @@ def build(trainer: str, dry_run: bool, seed: int = 0, steps: int = 20):
         labels = [np.arange(s["clips"]) % c for c in classes]
         pipeline = make_multi_label_dataset(features, labels, classes, s["batch"], seed=seed, repeat=True,
                                             portable=True)
-        return model, pipeline, s["batch"], {}
+        return model, pipeline, s["batch"], {}, "device" if pipeline.device is not None else "host"
     if trainer.startswith("ddcsad-"):
         from ddcsad import data
         from ddcsad.model import DDCSADModel
@@ -123,30 +132,40 @@ def build(trainer: str, dry_run: bool, seed: int = 0, steps: int = 20):
         sets = data.UnitSets("dev", "fan", "id_00", normal=np.arange(half), outlier=np.arange(half, s["clips"]))
         model = DDCSADModel(build_encoder(config, (s["crop"], s["logmel"][1])), variant="bce+ddcsad")
         model.compile()
-        model.update_centroids(next(iter(data.centroid_dataset(features, sets, s["crop"], s["batch"]))))
+        # centroids from the first crops of a few normal and a few outlier clips (their values do not matter
+        # for the speed; c_n needs outliers, which the first batches of the centroid pass may not hold)
+        few = np.r_[np.arange(s["batch"] // 2), half + np.arange(s["batch"] // 2)]
+        labels = np.r_[np.full(s["batch"] // 2, data.NORMAL), np.full(s["batch"] // 2, data.OUTLIER)]
+        model.update_centroids((features[few, :s["crop"]], labels), batch_size=s["batch"])
         sampler = data.BalancedBatches(features, sets, (s["batch"] // 2, s["batch"] // 2), s["crop"], seed=seed)
-        sampler.on_device()
-        return model, sampler.dataset(), s["batch"], {}
+        placed = sampler.on_device()
+        return model, sampler.dataset(), s["batch"], {}, "device" if placed else "host"
     if trainer.startswith("serialoe-"):
         from smoothing.serial_oe import OEBatches, SerialOEConfig, build_serial_oe, compile_serial_oe
 
         backbone = trainer.split("-", 1)[1]
         config = SerialOEConfig(backbone=backbone, batch_size=s["oe_batch"])
         n_target = (steps + 2) * s["oe_batch"] // 2  # one epoch of OEBatches covers the warm-up and the steps
-        x = rng.normal(size=(2 * n_target,) + s["serialoe"]).astype(np.float32)
+        # whole clips of one store (target type and other types), random crops and mixup, as training reads them
+        from asdcore.clip_sources import StoreClips
+
+        store = StoreClips(rng.normal(size=(2 * n_target, s["serialoe_frames"], s["serialoe"][1])).astype(np.float32))
         model = build_serial_oe(6, s["serialoe"], backbone)
         compile_serial_oe(model, 10 ** 6, config)
-        pipeline = OEBatches(x[:n_target], np.arange(n_target) % 6, x[n_target:], 6, batch_size=s["oe_batch"],
-                             seed=seed)
-        return model, pipeline, s["oe_batch"], {}
+        pipeline = OEBatches(store.subset(np.arange(n_target)), np.arange(n_target) % 6,
+                             store.subset(np.arange(n_target, 2 * n_target)), 6, batch_size=s["oe_batch"],
+                             seed=seed, crop=s["serialoe"][0], mixup_schedule="always")
+        placed = pipeline.on_device()
+        return model, pipeline, s["oe_batch"], {}, "device" if placed else "host"
     if trainer == "autoencoder":
         from smoothing.autoencoder import CropBatches, build_autoencoder
 
         n_clips = max(s["ae_clips"], 16 * (steps + 2))  # one epoch of CropBatches covers the steps
-        clips = rng.normal(size=(n_clips, s["ae_crop"] + 8, 128)).astype(np.float32)
+        clips = rng.normal(size=(n_clips, s["ae_frames"], 128)).astype(np.float32)
         model = build_autoencoder(640)
         pipeline = CropBatches(clips, s["ae_crop"], batch_segments=16, seed=seed)
-        return model, pipeline, 16, {}
+        placed = pipeline.on_device()
+        return model, pipeline, 16, {}, "device" if placed else "host"
     raise SystemExit(f"gpu_check.py: unknown trainer {trainer!r}; use one of {', '.join(TRAINERS)}")
 
 
@@ -181,16 +200,19 @@ def measure(trainer: str, precision: str, warmup: int, steps: int, dry_run: bool
     import keras
 
     keras.config.set_dtype_policy(precision)
-    model, pipeline, clips_per_step, fit_kwargs = build(trainer, dry_run, steps=max(warmup, steps))
-    # the input pipeline alone
+    model, pipeline, clips_per_step, fit_kwargs, where = build(trainer, dry_run, steps=max(warmup, steps))
+    # the input pipeline alone: its first batches untimed (their gathers compile on an accelerator)
     n_batches = max(3, steps)
-    start = time.perf_counter()
     if hasattr(pipeline, "__getitem__"):  # a PyDataset (finite ones wrap around)
-        for k in range(n_batches):
-            _wait(pipeline[k % len(pipeline)] if getattr(pipeline, "num_batches", None) else pipeline[k])
+        finite = getattr(pipeline, "num_batches", None)
+        batches = (pipeline[k % len(pipeline)] if finite else pipeline[k] for k in range(warmup + n_batches))
     else:  # a tf.data pipeline (TensorFlow)
-        for _, batch in zip(range(n_batches), pipeline):
-            _wait(batch)
+        batches = iter(pipeline)
+    for _ in range(warmup):
+        _wait(next(batches))
+    start = time.perf_counter()
+    for _ in range(n_batches):
+        _wait(next(batches))
     input_seconds = time.perf_counter() - start
     input_rate = n_batches * clips_per_step / input_seconds
     # the training step: warm-up (compilation), then the steady steps with the device drained at both ends
@@ -207,7 +229,7 @@ def measure(trainer: str, precision: str, warmup: int, steps: int, dry_run: bool
     return {"trainer": trainer, "precision": precision, "clips_per_step": clips_per_step,
             "warmup_steps": warmup, "warmup_seconds": round(warmup_seconds, 3), "steps": steps,
             "seconds_per_step": seconds, "clips_per_second": step_rate,
-            "input_clips_per_second": input_rate,
+            "input_clips_per_second": input_rate, "input": where,
             "bound": "input-bound" if input_rate < INPUT_BOUND_RATIO * step_rate else "compute-bound",
             "training_gflop_per_clip": None if flops is None else flops / 1e9,
             "achieved_tflops": None if flops is None else flops * step_rate / 1e12,
@@ -268,19 +290,31 @@ def _child(trainer, precision, args, seconds_left: float) -> dict:
         return {"trainer": trainer, "precision": precision, "status": f"timed out after {timeout} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"trainer": trainer, "precision": precision, "status": f"failed: {tail[0][:300]}"}
+        return {"trainer": trainer, "precision": precision, "status": "failed: " + _why(done)}
     return json.loads(lines[-1])
+
+
+def _why(done) -> str:
+    """One line on a failed child: the Python error it printed, else its exit (a signal: killed, e.g. for
+    memory), never a back-end's start-up log line."""
+    lines = (done.stderr or done.stdout or "").strip().splitlines()
+    errors = [line for line in lines if "Error" in line.split(":")[0] or line.startswith(("Traceback", "Killed"))]
+    if errors and not errors[-1].startswith("Traceback"):
+        return errors[-1][:300]
+    if done.returncode < 0:
+        return f"killed by signal {-done.returncode}" + (" (out of memory?)" if done.returncode == -9 else "")
+    return f"exit status {done.returncode}, no result line"
 
 
 def _print_row(row) -> None:
     if row.get("status") != "measured":
         print(f"{row['trainer']:26s} {row['precision']:15s} {row['status']}", flush=True)
         return
-    tflops = "-" if row["achieved_tflops"] is None else f"{row['achieved_tflops']:.1f}"
+    tflops = "-" if row["achieved_tflops"] is None else f"{row['achieved_tflops']:.3g}"  # 3 digits: a CPU's 0.0xx too
     peak = "-" if row["peak_device_bytes"] is None else f"{row['peak_device_bytes'] / 2 ** 30:.2f} GiB"
     print(f"{row['trainer']:26s} {row['precision']:15s} {row['seconds_per_step'] * 1e3:9.2f} ms/step "
-          f"{row['clips_per_second']:10.0f} clips/s  input alone {row['input_clips_per_second']:10.0f} clips/s  "
+          f"{row['clips_per_second']:10.0f} clips/s  input alone ({row.get('input', 'host'):6s}) "
+          f"{row['input_clips_per_second']:10.0f} clips/s  "
           f"{tflops:>6s} TFLOP/s  peak {peak:>10s}  {row['bound']}", flush=True)
 
 

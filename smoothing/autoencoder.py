@@ -16,7 +16,8 @@ The baseline itself trains 100 epochs with batches of 512 frame vectors (``basel
 settings (1500 epochs, batches of 16 segments) are the defaults here.
 
 Training (:func:`train_autoencoder`, the one path the ``smoothing`` command uses) takes the log-mel
-features of whole clips and draws one random 4 s crop per clip per epoch (:class:`CropBatches`); scoring
+features of whole clips and draws one random 4 s crop per clip per epoch (:class:`CropBatches`; off
+TensorFlow, when the clips fit the accelerator, gathered there: :meth:`CropBatches.on_device`); scoring
 takes the stacked frames of each clip's seven crops, ``[clips, segments, vectors, 640]``.
 """
 from __future__ import annotations
@@ -178,17 +179,40 @@ class CropBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self._rng = np.random.default_rng(seed)
         self._order = self._rng.permutation(len(self.clips)) if shuffle else np.arange(len(self.clips))
+        self.device = None  # the clips on the accelerator after on_device()
 
     def __len__(self):
         return int(np.ceil(len(self.clips) / self.batch_segments))
 
-    def __getitem__(self, index):
-        from asdcore.features import stack_frames
-        from smoothing.training import random_crops
+    def on_device(self) -> bool:
+        """Copy the training clips onto the accelerator once when ``ASD_DEVICE_DATA`` says so
+        (:func:`asdcore.input_pipeline.place_features`); every later batch's stacked frames are then
+        gathered there (one gather) from the same random draws (:meth:`draw`). Returns whether they were
+        placed."""
+        from asdcore.input_pipeline import place_features
+
+        self.device = place_features(self.clips, what="autoencoder training features")
+        return self.device is not None
+
+    def draw(self, index):
+        """Batch ``index``'s clips (ascending) and the first frame of each one's crop, drawn from the batch
+        generator."""
+        from smoothing.training import crop_starts
 
         rows = np.sort(self._order[index * self.batch_segments:(index + 1) * self.batch_segments])
-        segments = random_crops(self.clips[rows], self.crop, self._rng)
-        x = stack_frames(segments, self.context).reshape(-1, self.context * self.clips.shape[2])
+        return rows, crop_starts(len(rows), self.clips.shape[1], self.crop, self._rng)
+
+    def __getitem__(self, index):
+        rows, starts = self.draw(index)
+        width = self.context * self.clips.shape[2]
+        if self.device is not None:
+            x = self.device.stacked_crops(rows, starts, self.crop, self.context)
+            x = keras.ops.reshape(x, (-1, width))
+        else:
+            from asdcore.features import stack_frames
+            from smoothing.training import take_crops
+
+            x = stack_frames(take_crops(self.clips[rows], starts, self.crop), self.context).reshape(-1, width)
         return x, x
 
     def on_epoch_end(self):
@@ -232,6 +256,7 @@ def train_autoencoder(fit_clips, val_clips=None, config: AEConfig = AEConfig(), 
     crop = crop_frames(config.segment_seconds, config.sr, config.hop_length)
     keras.utils.set_random_seed(int(seed))
     batches = CropBatches(fit_clips, crop, config.n_frames, config.batch_segments, seed=int(seed))
+    batches.on_device()  # the clips on the accelerator when they fit (ASD_DEVICE_DATA; never on TensorFlow)
     if batches.clips.shape[2] * config.n_frames != config.input_dim:
         raise _err(f"clips have {batches.clips.shape[2]} mel bins, the autoencoder expects {config.n_mels}")
 

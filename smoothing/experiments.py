@@ -263,17 +263,23 @@ def _clips(ctx, network: str, rows) -> np.ndarray:
 def _clip_source(ctx, network: str):
     """Every clip of the table for network ``network``, read batch by batch and amplitude-standardised (IV-A)
     on reading: from the memory-mapped feature store, or (SerialOE with ``input: waveform``) computed from
-    the recordings (:mod:`asdcore.clip_sources`)."""
+    the recordings (:mod:`asdcore.clip_sources`). One source per network and process, so that the machine
+    types' trainers share one copy on the accelerator (:func:`asdcore.input_pipeline.place_clips`)."""
     from asdcore.clip_sources import StoreClips, WaveformClips
 
+    sources = ctx.state.setdefault("clip_sources", {})
+    if network in sources:
+        return sources[network]
     mel = ctx.state["mels"][network]
     adjust = None
     if ctx.config.protocol.standardize_amplitude:
         std = _amplitude_std(ctx)
         adjust = lambda x, rows: standardize_features(x, std[rows], mel)  # noqa: E731
     if network == "serial_oe" and ctx.config.serial_oe.input == "waveform":
-        return WaveformClips(ctx.table["path"], mel, adjust=adjust)
-    return StoreClips(ctx.features(mel), adjust=adjust)
+        sources[network] = WaveformClips(ctx.table["path"], mel, adjust=adjust)
+    else:
+        sources[network] = StoreClips(ctx.features(mel), adjust=adjust)
+    return sources[network]
 
 
 def _amplitude_std(ctx) -> np.ndarray:

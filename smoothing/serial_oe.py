@@ -56,7 +56,9 @@ github.com/ibkuroyagi/Serial-OE, is the nearest reference and guided the default
 - **Training** (:func:`train_serial_oe`, the one path the ``smoothing`` command uses): one random 4 s crop
   of every target clip per epoch and of the other types' clips drawn into its batch, then mixup; the
   validation loss (eq. 3 without mixup on centre crops) is computed in batches of ``batch_size``, so a
-  24-40 GB GPU holds it.
+  24-40 GB GPU holds it. Off TensorFlow, when the clips fit the accelerator (``ASD_DEVICE_DATA``,
+  :mod:`asdcore.input_pipeline`), they are copied there once and every batch is gathered and mixed there
+  from the same random draws (:meth:`OEBatches.on_device`).
 - **OneCycleLR**: see :class:`OneCycleSchedule` (PyTorch defaults, which the authors' PyTorch code most
   likely used). PyTorch also cycles Adam's beta_1 between 0.85 and 0.95 by default; Keras optimizers take
   a fixed beta_1, so that part is not reproduced (beta_1 = 0.9).
@@ -81,6 +83,7 @@ __all__ = [
     "build_serial_oe",
     "compile_serial_oe",
     "OEBatches",
+    "mixup",
     "train_serial_oe",
     "serial_oe_loss",
     "embed",
@@ -450,6 +453,10 @@ class OEBatches(keras.utils.PyDataset):
         "ramp": batch ``i`` of epoch ``e`` (step ``t = e * len(self) + i`` of ``T = epochs * len(self)``) is
         mixed with probability ``0.5 (1 - cos(min(pi, 2 pi t / T)))`` (the public SerialOE trainer);
         "always": every batch.
+
+    Every random choice is drawn on the host (:meth:`draw`); after :meth:`on_device` the batch is gathered
+    from a copy of the clips on the accelerator (a device tensor), otherwise read from the sources (NumPy).
+    Both give the same batch.
     """
 
     def __init__(self, x_target, sections, x_other, n_sections, batch_size=128, mixup_alpha=0.2,
@@ -492,28 +499,60 @@ class OEBatches(keras.utils.PyDataset):
         self._order = np.arange(len(self.x_target))
         if shuffle:
             self._rng.shuffle(self._order)
+        self.device = None  # (DeviceFeatures, positions of the target and other clips) after on_device()
 
     def __len__(self):
         return int(np.ceil(len(self.x_target) / self.half))
 
-    def __getitem__(self, index):
+    def on_device(self) -> bool:
+        """Copy the target and other clips onto the accelerator once when ``ASD_DEVICE_DATA`` says so
+        (:func:`asdcore.input_pipeline.place_clips`: one copy of the union of their store rows, shared with
+        the next machine type); every later batch is then gathered and mixed there, from the same random
+        draws (:meth:`draw`). Returns whether they were placed."""
+        from asdcore.input_pipeline import place_clips
+
+        self.device = place_clips([self.x_target, self.x_other], what="SerialOE training features")
+        return self.device is not None
+
+    def draw(self, index):
+        """The random choices of batch ``index``: ``(target positions, other positions, crop starts or None,
+        (lambda, partner) or None)``, drawn from the batch generator in this order (other clips, crop starts,
+        whether to mix, the mixing weights, the partners), whichever path then gathers the batch."""
         rows = self._order[index * self.half:(index + 1) * self.half]
         # A fixed per-batch generator when not shuffling keeps validation batches identical every epoch.
         rng = self._rng if self.shuffle else np.random.default_rng((self.seed, index))
         n_other = min(len(rows), len(self.x_other))
         other = rng.choice(len(self.x_other), size=n_other, replace=False)
-        x = np.concatenate([self.x_target.read(rows), self.x_other.read(other)])
+        n = len(rows) + n_other
+        starts = None
         if self.crop is not None:
-            from smoothing.training import random_crops
+            from smoothing.training import crop_starts
 
-            x = random_crops(x, self.crop, rng)
-        t_mac = np.concatenate([np.ones(len(rows)), np.zeros(n_other)])[:, None].astype(np.float32)
-        t_id = np.zeros((len(x), self.n_sections), dtype=np.float32)
-        t_id[np.arange(len(rows)), self.sections[rows]] = 1.0
+            starts = crop_starts(n, self.x_target.shape[1], self.crop, rng)
+        mix = None
         if self.mixup_alpha > 0 and rng.random() < self.mixup_probability(index):
-            lam = rng.beta(self.mixup_alpha, self.mixup_alpha, size=len(x)).astype(np.float32)
-            partner = rng.permutation(len(x))
-            x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[partner]
+            lam = rng.beta(self.mixup_alpha, self.mixup_alpha, size=n).astype(np.float32)
+            mix = (lam, rng.permutation(n))
+        return rows, other, starts, mix
+
+    def __getitem__(self, index):
+        rows, other, starts, mix = self.draw(index)
+        if self.device is not None:  # gathered on the accelerator (one gather of frames or clips)
+            device, (target_positions, other_positions) = self.device
+            positions = np.concatenate([target_positions[rows], other_positions[other]])
+            x = device.take(positions) if starts is None else device.crops(positions, starts, self.crop)
+        else:
+            x = np.concatenate([self.x_target.read(rows), self.x_other.read(other)])
+            if starts is not None:
+                from smoothing.training import take_crops
+
+                x = take_crops(x, starts, self.crop)
+        t_mac = np.concatenate([np.ones(len(rows)), np.zeros(len(other))])[:, None].astype(np.float32)
+        t_id = np.zeros((len(t_mac), self.n_sections), dtype=np.float32)
+        t_id[np.arange(len(rows)), self.sections[rows]] = 1.0
+        if mix is not None:
+            lam, partner = mix
+            x = mixup(x, lam, partner)
             t_mac = lam[:, None] * t_mac + (1 - lam[:, None]) * t_mac[partner]
             t_id = lam[:, None] * t_id + (1 - lam[:, None]) * t_id[partner]
         return x, {"mac": t_mac, "id": t_id}
@@ -529,6 +568,16 @@ class OEBatches(keras.utils.PyDataset):
         self.epoch += 1
         if self.shuffle:
             self._rng.shuffle(self._order)
+
+
+def mixup(x, lam, partner):
+    """Mixup of a batch (Zhang et al.): sample ``k`` becomes ``lam[k] x[k] + (1 - lam[k]) x[partner[k]]``, in
+    float32; ``x`` a NumPy array or a tensor on the accelerator (the same arithmetic there)."""
+    w = np.asarray(lam, np.float32)[:, None, None]
+    if isinstance(x, np.ndarray):
+        return w * x + (1 - w) * x[partner]
+    other = ops.take(x, ops.convert_to_tensor(np.asarray(partner, np.int32)), axis=0)
+    return ops.convert_to_tensor(w) * x + ops.convert_to_tensor(1 - w) * other
 
 
 def serial_oe_loss(model, x, t_mac, t_id, lambda_id=5.0, batch_size=128) -> float:
@@ -593,6 +642,7 @@ def train_serial_oe(x_target, sections, x_other, n_sections, config: SerialOECon
     batches = OEBatches(x_target, sections, x_other, n_sections, config.batch_size, config.mixup_alpha,
                         shuffle=True, seed=int(seed), crop=crop, mixup_schedule=config.mixup_schedule,
                         epochs=config.epochs)
+    batches.on_device()  # the clips on the accelerator when they fit (ASD_DEVICE_DATA; never on TensorFlow)
     total_steps = config.epochs * len(batches)
     bins = batches.x_target.shape[2]
 

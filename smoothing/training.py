@@ -14,8 +14,8 @@ import pandas as pd
 
 from asdcore.errors import ASDError
 
-__all__ = ["crop_frames", "check_clips", "random_crops", "centre_crop", "ModelCache", "direct_validation",
-           "history_frame", "standardize_features"]
+__all__ = ["crop_frames", "check_clips", "crop_starts", "take_crops", "random_crops", "centre_crop", "ModelCache",
+           "direct_validation", "history_frame", "standardize_features"]
 
 
 def _err(message: str) -> ASDError:
@@ -43,10 +43,22 @@ def check_clips(clips, crop: int, what: str):
     return x
 
 
+def crop_starts(n: int, frames: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """The first frame of one random ``crop``-frame crop of each of ``n`` clips of ``frames`` frames,
+    uniform over ``0 .. frames - crop`` (the draw :func:`random_crops` makes; a trainer gathering its crops
+    elsewhere, e.g. on the accelerator, draws the same starts with it)."""
+    return rng.integers(0, int(frames) - int(crop) + 1, size=int(n))
+
+
+def take_crops(clips: np.ndarray, starts, crop: int) -> np.ndarray:
+    """Clip ``k``'s ``crop`` frames from frame ``starts[k]`` on (NumPy)."""
+    starts = np.asarray(starts)
+    return clips[np.arange(len(clips))[:, None], starts[:, None] + np.arange(int(crop))[None, :]]
+
+
 def random_crops(clips: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
     """One crop of ``crop`` consecutive frames per clip, each starting at a uniformly random frame."""
-    starts = rng.integers(0, clips.shape[1] - int(crop) + 1, size=len(clips))
-    return clips[np.arange(len(clips))[:, None], starts[:, None] + np.arange(int(crop))[None, :]]
+    return take_crops(clips, crop_starts(len(clips), clips.shape[1], crop, rng), crop)
 
 
 def centre_crop(clips: np.ndarray, crop: int) -> np.ndarray:

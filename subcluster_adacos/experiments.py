@@ -65,11 +65,16 @@ class SubClusterAdaCos2020(Method):
 
     def prepare(self, ctx):
         from asdcore.representations import standardised_logmel
-        from subcluster_adacos.training import class_labels
+        from subcluster_adacos.training import class_groups, class_labels, resolved_classes
 
         standardised_logmel(ctx)  # lazily standardised memory map: no copy of the data set
         ctx.state["train"] = np.flatnonzero(ctx.mask(split="train"))
-        ctx.state["labels"], ctx.state["class_names"] = class_labels(ctx.table)
+        classes = resolved_classes(ctx.table, ctx.config.classes)
+        ctx.state["labels"], ctx.state["class_names"] = class_labels(ctx.table, classes=classes)
+        ctx.state["class_groups"] = class_groups(ctx.state["class_names"])
+        n_units = len({"/".join(n.split("/")[:2]) for n in ctx.state["class_names"]})
+        ctx.log.info("classes: %s (%d classes, %d machine types x units)", classes, len(ctx.state["class_names"]),
+                     n_units)
 
     def specs(self, ctx) -> list[ModelSpec]:
         specs = []
@@ -93,7 +98,8 @@ class SubClusterAdaCos2020(Method):
         ctx.log.info("training %s (%d epochs, %d clips, %d classes, seed %d)", spec.name, c.epochs,
                      len(ctx.state["train"]), len(ctx.state["class_names"]), unit.seed)
         summary = train_network(ctx.state["logmel"][2], ctx.state["labels"], len(ctx.state["class_names"]),
-                                training_config(spec, c), unit.folder, ctx.state["train"], seed=unit.seed)
+                                training_config(spec, c), unit.folder, ctx.state["train"], seed=unit.seed,
+                                groups=ctx.state["class_groups"])
         if summary["diverged"]:
             ctx.log.warning("%s diverged (adaptive scale %s): reported as 'diverges', as in Table III",
                             spec.name, summary["scales"][-1:] or "n/a")

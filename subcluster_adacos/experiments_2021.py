@@ -184,8 +184,9 @@ class MultiDistribution(Method):
         singles = {}
         ensembles, listing = build_ensembles(units, score_snapshot, ctx.log, singles)
         if config.tmax_term == "once":  # ... once per system: each ensemble and each single set
-            ensembles = {v: add_temporal_max(e, tmax_term, scoring_table) for v, e in ensembles.items()}
-            singles = {k: {v: add_temporal_max(e, tmax_term, scoring_table) for v, e in by_variant.items()}
+            with_term = table["machine_type"].isin(config.tmax_types).to_numpy()
+            ensembles = {v: add_temporal_max(e, tmax_term, scoring_table, with_term) for v, e in ensembles.items()}
+            singles = {k: {v: add_temporal_max(e, tmax_term, scoring_table, with_term) for v, e in by_variant.items()}
                        for k, by_variant in singles.items()}
         ctx.run.write_csv("models/score_sets.csv", listing)
         machine_types = sorted(set(table["machine_type"]))

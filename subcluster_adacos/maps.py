@@ -35,16 +35,24 @@ def centre_rows(class_names, n_subclusters: int) -> pd.DataFrame:
 def diagnostics_2020(ctx, nets, specs) -> list[str]:
     """Maps of the proposed network and the ID accuracy of ``specs`` (the run's networks, ModelSpec) from
     :class:`~subcluster_adacos.scoring.TrainedNetworks` ``nets``; returns the comparison.md section."""
+    from subcluster_adacos.training import class_unit
+
     table, class_names, labels = ctx.table, np.asarray(ctx.state["class_names"]), ctx.state["labels"]
     normal = normal_test_rows(table)
+    # the unit of each class: with attribute classes (classes: section_attributes) a clip counts as correct
+    # when the predicted class is one of its unit's (test clips of the evaluation sets carry no attributes)
+    unit_of = np.array([class_unit(n) for n in class_names], dtype=object)
+    n_units = len(set(unit_of))
+    head = f"machine ID ({len(class_names)} classes)" if n_units == len(class_names) else \
+        f"section ({len(class_names)} classes, {n_units} sections)"
     frames = []
     for spec in specs:
         trained = nets.get(spec)
         if trained["diverged"]:
             continue
         predicted = nearest_centre_classes(trained["embeddings"][normal], trained["centres"])
-        frames.append(accuracy_by_type(labels[normal], predicted, table["machine_type"].to_numpy()[normal],
-                                       network=spec.name, head=f"machine ID ({len(class_names)} classes)"))
+        frames.append(accuracy_by_type(unit_of[labels[normal]], unit_of[predicted],
+                                       table["machine_type"].to_numpy()[normal], network=spec.name, head=head))
     shown = _map_network(ctx.config, [s for s in specs if not nets.get(s)["diverged"]])
     if shown is not None:
         trained = nets.get(shown)

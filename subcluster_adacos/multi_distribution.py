@@ -470,17 +470,39 @@ def combine_terms(terms: dict, table: pd.DataFrame, tmax_term: np.ndarray | None
     return ScoreSet(score, decision, out_terms, 1)
 
 
-def add_temporal_max(score_set: ScoreSet, tmax_term: np.ndarray | None, table: pd.DataFrame) -> ScoreSet:
-    """``score_set`` with the eq. (4) term added once to the score and the decision score of the source-domain
-    clips (``tmax_term`` is 0 for the other machine types). Used with ``tmax_term: once``, where the term
-    enters the summed ensemble once instead of once per score set (:func:`combine_terms`)."""
+def add_temporal_max(score_set: ScoreSet, tmax_term: np.ndarray | None, table: pd.DataFrame,
+                     with_term: np.ndarray | None = None) -> ScoreSet:
+    """``score_set`` with the eq. (4) term added once (``tmax_term: once``: the term enters the summed ensemble
+    once instead of once per score set, :func:`combine_terms`); ``with_term`` marks the clips of the machine
+    types that have the term (default: every clip; ``tmax_term`` is 0 for the others).
+
+    Source-domain clips: the term is added to the score and the decision score. Test clips of unknown domain
+    (DCASE 2022-2025 evaluation names) of those types: the ensemble is scored as one system, whose source
+    reading is eq. (4) on its summed terms, ``section + attribute + tmax``, and whose target reading is
+    eq. (3), ``section + target``; the score is the smaller of the two and the decision score the smaller of
+    the source reading and the section term (the domain-free rule of :func:`combine_terms` applied to the
+    ensemble, as the term exists only for the ensemble). Target-domain clips are unchanged.
+    """
     if tmax_term is None:
         return score_set
     tmax_term = np.asarray(tmax_term, dtype=np.float64)
-    added = np.where((table["domain"] == "source").to_numpy(), tmax_term, 0.0)
+    source = (table["domain"] == "source").to_numpy()
+    unknown = ~(source | (table["domain"] == "target").to_numpy())
+    if with_term is not None:
+        unknown &= np.asarray(with_term, dtype=bool)
+    added = np.where(source | unknown, tmax_term, 0.0)
     terms = dict(score_set.terms)
-    terms["tmax"] = terms.get("tmax", np.zeros_like(added)) + added
-    return ScoreSet(score_set.score + added, score_set.decision + added, terms, score_set.n_sets)
+    zeros = np.zeros_like(added)
+    terms["tmax"] = terms.get("tmax", zeros) + added
+    score = np.where(source, score_set.score + added, score_set.score)
+    decision = np.where(source, score_set.decision + added, score_set.decision)
+    if unknown.any():
+        section = terms.get("section", zeros)
+        as_source = section + terms.get("attribute", zeros) + terms["tmax"]
+        as_target = section + terms.get("target", zeros)
+        score = np.where(unknown, np.minimum(as_source, as_target), score)
+        decision = np.where(unknown, np.minimum(as_source, section), decision)
+    return ScoreSet(score, decision, terms, score_set.n_sets)
 
 
 def sum_score_sets(sets) -> ScoreSet:

@@ -16,7 +16,7 @@ from asdcore.backends import (CosineMeanBackend, CosineTopKBackend, GaussianBack
                               fit_progress, score_per_unit)
 from asdcore.errors import ASDError
 
-__all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "network_outputs", "predict_full_batches", "backend_scores", "scored_by_mean",
+__all__ = ["BACKENDS", "extract_embeddings", "model_output_scores", "network_outputs", "predict_full_batches", "backend_scores", "classes_of_units", "scored_by_mean",
            "combined_scores", "ScoringSystem", "TrainedNetworks"]
 
 #: Table II rows (key -> label in the paper) plus the GMM of Table IV.
@@ -76,9 +76,19 @@ def extract_embeddings(training_model, features, batch_size: int = 64, rows=None
                            for chunk in _chunks(len(features), rows)])
 
 
-def _output_scores(probabilities, labels) -> np.ndarray:
+def _output_scores(probabilities, labels, groups=None) -> np.ndarray:
+    """``-log P(class of the clip | clip)``; with ``groups`` (the unit index of every class, several classes per
+    unit: ``classes: section_attributes``) ``-log`` of the summed probability of the classes of the clip's
+    unit, ``P(unit | clip)``, which needs no attributes of the test clip."""
     labels = np.asarray(labels)
-    return -np.log(np.clip(np.asarray(probabilities)[np.arange(len(labels)), labels], 1e-30, None))
+    probabilities = np.asarray(probabilities)
+    if groups is None:
+        chosen = probabilities[np.arange(len(labels)), labels]
+    else:
+        groups = np.asarray(groups)
+        chosen = np.stack([probabilities[:, groups == g].sum(axis=1) for g in range(int(groups.max()) + 1)],
+                          axis=1)[np.arange(len(labels)), groups[labels]]
+    return -np.log(np.clip(chosen, 1e-30, None))
 
 
 def model_output_scores(training_model, features, labels: np.ndarray, n_classes: int,
@@ -98,12 +108,13 @@ def model_output_scores(training_model, features, labels: np.ndarray, n_classes:
 
 
 def network_outputs(training_model, features, labels: np.ndarray, n_classes: int,
-                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                    batch_size: int = 64, groups=None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`extract_embeddings` and :func:`model_output_scores` of every clip in one pass of the network.
 
     One inference model (``[features, labels] -> [embedding, probabilities]``, the training model's own
     layers) instead of two: the network runs once per clip, and one prediction function is traced per
-    trained network (see :func:`predict_full_batches`). Returns ``(embeddings, model output scores)``.
+    trained network (see :func:`predict_full_batches`). Returns ``(embeddings, model output scores)``;
+    ``groups``: the unit of every class where a unit has several (see :func:`_output_scores`).
     """
     import keras
 
@@ -119,7 +130,7 @@ def network_outputs(training_model, features, labels: np.ndarray, n_classes: int
                                                 "labels": one_hot[chunk]}, batch_size)
         embeddings.append(np.asarray(emb, dtype=np.float64))
         probabilities.append(prob)
-    return np.concatenate(embeddings), _output_scores(np.concatenate(probabilities), labels)
+    return np.concatenate(embeddings), _output_scores(np.concatenate(probabilities), labels, groups)
 
 
 def scored_by_mean(machine_types, combined_mean_types) -> np.ndarray:
@@ -139,13 +150,29 @@ def combined_scores(learned: np.ndarray, mean: np.ndarray, machine_types, combin
     return np.where(scored_by_mean(machine_types, combined_mean_types), mean, learned)
 
 
-def _gmm_factory(centres_by_class, class_of_unit, n_subclusters, score_rule, reg_covar=1e-3):
+def classes_of_units(class_names) -> dict:
+    """``{<type>/<unit>: [indices of its classes]}`` from the head's class names (one class per unit with
+    ``classes: sections``, several with ``section_attributes``)."""
+    from subcluster_adacos.training import class_unit
+
+    out = {}
+    for i, name in enumerate(class_names):
+        out.setdefault(class_unit(name), []).append(i)
+    return out
+
+
+def _gmm_factory(centres_by_class, classes_of_unit, n_subclusters, score_rule, reg_covar=1e-3):
+    """GMM per unit; its means start at the unit's class centres (Sec. III-C). A unit with several classes
+    (``classes: section_attributes``) has more centres than components: scikit-learn's k-means
+    initialisation on the unit's training embeddings then (for S = 1 it makes no difference)."""
     def make(unit):
         means = None
-        if centres_by_class is not None and centres_by_class.shape[1] == n_subclusters:
-            means = centres_by_class[class_of_unit[unit]]
-        elif centres_by_class is not None and n_subclusters == 1:
-            means = centres_by_class[class_of_unit[unit]].mean(axis=0, keepdims=True)
+        own = None if centres_by_class is None or classes_of_unit is None else classes_of_unit.get(unit, [])
+        if own is not None and len(own) == 1:
+            if centres_by_class.shape[1] == n_subclusters:
+                means = centres_by_class[own[0]]
+            elif n_subclusters == 1:
+                means = centres_by_class[own[0]].mean(axis=0, keepdims=True)
         return GMMBackend(n_components=n_subclusters, means_init=means, reg_covar=reg_covar, score=score_rule)
 
     return make
@@ -178,8 +205,8 @@ def backend_scores(backend: str, embeddings: np.ndarray, table, class_names=None
         scores[test] = plda.score(embeddings[test], keys[test])
         return scores
     if backend == "gmm":
-        class_of_unit = None if class_names is None else {name: i for i, name in enumerate(class_names)}
-        make = _gmm_factory(centres_by_class, class_of_unit, n_subclusters, gmm_score, reg_covar)
+        make = _gmm_factory(centres_by_class, None if class_names is None else classes_of_units(class_names),
+                            n_subclusters, gmm_score, reg_covar)
     elif backend == "cosine_mean":
         def make(unit):
             return CosineMeanBackend()
@@ -262,10 +289,10 @@ class ScoringSystem:
         fit_units = units if rows is None else units[rows]
         if self.centres is None or self.class_names is None:
             raise ASDError("ScoringSystem.fit needs the heads' centres and class names (give centres=, class_names=)")
-        class_of_unit = {name: i for i, name in enumerate(self.class_names)}
+        groups = classes_of_units(self.class_names)
         self.backends = []
         for k, (centres, embedded) in enumerate(zip(self.centres, self._embeddings(features, rows, embeddings))):
-            make = _gmm_factory(centres, class_of_unit, centres.shape[1], self.gmm_score, self.reg_covar)
+            make = _gmm_factory(centres, groups, centres.shape[1], self.gmm_score, self.reg_covar)
             what = f"GMMs of network {k + 1}/{len(self.centres)}"
             self.backends.append({unit: make(unit).fit(embedded[fit_units == unit])
                                   for unit in fit_progress(np.unique(fit_units), what)})

@@ -37,6 +37,10 @@ class SubClusterAdaCosConfig:
     reg_covar: float = 1e-3
     divergence_scale: float = 1e8  # Table III "diverges": stop when the adaptive scale exceeds this or is NaN
     mixup_labels: str = "linear"  # eq. (4); "max": max(l*y1, (1-l)*y2) (the author's DCASE 2022 code)
+    # the head's classes: "sections" = one per machine ID / section (the paper's); "section_attributes" = one
+    # per section and attribute string of its training clips (DCASE 2022-2025); "auto" = section_attributes
+    # on 2022-2025 data, sections on 2020/2021 data (docs/later-dcase.md)
+    classes: str = "auto"
 
     def quick(self) -> "SubClusterAdaCosConfig":
         """A CPU-sized variant: 10 epochs, S in {1, 4}; all other settings as the paper."""

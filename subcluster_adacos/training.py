@@ -31,7 +31,7 @@ from asdcore.input_pipeline import ClipBatches, on_tensorflow, place_features
 from asdcore.errors import ASDError
 from asdcore.experiment import get_logger
 
-__all__ = ["TrainingConfig", "class_labels", "balanced_class_weights", "make_dataset", "train_model",
+__all__ = ["TrainingConfig", "CLASS_CHOICES", "class_labels", "class_groups", "class_unit", "resolved_classes", "balanced_class_weights", "make_dataset", "train_model",
            "ScaleMonitor", "EpochSnapshots", "distribution_strategy", "make_multi_label_dataset",
            "HeadScaleMonitor", "train_multi_head_model", "train_network", "load_network", "plot_scale_figure",
            "steps_per_epoch"]
@@ -59,16 +59,74 @@ class TrainingConfig:
         return replace(self, epochs=epochs, checkpoint_every=max(1, epochs // 2))
 
 
-def class_labels(table, class_column_values=None):
-    """Integer class per clip and the sorted class names: one class per machine type and unit
-    (41 classes for DCASE 2020: the dev and the additional training IDs)."""
-    keys = (table["machine_type"].astype(str) + "/" + table["unit"].astype(str)).to_numpy()
+#: ``classes`` setting (docs/subcluster-adacos-2020.md, docs/later-dcase.md): what the head's classes are.
+CLASS_CHOICES = ("auto", "sections", "section_attributes")
+#: Attribute strings that name no attribute: such clips stay in their section's class.
+NO_ATTRIBUTES = ("", "noAttribute")
+
+
+def resolved_classes(table, classes: str = "auto") -> str:
+    """The ``classes`` setting for the data of ``table``: ``"auto"`` is ``"section_attributes"`` on DCASE
+    2022-2025 data (their attributes describe the recording conditions of every clip) and ``"sections"`` (the
+    paper's: one class per machine ID or section) on 2020/2021 data and tables without a ``year`` column."""
+    if classes not in CLASS_CHOICES:
+        raise ASDError(f"classes must be one of {', '.join(CLASS_CHOICES)}, got {classes!r}")
+    if classes != "auto":
+        return classes
+    years = set(table["year"].astype(int)) if "year" in table.columns and len(table) else set()
+    return "section_attributes" if years and min(years) >= 2022 else "sections"
+
+
+def class_unit(name: str) -> str:
+    """``<machine_type>/<unit>`` of a class name (``fan/section_00`` or ``fan/section_00/m-n_W``)."""
+    return "/".join(str(name).split("/")[:2])
+
+
+def class_labels(table, class_column_values=None, classes: str = "sections"):
+    """Integer class per clip and the sorted class names.
+
+    ``classes="sections"`` (the paper's): one class per machine type and unit, named ``<type>/<unit>`` (41
+    classes for DCASE 2020: the dev and the additional training IDs). ``"section_attributes"``: one class per
+    machine type, unit and distinct attribute string of its *training* clips, named ``<type>/<unit>/<attributes>``;
+    a clip whose attributes are empty or ``noAttribute`` (types whose attributes are hidden) stays in the
+    section's class ``<type>/<unit>``. The domain is no part of a class: a source and a target clip with the same
+    attributes share it. ``"auto"``: :func:`resolved_classes`.
+
+    Every clip gets a class (the one-hot input of the head at inference, where it is ignored): a test clip its
+    training class when its unit has one with its attributes, otherwise the first class of its unit. Nothing
+    scored depends on a test clip's class: the model output sums the probabilities of its unit's classes
+    (:func:`~subcluster_adacos.scoring.network_outputs`) and the accuracy compares units.
+    """
+    classes = resolved_classes(table, classes)
+    units = (table["machine_type"].astype(str) + "/" + table["unit"].astype(str)).to_numpy()
+    if classes == "sections":
+        keys = units
+    else:
+        attributes = table["attributes"].fillna("").astype(str).to_numpy()
+        keys = np.array([u if a in NO_ATTRIBUTES else f"{u}/{a}" for u, a in zip(units, attributes)], dtype=object)
+        train = (table["split"] == "train").to_numpy()
+        known = set(keys[train])
+        first = {}
+        for key in sorted(known):
+            first.setdefault(class_unit(key), key)
+        keys = np.array([k if (t or k in known) else first.get(u, u) for k, u, t in zip(keys, units, train)],
+                        dtype=object)
     names = np.array(sorted(set(keys))) if class_column_values is None else np.asarray(class_column_values)
     index = {name: i for i, name in enumerate(names)}
     missing = sorted(set(keys) - set(index))
     if missing:
         raise ASDError(f"clips of unit(s) {missing[:3]} have no class among the training classes")
     return np.array([index[k] for k in keys], dtype=np.int64), names
+
+
+def class_groups(class_names) -> np.ndarray | None:
+    """Index of each class's unit (classes in order, units sorted), or None when every unit is one class
+    (the model output is then the class's own probability, bit for bit)."""
+    units = [class_unit(n) for n in class_names]
+    if len(set(units)) == len(units):
+        return None
+    order = {u: i for i, u in enumerate(sorted(set(units)))}
+    return np.array([order[u] for u in units], dtype=np.int64)
 
 
 def balanced_class_weights(labels, n_classes: int) -> np.ndarray:
@@ -468,7 +526,7 @@ def train_multi_head_model(features: np.ndarray, label_sets, n_classes, config: 
 # --- one network of an experiment, trained into its own folder ------------------------------------------
 
 def train_network(features, labels: np.ndarray, n_classes: int, config: TrainingConfig, folder, rows,
-                  seed: int = 0, verbose: int = 0) -> dict:
+                  seed: int = 0, verbose: int = 0, groups=None) -> dict:
     """Train one embedding network on the clips ``rows`` of ``features`` and write into ``folder`` what
     scoring needs, so that scoring can run in another process from the folder alone (:func:`load_network`).
 
@@ -478,6 +536,8 @@ def train_network(features, labels: np.ndarray, n_classes: int, config: Training
     network diverged ``embeddings.npy`` (every clip, Sec. III-C), ``centres.npy`` (the head's L2-normalised
     sub-cluster centres, the GMM initialisation) and ``model_output.npy`` (Table II "representation model
     output" for the clips not in ``rows``, NaN for those in it).
+    ``groups``: the unit of every class (:func:`class_groups`) when a unit has several classes; the model
+    output is then ``-log P(unit | clip)``.
 
     Returns ``{"diverged": bool, "scales": adaptive scale per epoch, "epochs": epochs trained}``.
     """
@@ -494,7 +554,8 @@ def train_network(features, labels: np.ndarray, n_classes: int, config: Training
                "epochs": len(info["history"].get("loss", []))}
     if info["diverged"]:
         return summary
-    embeddings, output = network_outputs(model, features, labels, n_classes, config.batch_size)  # one pass
+    embeddings, output = network_outputs(model, features, labels, n_classes, config.batch_size,  # one pass
+                                         groups=groups)
     np.save(folder / "embeddings.npy", embeddings)
     np.save(folder / "centres.npy", normalized_centers(head_layer(model)))
     output[rows] = np.nan  # a score of the clips the network did not train on (all NaN when every clip trained it)

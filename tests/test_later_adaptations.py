@@ -5,7 +5,7 @@ import pandas as pd
 
 from ddcsad.data import unit_sets
 from smoothing.protocol import fill_unseen_types
-from subcluster_adacos.multi_distribution import combine_terms, decide
+from subcluster_adacos.multi_distribution import add_temporal_max, combine_terms, decide, sum_score_sets
 
 
 def _table(year, rows):
@@ -27,6 +27,28 @@ def test_multi_distribution_scores_a_test_clip_of_unknown_domain_by_the_smaller_
     thresholds = pd.DataFrame([{"machine_type": "fan", "unit": "section_00", "domain": "source", "threshold": 1.9},
                                {"machine_type": "fan", "unit": "section_00", "domain": "target", "threshold": 9.0}])
     assert decide(out.decision, table, thresholds)[2:].tolist() == [1.0, 1.0]
+
+
+def test_multi_distribution_tmax_once_reaches_test_clips_of_unknown_domain():
+    # tmax_term: once; valve has the eq. (4) term, fan not; clip 0 a source test clip, 1 and 2 of unknown domain
+    table = pd.DataFrame({"machine_type": ["valve", "valve", "fan"], "unit": "section_00",
+                          "domain": ["source", "", ""], "split": "test", "label": "unknown"})
+    set_1 = combine_terms({"section": np.array([1.0, 1.0, 1.0]), "attribute": np.array([2.0, 0.5, 0.5]),
+                           "target": np.array([0.25, 3.0, 3.0])}, table)
+    set_2 = combine_terms({"section": np.array([1.0, 1.0, 1.0]), "attribute": np.array([2.0, 4.0, 4.0]),
+                           "target": np.array([0.25, 0.5, 1.0])}, table)
+    tmax = np.array([10.0, 0.75, 0.0])
+    with_term = np.array([True, True, False])
+    out = add_temporal_max(sum_score_sets([set_1, set_2]), tmax, table, with_term)
+    # by hand: source clip (1 + 2) + (1 + 2) + 10 = 16; valve clip of unknown domain: the ensemble's source
+    # reading (1 + 0.5) + (1 + 4) + 0.75 = 7.25 against its target reading (1 + 3) + (1 + 0.5) = 5.5 -> 5.5
+    # (without the term, the sets' minima summed: 1.5 + 1.5 = 3); fan has no term: min(1.5, 4) + min(5, 2) = 3.5
+    assert out.score.tolist() == [16.0, 5.5, 3.5]
+    # decision: the smaller of the source reading and the section term: min(7.25, 2) = 2; fan per set 1 + 1
+    assert out.decision.tolist() == [16.0, 2.0, 2.0]
+    assert out.terms["tmax"].tolist() == [10.0, 0.75, 0.0]
+    # a single set: eq. (4) literally, min(1 + 0.5 + 0.75, 1 + 3) = 2.25
+    assert add_temporal_max(set_1, tmax, table, with_term).score.tolist() == [13.0, 2.25, 1.5]
 
 
 def test_ddcsad_outliers_are_every_other_section_of_every_type_from_2021_on():

@@ -96,3 +96,13 @@ def test_reset_for_unit_clears_the_session_and_seeds():
         kernels.append(keras.ops.convert_to_numpy(layer.kernel))
     np.testing.assert_array_equal(*kernels)  # the same initial weights for the same unit seed
     assert np.random.rand() == np.random.RandomState(3).rand()  # noqa: NPY002 - the global generator is seeded
+
+
+def test_reset_for_unit_keeps_the_precision_policy():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        reset_for_unit(3)  # Keras' clear_session alone sets the policy back to float32
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+        assert keras.layers.Dense(2).compute_dtype == "bfloat16"
+    finally:
+        keras.config.set_dtype_policy("float32")

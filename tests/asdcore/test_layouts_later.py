@@ -213,3 +213,115 @@ def test_explicit_ground_truth_that_names_no_clip_is_an_error(tmp_path):
     listing.write_text("bandsaw\nsection_00_0000.wav,section_00_source_test_normal_0000_vel_6.wav\n")
     with pytest.raises(DataLayoutError, match="names none of the 1 unlabelled"):
         layouts.read_dataset(2023, root, ground_truth=listing)
+
+
+# ------------------------------------------------------------------- released hidden attributes (2024, 2025)
+# Rows copied from nttcslab/dcase2024_task2_evaluator (ground_truth_attributes_all/, ground_truth_attributes/)
+# and nttcslab/dcase2023_task2_baseline_ae (datasets/ground_truth_attributes/dcase2025t2/).
+
+def _correspondence(folder, *rows):
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("source_file_name,target_file_name\n" + "".join(f"{a},{b}\n" for a, b in rows))
+
+
+def test_2024_released_attributes_replace_noattribute_only_on_request(tmp_path):
+    root = tmp_path / "d"
+    touch(root, "dev_data/gearbox/train/section_00_source_train_normal_0001_noAttribute.wav",
+          "dev_data/gearbox/train/section_00_target_train_normal_0001_noAttribute.wav",
+          "dev_data/gearbox/test/section_00_target_test_normal_0001_noAttribute.wav",
+          "eval_data/AirCompressor/train/section_00_source_train_normal_0001_noAttribute.wav",
+          "eval_data/AirCompressor/test/section_00_0001.wav")
+    evaluator = tmp_path / "dcase2024_task2_evaluator"
+    for folder, text in (("ground_truth_data", "section_00_0001.wav,0\n"), ("ground_truth_domain", "section_00_0001.wav,0\n"),
+                         ("ground_truth_attributes", "section_00_0001.wav,section_00_source_test_normal_0001_noAttribute,"
+                                                     "section_00_source_test_normal_0001_fl_2_nos_3.wav\n")):
+        (evaluator / folder).mkdir(parents=True)
+        (evaluator / folder / "ground_truth_AirCompressor_section_00_test.csv").write_text(text)
+    released = evaluator / "ground_truth_attributes_all"
+    _correspondence(released / "dev_data/gearbox/attributes_00_train_correspondence.csv",
+                    ("section_00_source_train_normal_0001_pro_A_wt_200.wav",
+                     "section_00_source_train_normal_0001_noAttribute.wav"),
+                    ("section_00_target_train_normal_0001_pro_A_wt_250.wav",
+                     "section_00_target_train_normal_0001_noAttribute.wav"))
+    _correspondence(released / "dev_data/gearbox/attributes_00_test_correspondence.csv",
+                    ("section_00_target_test_normal_0001_pro_A_wt_250.wav",
+                     "section_00_target_test_normal_0001_noAttribute.wav"))
+    _correspondence(released / "eval_data/AirCompressor/attributes_00_train_correspondence.csv",
+                    ("section_00_source_train_normal_0001_fl_0_nos_3.wav",
+                     "section_00_source_train_normal_0001_noAttribute.wav"))
+
+    def attributes(table):
+        return {(r[1], r[8]): r[6] for r in _rows(table)}
+
+    hidden = layouts.read_dataset(2024, root, ground_truth=evaluator)
+    assert set(attributes(hidden).values()) == {"noAttribute"}
+    for where in (evaluator, released):  # the evaluator's folder or its ground_truth_attributes_all/
+        table = layouts.read_dataset(2024, root, ground_truth=evaluator, revealed_attributes=where)
+        assert attributes(table) == {
+            ("gearbox", "section_00_source_train_normal_0001_noAttribute.wav"): "pro_A_wt_200",
+            ("gearbox", "section_00_target_train_normal_0001_noAttribute.wav"): "pro_A_wt_250",
+            ("gearbox", "section_00_target_test_normal_0001_noAttribute.wav"): "pro_A_wt_250",
+            ("AirCompressor", "section_00_source_train_normal_0001_noAttribute.wav"): "fl_0_nos_3",
+            ("AirCompressor", "section_00_0001.wav"): "fl_2_nos_3",  # third ground_truth_attributes column
+        }
+        assert table.loc[table["file"] == "section_00_0001.wav", ["domain", "label"]].values.tolist() == [
+            ["source", "normal"]]
+
+
+def test_2025_released_attributes_from_the_baselines_folder(tmp_path):
+    root = tmp_path / "d"
+    touch(root, "dev_data/bearing/train/section_00_source_train_normal_0000_noAttribute.wav",
+          "dev_data/bearing/test/section_00_source_test_normal_0001_noAttribute.wav",
+          "eval_data/AutoTrash/train/section_00_source_train_normal_0001_noAttribute.wav",
+          "eval_data/AutoTrash/test/section_00_0095.wav", "eval_data/AutoTrash/test/section_00_0114.wav")
+    released = tmp_path / "datasets" / "ground_truth_attributes" / "dcase2025t2"
+    _correspondence(released / "dev_data/bearing/attributes_00_train_correspondence.csv",
+                    ("section_00_source_train_normal_0000_pro_A_vel_12_loc_B.wav",
+                     "section_00_source_train_normal_0000_noAttribute.wav"))
+    _correspondence(released / "eval_data/AutoTrash/attributes_00_test_correspondence.csv",
+                    ("section_00_source_test_anomaly_0001_id_A1_spd_1_mic_2.wav", "section_00_0095.wav"),
+                    ("section_00_source_test_normal_0001_id_B2_spd_1_mic_2.wav", "section_00_0114.wav"))
+    table = layouts.read_dataset(2025, root, revealed_attributes=tmp_path / "datasets")
+    assert {(r[1], r[8]): r[6] for r in _rows(table)} == {
+        ("bearing", "section_00_source_train_normal_0000_noAttribute.wav"): "pro_A_vel_12_loc_B",
+        ("bearing", "section_00_source_test_normal_0001_noAttribute.wav"): "noAttribute",  # not in the files given
+        ("AutoTrash", "section_00_source_train_normal_0001_noAttribute.wav"): "noAttribute",
+        ("AutoTrash", "section_00_0095.wav"): "id_A1_spd_1_mic_2",
+        ("AutoTrash", "section_00_0114.wav"): "id_B2_spd_1_mic_2",
+    }
+    # only the attributes: the evaluation clips stay unlabelled without the ground truth
+    assert set(table.loc[table["part"] == "eval", "label"]) == {"normal", "unknown"}
+    # files of another edition name none of these clips: an error, not a silent no-op
+    other = tmp_path / "other"
+    _correspondence(other / "dev_data/gearbox/attributes_00_train_correspondence.csv",
+                    ("section_00_source_train_normal_0001_pro_A_wt_200.wav",
+                     "section_00_source_train_normal_0009_noAttribute.wav"))
+    with pytest.raises(DataLayoutError, match="no correspondence names a clip"):
+        layouts.read_dataset(2025, root, revealed_attributes=other)
+    with pytest.raises(DataLayoutError, match="source_file_name,target_file_name"):
+        (other / "dev_data/gearbox/attributes_00_train_correspondence.csv").write_text("file_name,d1p\n")
+        layouts.read_dataset(2025, root, revealed_attributes=other)
+
+
+def test_revealed_attributes_flag_reaches_the_clip_table(tmp_path):
+    """``--revealed-attributes DIR`` on a command line gives the clips named in the released files their
+    attributes, through the same path every command opens its data with (runner args -> open_data)."""
+    from asdcore.pipeline import open_data
+    from asdcore.runner import _parse_method_args, load_method
+
+    root = tmp_path / "d"
+    touch(root, "dev_data/bearing/train/section_00_source_train_normal_0000_noAttribute.wav",
+          "dev_data/bearing/test/section_00_source_test_normal_0001_noAttribute.wav")
+    released = tmp_path / "datasets" / "ground_truth_attributes" / "dcase2025t2"
+    _correspondence(released / "dev_data/bearing/attributes_00_train_correspondence.csv",
+                    ("section_00_source_train_normal_0000_pro_A_vel_12_loc_B.wav",
+                     "section_00_source_train_normal_0000_noAttribute.wav"))
+    args = _parse_method_args(load_method("subcluster_adacos.experiments_2021"),
+                              ["--data-root", str(root), "--revealed-attributes", str(tmp_path / "datasets")])
+    assert args.revealed_attributes == tmp_path / "datasets"
+    _, table = open_data(2025, data_root=root, revealed_attributes=args.revealed_attributes)
+    assert dict(zip(table["file"], table["attributes"])) == {
+        "section_00_source_train_normal_0000_noAttribute.wav": "pro_A_vel_12_loc_B",
+        "section_00_source_test_normal_0001_noAttribute.wav": "noAttribute"}
+    _, hidden = open_data(2025, data_root=root)
+    assert set(hidden["attributes"]) == {"noAttribute"}

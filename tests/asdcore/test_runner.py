@@ -208,3 +208,30 @@ def test_a_run_skipping_bad_files_can_be_planned_trained_unit_by_unit_and_assemb
         assert train_unit_command([str(run), "--index", str(index)]) == 0
     assert assemble_command([str(run)]) == 0
     assert (run / "assembled.json").is_file()
+
+
+def test_every_unit_trains_under_the_precision_asked_for(toy, data_root, env):
+    """--precision sets Keras' dtype policy, and the reset before each unit (clear_session) must not set it
+    back to float32: the networks a unit builds compute in the policy asked for."""
+    import dataclasses
+    import json
+
+    import keras
+
+    class KerasToy(type(toy)):
+        uses_keras = True  # the runner resets Keras (clear_session) before every unit
+
+        def train_unit(self, ctx, unit):
+            result = super().train_unit(ctx, unit)
+            return {**result, "policy": keras.config.dtype_policy().name,
+                    "dense": keras.layers.Dense(2).compute_dtype}
+
+    method = KerasToy()
+    assert dataclasses.is_dataclass(method.default_config(True))
+    try:
+        run = _serial(method, data_root, env / "o", "--precision", "mixed_bfloat16")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    results = [json.loads(p.read_text())["result"] for p in sorted((run / "units").glob("*/unit.json"))]
+    assert len(results) >= 2
+    assert all(r["policy"] == "mixed_bfloat16" and r["dense"] == "bfloat16" for r in results), results

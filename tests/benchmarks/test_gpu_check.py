@@ -5,6 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import keras
 import pytest
 
 from asdcore import estimates
@@ -28,17 +29,19 @@ def _dry_run(folder, trainers, precisions):
 
 @pytest.fixture(scope="module")
 def dry_table(tmp_path_factory):
-    """The default suite's dry run: the first paper network (features gathered by ClipBatches) and DDCSAD's
-    light CNN (its own two-optimizer step and crops); every trainer in both precisions: the slow test."""
-    return _dry_run(tmp_path_factory.mktemp("gpu_check"), "subcluster2020,ddcsad-light", "float32")
+    """The default suite's dry run: the first paper network (features gathered by ClipBatches), DDCSAD's
+    light CNN (its own two-optimizer step and crops), the autoencoder and SerialOE's light CNN (their crop,
+    outlier-exposure and mixup batches); every trainer in both precisions: the slow test."""
+    return _dry_run(tmp_path_factory.mktemp("gpu_check"), "subcluster2020,ddcsad-light,autoencoder,serialoe-light",
+                    "float32")
 
 
-def _check_rows(table, expected):
+def _check_rows(table, expected, where="host"):
     assert table["dry_run"] is True and table["warmup_steps"] == 1 and table["steps"] == 2
     rows = table["rows"]
     assert [(r["trainer"], r["precision"]) for r in rows] == expected
     for r in rows:
-        assert r["status"] == "measured" and r["seconds_per_step"] > 0
+        assert r["status"] == "measured" and r["seconds_per_step"] > 0 and r["input"] == where
         assert r["clips_per_second"] == pytest.approx(r["clips_per_step"] / r["seconds_per_step"])
         ratio = r["input_clips_per_second"] / r["clips_per_second"]
         assert r["bound"] == ("input-bound" if ratio < 1.2 else "compute-bound")
@@ -46,7 +49,22 @@ def _check_rows(table, expected):
 
 
 def test_dry_run_measures_every_trainer_asked_for(dry_table):
-    _check_rows(dry_table, [("subcluster2020", "float32"), ("ddcsad-light", "float32")])
+    # on TensorFlow every pipeline reads on the host
+    _check_rows(dry_table, [("subcluster2020", "float32"), ("autoencoder", "float32"), ("ddcsad-light", "float32"),
+                            ("serialoe-light", "float32")])
+
+
+@pytest.mark.portable
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the device data path: JAX part of the test command")
+def test_dry_run_gathers_every_trainers_batches_on_the_device(tmp_path, monkeypatch):
+    """With ``ASD_DEVICE_DATA=on`` (the CPU as the "device") the smoothing paper's trainers' rows say their
+    batches were gathered from the device copy, the input pipeline's rate beside the step's (the sub-cluster
+    AdaCos and DDCSAD device batches: tests/asdcore/test_input_pipeline.py, tests/ddcsad/test_device_batches.py)."""
+    monkeypatch.setenv("ASD_DEVICE_DATA", "on")
+    gpu_check = _load()
+    trainers = ["autoencoder", "serialoe-light"]
+    table = _dry_run(tmp_path, ",".join(trainers), "float32")
+    _check_rows(table, gpu_check.run_order(trainers, ["float32"]), where="device")
 
 
 @pytest.mark.slow
@@ -69,7 +87,7 @@ def test_paper_runs_are_steps_times_the_measured_seconds(dry_table):
     # the others' trainers were not asked for: those runs say so and there is no total
     assert by_command["run_dcase2021.py multi-distribution"]["not_measured"] == ["multi2021"]
     assert by_command["run_dcase2020.py ddcsad"]["not_measured"] == ["ddcsad-resnet38"]
-    assert by_command["run_dcase2021.py smoothing"]["not_measured"] == ["serialoe-efficientnet_b0", "autoencoder"]
+    assert by_command["run_dcase2021.py smoothing"]["not_measured"] == ["serialoe-efficientnet_b0"]
     assert summary["total_gpu_hours"] is None and summary["goal_hours"] == 24.0
 
 
