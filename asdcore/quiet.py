@@ -14,7 +14,9 @@ hooks the import of ``tensorflow`` itself, so modules keep importing Keras lazil
 - ``TF_CPP_MIN_LOG_LEVEL=3`` (only when the user has not set the variable: a value they set is never
   changed, and then nothing is hidden);
 - while ``tensorflow`` is being imported, native writes to stderr go to the null device; Python's own
-  ``sys.stderr`` (warnings, tracebacks, our log) keeps writing to the console.
+  ``sys.stderr`` (warnings, tracebacks, our log) keeps writing to the console;
+- TensorFlow's "excessive retracing" notice about the functions each trained model makes for itself is
+  dropped (:class:`PerModelRetracingNotice`: a false alarm when a run trains many models).
 
 ``--verbose`` on the command line, or any value of ``TF_CPP_MIN_LOG_LEVEL`` set by the user (e.g. ``0``),
 brings every line back. The command-line fronts (:mod:`asdcore.cli` of both scripts, :mod:`asdcore.asd_cli`
@@ -23,12 +25,13 @@ of ``asd``) and the worker entry point (``python -m asdcore.runner``) call it fi
 from __future__ import annotations
 
 import contextlib
+import logging
 import importlib.abc
 import importlib.util
 import os
 import sys
 
-__all__ = ["quiet_tensorflow", "native_stderr_silenced", "LOG_LEVEL_VARIABLE"]
+__all__ = ["quiet_tensorflow", "native_stderr_silenced", "PerModelRetracingNotice", "LOG_LEVEL_VARIABLE"]
 
 #: TensorFlow's variable for its C++ log level (0: everything, 3: fatal only).
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
@@ -131,6 +134,27 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+class PerModelRetracingNotice(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls to <function ...> triggered tf.function retracing" notice
+    for the functions every trained model makes for itself (Keras' train / predict step, our
+    :func:`asdcore.keras_utils.compiled_inference`). TensorFlow counts the traces of all functions made from
+    one piece of code together, so a run that trains many small models (DDCSAD's 60 in quick mode) is told after
+    the fifth model that tracing is "excessive", although each model's function is traced only once per batch
+    shape. The notice about any other function is kept; ``--verbose`` keeps every notice."""
+
+    NOTICE = "triggered tf.function retracing"
+    PER_MODEL = ("compiled_inference.<locals>", "TensorFlowTrainer.make_")
+
+    def filter(self, record) -> bool:
+        message = record.getMessage()
+        return not (self.NOTICE in message and any(name in message for name in self.PER_MODEL))
+
+
+def _add_filter_once(logger, log_filter) -> None:
+    if not any(type(f) is type(log_filter) for f in logger.filters):
+        logger.addFilter(log_filter)
+
+
 def _remove_finder():
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietTensorFlowFinder)]
 
@@ -159,6 +183,7 @@ def quiet_tensorflow(verbose: bool = False) -> bool:
         return False
     os.environ[LOG_LEVEL_VARIABLE] = _QUIET_LEVEL
     os.environ[_MARKER] = "1"
+    _add_filter_once(logging.getLogger("tensorflow"), PerModelRetracingNotice())
     if not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowFinder())
     return True

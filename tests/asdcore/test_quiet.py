@@ -108,3 +108,34 @@ def test_a_log_handler_made_while_silenced_writes_to_the_console_afterwards():
             "log.warning('retracing notice')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     assert done.stderr.strip() == "retracing notice", done.stderr
+
+
+def _record(message):
+    import logging
+
+    return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+
+def test_the_retracing_notice_about_per_model_functions_is_dropped_and_others_kept():
+    keep = quiet.PerModelRetracingNotice().filter
+    # the two notices a DDCSAD quick run printed (one function per trained model, counted together by TensorFlow)
+    for function in ("compiled_inference.<locals>.<lambda>",
+                     "TensorFlowTrainer.make_predict_function.<locals>.one_step_on_data_distributed"):
+        assert not keep(_record(f"5 out of the last 9 calls to <function {function} at 0x7f> triggered "
+                                "tf.function retracing. Tracing is expensive ..."))
+    assert keep(_record("5 out of the last 9 calls to <function my_step at 0x7f> triggered tf.function retracing."))
+    assert keep(_record("compiled_inference.<locals> failed"))  # another message naming the same function
+
+
+def test_quiet_mode_filters_the_tensorflow_logger_once(monkeypatch):
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    monkeypatch.setattr(logger, "filters", [])
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("ASD_QUIET_TENSORFLOW", raising=False)
+    assert quiet.quiet_tensorflow(verbose=True) is False and logger.filters == []  # --verbose: every notice
+    assert quiet.quiet_tensorflow() is True and quiet.quiet_tensorflow() is True
+    assert [type(f) for f in logger.filters] == [quiet.PerModelRetracingNotice]
