@@ -287,7 +287,11 @@ def tensorboard_available() -> bool:
 def compiled_inference(model):
     """``f(x) -> numpy float32``: ``model(x, training=False)`` compiled once for the active back-end (a
     ``tf.function`` on TensorFlow, ``jax.jit`` of the stateless call on JAX, eager elsewhere), reading the
-    model's current weights at every call (so it follows training between calls)."""
+    model's current weights at every call (so it follows training between calls).
+
+    On JAX a batch shorter than the widest one seen so far (the short last batch of a pass) is padded to that
+    width and its outputs cut back, so each model compiles one shape, not one per batch size (in inference
+    mode every input's output is independent of the others in its batch); ``f.compiled`` is the jitted call."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -302,10 +306,19 @@ def compiled_inference(model):
             out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
             return keras.ops.cast(out, "float32")
 
-        def run(x):
-            return np.asarray(call([v.value for v in model.trainable_variables],
-                                   [v.value for v in model.non_trainable_variables], np.asarray(x, np.float32)))
+        widest = [0]
 
+        def run(x):
+            x = np.asarray(x, np.float32)
+            n = len(x)
+            widest[0] = max(widest[0], n)
+            if 0 < n < widest[0]:
+                x = np.concatenate([x, np.repeat(x[-1:], widest[0] - n, axis=0)])
+            out = np.asarray(call([v.value for v in model.trainable_variables],
+                                  [v.value for v in model.non_trainable_variables], x))
+            return out[:n]
+
+        run.compiled = call
         return run
     return lambda x: keras.ops.convert_to_numpy(
         keras.ops.cast(model(keras.ops.convert_to_tensor(np.asarray(x, np.float32)), training=False), "float32"))
