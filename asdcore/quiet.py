@@ -25,9 +25,9 @@ of ``asd``) and the worker entry point (``python -m asdcore.runner``) call it fi
 from __future__ import annotations
 
 import contextlib
-import logging
 import importlib.abc
 import importlib.util
+import logging
 import os
 import sys
 
@@ -85,8 +85,6 @@ def _repoint_log_handlers(old, new) -> None:
     ``tf_logging`` handler, absl's Python handler): point them at the restored one, so that a warning logged
     later (e.g. TensorFlow's retracing notice) is printed instead of a "Logging error ... I/O operation on
     closed file" traceback."""
-    import logging
-
     loggers = [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values()
                                        if isinstance(v, logging.Logger)]
     handlers = [h for lg in loggers for h in lg.handlers]

@@ -170,11 +170,6 @@ class OptimizerPair(keras.optimizers.Optimizer):
         return list(values[:k]), list(values[k:])
 
 
-def require_tensorflow_backend(what: str) -> None:
-    """Former name of :func:`require_supported_backend` (the JAX back-end is supported too)."""
-    require_supported_backend(what)
-
-
 @keras.saving.register_keras_serializable(package="ddcsad")
 class DDCSADModel(keras.Model):
     """Encoder + linear layer trained with BCE, DSAD, DDCSAD or their multi-task sums (eqs. 1-4).
@@ -779,7 +774,6 @@ class CentroidUpdate(keras.callbacks.Callback):
 
 __all__ = [
     "require_supported_backend",
-    "require_tensorflow_backend",
     "OptimizerPair",
     "DDCSADModel",
     "CentroidUpdate",

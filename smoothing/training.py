@@ -14,7 +14,7 @@ import pandas as pd
 
 from asdcore.errors import ASDError
 
-__all__ = ["crop_frames", "check_clips", "crop_starts", "take_crops", "random_crops", "centre_crop", "ModelCache",
+__all__ = ["crop_frames", "check_clips", "crop_starts", "take_crops", "centre_crop", "ModelCache",
            "direct_validation", "history_frame", "standardize_features"]
 
 
@@ -45,8 +45,8 @@ def check_clips(clips, crop: int, what: str):
 
 def crop_starts(n: int, frames: int, crop: int, rng: np.random.Generator) -> np.ndarray:
     """The first frame of one random ``crop``-frame crop of each of ``n`` clips of ``frames`` frames,
-    uniform over ``0 .. frames - crop`` (the draw :func:`random_crops` makes; a trainer gathering its crops
-    elsewhere, e.g. on the accelerator, draws the same starts with it)."""
+    uniform over ``0 .. frames - crop``; the host trainers cut them with :func:`take_crops`, a trainer
+    gathering its crops on the accelerator gathers the same starts there."""
     return rng.integers(0, int(frames) - int(crop) + 1, size=int(n))
 
 
@@ -54,11 +54,6 @@ def take_crops(clips: np.ndarray, starts, crop: int) -> np.ndarray:
     """Clip ``k``'s ``crop`` frames from frame ``starts[k]`` on (NumPy)."""
     starts = np.asarray(starts)
     return clips[np.arange(len(clips))[:, None], starts[:, None] + np.arange(int(crop))[None, :]]
-
-
-def random_crops(clips: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
-    """One crop of ``crop`` consecutive frames per clip, each starting at a uniformly random frame."""
-    return take_crops(clips, crop_starts(len(clips), clips.shape[1], crop, rng), crop)
 
 
 def centre_crop(clips: np.ndarray, crop: int) -> np.ndarray:

@@ -65,14 +65,14 @@ class SubClusterAdaCos2020(Method):
 
     def prepare(self, ctx):
         from asdcore.representations import standardised_logmel
-        from subcluster_adacos.training import class_groups, class_labels, resolved_classes
+        from subcluster_adacos.training import class_groups, class_labels, class_unit, resolved_classes
 
         standardised_logmel(ctx)  # lazily standardised memory map: no copy of the data set
         ctx.state["train"] = np.flatnonzero(ctx.mask(split="train"))
         classes = resolved_classes(ctx.table, ctx.config.classes)
         ctx.state["labels"], ctx.state["class_names"] = class_labels(ctx.table, classes=classes)
         ctx.state["class_groups"] = class_groups(ctx.state["class_names"])
-        n_units = len({"/".join(n.split("/")[:2]) for n in ctx.state["class_names"]})
+        n_units = len({class_unit(n) for n in ctx.state["class_names"]})
         ctx.log.info("classes: %s (%d classes, %d machine types x units)", classes, len(ctx.state["class_names"]),
                      n_units)
 

@@ -166,7 +166,7 @@ class _MultiScorer:
 
     def score_clip(self, wave, machine: str, domain: str):
         from asdcore.features import compute_logmel
-        from subcluster_adacos.multi_distribution import combine_terms
+        from subcluster_adacos.multi_distribution import add_temporal_max, combine_terms, sum_score_sets
         from subcluster_adacos.scoring import _embed_directly
 
         info = self.machines[machine]
@@ -178,19 +178,17 @@ class _MultiScorer:
         if self.tmax is not None and info["machine_type"] in self.tmax.machine_types:
             tmax_term = self.tmax.term(x.max(axis=1), table)
         once = getattr(self.config, "tmax_term", "per_set") == "once"  # eq. (4) per score set or once (Sec. 2.5)
-        score = decision = 0.0
+        sets = []
         for model, scorer in self.sets:
             embedding = _embed_directly(model, x)
             terms = scorer.terms(embedding, table, require_target=False)
             if domain != "target" or not np.isfinite(terms["target"]).all():
                 terms["target"] = np.zeros(1)
-            one = combine_terms(terms, table, None if once else tmax_term, self.config.target_decision)
-            score += float(one.score[0])
-            decision += float(one.decision[0])
-        if once and tmax_term is not None and domain == "source":
-            score += float(tmax_term[0])
-            decision += float(tmax_term[0])
-        return score, decision
+            sets.append(combine_terms(terms, table, None if once else tmax_term, self.config.target_decision))
+        ensemble = sum_score_sets(sets)
+        if once:  # the term enters the summed ensemble once, as the experiments do
+            ensemble = add_temporal_max(ensemble, tmax_term, table)
+        return float(ensemble.score[0]), float(ensemble.decision[0])
 
 
 class MultiDistributionSystem:

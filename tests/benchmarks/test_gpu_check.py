@@ -31,7 +31,7 @@ def _dry_run(folder, trainers, precisions):
 def dry_table(tmp_path_factory):
     """The default suite's dry run: the first paper network (features gathered by ClipBatches), DDCSAD's
     light CNN (its own two-optimizer step and crops), the autoencoder and SerialOE's light CNN (their crop,
-    outlier-exposure and mixup batches); every trainer in both precisions: the slow test."""
+    outlier-exposure and mixup batches), in float32; every trainer in both precisions is the slow test."""
     return _dry_run(tmp_path_factory.mktemp("gpu_check"), "subcluster2020,ddcsad-light,autoencoder,serialoe-light",
                     "float32")
 

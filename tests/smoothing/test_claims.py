@@ -37,8 +37,12 @@ def test_claims_on_all_hmean_and_toycar5():
     assert robust.verdict == HOLDS and "SerialOE 0.00 %, Proposed 100.00 %" in robust.evidence
     # All-hmean of Oracle 1.0 vs SerialOE (ToyCar-5 reversed: its AUC and pAUC ~0) -> holds
     assert potential.verdict == HOLDS
-    # the claim is judged on eval only: an AE that is perfect on dev and reversed on eval still loses
-    assert claims_for(table, dict(systems, AE=_scores(table, False, dev_good=True)))[0].verdict == HOLDS
+    # the claim is judged on eval only: Proposed reversed on dev but perfect on eval beats an AE perfect on dev
+    # and reversed on eval; the same two swapped (Proposed better on dev only) fails
+    dev_only = {"Proposed": _scores(table, True, dev_good=False), "AE": _scores(table, False, dev_good=True)}
+    assert claims_for(table, dict(systems, **dev_only))[0].verdict == HOLDS
+    swapped = {"Proposed": _scores(table, False, dev_good=True), "AE": _scores(table, True, dev_good=False)}
+    assert claims_for(table, dict(systems, **swapped))[0].verdict == FAILS
     assert claims_for(table, dict(systems, Proposed=_scores(table, False)))[0].verdict == FAILS
     # SerialOE above chance on ToyCar-5: the robustness claim is not tested
     assert claims_for(table, dict(systems, SerialOE=_scores(table, True)))[1].verdict == NOT_TESTED
